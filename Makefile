@@ -1,0 +1,69 @@
+# compute-recover: set-up, demo, test, bench, lint.
+# `make demo` and `make test` each set everything up first: Debian packages via apt when missing, then .venv.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/compute-recover
+STAMP := $(VENV)/.installed
+DEMO_DB := sqlite:///build/demo/demo.sqlite
+# libvirt-python compiles against libvirt-dev (found through pkg-config) and Python's headers.
+SYSTEM_PACKAGES := libvirt-dev pkg-config gcc
+# The suite starts a throwaway PostgreSQL 15 server of its own.
+TEST_SYSTEM_PACKAGES := postgresql
+
+# Install the Debian packages named in $(1) that are missing; silent when none are.
+define apt_ensure
+	@missing=""; for p in $(1); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+.PHONY: setup setup-test demo test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(call apt_ensure,$(SYSTEM_PACKAGES))
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || $(MAKE) --no-print-directory apt-python-venv
+	@$(PYTHON) -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' \
+		2>/dev/null || $(MAKE) --no-print-directory apt-python-dev
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+.PHONY: apt-python-venv apt-python-dev
+apt-python-venv:
+	$(call apt_ensure,python3-venv)
+apt-python-dev:
+	$(call apt_ensure,python3-dev)
+
+setup-test: setup
+	$(call apt_ensure,$(TEST_SYSTEM_PACKAGES))
+
+demo: setup
+	@rm -rf build/demo && mkdir -p build/demo
+	@echo "== compute-recover run: the power-outage scenario (libvirt test driver + SQLite), guests resumed =="
+	-@$(CLI) run --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot
+	@echo
+	@echo "== compute-recover explain: why the interrupted soft reboot became a hard one =="
+	@$(CLI) explain 6c1a0b52-0000-4000-8000-000000000003 --db $(DEMO_DB)
+
+test: setup-test
+	@$(VENV)/bin/ruff check recovery states tests
+	@$(VENV)/bin/pytest
+
+bench: setup
+	@$(PY) tests/benchmark.py
+
+lint: setup
+	@$(VENV)/bin/ruff check recovery states tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,162 @@
+"""The `compute-recover` command line.
+
+Exit codes: 0 all ok; 1 some instance (or input line) failed; 2 usage or
+configuration error; 3 preflight refused (nothing changed).
+"""
+
+import functools
+import json
+import socket
+import sys
+import tomllib
+
+import click
+
+from recovery import graph as graphs
+from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, FactsError, Options, facts_from_record
+from recovery.machine import shared_machine
+from recovery.render import DecisionPrinter, explanation_json, explanation_text
+from states.enums import RunningDeletedInstanceAction
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+ENV_PREFIX = "COMPUTE_RECOVER_"
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
+    """A TOML file of option names (underscores) and values; flags and environment win over it."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            config = tomllib.load(handle)
+    except OSError as error:
+        raise click.BadParameter(f"cannot read config file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise click.BadParameter(f"config file {path} is not valid TOML: {error}") from error
+    known = {p.name for p in ctx.command.params}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}")
+    ctx.default_map = {**(ctx.default_map or {}), **config}
+    return path
+
+
+def config_option(command):
+    return click.option(
+        "--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True, expose_value=False,
+        envvar=ENV_PREFIX + "CONFIG", help="TOML file of option values (flags and environment win).",
+    )(command)
+
+
+def policy_options(command):
+    """The options that change decisions, shared by every command that decides."""
+    options = [
+        click.option("--host", default=socket.gethostname, envvar=ENV_PREFIX + "HOST", show_default="hostname",
+                     help="This compute host's name, as the database records it."),
+        click.option("--resume-guests-state-on-host-boot", is_flag=True, default=False,
+                     envvar=ENV_PREFIX + "RESUME_GUESTS_STATE_ON_HOST_BOOT",
+                     help="Restart guests that were running before the host went down."),
+        click.option("--destroy-after-evacuate/--no-destroy-after-evacuate", default=True,
+                     envvar=ENV_PREFIX + "DESTROY_AFTER_EVACUATE",
+                     help="Destroy the stale local copy of an instance evacuated away."),
+        click.option("--running-deleted-instance-action", default=RunningDeletedInstanceAction.LOG.value,
+                     type=click.Choice([a.value for a in RunningDeletedInstanceAction]),
+                     envvar=ENV_PREFIX + "RUNNING_DELETED_INSTANCE_ACTION", show_default=True,
+                     help="What to do with a domain whose instance record is deleted."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, resume_guests_state_on_host_boot, destroy_after_evacuate,
+                running_deleted_instance_action, **kwargs):
+        options = Options(resume_guests_state_on_host_boot, destroy_after_evacuate,
+                          running_deleted_instance_action)
+        return command(*args, options=options, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Decide, execute and explain the recovery of a compute host's instances after it comes back."""
+
+
+@cli.command()
+@config_option
+@policy_options
+def decide(host: str, options: Options) -> None:
+    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout (SPEC §5)."""
+    printer = DecisionPrinter(shared_machine())
+    bad = 0
+    out: list[str] = []
+    for number, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            bad += 1
+            out.append(json.dumps({"uuid": None, "error": f"line {number}: not valid JSON ({error})"}))
+            continue
+        try:
+            facts = facts_from_record(record, host, options)
+        except FactsError as error:
+            bad += 1
+            uuid = record.get("uuid") if isinstance(record, dict) else None
+            out.append(json.dumps({"uuid": uuid, "error": f"line {number}: {error}"}))
+            continue
+        out.append(printer.line(record["uuid"], facts))
+        if len(out) >= 4096:
+            sys.stdout.write("\n".join(out) + "\n")
+            out.clear()
+    if out:
+        sys.stdout.write("\n".join(out) + "\n")
+    if bad:
+        click.echo(f"decide: {bad} input line(s) could not be decided; their output lines carry the error", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _read_facts_argument(text: str) -> dict:
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise click.BadParameter(f"not valid JSON ({error})", param_hint="--facts") from error
+
+
+@cli.command()
+@click.argument("uuid", required=False)
+@click.option("--facts", "facts_text", help="Explain this facts record (JSON, or - for stdin) instead of a journal.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@config_option
+@policy_options
+def explain(uuid: str | None, facts_text: str | None, as_json: bool, host: str, options: Options) -> None:
+    """Explain why the machine decides what it does for one instance."""
+    if facts_text is None:
+        raise click.UsageError("give --facts JSON (or -) to explain a facts record")
+    record = _read_facts_argument(facts_text)
+    if isinstance(record, dict):
+        record.setdefault("uuid", uuid or "(facts)")
+    try:
+        facts = facts_from_record(record, host, options)
+    except FactsError as error:
+        raise click.BadParameter(str(error), param_hint="--facts") from error
+    doc = {"uuid": record["uuid"], **explanation_json(shared_machine(), facts)}
+    click.echo(json.dumps(doc, indent=2) if as_json else explanation_text(doc))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("--vm-state", type=click.Choice(VM_STATES), help="Only transitions leaving this vm_state.")
+@click.option("--task-state", type=click.Choice(TASK_STATES), help="Only transitions leaving this task_state.")
+@click.option("--power-state", type=click.Choice(POWER_STATES), help="Only transitions leaving this power state.")
+def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None) -> None:
+    """Export the compiled machine (its states and rule transitions) as a diagram."""
+    edge_list = graphs.edges(shared_machine(), vm_state, task_state, power_state)
+    click.echo(graphs.mermaid(edge_list) if fmt == "mermaid" else graphs.dot(edge_list))
+
+
+def main() -> None:
+    cli()

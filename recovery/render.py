@@ -1,0 +1,77 @@
+"""Decisions and explanations as JSON documents and as text for people."""
+
+import json
+
+from recovery.facts import Facts
+from recovery.machine import Consideration, Decision, RecoveryMachine
+from states.policy import Action
+
+
+def action_json(action: Action) -> dict:
+    return {"name": action.name, **dict(action.params)}
+
+
+def path_json(decision: Decision) -> list[dict]:
+    return [{"rule": step.rule.name, "from": step.source, "to": step.dest} for step in decision.steps]
+
+
+def decision_json(decision: Decision) -> dict:
+    """The SPEC §5 output record, without the uuid."""
+    return {
+        "state": decision.start_state,
+        "path": path_json(decision),
+        "actions": [action_json(a) for a in decision.actions],
+        "vm_state": decision.vm_state,
+        "task_state": decision.task_state,
+        "reason": decision.reason,
+    }
+
+
+class DecisionPrinter:
+    """Prints SPEC §5 output lines; facts with equal abstract keys print the same text after the uuid."""
+
+    def __init__(self, machine: RecoveryMachine):
+        self.machine = machine
+        self._tails: dict[tuple, str] = {}
+
+    def line(self, uuid: str, facts: Facts) -> str:
+        key = self.machine.abstract_key(facts)
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._tails[key] = json.dumps(decision_json(self.machine.decide(facts)))[1:]
+        return '{"uuid": ' + json.dumps(uuid) + ", " + tail
+
+
+def considerations_json(considerations: tuple[Consideration, ...]) -> list[dict]:
+    return [{"rule": c.rule, "state": c.state, "matched": c.matched, "why": list(c.why)} for c in considerations]
+
+
+def explanation_json(machine: RecoveryMachine, facts: Facts) -> dict:
+    decision = machine.decide(facts)
+    return {
+        "state": decision.start_state,
+        "facts": facts._asdict(),
+        "considered": considerations_json(machine.consider(facts)),
+        **{k: v for k, v in decision_json(decision).items() if k != "state"},
+    }
+
+
+def format_action(action: dict) -> str:
+    params = ", ".join(f"{k}={json.dumps(v)}" for k, v in action.items() if k not in ("name", "outcome", "error"))
+    return f"{action['name']}({params})" if params else action["name"]
+
+
+def explanation_text(doc: dict) -> str:
+    """Text for one explanation document, as `explanation_json` builds it."""
+    lines = [f"start state: {doc['state']}", "facts:"]
+    lines += [f"  {name} = {json.dumps(value)}" for name, value in doc["facts"].items()]
+    lines.append("rules considered:")
+    for item in doc["considered"]:
+        mark = "MATCH" if item["matched"] else "no"
+        lines.append(f"  [{mark:5}] {item['rule']} at {item['state']}: " + "; ".join(item["why"]))
+    lines.append("path:")
+    lines += [f"  {step['from']} --{step['rule']}--> {step['to']}" for step in doc["path"]] or ["  (none)"]
+    lines.append("actions: " + (", ".join(format_action(a) for a in doc["actions"]) or "none"))
+    lines.append(f"record after the decision: vm_state={doc['vm_state']} task_state={doc['task_state'] or 'null'}")
+    lines.append(f"why: {doc['reason']}")
+    return "\n".join(lines)

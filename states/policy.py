@@ -1,0 +1,474 @@
+"""The startup policy (SPEC §4) as a declarative transition table.
+
+Each rule leaves from the states its conditions admit. Its cases are tried in
+order and the first whose conditions all hold is taken: it writes the record,
+starts actions, and either stops the evaluation or continues it with the next
+rule from the state it wrote. `recovery.machine` compiles this table into a
+`transitions` machine over every `vm_state/task_state/power_state` triple.
+
+Condition fields are the triple (`vm_state`, `task_state`, `power_state`) and
+the facts of `recovery.facts.Facts`. Values are spelled as strings, booleans or
+None, exactly as the facts hold them.
+"""
+
+from dataclasses import dataclass
+
+from states.enums import (
+    EVACUATION_PENDING_STATUSES,
+    RunningDeletedInstanceAction,
+    TaskState,
+    VmState,
+)
+
+TRIPLE_FIELDS = ("vm_state", "task_state", "power_state")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`field` holds one of `values` (or, when `negated`, none of them)."""
+
+    field: str
+    values: frozenset
+    negated: bool = False
+
+
+def is_in(fact: str, *values) -> Condition:
+    return Condition(fact, frozenset(values))
+
+
+def not_in(fact: str, *values) -> Condition:
+    return Condition(fact, frozenset(values), negated=True)
+
+
+@dataclass(frozen=True)
+class Action:
+    """An action as a rule starts it: a vocabulary name and its parameters."""
+
+    name: str
+    params: tuple[tuple[str, object], ...] = ()
+
+
+def act(name: str, **params) -> Action:
+    return Action(name, tuple(sorted(params.items())))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way a rule can match, with what it then does and says."""
+
+    when: tuple[Condition, ...]
+    reason: str
+    writes: tuple[tuple[str, object], ...] = ()
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    spec: str
+    summary: str
+    cases: tuple[Case, ...]
+    stop: bool = True
+
+
+def case(*when: Condition, reason: str, writes: dict | None = None, actions: tuple[Action, ...] = ()) -> Case:
+    return Case(tuple(when), reason, tuple((writes or {}).items()), actions)
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What an action of the vocabulary does to the facts, by Nova's semantics.
+
+    `on_success` is the state the action reaches (the record is written with
+    it); `on_failure` is what Nova writes to the record when it fails; when
+    `stops_on_failure`, the rest of the instance's steps are skipped.
+    """
+
+    on_success: tuple[tuple[str, object], ...] = ()
+    on_failure: tuple[tuple[str, object], ...] = ()
+    stops_on_failure: bool = False
+    destroys_domain: bool = False
+    on_success_by_param: tuple[tuple[tuple[str, object], tuple[tuple[str, object], ...]], ...] = ()
+    """Extra success effects that depend on a parameter: ((param, value), effects)."""
+
+
+_RUNNING_ACTIVE = (("vm_state", "active"), ("task_state", None), ("power_state", "running"))
+_DOMAIN_GONE = (("domain_present", False), ("power_state", "nostate"))
+
+ACTIONS: dict[str, ActionOutcome] = {
+    "complete_deletion": ActionOutcome(on_success=(("deleted", True),)),
+    "restart_deletion": ActionOutcome(
+        on_success=(("vm_state", "deleted"), ("task_state", None), ("deleted", True), *_DOMAIN_GONE),
+        on_failure=(("vm_state", "error"),),
+        destroys_domain=True,
+    ),
+    "reboot": ActionOutcome(
+        on_success=_RUNNING_ACTIVE, on_failure=(("vm_state", "error"), ("task_state", None))
+    ),
+    "unpause": ActionOutcome(on_success=_RUNNING_ACTIVE, on_failure=(("task_state", None),)),
+    "stop": ActionOutcome(
+        on_success=(("vm_state", "stopped"), ("task_state", None), ("power_state", "shutdown")),
+        on_failure=(("task_state", None),),
+    ),
+    "start": ActionOutcome(on_success=_RUNNING_ACTIVE, on_failure=(("task_state", None),)),
+    "plug_vifs": ActionOutcome(on_failure=(("vm_state", "error"),), stops_on_failure=True),
+    "revert_resize": ActionOutcome(
+        on_success_by_param=(
+            (("power_on", True), (("power_state", "running"), ("domain_present", True))),
+            (("power_on", False), (("power_state", "shutdown"), ("domain_present", True))),
+        )
+    ),
+    "abort_live_migration": ActionOutcome(),
+    "resume_guest": ActionOutcome(on_success=_RUNNING_ACTIVE, on_failure=(("vm_state", "error"),)),
+    "destroy_evacuated": ActionOutcome(on_success=_DOMAIN_GONE, stops_on_failure=True, destroys_domain=True),
+    "complete_migration": ActionOutcome(on_success=(("evacuation_status", "completed"),)),
+    "reap_domain": ActionOutcome(on_success=_DOMAIN_GONE, destroys_domain=True),
+    "shutdown_domain": ActionOutcome(on_success=(("power_state", "shutdown"),)),
+}
+"""The action vocabulary of SPEC §5 and what each one does when it runs."""
+
+
+_PENDING = tuple(sorted(EVACUATION_PENDING_STATUSES))
+_SOFT_REBOOT_TASKS = (TaskState.REBOOT_PENDING, TaskState.REBOOT_STARTED, TaskState.REBOOTING)
+_HARD_REBOOT_VM_STATES = (VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED, VmState.ERROR)
+_SPAWN_TASKS = (TaskState.SCHEDULING, TaskState.BLOCK_DEVICE_MAPPING, TaskState.NETWORKING, TaskState.SPAWNING)
+_REBUILD_TASKS = (TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING, TaskState.REBUILD_SPAWNING)
+_SNAPSHOT_TASKS = (
+    TaskState.IMAGE_SNAPSHOT,
+    TaskState.IMAGE_SNAPSHOT_PENDING,
+    TaskState.IMAGE_PENDING_UPLOAD,
+    TaskState.IMAGE_UPLOADING,
+)
+_SETTLED_IF_RUNNING_TASKS = (
+    TaskState.REBOOT_STARTED,
+    TaskState.REBOOT_STARTED_HARD,
+    TaskState.REBOOTING_HARD,
+    TaskState.REBOOTING,
+    TaskState.PAUSING,
+    TaskState.UNPAUSING,
+)
+_ERROR_CLEARED = {"vm_state": VmState.ERROR.value, "task_state": None}
+
+
+def _values(*members) -> tuple[str, ...]:
+    return tuple(m.value for m in members)
+
+
+def _task(*tasks) -> Condition:
+    return is_in("task_state", *_values(*tasks))
+
+
+EVACUATED = is_in("evacuation_status", *_PENDING)
+DOMAIN_HERE = is_in("domain_present", True)
+NOT_RUNNING = not_in("power_state", "running")
+
+POLICY: tuple[Rule, ...] = (
+    Rule(
+        "evacuated_away",
+        "SPEC §4 rule 1",
+        "an evacuation moved the instance away while this host was down",
+        (
+            case(
+                EVACUATED, DOMAIN_HERE, is_in("destroy_after_evacuate", True),
+                is_in("shared_storage", True), is_in("deleted", False),
+                reason="it was evacuated to another host that shares its storage, so the stale local "
+                "domain is destroyed without its disks and the evacuation completed",
+                actions=(act("destroy_evacuated", destroy_disks=False), act("complete_migration")),
+            ),
+            case(
+                EVACUATED, DOMAIN_HERE, is_in("destroy_after_evacuate", True),
+                reason="it was evacuated to another host (storage not shared, or the record is deleted), "
+                "so the stale local domain is destroyed with its disks and the evacuation completed",
+                actions=(act("destroy_evacuated", destroy_disks=True), act("complete_migration")),
+            ),
+            case(
+                EVACUATED, DOMAIN_HERE,
+                reason="it was evacuated to another host, but destroy_after_evacuate is off, so the stale "
+                "local domain is left alone (warning) and the evacuation stays open",
+            ),
+            case(
+                EVACUATED,
+                reason="it was evacuated to another host and no local domain is left, so only the "
+                "evacuation is completed",
+                actions=(act("complete_migration"),),
+            ),
+        ),
+    ),
+    Rule(
+        "deleted_record",
+        "SPEC §4, running_deleted_instance_action",
+        "the instance record is deleted",
+        (
+            case(
+                is_in("deleted", True), DOMAIN_HERE,
+                is_in("running_deleted_instance_action", RunningDeletedInstanceAction.REAP.value),
+                reason="its record is deleted but its domain remains, and running_deleted_instance_action "
+                "is reap, so the domain is destroyed and undefined",
+                actions=(act("reap_domain"),),
+            ),
+            case(
+                is_in("deleted", True), DOMAIN_HERE,
+                is_in("running_deleted_instance_action", RunningDeletedInstanceAction.SHUTDOWN.value),
+                is_in("power_state", "running", "paused", "suspended"),
+                reason="its record is deleted but its domain is still up, and running_deleted_instance_action "
+                "is shutdown, so the domain is shut down",
+                actions=(act("shutdown_domain"),),
+            ),
+            case(
+                is_in("deleted", True), DOMAIN_HERE,
+                reason="its record is deleted but its domain remains; running_deleted_instance_action does "
+                "not ask to touch it, so it is only reported",
+            ),
+            case(
+                is_in("deleted", True),
+                reason="its record is deleted and no domain is left here, so there is nothing to do",
+            ),
+        ),
+    ),
+    Rule(
+        "not_owned",
+        "SPEC §4 rule 2",
+        "the database places the instance on another host",
+        (case(is_in("owned", False), reason="the database places it on another host, so it is left alone"),),
+    ),
+    Rule(
+        "not_recoverable",
+        "SPEC §4 rule 3",
+        "soft-deleted or in error: not recovered",
+        (
+            case(
+                is_in("vm_state", VmState.SOFT_DELETED.value),
+                reason="it is soft-deleted, so it is left as it is",
+            ),
+            case(
+                is_in("vm_state", VmState.ERROR.value),
+                not_in("task_state", *_values(TaskState.RESIZE_MIGRATING, TaskState.DELETING)),
+                reason="it is in error with no crashed resize or deletion to finish, so it is left as it is",
+            ),
+        ),
+    ),
+    Rule(
+        "partial_deletion",
+        "SPEC §4 rule 4",
+        "deleted in vm_state but the record is not yet marked deleted",
+        (
+            case(
+                is_in("vm_state", VmState.DELETED.value),
+                reason="it was deleted but the deletion was not recorded, so the deletion is completed",
+                actions=(act("complete_deletion"),),
+            ),
+        ),
+    ),
+    Rule(
+        "failed_build",
+        "SPEC §4 rule 5",
+        "the build was interrupted",
+        (
+            case(
+                is_in("vm_state", VmState.BUILDING.value),
+                reason="its build was interrupted, so it is put in error",
+                writes=_ERROR_CLEARED,
+            ),
+            case(
+                _task(*_SPAWN_TASKS),
+                reason="its spawn was interrupted, so it is put in error",
+                writes=_ERROR_CLEARED,
+            ),
+        ),
+    ),
+    Rule(
+        "failed_rebuild",
+        "SPEC §4 rule 6",
+        "the rebuild was interrupted",
+        (
+            case(
+                is_in("vm_state", *_values(VmState.ACTIVE, VmState.STOPPED)),
+                _task(*_REBUILD_TASKS),
+                reason="its rebuild was interrupted, so it is put in error",
+                writes=_ERROR_CLEARED,
+            ),
+        ),
+    ),
+    Rule(
+        "interrupted_snapshot",
+        "SPEC §4 rule 7",
+        "a snapshot was interrupted",
+        (
+            case(
+                not_in("vm_state", VmState.ERROR.value),
+                _task(*_SNAPSHOT_TASKS),
+                reason="a snapshot was interrupted, so its task is cleared",
+                writes={"task_state": None},
+            ),
+        ),
+        stop=False,
+    ),
+    Rule(
+        "interrupted_resize_prep",
+        "SPEC §4 rule 8",
+        "a resize was interrupted while being prepared",
+        (
+            case(
+                not_in("vm_state", VmState.ERROR.value),
+                _task(TaskState.RESIZE_PREP),
+                reason="a resize was interrupted while being prepared, so its task is cleared",
+                writes={"task_state": None},
+            ),
+        ),
+        stop=False,
+    ),
+    Rule(
+        "interrupted_deletion",
+        "SPEC §4 rule 9",
+        "a deletion was interrupted",
+        (
+            case(
+                _task(TaskState.DELETING),
+                reason="a deletion was interrupted, so it is restarted",
+                actions=(act("restart_deletion"),),
+            ),
+        ),
+    ),
+    Rule(
+        "retry_reboot",
+        "SPEC §4 rule 10",
+        "a reboot was interrupted",
+        (
+            case(
+                _task(TaskState.REBOOT_PENDING), is_in("vm_state", VmState.ACTIVE.value),
+                is_in("power_state", "running"),
+                reason="a soft reboot was pending and the guest runs, so the soft reboot is retried",
+                actions=(act("reboot", type="soft"),),
+            ),
+            case(
+                _task(TaskState.REBOOT_PENDING), is_in("vm_state", VmState.ACTIVE.value), NOT_RUNNING,
+                reason="a soft reboot was pending but the guest is not running, so it becomes a hard reboot",
+                writes={"task_state": TaskState.REBOOT_PENDING_HARD.value},
+                actions=(act("reboot", type="hard"),),
+            ),
+            case(
+                _task(TaskState.REBOOT_PENDING_HARD), is_in("vm_state", *_values(*_HARD_REBOOT_VM_STATES)),
+                reason="a hard reboot was pending, so it is retried",
+                actions=(act("reboot", type="hard"),),
+            ),
+            case(
+                _task(TaskState.REBOOTING, TaskState.REBOOT_STARTED), NOT_RUNNING,
+                reason="a soft reboot stopped the guest and never started it again, so it becomes a hard reboot",
+                writes={"task_state": TaskState.REBOOT_PENDING_HARD.value},
+                actions=(act("reboot", type="hard"),),
+            ),
+            case(
+                _task(TaskState.REBOOTING_HARD, TaskState.REBOOT_STARTED_HARD), NOT_RUNNING,
+                reason="a hard reboot stopped the guest and never started it again, so it is retried",
+                actions=(act("reboot", type="hard"),),
+            ),
+        ),
+    ),
+    Rule(
+        "transition_finished",
+        "SPEC §4 rule 11",
+        "a reboot or pause finished: the guest runs",
+        (
+            case(
+                is_in("power_state", "running"), _task(*_SETTLED_IF_RUNNING_TASKS),
+                reason="the guest runs, so the reboot or (un)pause it was doing is over and the record "
+                "becomes active",
+                writes={"task_state": None, "vm_state": VmState.ACTIVE.value},
+            ),
+        ),
+        stop=False,
+    ),
+    Rule(
+        "interrupted_unpause",
+        "SPEC §4 rule 12",
+        "an unpause was interrupted",
+        (
+            case(
+                is_in("power_state", "paused"), _task(TaskState.UNPAUSING),
+                reason="an unpause was interrupted and the guest is still paused, so it is unpaused",
+                actions=(act("unpause"),),
+            ),
+        ),
+    ),
+    Rule(
+        "retry_stop",
+        "SPEC §4 rule 13",
+        "a power-off was interrupted",
+        (
+            case(
+                _task(TaskState.POWERING_OFF),
+                reason="a power-off was interrupted, so the stop is retried",
+                actions=(act("stop"),),
+            ),
+        ),
+    ),
+    Rule(
+        "retry_start",
+        "SPEC §4 rule 14",
+        "a power-on was interrupted",
+        (
+            case(
+                _task(TaskState.POWERING_ON),
+                reason="a power-on was interrupted, so the start is retried",
+                actions=(act("start"),),
+            ),
+        ),
+    ),
+    Rule(
+        "plug_vifs",
+        "SPEC §4 rule 15",
+        "the guest's network interfaces are plugged again",
+        (case(reason="its network interfaces are plugged again", actions=(act("plug_vifs"),)),),
+        stop=False,
+    ),
+    Rule(
+        "revert_crashed_resize",
+        "SPEC §4 rule 16",
+        "a resize crashed while migrating",
+        (
+            case(
+                _task(TaskState.RESIZE_MIGRATING), is_in("old_vm_state", VmState.STOPPED.value),
+                reason="a resize crashed while migrating, so it is reverted (left powered off, as it was "
+                "stopped before) and its task cleared",
+                writes={"task_state": None},
+                actions=(act("revert_resize", power_on=False),),
+            ),
+            case(
+                _task(TaskState.RESIZE_MIGRATING),
+                reason="a resize crashed while migrating, so it is reverted and powered on, and its task cleared",
+                writes={"task_state": None},
+                actions=(act("revert_resize", power_on=True),),
+            ),
+        ),
+        stop=False,
+    ),
+    Rule(
+        "reset_live_migration",
+        "SPEC §4 rule 17",
+        "a live migration was interrupted",
+        (
+            case(
+                _task(TaskState.MIGRATING),
+                reason="a live migration was interrupted, so it is aborted and its task cleared",
+                writes={"task_state": None},
+                actions=(act("abort_live_migration"),),
+            ),
+        ),
+        stop=False,
+    ),
+    Rule(
+        "resume_guest",
+        "SPEC §4 rule 18",
+        "the guest ran before the host went down",
+        (
+            case(
+                is_in("db_power_state", "running"), NOT_RUNNING,
+                is_in("resume_guests_state_on_host_boot", True),
+                reason="it was running before the host went down and resume_guests_state_on_host_boot is on, "
+                "so the guest is resumed",
+                actions=(act("resume_guest"),),
+            ),
+        ),
+    ),
+)
+"""The startup policy, in priority order."""
