@@ -9,14 +9,22 @@ import json
 import socket
 import sys
 import tomllib
+from pathlib import Path
 
 import click
+from rich.console import Console
 
 from recovery import graph as graphs
+from recovery.boot import DEFAULT_CONCURRENCY, HostBoot, Refused, RunSettings, live_record
+from recovery.db import Database, DatabaseError, default_url, open_database
+from recovery.executor import NetworkHook
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, FactsError, Options, facts_from_record
+from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
-from recovery.render import DecisionPrinter, explanation_json, explanation_text
-from states.enums import RunningDeletedInstanceAction
+from recovery.render import DecisionPrinter, explanation_json, explanation_text, format_action
+from recovery.report import print_run, run_json
+from recovery.scenario_seed import ScenarioError, read_db_json, seed_if_empty
+from states.enums import PowerState, RunningDeletedInstanceAction
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 ENV_PREFIX = "COMPUTE_RECOVER_"
@@ -51,8 +59,9 @@ def config_option(command):
 def policy_options(command):
     """The options that change decisions, shared by every command that decides."""
     options = [
-        click.option("--host", default=socket.gethostname, envvar=ENV_PREFIX + "HOST", show_default="hostname",
-                     help="This compute host's name, as the database records it."),
+        click.option("--host", default=None, envvar=ENV_PREFIX + "HOST",
+                     help="This compute host's name, as the database records it [default: the scenario's host, "
+                     "else the machine's hostname]."),
         click.option("--resume-guests-state-on-host-boot", is_flag=True, default=False,
                      envvar=ENV_PREFIX + "RESUME_GUESTS_STATE_ON_HOST_BOOT",
                      help="Restart guests that were running before the host went down."),
@@ -70,6 +79,8 @@ def policy_options(command):
                 running_deleted_instance_action, **kwargs):
         options = Options(resume_guests_state_on_host_boot, destroy_after_evacuate,
                           running_deleted_instance_action)
+        if kwargs.get("host") is None and kwargs.get("scenario") is None:
+            kwargs["host"] = socket.gethostname()
         return command(*args, options=options, **kwargs)
 
     for option in reversed(options):
@@ -126,25 +137,175 @@ def _read_facts_argument(text: str) -> dict:
         raise click.BadParameter(f"not valid JSON ({error})", param_hint="--facts") from error
 
 
+def database_option(command):
+    return click.option("--db", "db_url", envvar=ENV_PREFIX + "DB", default=None,
+                        help="SQLAlchemy URL of the database [default: sqlite file compute-recover.sqlite, "
+                        "or COMPUTE_RECOVER_DB].")(command)
+
+
+def libvirt_option(command):
+    return click.option("--libvirt-uri", envvar=ENV_PREFIX + "LIBVIRT_URI", default="qemu:///system",
+                        show_default=True, help="The hypervisor to recover.")(command)
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"compute-recover: {message}", err=True)
+    sys.exit(code)
+
+
 @cli.command()
 @click.argument("uuid", required=False)
 @click.option("--facts", "facts_text", help="Explain this facts record (JSON, or - for stdin) instead of a journal.")
+@click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@database_option
+@libvirt_option
 @config_option
 @policy_options
-def explain(uuid: str | None, facts_text: str | None, as_json: bool, host: str, options: Options) -> None:
-    """Explain why the machine decides what it does for one instance."""
-    if facts_text is None:
-        raise click.UsageError("give --facts JSON (or -) to explain a facts record")
-    record = _read_facts_argument(facts_text)
-    if isinstance(record, dict):
-        record.setdefault("uuid", uuid or "(facts)")
+def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool, db_url: str | None,
+            libvirt_uri: str, host: str, options: Options) -> None:
+    """Explain why the machine decides what it does for one instance (SPEC §9).
+
+    With UUID: the journal of past runs, newest first, and with --live what it
+    would decide now. With --facts: one facts record, no database needed.
+    """
+    if facts_text is not None:
+        record = _read_facts_argument(facts_text)
+        if isinstance(record, dict):
+            record.setdefault("uuid", uuid or "(facts)")
+        try:
+            facts = facts_from_record(record, host, options)
+        except FactsError as error:
+            raise click.BadParameter(str(error), param_hint="--facts") from error
+        doc = {"uuid": record["uuid"], **explanation_json(shared_machine(), facts)}
+        click.echo(json.dumps(doc, indent=2) if as_json else explanation_text(doc))
+        return
+    if uuid is None:
+        raise click.UsageError("give an instance UUID, or --facts JSON (or -)")
+    db = _open_db(db_url)
+    entries = db.journal_for(uuid)
+    live_doc = _live_explanation(db, uuid, libvirt_uri, host, options) if live else None
+    if not entries and live_doc is None:
+        fail(f"no journal entry for instance {uuid} in {db.masked_url}: check the uuid, the --db, "
+             "or run `compute-recover run` first (or add --live)", EXIT_USAGE)
+    doc = {"uuid": uuid, "runs": [_journal_json(e) for e in entries], "live": live_doc}
+    click.echo(json.dumps(doc, indent=2, default=str) if as_json else journal_text(doc))
+
+
+def _journal_json(entry: dict) -> dict:
+    keep = ("run_id", "run_host", "run_started_at", "dry_run", "start_state", "facts", "considered", "path",
+            "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
+    return {k: entry.get(k) for k in keep}
+
+
+def _live_explanation(db: Database, uuid: str, libvirt_uri: str, host: str, options: Options) -> dict | None:
+    record = live_record(db, _open_hypervisor(libvirt_uri, read_only=True), uuid, host)
+    if record is None:
+        return None
     try:
         facts = facts_from_record(record, host, options)
     except FactsError as error:
-        raise click.BadParameter(str(error), param_hint="--facts") from error
-    doc = {"uuid": record["uuid"], **explanation_json(shared_machine(), facts)}
-    click.echo(json.dumps(doc, indent=2) if as_json else explanation_text(doc))
+        return {"error": f"bad database row: {error}"}
+    return explanation_json(shared_machine(), facts)
+
+
+def journal_text(doc: dict) -> str:
+    lines = [f"instance {doc['uuid']}"]
+    for number, run in enumerate(doc["runs"]):
+        label = "newest run" if number == 0 else "earlier run"
+        lines.append("")
+        lines.append(f"== {label} {run['run_id']} on host {run['run_host']} at {run['run_started_at']}"
+                     + (" (dry run)" if run["dry_run"] else ""))
+        if run["facts"] is None:
+            lines.append(f"not decided: {run['error']}")
+            continue
+        body = {"state": run["start_state"], "facts": run["facts"], "considered": run["considered"],
+                "path": run["path"], "actions": run["actions"], "vm_state": run["final_vm_state"],
+                "task_state": run["final_task_state"], "reason": run["reason"]}
+        text = explanation_text(body).splitlines()
+        lines += [t for t in text if not t.startswith(("actions:", "record after"))]
+        lines.append("actions:")
+        for action in run["actions"] or []:
+            lines.append(f"  {format_action(action)}: {action['outcome']}"
+                         + (f" — {action['error']}" if action.get("error") else ""))
+        if not run["actions"]:
+            lines.append("  none")
+        power = PowerState(run["final_power_state"]).label if run["final_power_state"] is not None else "?"
+        lines.append(f"outcome: {run['outcome']}" + (f" — {run['error']}" if run["error"] else ""))
+        lines.append(f"record after the run: {run['final_vm_state']}/{run['final_task_state'] or 'none'}/{power}")
+    if doc["live"] is not None:
+        lines += ["", "== what the machine would decide now (--live)"]
+        live = doc["live"]
+        lines.append(live["error"] if "error" in live else explanation_text(live))
+    return "\n".join(lines)
+
+
+def _open_db(db_url: str | None) -> Database:
+    try:
+        return open_database(db_url or default_url())
+    except DatabaseError as error:
+        fail(str(error), EXIT_USAGE)
+
+
+def _open_hypervisor(uri: str, read_only: bool) -> Hypervisor:
+    try:
+        return Hypervisor.open(uri, read_only=read_only)
+    except HypervisorUnavailable as error:
+        fail(str(error), EXIT_REFUSED)
+
+
+@cli.command()
+@click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
+              help="Scenario directory: seeds an empty database from its db.json and uses its libvirt.xml.")
+@click.option("--node", envvar=ENV_PREFIX + "NODE", help="Hypervisor hostname of the compute node [default: "
+              "the scenario's host, else libvirt's hostname].")
+@click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
+              help="Decide and report; write nothing to libvirt or the database.")
+@click.option("--json", "as_json", is_flag=True, envvar=ENV_PREFIX + "JSON", help="One JSON document.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
+              envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once.")
+@click.option("--stop-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+              envvar=ENV_PREFIX + "STOP_TIMEOUT", help="Seconds a guest gets to shut down before it is destroyed.")
+@click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND",
+              help="Command run with an instance uuid to plug its VIFs (default: nothing to plug).")
+@click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
+              help="Command run once at the end to apply deferred network rules.")
+@database_option
+@libvirt_option
+@config_option
+@policy_options
+def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
+        stop_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None,
+        db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
+    """Recover this host's instances: decide, execute, journal and report (SPEC §6)."""
+    db = _open_db(db_url)
+    if scenario is not None:
+        directory = Path(scenario).resolve()
+        try:
+            data = read_db_json(directory / "db.json")
+            host = host or data.get("host") or socket.gethostname()
+            seed_if_empty(db, data, str(directory / "db.json"))  # setting up the scenario, not a recovery write
+        except ScenarioError as error:
+            fail(str(error), EXIT_USAGE)
+        libvirt_uri = f"test://{directory / 'libvirt.xml'}"
+        node = node or host
+    hypervisor = _open_hypervisor(libvirt_uri, read_only=dry_run)
+    settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
+                           concurrency=concurrency, stop_timeout=stop_timeout)
+    boot = HostBoot(shared_machine(), hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
+    try:
+        result = boot.run()
+    except (Refused, PreflightRefused) as error:
+        fail(f"refused: {error} (nothing was changed)", EXIT_REFUSED)
+    except HypervisorError as error:
+        fail(str(error), EXIT_REFUSED)
+    except DatabaseError as error:
+        fail(str(error), EXIT_USAGE)
+    if as_json:
+        click.echo(json.dumps(run_json(result), indent=2))
+    else:
+        print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
+    sys.exit(result.exit_code)
 
 
 @cli.command()

@@ -339,10 +339,8 @@ class Hypervisor:
                 _stop(dom, STOP_TIMEOUT)
 
     def abort_job(self, uuid: str) -> None:
-        """Abort the domain's job (a live migration); no job, or a driver without jobs, is not an error."""
+        """Abort the domain's job (a live migration); no job, a shut-off domain or a driver without jobs is no error."""
         with self._changing("abort the job of", uuid) as dom:
-            if not dom.isActive():
-                return
             try:
                 dom.abortJob()
             except libvirt.libvirtError as e:

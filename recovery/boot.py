@@ -1,0 +1,261 @@
+"""The host boot routine (SPEC §6): preflight, identity, bulk load, decide, execute, report.
+
+Mirrors nova-compute's start: init_host (driver init, evacuation cleanup,
+every instance through the machine), then pre_start_hook (compute node
+record), then post_start_hook (service record).
+"""
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from recovery.db import Database, InstanceRow, MigrationRow
+from recovery.executor import (
+    CONFLICT,
+    FAILED,
+    OK,
+    SKIPPED,
+    ActionResult,
+    InstanceResult,
+    LostRace,
+    NetworkHook,
+    Plan,
+    Ports,
+    execute,
+)
+from recovery.facts import FactsError, Options, facts_from_record
+from recovery.hypervisor import DomainInfo, Hypervisor
+from recovery.machine import RecoveryMachine
+from recovery.render import action_json, considerations_json, path_json
+from states.enums import NO_TASK, PowerState
+
+DEFAULT_CONCURRENCY = 4
+"""Few guests start at once, so a host coming back does not cause a boot storm."""
+
+
+class Refused(Exception):
+    """Preflight or identity check refused the run; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    host: str
+    node: str
+    options: Options
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    stop_timeout: float = 60.0
+
+
+@dataclass
+class DomainReport:
+    uuid: str
+    name: str
+    action: str
+    reason: str
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    settings: RunSettings
+    instances: list[InstanceResult]
+    domains: list[DomainReport]
+    power_states: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = Counter(r.outcome for r in self.instances)
+        return {"instances": len(self.instances), **{o: counts[o] for o in (OK, FAILED, SKIPPED, CONFLICT)},
+                "domains_reported": len(self.domains)}
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(r.outcome in (FAILED, CONFLICT) for r in self.instances) else 0
+
+
+def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo]) -> None:
+    """Refuse to act on a renamed host or on a database that does not know this host."""
+    node = db.find_compute_node_by_hypervisor_hostname(settings.node)
+    if node is not None and node.host != settings.host:
+        raise Refused(
+            f"compute node {settings.node!r} belongs to host {node.host!r}, not {settings.host!r}: the host may "
+            "have been renamed; set --host to the recorded name or fix the compute_nodes row"
+        )
+    if domains and not db.service_exists(settings.host):
+        raise Refused(
+            f"the database has no service record for host {settings.host!r} but the hypervisor already has "
+            f"{len(domains)} domain(s): wrong database (--db) or wrong --host?"
+        )
+
+
+def _record(row: InstanceRow, domain: DomainInfo | None, evacuation: MigrationRow | None) -> dict:
+    """A database row and its domain as a decide input record (SPEC §5), validated the same way."""
+    return {
+        "uuid": row.uuid,
+        "vm_state": row.vm_state,
+        "task_state": row.task_state,
+        "power_state": domain.power_state.label if domain else "nostate",
+        "db_power_state": row.power_state if row.power_state is not None else 0,
+        "host": row.host,
+        "old_vm_state": row.system_metadata.get("old_vm_state"),
+        "domain_present": domain is not None,
+        "evacuation": {"status": evacuation.status, "dest_host": evacuation.dest_compute} if evacuation else None,
+        "deleted": row.deleted,
+    }
+
+
+def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> dict | None:
+    """One instance's facts as they are now, as a decide input record (for `explain --live`)."""
+    row = db.load_instances_by_uuid([uuid]).get(uuid)
+    if row is None:
+        return None
+    domain = next((d for d in hypervisor.domains() if d.uuid == uuid), None)
+    evacuation = next((m for m in db.load_host(host).evacuations if m.instance_uuid == uuid), None)
+    return _record(row, domain, evacuation)
+
+
+class HostBoot:
+    """One run of the routine over an open hypervisor and database."""
+
+    def __init__(self, machine: RecoveryMachine, hypervisor: Hypervisor, database: Database,
+                 settings: RunSettings, network: NetworkHook | None = None):
+        self.machine = machine
+        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout)
+        self.settings = settings
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
+        warnings = hv.preflight()
+        domains = hv.domains()
+        check_identity(db, settings, domains)
+        snapshot = db.load_host(settings.host)
+        by_domain = {d.uuid: d for d in domains}
+        evacuations = {m.instance_uuid: m for m in snapshot.evacuations}
+        rows = {row.uuid: row for row in snapshot.instances}
+        elsewhere = db.load_instances_by_uuid(
+            {u for u in (*by_domain, *evacuations) if u not in rows}
+        )
+        run_id = None if settings.dry_run else db.start_run(settings.host, False, self._options_json())
+
+        plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
+        results = list(failures)
+        try:
+            evacuated = [p for p in plans if p.evacuation_id is not None]
+            results += self._execute_all(evacuated)
+            results += self._execute_all([p for p in plans if p.evacuation_id is None])
+        finally:
+            if not settings.dry_run:
+                self.ports.network.apply()
+        if not settings.dry_run:
+            capacity = hv.capacity()
+            db.upsert_compute_node(settings.host, settings.node, capacity.vcpus, capacity.memory_mb, capacity.local_gb)
+            db.touch_service(settings.host)
+        power = {d.uuid: d.power_state.label for d in hv.domains()}
+        result = RunResult(run_id, settings, results, domain_reports, power, warnings)
+        if run_id is not None:
+            db.journal(run_id, [self._journal_entry(r, power) for r in results])
+            db.finish_run(run_id, result.exit_code, result.totals)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _options_json(self) -> dict:
+        options, settings = self.settings.options, self.settings
+        return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__}
+
+    def _plan(self, rows, elsewhere, by_domain, evacuations):
+        plans: list[Plan] = []
+        failures: list[InstanceResult] = []
+        reports: list[DomainReport] = []
+        candidates = list(rows.values())
+        for uuid, row in elsewhere.items():
+            domain = by_domain.get(uuid)
+            if uuid in evacuations or row.deleted:
+                candidates.append(row)
+            elif domain is not None:
+                reports.append(DomainReport(uuid, domain.name, "none",
+                                            f"owned by host {row.host} (no evacuation record): left alone"))
+        for uuid, domain in by_domain.items():
+            if uuid not in rows and uuid not in elsewhere:
+                reports.append(DomainReport(uuid, domain.name, "none",
+                                            "unknown domain: no instance record claims it, so it is never touched"))
+        for row in candidates:
+            domain = by_domain.get(row.uuid)
+            evacuation = evacuations.get(row.uuid)
+            try:
+                facts = facts_from_record(_record(row, domain, evacuation), self.settings.host, self.settings.options)
+            except FactsError as error:
+                failures.append(InstanceResult(row.uuid, None, outcome=FAILED,
+                                               error=f"bad database row: {error}; fix the instances row",
+                                               vm_state=row.vm_state, task_state=row.task_state))
+                continue
+            decision = self.machine.decide(facts)
+            plans.append(Plan(row.uuid, decision, writable=facts.owned and not facts.deleted,
+                              evacuation_id=evacuation.id if evacuation else None))
+            if domain is not None and row.uuid not in rows:
+                names = ", ".join(a.name for a in decision.actions) or "none"
+                reports.append(DomainReport(row.uuid, domain.name, names, decision.reason))
+        return plans, failures, reports
+
+    def _execute_all(self, plans: list[Plan]) -> list[InstanceResult]:
+        if self.settings.dry_run:
+            return [self._planned(plan) for plan in plans]
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+            return list(pool.map(self._execute_one, plans))
+
+    @staticmethod
+    def _planned(plan: Plan) -> InstanceResult:
+        decision = plan.decision
+        return InstanceResult(plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions],
+                              outcome=SKIPPED, vm_state=decision.facts.vm_state,
+                              task_state=None if decision.facts.task_state == NO_TASK else decision.facts.task_state)
+
+    def _execute_one(self, plan: Plan) -> InstanceResult:
+        try:
+            try:
+                return execute(self.ports, plan)
+            except LostRace:
+                fresh = self._redecide(plan)
+                if fresh is None:
+                    return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT,
+                                          error="the record vanished or went bad between decision and write")
+                return execute(self.ports, fresh)
+        except LostRace as race:
+            return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT, error=str(race))
+        except Exception as error:  # one instance's failure never stops the others
+            return InstanceResult(plan.uuid, plan.decision, outcome=FAILED, error=f"{type(error).__name__}: {error}")
+
+    def _redecide(self, plan: Plan) -> Plan | None:
+        """Facts fresh from the database and libvirt, for one more decision after a lost race."""
+        row = self.ports.database.load_instances_by_uuid([plan.uuid]).get(plan.uuid)
+        if row is None:
+            return None
+        power = self.ports.hypervisor.power_state(plan.uuid)
+        record = _record(row, None, None)
+        record.update(power_state=power.label, domain_present=power != PowerState.NOSTATE)
+        try:
+            facts = facts_from_record(record, self.settings.host, self.settings.options)
+        except FactsError:
+            return None
+        return Plan(plan.uuid, self.machine.decide(facts), writable=facts.owned and not facts.deleted)
+
+    def _journal_entry(self, result: InstanceResult, power: dict[str, str]) -> dict:
+        decision = result.decision
+        return {
+            "instance_uuid": result.uuid,
+            "start_state": decision.start_state if decision else None,
+            "facts": decision.facts._asdict() if decision else None,
+            "path": path_json(decision) if decision else [],
+            "considered": considerations_json(self.machine.consider(decision.facts)) if decision else [],
+            "actions": [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions],
+            "final_vm_state": result.vm_state,
+            "final_task_state": result.task_state,
+            "final_power_state": int(PowerState[power.get(result.uuid, "nostate").upper()]),
+            "outcome": result.outcome,
+            "error": result.error,
+            "reason": decision.reason if decision else result.error,
+        }

@@ -1,0 +1,214 @@
+"""Carry out one instance's decision against libvirt, the network hook and the database.
+
+Steps run in order. A step's record writes are kept in memory and written
+(compare-and-swap on the vm_state/task_state the record held when decided)
+just before the instance's first action, which claims it, and once more at
+the end. An action that fails applies Nova's failure writes, and one that
+stops on failure skips the rest of the steps.
+"""
+
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+
+from recovery.db import Database
+from recovery.hypervisor import Hypervisor
+from recovery.machine import Decision
+from recovery.outcomes import action_effects
+from states.enums import NO_TASK, PowerState
+from states.policy import ACTIONS, Action
+
+OK, FAILED, SKIPPED, CONFLICT = "ok", "failed", "skipped", "conflict"
+
+
+class NetworkHook:
+    """Plugs VIFs and applies network rules once at the end (Nova's deferred iptables apply).
+
+    No-op by default. With commands, `plug_command UUID` runs per instance and
+    its failure is a VIF plug failure; `apply_command` runs once after the run.
+    """
+
+    def __init__(self, plug_command: str | None = None, apply_command: str | None = None):
+        self.plug_command = shlex.split(plug_command) if plug_command else None
+        self.apply_command = shlex.split(apply_command) if apply_command else None
+
+    @staticmethod
+    def _run(command: list[str], what: str) -> None:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise RuntimeError(f"{what}: cannot run {command[0]}: {error}") from error
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise RuntimeError(f"{what} failed (exit {done.returncode})" + (f": {detail[-1]}" if detail else ""))
+
+    def plug_vifs(self, uuid: str) -> None:
+        if self.plug_command:
+            self._run([*self.plug_command, uuid], "plugging VIFs")
+
+    def apply(self) -> None:
+        if self.apply_command:
+            self._run(self.apply_command, "network apply")
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    outcome: str
+    error: str | None = None
+
+
+@dataclass
+class Plan:
+    """What the executor needs beyond the decision: where the record and migrations are."""
+
+    uuid: str
+    decision: Decision
+    writable: bool
+    """Only a live record of this host is written; evacuated or deleted ones are not ours."""
+    evacuation_id: int | None = None
+
+
+@dataclass
+class InstanceResult:
+    uuid: str
+    decision: Decision | None
+    actions: list[ActionResult] = field(default_factory=list)
+    outcome: str = OK
+    error: str | None = None
+    vm_state: str | None = None
+    task_state: str | None = None
+
+
+@dataclass
+class Ports:
+    hypervisor: Hypervisor
+    database: Database
+    network: NetworkHook
+    stop_timeout: float = 60.0
+
+
+class LostRace(Exception):
+    """The record changed under us; nothing was written."""
+
+
+def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
+    hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
+    name = action.name
+    if name in ("restart_deletion", "destroy_evacuated", "reap_domain"):
+        hv.destroy_and_undefine(uuid)
+    elif name == "reboot":
+        (hv.hard_reboot if params["type"] == "hard" else hv.soft_reboot)(uuid)
+    elif name == "unpause":
+        hv.unpause(uuid)
+    elif name == "stop":
+        hv.stop(uuid, ports.stop_timeout)
+    elif name == "start":
+        hv.start(uuid)
+    elif name == "plug_vifs":
+        ports.network.plug_vifs(uuid)
+    elif name == "revert_resize":
+        hv.revert_resize(uuid, params["power_on"])
+    elif name == "abort_live_migration":
+        try:
+            hv.abort_job(uuid)
+        finally:
+            ports.database.fail_live_migrations(uuid)
+    elif name == "resume_guest":
+        hv.resume_guest(uuid)
+    elif name == "complete_migration":
+        if plan.evacuation_id is None or not ports.database.set_migration_status(plan.evacuation_id, "completed"):
+            raise RuntimeError("the evacuation's migration record is gone")
+    elif name == "shutdown_domain":
+        hv.shutdown(uuid)
+    elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
+        raise ValueError(f"no executor for action {name}")
+
+
+class _Record:
+    """The instance record as this run intends it, and what the database last confirmed."""
+
+    def __init__(self, ports: Ports, plan: Plan):
+        facts = plan.decision.facts
+        self.ports, self.plan = ports, plan
+        self.confirmed = (facts.vm_state, _null_task(facts.task_state))
+        self.vm_state, self.task_state = self.confirmed
+        self.power_state: str | None = None
+        self.mark_deleted = False
+
+    def apply(self, effects: dict) -> None:
+        for name, value in effects.items():
+            if name == "vm_state":
+                self.vm_state = value
+            elif name == "task_state":
+                self.task_state = value
+            elif name == "power_state":
+                self.power_state = value
+            elif name == "deleted":
+                self.mark_deleted = bool(value)
+
+    def flush(self) -> None:
+        if not self.plan.writable:
+            return
+        changes: dict = {}
+        if (self.vm_state, self.task_state) != self.confirmed:
+            changes.update(vm_state=self.vm_state, task_state=self.task_state)
+        if self.power_state is not None:
+            changes["power_state"] = int(PowerState[self.power_state.upper()])
+        if self.mark_deleted:
+            changes["mark_deleted"] = True
+        if not changes:
+            return
+        if not self.ports.database.compare_and_swap(self.plan.uuid, *self.confirmed, **changes):
+            raise LostRace(f"the record changed since it was decided from {self.confirmed[0]}/"
+                           f"{self.confirmed[1] or NO_TASK}; it was not overwritten")
+        self.confirmed = (self.vm_state, self.task_state)
+        self.power_state, self.mark_deleted = None, False
+
+
+def _null_task(task_state: str) -> str | None:
+    return None if task_state == NO_TASK else task_state
+
+
+def execute(ports: Ports, plan: Plan) -> InstanceResult:
+    """Run the plan; raises LostRace only if the claim before the first action was lost."""
+    decision = plan.decision
+    record = _Record(ports, plan)
+    result = InstanceResult(plan.uuid, decision)
+    pending = [action for step in decision.steps for action in step.case.actions]
+    claimed = False
+    stopped = False
+    for step in decision.steps:
+        if stopped:
+            break
+        record.apply(dict((k, v) for k, v in step.case.writes))
+        for action in step.case.actions:
+            if not claimed:
+                record.flush()  # a LostRace here leaves everything untouched: the caller re-decides
+                claimed = True
+            pending.remove(action)
+            try:
+                _run_action(ports, plan, action)
+            except Exception as error:  # one action's failure is reported, never raised
+                result.actions.append(ActionResult(action, FAILED, _one_line(error)))
+                record.apply(action_effects(action, succeeded=False))
+                if result.error is None:
+                    result.error = f"{action.name}: {_one_line(error)}"
+                result.outcome = FAILED
+                if ACTIONS[action.name].stops_on_failure:
+                    stopped = True
+                    break
+                continue
+            result.actions.append(ActionResult(action, OK))
+            record.apply(action_effects(action, succeeded=True))
+    result.actions += [ActionResult(action, SKIPPED) for action in pending]
+    try:
+        record.flush()
+    except LostRace as race:
+        result.outcome, result.error = CONFLICT, str(race)
+    result.vm_state, result.task_state = record.confirmed
+    return result
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
