@@ -143,6 +143,7 @@ class HostBoot:
         run_id = None if settings.dry_run else db.start_run(settings.host, False, self._options_json())
 
         plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
+        warnings += self._evacuation_warnings(by_domain, evacuations)
         results = list(failures)
         try:
             evacuated = [p for p in plans if p.evacuation_id is not None]
@@ -166,6 +167,14 @@ class HostBoot:
     def _options_json(self) -> dict:
         options, settings = self.settings.options, self.settings
         return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__}
+
+    def _evacuation_warnings(self, by_domain, evacuations) -> list[str]:
+        """Rule 1 with destroy_after_evacuate off leaves a stale domain: say so (SPEC §4)."""
+        if self.settings.options.destroy_after_evacuate:
+            return []
+        return [f"instance {uuid} was evacuated to {m.dest_compute} but --no-destroy-after-evacuate leaves its "
+                f"stale domain {by_domain[uuid].name} here; destroy it once the evacuation is confirmed"
+                for uuid, m in evacuations.items() if uuid in by_domain]
 
     def _plan(self, rows, elsewhere, by_domain, evacuations):
         plans: list[Plan] = []

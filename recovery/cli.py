@@ -10,6 +10,7 @@ import socket
 import sys
 import tomllib
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -128,13 +129,18 @@ def decide(host: str, options: Options) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"compute-recover: {message}", err=True)
+    sys.exit(code)
+
+
 def _read_facts_argument(text: str) -> dict:
     if text == "-":
         text = sys.stdin.read()
     try:
         return json.loads(text)
     except ValueError as error:
-        raise click.BadParameter(f"not valid JSON ({error})", param_hint="--facts") from error
+        fail(f"--facts is not valid JSON ({error})", EXIT_USAGE)
 
 
 def database_option(command):
@@ -146,11 +152,6 @@ def database_option(command):
 def libvirt_option(command):
     return click.option("--libvirt-uri", envvar=ENV_PREFIX + "LIBVIRT_URI", default="qemu:///system",
                         show_default=True, help="The hypervisor to recover.")(command)
-
-
-def fail(message: str, code: int) -> None:
-    click.echo(f"compute-recover: {message}", err=True)
-    sys.exit(code)
 
 
 @cli.command()
@@ -176,7 +177,7 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
         try:
             facts = facts_from_record(record, host, options)
         except FactsError as error:
-            raise click.BadParameter(str(error), param_hint="--facts") from error
+            fail(f"--facts: {error}", EXIT_USAGE)
         doc = {"uuid": record["uuid"], **explanation_json(shared_machine(), facts)}
         click.echo(json.dumps(doc, indent=2) if as_json else explanation_text(doc))
         return

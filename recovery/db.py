@@ -7,7 +7,7 @@ and can never trigger a lazy per-instance read.
 
 vm_state and task_state stay plain strings here: a database may hold values outside Nova's
 enumerations, and the caller validates them so one bad row gets a clear error while the rest
-still recover.
+still recover. Timestamps are naive UTC, as Nova stores them.
 """
 
 import json
@@ -19,13 +19,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
+from functools import cache
 from typing import Any, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    DateTime,
     Engine,
     Text,
+    Update,
+    bindparam,
     create_engine,
     event,
     func,
@@ -78,12 +82,12 @@ class Instance(SQLModel, table=True):
     power_state: int | None = None
     deleted: int = 0
     """0 while live; Nova marks a deleted row with its own id."""
-    deleted_at: datetime | None = None
-    updated_at: datetime | None = None
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=DateTime)
     vcpus: int | None = None
     memory_mb: int | None = None
     root_gb: int | None = None
-    launched_at: datetime | None = None
+    launched_at: datetime | None = Field(default=None, sa_type=DateTime)
 
 
 class InstanceSystemMetadata(SQLModel, table=True):
@@ -138,8 +142,8 @@ class Service(SQLModel, table=True):
     disabled: bool = False
     disabled_reason: str | None = Field(default=None, max_length=255)
     forced_down: bool = False
-    last_seen_up: datetime | None = None
-    updated_at: datetime | None = None
+    last_seen_up: datetime | None = Field(default=None, sa_type=DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=DateTime)
     deleted: int = 0
 
 
@@ -151,8 +155,8 @@ class RecoveryRun(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     host: str = Field(max_length=255)
-    started_at: datetime
-    finished_at: datetime | None = None
+    started_at: datetime = Field(sa_type=DateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime)
     dry_run: bool
     options: str = Field(sa_type=Text)
     """JSON object of the options the run was started with."""
@@ -182,7 +186,7 @@ class RecoveryJournal(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=32)
     error: str | None = Field(default=None, sa_type=Text)
     reason: str | None = Field(default=None, sa_type=Text)
-    created_at: datetime
+    created_at: datetime = Field(sa_type=DateTime)
 
 
 JOURNAL_JSON_FIELDS = ("facts", "path", "considered", "actions")
@@ -315,8 +319,9 @@ def open_database(url: str | None = None) -> "Database":
     except (SQLAlchemyError, ImportError) as exc:
         if engine is not None:
             engine.dispose()
-        reason = _one_line(exc, parsed.password)
-        raise DatabaseError(f"cannot open database {masked}: {reason} — {_FIX}") from None
+        message = f"cannot open database {masked}: {_one_line(exc)} — {_FIX}"
+        # Drivers may quote connection parameters, and the password may even be part of one.
+        raise DatabaseError(message.replace(parsed.password, "***") if parsed.password else message) from None
     return Database(engine)
 
 
@@ -328,18 +333,20 @@ def _engine_options(url: URL) -> dict[str, Any]:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside a writer; busy_timeout makes concurrent writers queue
-    instead of failing, so a small thread pool can execute actions against one file."""
+    instead of failing, so a small thread pool can execute actions against one file. In WAL
+    mode synchronous=NORMAL survives a crash of this process (not of the machine) without an
+    fsync per commit, which a run of one commit per instance needs."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
-def _one_line(exc: BaseException, password: str | None) -> str:
-    """The driver's own message (not SQLAlchemy's wrapper), on one line, password scrubbed."""
+def _one_line(exc: BaseException) -> str:
+    """The driver's own message (not SQLAlchemy's wrapper, which adds the SQL), on one line."""
     text = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
-    text = " ".join(text.split()) or type(exc).__name__
-    return text.replace(password, "***") if password else text
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def _mask_unparsed(text: str) -> str:
@@ -435,23 +442,11 @@ class Database:
         unknown = changes.keys() - InstanceChanges.__annotations__.keys()
         if unknown:
             raise TypeError(f"compare_and_swap: unknown change(s) {sorted(unknown)}")
-        now = _utcnow()
-        values: dict[str, Any] = {name: _plain(value) for name, value in changes.items() if name != "mark_deleted"}
-        values["updated_at"] = now
-        if changes.get("mark_deleted"):
-            values |= {"deleted": Instance.id, "deleted_at": now}
-        statement = (
-            update(Instance)
-            .where(
-                Instance.uuid == uuid,
-                Instance.vm_state.is_not_distinct_from(_plain(expect_vm_state)),
-                Instance.task_state.is_not_distinct_from(_plain(expect_task_state)),
-                Instance.deleted == 0,
-            )
-            .values(values)
-        )
+        params = {"b_uuid": uuid, "e_vm_state": _plain(expect_vm_state), "e_task_state": _plain(expect_task_state),
+                  "b_now": _utcnow()}
+        params |= {f"c_{name}": _plain(value) for name, value in changes.items() if name != "mark_deleted"}
         with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount == 1
+            return conn.execute(_cas_statement(frozenset(changes)), params).rowcount == 1
 
     def set_migration_status(self, migration_id: int, status: str) -> bool:
         """Returns whether the migration record exists (and was updated)."""
@@ -602,14 +597,34 @@ def _journal_row(run_id: int, entry: Mapping[str, Any], now: datetime) -> dict[s
     unknown = entry.keys() - JOURNAL_FIELDS
     if unknown:
         raise ValueError(f"journal entry has unknown field(s) {sorted(unknown)}")
-    row = {name: _plain(entry.get(name)) for name in JOURNAL_FIELDS}
+    row = {name: entry.get(name) for name in JOURNAL_FIELDS}
     row |= {name: json.dumps(entry.get(name)) for name in JOURNAL_JSON_FIELDS}
     return row | {"run_id": run_id, "created_at": now}
 
 
 def _plain(value: Any) -> Any:
-    """An enumeration member as the value Nova stores (drivers may otherwise bind its name)."""
+    """Enum members as the values they stand for: prepared statements bind them untyped."""
     return value.value if isinstance(value, Enum) else value
+
+
+@cache
+def _cas_statement(changed: frozenset[str]) -> Update:
+    """One prepared UPDATE per set of changed columns, so a run of thousands of writes compiles
+    a handful of statements instead of one per instance."""
+    values: dict[str, Any] = {name: bindparam(f"c_{name}") for name in changed if name != "mark_deleted"}
+    values["updated_at"] = bindparam("b_now")
+    if "mark_deleted" in changed:
+        values |= {"deleted": Instance.id, "deleted_at": bindparam("b_now")}
+    return (
+        update(Instance)
+        .where(
+            Instance.uuid == bindparam("b_uuid"),
+            Instance.vm_state.is_not_distinct_from(bindparam("e_vm_state")),
+            Instance.task_state.is_not_distinct_from(bindparam("e_task_state")),
+            Instance.deleted == 0,
+        )
+        .values(values)
+    )
 
 
 def _utcnow() -> datetime:

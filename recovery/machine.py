@@ -14,7 +14,7 @@ instance at 100,000 instances.
 
 import itertools
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from transitions import Machine
 
@@ -32,9 +32,14 @@ def condition_holds(condition: Condition, value: object) -> bool:
     return (value in condition.values) != condition.negated
 
 
+@cache
+def _shown_values(condition: Condition) -> str:
+    return ", ".join(sorted(_show(v) for v in condition.values))
+
+
 def describe_failure(condition: Condition, value: object) -> str:
     """Why a condition does not hold, for explanations."""
-    shown = ", ".join(sorted(_show(v) for v in condition.values))
+    shown = _shown_values(condition)
     if condition.negated:
         return f"{condition.field} is {_show(value)}, which is excluded ({shown})"
     return f"{condition.field} is {_show(value)}, not {shown}"
@@ -124,7 +129,8 @@ class RecoveryMachine:
 
     def __init__(self, policy: tuple[Rule, ...] = POLICY):
         self.policy = policy
-        self.machine = Machine(model=None, states=list(ALL_STATES), auto_transitions=False, initial=None)
+        self.machine = Machine(model=None, states=list(ALL_STATES), auto_transitions=False, initial=None,
+                               send_event=True)
         for rule_index, rule in enumerate(policy):
             for case in rule.cases:
                 guard = CaseGuard(rule_index, rule, case)
@@ -138,6 +144,7 @@ class RecoveryMachine:
             for rule in policy for case in rule.cases for c in case.when if c.field not in TRIPLE_FIELDS
         }, key=repr))
         self._walks: dict[tuple, tuple[Step, ...]] = {}
+        self._considerations: dict[Facts, tuple[Consideration, ...]] = {}
 
     def abstract_key(self, facts: Facts) -> tuple:
         """The start state and the truth of every fact test a guard can make.
@@ -182,6 +189,12 @@ class RecoveryMachine:
 
     def consider(self, facts: Facts) -> tuple[Consideration, ...]:
         """Every rule in order with why it matched or not, up to where the walk ended."""
+        found = self._considerations.get(facts)
+        if found is None:
+            found = self._considerations[facts] = self._consider(facts)
+        return found
+
+    def _consider(self, facts: Facts) -> tuple[Consideration, ...]:
         steps = {step.rule.name: step for step in self.walk(facts)}
         state = facts.state
         result = []

@@ -5,7 +5,6 @@ own process so its peak memory (ru_maxrss) is its own.
 """
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -14,7 +13,12 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
-from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES
+from recovery.boot import HostBoot, RunSettings
+from recovery.db import open_database
+from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
+from recovery.hypervisor import Hypervisor
+from recovery.machine import shared_machine
+from recovery.scenario_seed import seed_if_empty
 
 RECORDS = 100_000
 HOST = "bench-host"
@@ -50,14 +54,23 @@ def random_records(count: int, seed: int = 42) -> list[dict]:
     return records
 
 
+PEAK_PROBE = (
+    "import resource, subprocess, sys\n"
+    "with open(sys.argv[1], 'rb') as stdin:\n"
+    "    status = subprocess.run(sys.argv[2:], stdin=stdin, stdout=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, status)\n"
+)
+"""Runs a command from a small process, so its peak memory is not the forked benchmark's own."""
+
+
 def measure(command: list[str], stdin_path: Path) -> tuple[float, float, int]:
     """Wall seconds, peak resident MB and exit status of one command fed from a file."""
-    with open(stdin_path, "rb") as stdin, open(os.devnull, "wb") as devnull:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdin=stdin, stdout=devnull)
-        _, status, usage = os.wait4(process.pid, 0)
-        elapsed = time.perf_counter() - started
-    return elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    started = time.perf_counter()
+    probe = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(stdin_path), *command],
+                           capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - started
+    peak_kb, status = probe.stdout.split()
+    return elapsed, int(peak_kb) / 1024, int(status)
 
 
 def bench_decide(workdir: Path) -> None:
@@ -70,15 +83,88 @@ def bench_decide(workdir: Path) -> None:
         sys.exit(f"bench: decide exited {status}")
     ratio = decide_s / parse_s
     print(f"decide, {RECORDS:,} random records")
-    print(f"  parse+print JSON Lines only : {parse_s:6.2f} s  ({RECORDS / parse_s:9,.0f} lines/s, peak {parse_mb:5.0f} MB)")
+    print(f"  parse+print JSON Lines only : {parse_s:6.2f} s  ({RECORDS / parse_s:9,.0f} lines/s, "
+          f"peak {parse_mb:5.0f} MB)")
     print(f"  compute-recover decide      : {decide_s:6.2f} s  ({RECORDS / decide_s:9,.0f} decisions/s, "
           f"peak {decide_mb:5.0f} MB)")
     print(f"  ratio decide / parse+print  : {ratio:6.2f}x   (target <= 3x; peak memory target < 200 MB)")
 
 
+HOST_BOOT_MIX = (
+    # (share, vm_state, task_state, db power, libvirt runstate): mostly guests shut off by the outage
+    (0.70, "active", None, "running", 5),
+    (0.10, "stopped", None, "shutdown", 5),
+    (0.05, "active", "rebooting", "running", 5),
+    (0.05, "active", "image_snapshot", "running", 5),
+    (0.04, "active", "powering-off", "running", 1),
+    (0.03, "building", "spawning", "nostate", None),
+    (0.03, "error", None, "shutdown", 5),
+)
+
+
+def write_scenario(directory: Path, count: int, seed: int = 7) -> None:
+    """A generated outage scenario of `count` instances in SPEC §8's format."""
+    rng = random.Random(seed)
+    instances, domains = [], []
+    shares = [m[0] for m in HOST_BOOT_MIX]
+    for number in range(1, count + 1):
+        _, vm_state, task_state, db_power, runstate = rng.choices(HOST_BOOT_MIX, weights=shares)[0]
+        uuid = str(uuidlib.UUID(int=number))
+        instances.append({"uuid": uuid, "display_name": f"guest-{number}", "host": HOST, "node": HOST,
+                          "vm_state": vm_state, "task_state": task_state, "power_state": db_power,
+                          "vcpus": 1, "memory_mb": 512, "root_gb": 1})
+        if runstate is not None:
+            domains.append(
+                "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
+                f"<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory>"
+                f"<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "libvirt.xml").write_text(
+        "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>2</sockets><cores>32</cores><threads>2</threads>"
+        "<active>128</active><model>x86_64</model></cpu><memory>1073741824</memory>"
+        + "".join(domains) + "</node>"
+    )
+    services = [{"host": HOST, "binary": "nova-compute", "topic": "compute", "report_count": 1}]
+    (directory / "db.json").write_text(json.dumps({"host": HOST, "instances": instances, "services": services}))
+
+
+def read_statements(workdir: Path, count: int) -> int:
+    """SQL statements a dry run issues for `count` instances: must not grow with the count."""
+    scenario = workdir / f"scenario-{count}"
+    write_scenario(scenario, count)
+    db = open_database(f"sqlite:///{workdir / f'statements-{count}.sqlite'}")
+    seed_if_empty(db, json.loads((scenario / "db.json").read_text()))
+    hypervisor = Hypervisor.open(f"test://{scenario / 'libvirt.xml'}", read_only=True)
+    settings = RunSettings(host=HOST, node=HOST, options=Options(True), dry_run=True)
+    with db.count_statements() as counter:
+        HostBoot(shared_machine(), hypervisor, db, settings).run()
+    return counter.count
+
+
+def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
+    scenario = workdir / "scenario"
+    write_scenario(scenario, count)
+    url = f"sqlite:///{workdir / 'boot.sqlite'}"
+    seed_if_empty(open_database(url), json.loads((scenario / "db.json").read_text()))
+    exe = str(Path(sys.executable).with_name("compute-recover"))
+    base = [exe, "run", "--scenario", str(scenario), "--db", url, "--resume-guests-state-on-host-boot", "--json"]
+    print(f"compute-recover run, generated {count:,}-instance scenario (test driver + SQLite), whole command")
+    for label, extra, target in (("dry run", ["--dry-run"], 2.0), ("real run", [], 5.0)):
+        elapsed, peak_mb, status = measure(base + extra, workdir / "empty-stdin")
+        if status not in (0, 1):
+            sys.exit(f"bench: run exited {status}")
+        print(f"  {label:9}: {elapsed:6.2f} s wall, peak {peak_mb:4.0f} MB   (target <= {target:.0f} s)")
+    small, large = read_statements(workdir, 500), read_statements(workdir, count)
+    print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="compute-recover-bench-") as tmp:
-        bench_decide(Path(tmp))
+        workdir = Path(tmp)
+        (workdir / "empty-stdin").write_text("")
+        bench_decide(workdir)
+        bench_host_boot(workdir)
 
 
 if __name__ == "__main__":

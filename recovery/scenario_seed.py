@@ -1,0 +1,286 @@
+"""Seeding a database from a scenario's db.json (SPEC §8).
+
+Parsing is pure: `parse_db_json` turns the document into table rows, filling defaults, or raises
+a one-line ScenarioError naming the file and field. Writing is one transaction that seeds only an
+empty database, so running a scenario twice against the same database never duplicates records.
+"""
+
+import json
+import uuid as uuidlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, or_, select, update
+
+from recovery.db import ComputeNode, Database, Instance, InstanceSystemMetadata, Migration, Service
+from states.enums import PowerState
+
+
+class ScenarioError(Exception):
+    """A scenario's db.json cannot be used; the message is one line naming the file and field."""
+
+
+REQUIRED = object()
+"""Schema default marking a field the document must give."""
+
+Default = Any
+"""A value, REQUIRED, or a callable computing the value from the fields parsed before it."""
+
+Schema = dict[str, tuple[Callable[[Any], Any], Default]]
+"""Field name → (converter raising ValueError on a bad value, default); parsed in order."""
+
+
+@dataclass(frozen=True)
+class SeedRows:
+    """A parsed db.json as rows ready for bulk insert."""
+
+    instances: list[dict[str, Any]]
+    deleted_uuids: list[str]
+    """Instances to mark deleted the way Nova does (deleted = id) once their ids exist."""
+    system_metadata: list[dict[str, Any]]
+    migrations: list[dict[str, Any]]
+    compute_nodes: list[dict[str, Any]]
+    services: list[dict[str, Any]]
+
+
+def read_db_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def seed(db: Database, data: Mapping[str, Any], source: str = "db.json") -> None:
+    """Load a scenario into an empty database; refuse one that already holds records."""
+    if not seed_if_empty(db, data, source):
+        raise ScenarioError(f"{source}: database {db.masked_url} already holds records; seed only an empty database")
+
+
+def seed_if_empty(db: Database, data: Mapping[str, Any], source: str = "db.json") -> bool:
+    """Seed when the database holds no instances, migrations, compute nodes or services;
+    return whether it did (False: it already had data and nothing was written)."""
+    rows = parse_db_json(data, source)
+    holds_data = or_(*(select(model.id).exists() for model in (Instance, Migration, ComputeNode, Service)))
+    with db.engine.begin() as conn:
+        if conn.execute(select(holds_data)).scalar():
+            return False
+        for model, table_rows in (
+            (Instance, rows.instances),
+            (InstanceSystemMetadata, rows.system_metadata),
+            (Migration, rows.migrations),
+            (ComputeNode, rows.compute_nodes),
+            (Service, rows.services),
+        ):
+            if table_rows:
+                conn.execute(insert(model), table_rows)
+        if rows.deleted_uuids:
+            conn.execute(update(Instance).where(Instance.uuid.in_(rows.deleted_uuids)).values(deleted=Instance.id))
+    return True
+
+
+def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
+    """The document as rows, defaults filled in; a ScenarioError names the first bad field."""
+    top = _record(data, source, "", _top_schema())
+    host = top["host"]
+    instances, deleted_uuids, system_metadata = [], [], []
+    for row in _table(top, "instances", source, _instance_schema(host)):
+        if any(seen["uuid"] == row["uuid"] for seen in instances):
+            raise ScenarioError(f"{source}: instances[{len(instances)}].uuid: duplicate uuid {row['uuid']}")
+        metadata = row.pop("system_metadata")
+        system_metadata += [{"instance_uuid": row["uuid"], "key": k, "value": v} for k, v in metadata.items()]
+        if row.pop("deleted"):
+            deleted_uuids.append(row["uuid"])
+            row["deleted_at"] = row["deleted_at"] or _utcnow()
+        instances.append(row)
+    return SeedRows(
+        instances=instances,
+        deleted_uuids=deleted_uuids,
+        system_metadata=system_metadata,
+        migrations=_table(top, "migrations", source, _MIGRATION),
+        compute_nodes=_table(top, "compute_nodes", source, _compute_node_schema(host)),
+        services=_table(top, "services", source, _service_schema(host)),
+    )
+
+
+# --- Converters: return the column value or raise ValueError saying what was expected ----------
+
+
+def _name(value: Any) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise ValueError(f"expected a non-empty string, got {value!r}")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else _name(value)
+
+
+def _amount(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"expected a non-negative integer, got {value!r}")
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as naive UTC (Nova's storage); one without an offset is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}") from None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _power_state(value: Any) -> int:
+    """Nova's integer, given as the integer or the name (`running`, `shutdown`, ...)."""
+    names = {state.label: state.value for state in PowerState}
+    if isinstance(value, str) and value.lower() in names:
+        return names[value.lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in names.values():
+        return value
+    expected = ", ".join(f"{state.label} ({state.value})" for state in PowerState)
+    raise ValueError(f"unknown power state {value!r}; expected one of {expected}")
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return dict(value)
+    raise ValueError("expected an object of string values")
+
+
+def _deleted(value: Any) -> bool:
+    """Nova's column holds 0 or the row's id; a scenario may also say true/false."""
+    if isinstance(value, int):
+        return bool(value)
+    raise ValueError(f"expected true, false or an integer, got {value!r}")
+
+
+def _records(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    raise ValueError("expected a list of objects")
+
+
+# --- Schemas (field order matters: a callable default sees the fields before it) ---------------
+
+
+def _top_schema() -> Schema:
+    return {
+        "host": (_name, REQUIRED),
+        "instances": (_records, []),
+        "migrations": (_records, []),
+        "compute_nodes": (_records, []),
+        "services": (_records, []),
+    }
+
+
+def _instance_schema(host: str) -> Schema:
+    """Missing columns default to an m1.tiny-sized instance on the scenario's host, power state nostate."""
+    return {
+        "uuid": (_name, REQUIRED),
+        "host": (_text, host),
+        "node": (_text, lambda row: row["host"]),
+        "display_name": (_text, None),
+        "vm_state": (_text, REQUIRED),
+        "task_state": (_text, None),
+        "power_state": (_power_state, PowerState.NOSTATE.value),
+        "deleted": (_deleted, False),
+        "deleted_at": (_time, None),
+        "updated_at": (_time, None),
+        "vcpus": (_amount, 1),
+        "memory_mb": (_amount, 512),
+        "root_gb": (_amount, 1),
+        "launched_at": (_time, None),
+        "system_metadata": (_metadata, lambda _row: {}),
+    }
+
+
+_MIGRATION: Schema = {
+    "instance_uuid": (_name, REQUIRED),
+    "source_compute": (_name, REQUIRED),
+    "dest_compute": (_text, None),
+    "source_node": (_text, lambda row: row["source_compute"]),
+    "dest_node": (_text, lambda row: row["dest_compute"]),
+    "migration_type": (_name, REQUIRED),
+    "status": (_name, REQUIRED),
+}
+"""Type, status and source have no defaults: an evacuation record is the only evidence that
+lets the machine destroy a domain, so it must be spelled out."""
+
+
+def _compute_node_schema(host: str) -> Schema:
+    return {
+        "uuid": (_name, lambda _row: str(uuidlib.uuid4())),
+        "host": (_name, host),
+        "hypervisor_hostname": (_name, lambda row: row["host"]),
+        "vcpus": (_amount, 0),
+        "memory_mb": (_amount, 0),
+        "local_gb": (_amount, 0),
+        "vcpus_used": (_amount, 0),
+        "memory_mb_used": (_amount, 0),
+        "local_gb_used": (_amount, 0),
+        "running_vms": (_amount, 0),
+    }
+
+
+def _service_schema(host: str) -> Schema:
+    return {
+        "host": (_name, host),
+        "binary": (_name, "nova-compute"),
+        "topic": (_name, "compute"),
+        "report_count": (_amount, 0),
+        "disabled": (_flag, False),
+        "disabled_reason": (_text, None),
+        "forced_down": (_flag, False),
+        "last_seen_up": (_time, None),
+        "updated_at": (_time, None),
+    }
+
+
+def _table(top: Mapping[str, Any], table: str, source: str, schema: Schema) -> list[dict[str, Any]]:
+    return [_record(raw, source, f"{table}[{index}]", schema) for index, raw in enumerate(top[table])]
+
+
+def _record(raw: Any, source: str, path: str, schema: Schema) -> dict[str, Any]:
+    """One object checked against its schema: no unknown fields, required ones present."""
+
+    def error(name: str, problem: str) -> ScenarioError:
+        where = ".".join(part for part in (path, name) if part) or "top level"
+        return ScenarioError(f"{source}: {where}: {problem}")
+
+    if not isinstance(raw, Mapping):
+        raise error("", f"expected an object, got {type(raw).__name__}")
+    unknown = sorted(raw.keys() - schema.keys())
+    if unknown:
+        raise error(unknown[0], f"unknown field (known: {', '.join(schema)})")
+    row: dict[str, Any] = {}
+    for name, (convert, default) in schema.items():
+        if name in raw:
+            try:
+                row[name] = convert(raw[name])
+            except ValueError as exc:
+                raise error(name, str(exc)) from None
+        elif default is REQUIRED:
+            raise error(name, "required field missing")
+        else:
+            row[name] = default(row) if callable(default) else default
+    return row
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
