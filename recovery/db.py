@@ -42,7 +42,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
-from states.enums import EVACUATION_PENDING_STATUSES, PowerState, VmState
+from states.enums import EVACUATION_PENDING_STATUSES, VmState
 
 DB_ENV = "COMPUTE_RECOVER_DB"
 """Environment variable naming the database: an SQLAlchemy URL or a path to an SQLite file."""
@@ -50,6 +50,9 @@ DB_ENV = "COMPUTE_RECOVER_DB"
 DEFAULT_DB_PATH = "compute-recover.sqlite"
 """SQLite file (relative to the working directory) used when neither --db nor $COMPUTE_RECOVER_DB
 names a database, so the demo needs no server."""
+
+LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating")
+"""The statuses of Nova's MigrationList.get_in_progress_by_instance."""
 
 IN_CHUNK = 500
 """Most values bound into one IN list; keeps far below every backend's parameter limit."""
@@ -454,6 +457,22 @@ class Database:
         with self.engine.begin() as conn:
             return conn.execute(statement).rowcount == 1
 
+    def fail_live_migrations(self, instance_uuid: str) -> int:
+        """Set the instance's in-progress live migrations to error, as Nova's _init_instance
+        does when it finds the instance still migrating; returns how many there were."""
+        statement = (
+            update(Migration)
+            .where(
+                Migration.instance_uuid == instance_uuid,
+                Migration.migration_type == "live-migration",
+                Migration.status.in_(LIVE_MIGRATION_IN_PROGRESS),
+                Migration.deleted == 0,
+            )
+            .values(status="error")
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
     def upsert_compute_node(
         self, host: str, hypervisor_hostname: str, vcpus: int, memory_mb: int, local_gb: int
     ) -> ComputeNodeRow:
@@ -475,9 +494,8 @@ class Database:
             "vcpus_used": total(Instance.vcpus),
             "memory_mb_used": total(Instance.memory_mb),
             "local_gb_used": total(Instance.root_gb),
-            "running_vms": select(func.count(Instance.id))
-            .where(counted, Instance.power_state == PowerState.RUNNING.value)
-            .scalar_subquery(),
+            # Nova's resource tracker counts every instance it tracks here, whatever its power state.
+            "running_vms": select(func.count(Instance.id)).where(counted).scalar_subquery(),
         }
         this_node = _node_of(host) & (ComputeNode.hypervisor_hostname == hypervisor_hostname)
         with self.engine.begin() as conn:

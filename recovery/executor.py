@@ -11,9 +11,7 @@ import shlex
 import subprocess
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
-
-from recovery.db import Database, Migration
+from recovery.db import Database
 from recovery.hypervisor import Hypervisor
 from recovery.machine import Decision
 from recovery.outcomes import action_effects
@@ -115,7 +113,7 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
         try:
             hv.abort_job(uuid)
         finally:
-            _fail_live_migrations(ports.database, uuid)
+            ports.database.fail_live_migrations(uuid)
     elif name == "resume_guest":
         hv.resume_guest(uuid)
     elif name == "complete_migration":
@@ -125,22 +123,6 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
         hv.shutdown(uuid)
     elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
         raise ValueError(f"no executor for action {name}")
-
-
-_LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating")
-"""Nova's MigrationList.get_in_progress_by_instance statuses."""
-
-
-def _fail_live_migrations(database: Database, uuid: str) -> None:
-    """Set the instance's in-progress live migrations to error, as Nova's _init_instance does."""
-    statement = (
-        update(Migration)
-        .where(Migration.instance_uuid == uuid, Migration.migration_type == "live-migration",
-               Migration.status.in_(_LIVE_MIGRATION_IN_PROGRESS), Migration.deleted == 0)
-        .values(status="error")
-    )
-    with database.engine.begin() as conn:
-        conn.execute(statement)
 
 
 class _Record:

@@ -433,13 +433,14 @@ def test_upsert_compute_node_sums_the_live_instances_usage_in_sql(db):
 
     assert (created.host, created.hypervisor_hostname) == (HOST, "hv-1")
     assert (created.vcpus, created.memory_mb, created.local_gb) == (32, 65536, 500)
-    assert (created.vcpus_used, created.memory_mb_used, created.local_gb_used, created.running_vms) == (6, 6144, 60, 1)
+    # running_vms is Nova's num_instances: every tracked instance, running or not
+    assert (created.vcpus_used, created.memory_mb_used, created.local_gb_used, created.running_vms) == (6, 6144, 60, 2)
 
-    assert db.compare_and_swap("off", "active", None, power_state=PowerState.RUNNING)
+    assert db.compare_and_swap("off", "active", None, vm_state="shelved_offloaded")
     updated = db.upsert_compute_node(HOST, "hv-1", vcpus=48, memory_mb=65536, local_gb=500)
 
     assert (updated.id, updated.uuid) == (created.id, created.uuid)
-    assert (updated.vcpus, updated.vcpus_used, updated.running_vms) == (48, 6, 2)
+    assert (updated.vcpus, updated.vcpus_used, updated.running_vms) == (48, 2, 1)
     assert db.load_host(HOST).compute_nodes == (updated,)
 
 
