@@ -24,28 +24,16 @@ from recovery.executor import (
     Ports,
     execute,
 )
-from recovery.facts import FactsError, Options, facts_from_record
+from recovery.facts import FactsError, facts_from_record
 from recovery.hypervisor import DomainInfo, Hypervisor
 from recovery.machine import RecoveryMachine
 from recovery.render import action_json, considerations_json, path_json
+from recovery.settings import RunSettings
 from states.enums import NO_TASK, PowerState
-
-DEFAULT_CONCURRENCY = 4
-"""Few guests start at once, so a host coming back does not cause a boot storm."""
 
 
 class Refused(Exception):
     """Preflight or identity check refused the run; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    host: str
-    node: str
-    options: Options
-    dry_run: bool = False
-    concurrency: int = DEFAULT_CONCURRENCY
-    stop_timeout: float = 60.0
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""The `compute-recover` command line.
+"""The `compute-recover` command line: options and commands.
 
-Exit codes: 0 all ok; 1 some instance (or input line) failed; 2 usage or
-configuration error; 3 preflight refused (nothing changed).
+The bodies of `run` and of explaining from the journal live in
+`recovery.host_commands`, imported only when used, so that `decide` (which may
+be fed 100,000 records) starts without loading the database and libvirt layers.
+Exit codes are in `recovery.exits`.
 """
 
 import functools
@@ -9,25 +11,17 @@ import json
 import socket
 import sys
 import tomllib
-from pathlib import Path
-from typing import NoReturn
 
 import click
-from rich.console import Console
 
 from recovery import graph as graphs
-from recovery.boot import DEFAULT_CONCURRENCY, HostBoot, Refused, RunSettings, live_record
-from recovery.db import Database, DatabaseError, default_url, open_database
-from recovery.executor import NetworkHook
+from recovery.exits import EXIT_FAILED, EXIT_USAGE, fail
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, FactsError, Options, facts_from_record
-from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
-from recovery.render import DecisionPrinter, explanation_json, explanation_text, format_action
-from recovery.report import print_run, run_json
-from recovery.scenario_seed import ScenarioError, read_db_json, seed_if_empty
-from states.enums import PowerState, RunningDeletedInstanceAction
+from recovery.render import DecisionPrinter, explanation_json, explanation_text
+from recovery.settings import DEFAULT_CONCURRENCY
+from states.enums import RunningDeletedInstanceAction
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 ENV_PREFIX = "COMPUTE_RECOVER_"
 
 
@@ -129,10 +123,6 @@ def decide(host: str, options: Options) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"compute-recover: {message}", err=True)
-    sys.exit(code)
-
 
 def _read_facts_argument(text: str) -> dict:
     if text == "-":
@@ -183,76 +173,9 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
         return
     if uuid is None:
         raise click.UsageError("give an instance UUID, or --facts JSON (or -)")
-    db = _open_db(db_url)
-    entries = db.journal_for(uuid)
-    live_doc = _live_explanation(db, uuid, libvirt_uri, host, options) if live else None
-    if not entries and live_doc is None:
-        fail(f"no journal entry for instance {uuid} in {db.masked_url}: check the uuid, the --db, "
-             "or run `compute-recover run` first (or add --live)", EXIT_USAGE)
-    doc = {"uuid": uuid, "runs": [_journal_json(e) for e in entries], "live": live_doc}
-    click.echo(json.dumps(doc, indent=2, default=str) if as_json else journal_text(doc))
+    from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
-
-def _journal_json(entry: dict) -> dict:
-    keep = ("run_id", "run_host", "run_started_at", "dry_run", "start_state", "facts", "considered", "path",
-            "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
-    return {k: entry.get(k) for k in keep}
-
-
-def _live_explanation(db: Database, uuid: str, libvirt_uri: str, host: str, options: Options) -> dict | None:
-    record = live_record(db, _open_hypervisor(libvirt_uri, read_only=True), uuid, host)
-    if record is None:
-        return None
-    try:
-        facts = facts_from_record(record, host, options)
-    except FactsError as error:
-        return {"error": f"bad database row: {error}"}
-    return explanation_json(shared_machine(), facts)
-
-
-def journal_text(doc: dict) -> str:
-    lines = [f"instance {doc['uuid']}"]
-    for number, run in enumerate(doc["runs"]):
-        label = "newest run" if number == 0 else "earlier run"
-        lines.append("")
-        lines.append(f"== {label} {run['run_id']} on host {run['run_host']} at {run['run_started_at']}"
-                     + (" (dry run)" if run["dry_run"] else ""))
-        if run["facts"] is None:
-            lines.append(f"not decided: {run['error']}")
-            continue
-        body = {"state": run["start_state"], "facts": run["facts"], "considered": run["considered"],
-                "path": run["path"], "actions": run["actions"], "vm_state": run["final_vm_state"],
-                "task_state": run["final_task_state"], "reason": run["reason"]}
-        text = explanation_text(body).splitlines()
-        lines += [t for t in text if not t.startswith(("actions:", "record after"))]
-        lines.append("actions:")
-        for action in run["actions"] or []:
-            lines.append(f"  {format_action(action)}: {action['outcome']}"
-                         + (f" — {action['error']}" if action.get("error") else ""))
-        if not run["actions"]:
-            lines.append("  none")
-        power = PowerState(run["final_power_state"]).label if run["final_power_state"] is not None else "?"
-        lines.append(f"outcome: {run['outcome']}" + (f" — {run['error']}" if run["error"] else ""))
-        lines.append(f"record after the run: {run['final_vm_state']}/{run['final_task_state'] or 'none'}/{power}")
-    if doc["live"] is not None:
-        lines += ["", "== what the machine would decide now (--live)"]
-        live = doc["live"]
-        lines.append(live["error"] if "error" in live else explanation_text(live))
-    return "\n".join(lines)
-
-
-def _open_db(db_url: str | None) -> Database:
-    try:
-        return open_database(db_url or default_url())
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
-
-
-def _open_hypervisor(uri: str, read_only: bool) -> Hypervisor:
-    try:
-        return Hypervisor.open(uri, read_only=read_only)
-    except HypervisorUnavailable as error:
-        fail(str(error), EXIT_REFUSED)
+    host_commands.explain_journal(uuid, live, as_json, db_url, libvirt_uri, host, options)
 
 
 @cli.command()
@@ -279,34 +202,10 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
         stop_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None,
         db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
     """Recover this host's instances: decide, execute, journal and report (SPEC §6)."""
-    db = _open_db(db_url)
-    if scenario is not None:
-        directory = Path(scenario).resolve()
-        try:
-            data = read_db_json(directory / "db.json")
-            host = host or data.get("host") or socket.gethostname()
-            seed_if_empty(db, data, str(directory / "db.json"))  # setting up the scenario, not a recovery write
-        except ScenarioError as error:
-            fail(str(error), EXIT_USAGE)
-        libvirt_uri = f"test://{directory / 'libvirt.xml'}"
-        node = node or host
-    hypervisor = _open_hypervisor(libvirt_uri, read_only=dry_run)
-    settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
-                           concurrency=concurrency, stop_timeout=stop_timeout)
-    boot = HostBoot(shared_machine(), hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
-    try:
-        result = boot.run()
-    except (Refused, PreflightRefused) as error:
-        fail(f"refused: {error} (nothing was changed)", EXIT_REFUSED)
-    except HypervisorError as error:
-        fail(str(error), EXIT_REFUSED)
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
-    if as_json:
-        click.echo(json.dumps(run_json(result), indent=2))
-    else:
-        print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
-    sys.exit(result.exit_code)
+    from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
+
+    host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, plug_vifs_command,
+                      network_apply_command, db_url, libvirt_uri, host, options)
 
 
 @cli.command()

@@ -13,12 +13,13 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
-from recovery.boot import HostBoot, RunSettings
+from recovery.boot import HostBoot
 from recovery.db import open_database
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
 from recovery.scenario_seed import seed_if_empty
+from recovery.settings import RunSettings
 
 RECORDS = 100_000
 HOST = "bench-host"

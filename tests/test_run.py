@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from recovery.boot import HostBoot, Refused, RunSettings
+from recovery.boot import HostBoot, Refused
 from recovery.cli import cli
 from recovery.db import open_database
 from recovery.executor import NetworkHook
@@ -28,6 +28,7 @@ from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
 from recovery.report import run_json
 from recovery.scenario_seed import read_db_json, seed_if_empty
+from recovery.settings import RunSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

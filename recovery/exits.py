@@ -1,0 +1,20 @@
+"""Exit codes of every command, and the one-line way to fail with one."""
+
+import sys
+from typing import NoReturn
+
+import click
+
+EXIT_OK = 0
+"""Every instance recovered (or every input line decided)."""
+EXIT_FAILED = 1
+"""Some instance failed or lost a race to a concurrent change, or some `decide` line was bad."""
+EXIT_USAGE = 2
+"""Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid."""
+EXIT_REFUSED = 3
+"""Refused before changing anything: libvirt unreachable or too old, or an identity check failed."""
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"compute-recover: {message}", err=True)
+    sys.exit(code)
