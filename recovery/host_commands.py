@@ -32,7 +32,8 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
         try:
             data = read_db_json(directory / "db.json")
             host = host or data.get("host") or socket.gethostname()
-            seed_if_empty(db, data, str(directory / "db.json"))  # setting up the scenario, not a recovery write
+            # Setting up the scenario, not a recovery write, so a dry run seeds an empty database too.
+            seed_if_empty(db, data, str(directory / "db.json"), warn=_warn)
         except ScenarioError as error:
             fail(str(error), EXIT_USAGE)
         libvirt_uri = f"test://{directory / 'libvirt.xml'}"
@@ -57,6 +58,10 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
     else:
         print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
     sys.exit(result.exit_code)
+
+
+def _warn(text: str) -> None:
+    click.echo(f"warning: {text}", err=True)
 
 
 def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, libvirt_uri: str, host: str,

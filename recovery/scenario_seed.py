@@ -44,6 +44,8 @@ class SeedRows:
     migrations: list[dict[str, Any]]
     compute_nodes: list[dict[str, Any]]
     services: list[dict[str, Any]]
+    ignored_fields: list[str]
+    """Fields the document has beyond the columns compute-recover uses, as `table.field`."""
 
 
 def read_db_json(path: Path) -> dict[str, Any]:
@@ -64,10 +66,14 @@ def seed(db: Database, data: Mapping[str, Any], source: str = "db.json") -> None
         raise ScenarioError(f"{source}: database {db.masked_url} already holds records; seed only an empty database")
 
 
-def seed_if_empty(db: Database, data: Mapping[str, Any], source: str = "db.json") -> bool:
+def seed_if_empty(
+    db: Database, data: Mapping[str, Any], source: str = "db.json", warn: Callable[[str], None] | None = None
+) -> bool:
     """Seed when the database holds no instances, migrations, compute nodes or services;
     return whether it did (False: it already had data and nothing was written)."""
     rows = parse_db_json(data, source)
+    if rows.ignored_fields and warn is not None:
+        warn(f"{source}: ignored fields compute-recover does not use: {', '.join(rows.ignored_fields)}")
     holds_data = or_(*(select(model.id).exists() for model in (Instance, Migration, ComputeNode, Service)))
     with db.engine.begin() as conn:
         if conn.execute(select(holds_data)).scalar():
@@ -88,12 +94,15 @@ def seed_if_empty(db: Database, data: Mapping[str, Any], source: str = "db.json"
 
 def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
     """The document as rows, defaults filled in; a ScenarioError names the first bad field."""
-    top = _record(data, source, "", _top_schema())
+    ignored: set[str] = set()
+    top = _record(data, source, "", _top_schema(), ignored)
     host = top["host"]
     instances, deleted_uuids, system_metadata = [], [], []
-    for row in _table(top, "instances", source, _instance_schema(host)):
-        if any(seen["uuid"] == row["uuid"] for seen in instances):
+    seen: set[str] = set()
+    for row in _table(top, "instances", source, _instance_schema(host), ignored):
+        if row["uuid"] in seen:
             raise ScenarioError(f"{source}: instances[{len(instances)}].uuid: duplicate uuid {row['uuid']}")
+        seen.add(row["uuid"])
         metadata = row.pop("system_metadata")
         system_metadata += [{"instance_uuid": row["uuid"], "key": k, "value": v} for k, v in metadata.items()]
         if row.pop("deleted"):
@@ -104,9 +113,10 @@ def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
         instances=instances,
         deleted_uuids=deleted_uuids,
         system_metadata=system_metadata,
-        migrations=_table(top, "migrations", source, _MIGRATION),
-        compute_nodes=_table(top, "compute_nodes", source, _compute_node_schema(host)),
-        services=_table(top, "services", source, _service_schema(host)),
+        migrations=_table(top, "migrations", source, _MIGRATION, ignored),
+        compute_nodes=_table(top, "compute_nodes", source, _compute_node_schema(host), ignored),
+        services=_table(top, "services", source, _service_schema(host), ignored),
+        ignored_fields=sorted(ignored),
     )
 
 
@@ -252,12 +262,16 @@ def _service_schema(host: str) -> Schema:
     }
 
 
-def _table(top: Mapping[str, Any], table: str, source: str, schema: Schema) -> list[dict[str, Any]]:
-    return [_record(raw, source, f"{table}[{index}]", schema) for index, raw in enumerate(top[table])]
+def _table(
+    top: Mapping[str, Any], table: str, source: str, schema: Schema, ignored: set[str]
+) -> list[dict[str, Any]]:
+    return [_record(raw, source, f"{table}[{index}]", schema, ignored) for index, raw in enumerate(top[table])]
 
 
-def _record(raw: Any, source: str, path: str, schema: Schema) -> dict[str, Any]:
-    """One object checked against its schema: no unknown fields, required ones present."""
+def _record(raw: Any, source: str, path: str, schema: Schema, ignored: set[str]) -> dict[str, Any]:
+    """One object checked against its schema, required fields present. Fields outside the schema
+    (other Nova columns, notes) are ignored and collected, since a typo of a required one still
+    fails as missing."""
 
     def error(name: str, problem: str) -> ScenarioError:
         where = ".".join(part for part in (path, name) if part) or "top level"
@@ -265,9 +279,8 @@ def _record(raw: Any, source: str, path: str, schema: Schema) -> dict[str, Any]:
 
     if not isinstance(raw, Mapping):
         raise error("", f"expected an object, got {type(raw).__name__}")
-    unknown = sorted(raw.keys() - schema.keys())
-    if unknown:
-        raise error(unknown[0], f"unknown field (known: {', '.join(schema)})")
+    table = path.split("[")[0]
+    ignored.update(f"{table}.{name}" if table else name for name in raw.keys() - schema.keys())
     row: dict[str, Any] = {}
     for name, (convert, default) in schema.items():
         if name in raw:

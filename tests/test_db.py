@@ -192,6 +192,15 @@ def test_seed_if_empty_seeds_once_and_seed_refuses_a_database_with_records(db):
     assert (count_rows(db, Instance), count_rows(db, Service)) == (1, 1)
 
 
+def test_seeding_ignores_columns_it_does_not_use_and_says_which(db):
+    data = {"host": HOST, "instances": [instance("a", user_id="u-1", project_id="p-1")], "comment": "outage"}
+    said: list[str] = []
+    assert seed_if_empty(db, data, "s/db.json", warn=said.append) is True
+    assert said == ["s/db.json: ignored fields compute-recover does not use: comment, instances.project_id, "
+                    "instances.user_id"]
+    assert [row.uuid for row in db.load_host(HOST).instances] == ["a"]
+
+
 def test_a_bad_scenario_writes_nothing(db):
     bad = {"host": HOST, "instances": [instance("a"), instance("b", power_state="warm")]}
     with pytest.raises(ScenarioError):
@@ -209,7 +218,7 @@ def test_a_bad_scenario_writes_nothing(db):
         ),
         ({"host": HOST, "instances": [instance("a", power_state=2)]}, "instances[0].power_state: unknown power state"),
         ({"host": HOST, "instances": [{"uuid": "a"}]}, "instances[0].vm_state: required field missing"),
-        ({"host": HOST, "instances": [instance("a", vm_sate="x")]}, "instances[0].vm_sate: unknown field"),
+        ({"host": HOST, "instances": [{"uuid": "a", "vm_sate": "x"}]}, "instances[0].vm_state: required field missing"),
         ({"host": HOST, "instances": [instance("a"), instance("a")]}, "instances[1].uuid: duplicate uuid"),
         ({"host": HOST, "instances": {"a": {}}}, "instances: expected a list"),
         ({"host": HOST, "instances": [instance("a", system_metadata={"x": 1})]}, "instances[0].system_metadata"),
