@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from recovery.cli import cli
@@ -40,17 +41,13 @@ def test_environment_turns_on_a_flag():
     assert actions(result) == ["plug_vifs", "resume_guest"]
 
 
-def test_a_config_file_naming_an_unknown_option_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("resume_guests = true\n", "names unknown options: resume_guests"), ("host = \n", "is not valid TOML")],
+)
+def test_a_bad_config_file_is_a_usage_error(tmp_path, content, message):
     config = tmp_path / "recover.toml"
-    config.write_text('resume_guests = true\n')
+    config.write_text(content)
     result = decide("--config", str(config))
     assert result.exit_code == 2
-    assert "names unknown options: resume_guests" in result.stderr
-
-
-def test_a_config_file_that_is_not_toml_is_a_usage_error(tmp_path):
-    config = tmp_path / "recover.toml"
-    config.write_text("host = \n")
-    result = decide("--config", str(config))
-    assert result.exit_code == 2
-    assert "is not valid TOML" in result.stderr
+    assert message in result.stderr
