@@ -6,6 +6,7 @@ record), then post_start_hook (service record).
 """
 
 import time
+import uuid as uuidlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -96,6 +97,14 @@ def _record(row: InstanceRow, domain: DomainInfo | None, evacuation: MigrationRo
     }
 
 
+def _check_uuid(value: str) -> None:
+    """A row whose uuid libvirt could never report cannot be matched to its domain: refuse to guess."""
+    try:
+        uuidlib.UUID(value)
+    except (TypeError, ValueError):
+        raise FactsError(f"uuid {value!r} is malformed (expected 32 hex digits, 8-4-4-4-12)") from None
+
+
 def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> dict | None:
     """One instance's facts as they are now, as a decide input record (for `explain --live`)."""
     row = db.load_instances_by_uuid([uuid]).get(uuid)
@@ -156,7 +165,7 @@ class HostBoot:
         options, settings = self.settings.options, self.settings
         return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__}
 
-    def _evacuation_warnings(self, by_domain, evacuations) -> list[str]:
+    def _evacuation_warnings(self, by_domain: dict[str, DomainInfo], evacuations: dict[str, MigrationRow]) -> list[str]:
         """Rule 1 with destroy_after_evacuate off leaves a stale domain: say so (SPEC §4)."""
         if self.settings.options.destroy_after_evacuate:
             return []
@@ -164,7 +173,14 @@ class HostBoot:
                 f"stale domain {by_domain[uuid].name} here; destroy it once the evacuation is confirmed"
                 for uuid, m in evacuations.items() if uuid in by_domain]
 
-    def _plan(self, rows, elsewhere, by_domain, evacuations):
+    def _plan(
+        self,
+        rows: dict[str, InstanceRow],
+        elsewhere: dict[str, InstanceRow],
+        by_domain: dict[str, DomainInfo],
+        evacuations: dict[str, MigrationRow],
+    ) -> tuple[list[Plan], list[InstanceResult], list[DomainReport]]:
+        """Decide every instance this run is responsible for; report the domains it leaves alone."""
         plans: list[Plan] = []
         failures: list[InstanceResult] = []
         reports: list[DomainReport] = []
@@ -184,6 +200,7 @@ class HostBoot:
             domain = by_domain.get(row.uuid)
             evacuation = evacuations.get(row.uuid)
             try:
+                _check_uuid(row.uuid)
                 facts = facts_from_record(_record(row, domain, evacuation), self.settings.host, self.settings.options)
             except FactsError as error:
                 failures.append(InstanceResult(row.uuid, None, outcome=FAILED,

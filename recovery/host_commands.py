@@ -37,7 +37,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
         except ScenarioError as error:
             fail(str(error), EXIT_USAGE)
         libvirt_uri = f"test://{directory / 'libvirt.xml'}"
-        node = node or host
+        node = node or _scenario_node(data, host)
     hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run)
     settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
                            concurrency=concurrency, stop_timeout=stop_timeout)
@@ -58,6 +58,13 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
     else:
         print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
     sys.exit(result.exit_code)
+
+
+def _scenario_node(data: dict, host: str) -> str:
+    """The test driver cannot name its node, so a scenario's is its host's compute node record, else the host."""
+    names = {n.get("hypervisor_hostname") for n in data.get("compute_nodes") or [] if n.get("host", host) == host}
+    names.discard(None)
+    return names.pop() if len(names) == 1 else host
 
 
 def _warn(text: str) -> None:

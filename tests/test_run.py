@@ -10,6 +10,7 @@ states after a run are read in-process through the very Hypervisor the run used
 
 import json
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -407,12 +408,15 @@ def test_bad_row_fails_alone(tmp_path):
     assert "'actve'" in bad["error"] and "vm_state" in bad["error"]
     rows = instances(path)
     assert rows[U("74")]["vm_state"] == "actve" and rows[U("74")]["updated_at"] is None
+    malformed = next(i for i in out.doc["instances"] if i["uuid"].endswith("zz"))
+    assert malformed["outcome"] == "failed" and "uuid '6c1a0b52-0000-4000-8000-0000000000zz' is malformed" in (
+        malformed["error"])
     for nn in ("71", "72", "73"):
         assert out.item(nn)["outcome"] == "ok"
         assert actions(out.item(nn)) == [("plug_vifs", "ok"), ("resume_guest", "ok")]
         assert (rows[U(nn)]["vm_state"], rows[U(nn)]["task_state"], rows[U(nn)]["power_state"]) == (
             "active", None, RUNNING)
-    assert out.doc["totals"]["failed"] == 1 and out.doc["totals"]["ok"] == 3
+    assert out.doc["totals"]["failed"] == 2 and out.doc["totals"]["ok"] == 3
 
     (tmp_path / "in-process").mkdir()
     boot = boot_run(tmp_path / "in-process", "bad-rows", resume=True)
@@ -672,3 +676,23 @@ def test_missing_compute_node_is_created(tmp_path):
     assert (node["host"], node["hypervisor_hostname"], node["vcpus"]) == (HOST, HOST, 16)
     assert node["vcpus_used"] == sum(r["vcpus"] for r in instances(path).values())
     assert node["uuid"]
+
+
+# --- 12. the compute node is found by its hypervisor hostname ------------------------------------
+
+
+def test_a_scenario_whose_node_has_a_fully_qualified_name_updates_that_node(tmp_path):
+    scenario = tmp_path / "fqdn-node"
+    shutil.copytree(FIXTURES / "clean-host", scenario)
+    data = json.loads((scenario / "db.json").read_text())
+    [node] = data["compute_nodes"]
+    node["hypervisor_hostname"] = "compute-1.example.org"
+    (scenario / "db.json").write_text(json.dumps(data))
+    path = tmp_path / "db.sqlite"
+
+    result = invoke("run", "--scenario", scenario, "--db", f"sqlite:///{path}", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    [updated] = query(path, "SELECT * FROM compute_nodes")
+    assert (updated["host"], updated["hypervisor_hostname"]) == (HOST, "compute-1.example.org")
+    assert updated["running_vms"] == 5
