@@ -322,7 +322,10 @@ def open_database(url: str | None = None) -> "Database":
     except (SQLAlchemyError, ImportError) as exc:
         if engine is not None:
             engine.dispose()
-        message = f"cannot open database {masked}: {_one_line(exc)} — {_FIX}"
+        where = masked
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            where += f" (file {os.path.abspath(parsed.database)})"  # sqlite:///relative vs sqlite:////absolute
+        message = f"cannot open database {where}: {_one_line(exc)} — {_FIX}"
         # Drivers may quote connection parameters, and the password may even be part of one.
         raise DatabaseError(message.replace(parsed.password, "***") if parsed.password else message) from None
     return Database(engine)
