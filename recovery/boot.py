@@ -53,6 +53,8 @@ class RunResult:
     domains: list[DomainReport]
     power_states: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    network_error: str | None = None
+    """Why the deferred network apply at the end failed, if it did."""
     seconds: float = 0.0
 
     @property
@@ -63,7 +65,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(r.outcome in (FAILED, CONFLICT) for r in self.instances) else 0
+        failed = self.network_error is not None or any(r.outcome in (FAILED, CONFLICT) for r in self.instances)
+        return 1 if failed else 0
 
 
 def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo]) -> None:
@@ -142,24 +145,33 @@ class HostBoot:
         plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
         warnings += self._evacuation_warnings(by_domain, evacuations)
         results = list(failures)
+        network_error = None
         try:
             evacuated = [p for p in plans if p.evacuation_id is not None]
             results += self._execute_all(evacuated)
             results += self._execute_all([p for p in plans if p.evacuation_id is None])
         finally:
             if not settings.dry_run:
-                self.ports.network.apply()
+                network_error = self._apply_network()
         if not settings.dry_run:
             capacity = hv.capacity()
             db.upsert_compute_node(settings.host, settings.node, capacity.vcpus, capacity.memory_mb, capacity.local_gb)
             db.touch_service(settings.host)
         power = {d.uuid: d.power_state.label for d in hv.domains()}
-        result = RunResult(run_id, settings, results, domain_reports, power, warnings)
+        result = RunResult(run_id, settings, results, domain_reports, power, warnings, network_error=network_error)
         if run_id is not None:
             db.journal(run_id, [self._journal_entry(r, power) for r in results])
             db.finish_run(run_id, result.exit_code, result.totals)
         result.seconds = time.perf_counter() - started
         return result
+
+    def _apply_network(self) -> str | None:
+        """Apply the deferred network rules once; a failure is reported, not raised, so the run still finishes."""
+        try:
+            self.ports.network.apply()
+        except Exception as error:  # reported in the run's result and exit code
+            return str(error)
+        return None
 
     def _options_json(self) -> dict:
         options, settings = self.settings.options, self.settings

@@ -30,6 +30,7 @@ def run_json(result: RunResult) -> dict:
         "warnings": result.warnings,
         "instances": instances,
         "domains": [d.__dict__ for d in result.domains],
+        "network_error": result.network_error,
         "totals": result.totals,
         "seconds": round(result.seconds, 3),
     }
@@ -56,5 +57,7 @@ def print_run(result: RunResult, console: Console) -> None:
     for domain in doc["domains"]:
         console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}",
                       highlight=False)
+    if doc["network_error"]:
+        console.print(f"[bold red]network apply failed:[/] {doc['network_error']}", highlight=False)
     totals = doc["totals"]
     console.print(", ".join(f"{k} {v}" for k, v in totals.items()) + f" in {doc['seconds']:.2f} s", highlight=False)

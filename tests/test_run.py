@@ -520,6 +520,15 @@ def test_network_apply_runs_once_even_when_an_instance_fails(tmp_path):
     assert log.read_text() == "apply\n"
 
 
+def test_a_failing_network_apply_is_reported_and_fails_the_run_after_everything_else(tmp_path):
+    out = cli_run(tmp_path / "db.sqlite", "clean-host", "--resume-guests-state-on-host-boot",
+                  "--network-apply-command", "sh -c 'echo iptables-restore: line 3 failed >&2; exit 4'")
+    assert out.exit_code == 1
+    assert out.doc["network_error"] == "network apply failed (exit 4): iptables-restore: line 3 failed"
+    assert {i["outcome"] for i in out.doc["instances"]} == {"ok"}
+    assert query(tmp_path / "db.sqlite", "SELECT report_count FROM services")[0]["report_count"] > 0
+
+
 # --- 9. explain --------------------------------------------------------------------------------
 
 
