@@ -76,13 +76,16 @@ def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, li
     db = open_db(db_url)
     try:
         entries = db.journal_for(uuid)
+        row = db.load_instances_by_uuid([uuid]).get(uuid)
     except SQLAlchemyError as error:
         fail(f"cannot read the journal in {db.masked_url}: {type(error).__name__} — check --db", EXIT_USAGE)
+    if not entries and row is None:
+        fail(f"unknown instance {uuid}: no instance record and no journal entry in {db.masked_url}; "
+             "check the uuid and --db", EXIT_USAGE)
+    identity = None if row is None else {
+        "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
     live_doc = _live_explanation(db, uuid, libvirt_uri, host, options) if live else None
-    if not entries and live_doc is None:
-        fail(f"no journal entry for instance {uuid} in {db.masked_url}: check the uuid, the --db, "
-             "or run `compute-recover run` first (or add --live)", EXIT_USAGE)
-    doc = {"uuid": uuid, "runs": [_journal_json(e) for e in entries], "live": live_doc}
+    doc = {"uuid": uuid, "instance": identity, "runs": [_journal_json(e) for e in entries], "live": live_doc}
     click.echo(json.dumps(doc, indent=2, default=str) if as_json else journal_text(doc))
 
 
@@ -104,7 +107,14 @@ def _live_explanation(db: Database, uuid: str, libvirt_uri: str, host: str, opti
 
 
 def journal_text(doc: dict) -> str:
-    lines = [f"instance {doc['uuid']}"]
+    identity = doc["instance"]
+    if identity is None:
+        lines = [f"instance {doc['uuid']}: its record is gone from the database; journal only"]
+    else:
+        lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'}): host {identity['host']}, "
+                 f"node {identity['node']}" + (", record deleted" if identity["deleted"] else "")]
+    if not doc["runs"]:
+        lines.append("no run has journaled it yet" + ("" if doc["live"] else "; add --live to decide it now"))
     for number, run in enumerate(doc["runs"]):
         label = "newest run" if number == 0 else "earlier run"
         lines.append("")

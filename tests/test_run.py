@@ -590,8 +590,26 @@ def test_explain_live_and_unknown_uuid(tmp_path):
     missing = invoke("explain", unknown, "--db", db)
     assert missing.exit_code == 2
     assert missing.stdout == ""
-    assert unknown in missing.stderr and "no journal entry" in missing.stderr
+    assert unknown in missing.stderr and "no instance record and no journal entry" in missing.stderr
     assert missing.stderr.count("\n") == 1
+
+
+def test_explain_an_instance_no_run_has_journaled_yet(tmp_path):
+    path = tmp_path / "db.sqlite"
+    assert cli_run(path, "clean-host", "--dry-run").exit_code == 0  # seeds, journals nothing
+    db = f"sqlite:///{path}"
+
+    text = invoke("explain", U("41"), "--db", db)
+    assert text.exit_code == 0, text.stderr
+    assert text.stdout.splitlines()[:2] == [
+        f"instance {U('41')} (guest-41): host compute-1, node compute-1",
+        "no run has journaled it yet; add --live to decide it now",
+    ]
+    live = invoke("explain", U("41"), "--db", db, "--live", "--host", HOST, "--libvirt-uri", uri("clean-host"),
+                  "--json")
+    doc = json.loads(live.stdout)
+    assert doc["runs"] == [] and doc["instance"]["host"] == HOST
+    assert [a["name"] for a in doc["live"]["actions"]] == ["plug_vifs"]
 
 
 # --- 10. bad inputs ----------------------------------------------------------------------------
