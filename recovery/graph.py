@@ -1,20 +1,52 @@
 """The compiled machine as a picture (Mermaid or Graphviz dot) for policy review."""
 
+from collections import defaultdict
+
 from recovery.machine import RecoveryMachine
+
+
+def takeable_edges(machine: RecoveryMachine) -> set[tuple[str, str, str]]:
+    """(source, rule, dest) of every transition some walk can take.
+
+    The machine compiles a transition for every case a state's triple admits,
+    but a walk takes the first that matches: a transition behind one whose
+    guard reads no fact (it always matches) is never taken from that entry
+    point. Walks enter a state at rule 0 (the start) or after the continuing
+    rule that led there, so entry points are found in rule order.
+    """
+    entries: dict[str, set[int]] = defaultdict(lambda: {0})
+    by_rule: dict[int, list[tuple[str, object, str]]] = defaultdict(list)
+    for state in machine.machine.states:
+        for rule_index, guard, dest in machine.transitions_from(state):
+            by_rule[rule_index].append((state, guard, dest))
+    blocked_after: dict[str, list[int]] = defaultdict(list)  # rule indexes whose guard always holds, per state
+    found = set()
+    for rule_index in sorted(by_rule):
+        unconditional_here: set[str] = set()
+        for state, guard, dest in by_rule[rule_index]:
+            blocked = blocked_after[state]
+            reachable = state not in unconditional_here and any(
+                entry <= rule_index and not any(entry <= b < rule_index for b in blocked) for entry in entries[state]
+            )
+            if reachable:
+                found.add((state, guard.rule.name, dest))
+                if not guard.rule.stop:
+                    entries[dest].add(rule_index + 1)
+            if guard.always:
+                unconditional_here.add(state)
+        for state in unconditional_here:
+            blocked_after[state].append(rule_index)
+    return found
 
 
 def edges(machine: RecoveryMachine, vm_state: str | None = None, task_state: str | None = None,
           power_state: str | None = None) -> list[tuple[str, str, str]]:
-    """(source, rule, dest) for every transition leaving a state that matches the filters."""
+    """Takeable (source, rule, dest) transitions leaving a state that matches the filters."""
     wanted = (vm_state, task_state, power_state)
-    found = set()
-    for state in machine.machine.states:
-        parts = state.split("/")
-        if any(want is not None and want != part for want, part in zip(wanted, parts, strict=True)):
-            continue
-        for _, guard, dest in machine.transitions_from(state):
-            found.add((state, guard.rule.name, dest))
-    return sorted(found)
+    return sorted(
+        edge for edge in takeable_edges(machine)
+        if all(want is None or want == part for want, part in zip(wanted, edge[0].split("/"), strict=True))
+    )
 
 
 def _node_id(state: str) -> str:

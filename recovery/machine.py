@@ -64,6 +64,11 @@ class CaseGuard:
             (_FACT_INDEX[c.field], c.values, c.negated) for c in case.when if c.field not in TRIPLE_FIELDS
         )
 
+    @property
+    def always(self) -> bool:
+        """True when the case reads no fact beyond the triple, so it matches whenever it is tried."""
+        return not self._checks
+
     def holds(self, facts: Facts) -> bool:
         return all((facts[index] in values) != negated for index, values, negated in self._checks)
 

@@ -12,6 +12,7 @@ from transitions.core import MachineError
 
 from recovery.cli import cli
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, Options, facts_from_record
+from recovery.graph import takeable_edges
 from recovery.machine import RecoveryMachine, shared_machine
 from recovery.outcomes import after_success
 from recovery.render import decision_json
@@ -330,3 +331,26 @@ def test_bad_lines_never_stop_the_other_lines(runner, mix):
         assert f"{broken} input line(s) could not be decided" in result.stderr
     else:
         assert result.stderr == ""
+
+
+# -- the graph shows exactly the transitions walks can take ----------------------------------------
+
+
+@FAST
+@given(any_facts)
+def test_every_step_a_walk_takes_is_an_edge_of_the_graph(f):
+    taken = {(step.source, step.rule.name, step.dest) for step in shared_machine().decide(f).steps}
+    assert taken <= TAKEABLE
+
+
+def test_the_graph_leaves_out_transitions_behind_a_rule_that_always_matches():
+    # retry_reboot always stops active/rebooting/shutdown before plug_vifs could be tried
+    assert ("active/rebooting/shutdown", "plug_vifs", "active/rebooting/shutdown") not in TAKEABLE
+    assert ("active/rebooting/shutdown", "retry_reboot", "active/reboot_pending_hard/shutdown") in TAKEABLE
+    # entered after interrupted_snapshot, active/none/shutdown goes on to plug_vifs and resume_guest
+    assert ("active/none/shutdown", "resume_guest", "active/none/shutdown") in TAKEABLE
+    compiled = sum(len(shared_machine().transitions_from(s)) for s in ALL_STATE_NAMES)
+    assert len(TAKEABLE) < compiled
+
+
+TAKEABLE = takeable_edges(shared_machine())
