@@ -92,7 +92,9 @@ def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, li
 def _journal_json(entry: dict) -> dict:
     keep = ("run_id", "run_host", "run_started_at", "dry_run", "start_state", "facts", "considered", "path",
             "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
-    return {k: entry.get(k) for k in keep}
+    doc = {k: entry.get(k) for k in keep}
+    doc["run_started_at"] = f"{entry['run_started_at']:%Y-%m-%d %H:%M:%S} UTC"  # stored as naive UTC, like Nova
+    return doc
 
 
 def _live_explanation(db: Database, uuid: str, libvirt_uri: str, host: str, options: Options) -> dict | None:
