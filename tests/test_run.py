@@ -723,3 +723,27 @@ def test_a_scenario_whose_node_has_a_fully_qualified_name_updates_that_node(tmp_
     [updated] = query(path, "SELECT * FROM compute_nodes")
     assert (updated["host"], updated["hypervisor_hostname"]) == (HOST, "compute-1.example.org")
     assert updated["running_vms"] == 5
+
+
+# --- 13. running_deleted_instance_action ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("action", "domain_after", "reported"), [
+    ("reap", None, "reap_domain"), ("shutdown", "shutdown", "shutdown_domain"), ("log", "running", "none"),
+    ("noop", "running", "none"),
+])
+def test_a_deleted_records_domain_follows_running_deleted_instance_action(tmp_path, action, domain_after, reported):
+    path, url = seeded(tmp_path, "power-outage")
+    hv = Hypervisor.open(uri("power-outage"))
+    options = Options(running_deleted_instance_action=action)
+    db = open_database(url)
+    try:
+        result = HostBoot(shared_machine(), hv, db, RunSettings(host=HOST, node=HOST, options=options)).run()
+    finally:
+        db.close()
+    domains = {d.uuid: d.power_state.label for d in hv.domains()}
+    assert domains.get(U("24")) == domain_after
+    assert domains[U("ff")] == "running"  # an unknown domain is never touched, whatever the option
+    [report] = [d for d in run_json(result)["domains"] if d["uuid"] == U("24")]
+    assert report["action"] == reported
+    assert instances(path)[U("24")]["updated_at"] is None  # the deleted record itself is not rewritten
