@@ -20,7 +20,6 @@ from recovery.executor import (
     ActionResult,
     InstanceResult,
     LostRace,
-    NetworkHook,
     Plan,
     Ports,
     execute,
@@ -28,6 +27,7 @@ from recovery.executor import (
 from recovery.facts import FactsError, facts_from_record
 from recovery.hypervisor import DomainInfo, Hypervisor
 from recovery.machine import RecoveryMachine
+from recovery.network import NetworkHook
 from recovery.render import action_json, considerations_json, path_json
 from recovery.settings import RunSettings
 from states.enums import NO_TASK, PowerState

@@ -11,11 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.boot import HostBoot, Refused, live_record
 from recovery.db import Database, DatabaseError, default_url, open_database
-from recovery.executor import NetworkHook
 from recovery.exits import EXIT_REFUSED, EXIT_USAGE, fail
 from recovery.facts import FactsError, Options, facts_from_record
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
+from recovery.network import NetworkHook
 from recovery.render import explanation_json, explanation_text, format_action
 from recovery.report import print_run, run_json
 from recovery.scenario_seed import ScenarioError, read_db_json, seed_if_empty

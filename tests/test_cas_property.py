@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recovery.db import open_database
-from recovery.executor import CONFLICT, LostRace, NetworkHook, Plan, Ports, execute
+from recovery.executor import CONFLICT, LostRace, Plan, Ports, execute
 from recovery.facts import TASK_STATES, VM_STATES, Facts, Options, facts_from_record
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
+from recovery.network import NetworkHook
 from recovery.scenario_seed import seed_if_empty
 
 UUID = "6c1a0b52-0000-4000-8000-00000000c0a5"

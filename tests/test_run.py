@@ -23,10 +23,10 @@ from click.testing import CliRunner
 from recovery.boot import HostBoot, Refused
 from recovery.cli import cli
 from recovery.db import open_database
-from recovery.executor import NetworkHook
 from recovery.facts import Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
+from recovery.network import NetworkHook
 from recovery.report import run_json
 from recovery.scenario_seed import read_db_json, seed_if_empty
 from recovery.settings import RunSettings
