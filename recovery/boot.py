@@ -24,13 +24,13 @@ from recovery.executor import (
     Ports,
     execute,
 )
-from recovery.facts import FactsError, facts_from_record
+from recovery.facts import FactsError, facts_from_record, record_task_state
 from recovery.hypervisor import DomainInfo, Hypervisor
 from recovery.machine import RecoveryMachine
 from recovery.network import NetworkHook
 from recovery.render import action_json, considerations_json, path_json
 from recovery.settings import RunSettings
-from states.enums import NO_TASK, PowerState
+from states.enums import PowerState
 
 
 class Refused(Exception):
@@ -238,7 +238,7 @@ class HostBoot:
         decision = plan.decision
         return InstanceResult(plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions],
                               outcome=SKIPPED, vm_state=decision.facts.vm_state,
-                              task_state=None if decision.facts.task_state == NO_TASK else decision.facts.task_state)
+                              task_state=record_task_state(decision.facts.task_state))
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
         try:

@@ -10,6 +10,7 @@ stops on failure skips the rest of the steps.
 from dataclasses import dataclass, field
 
 from recovery.db import Database
+from recovery.facts import record_task_state
 from recovery.hypervisor import Hypervisor
 from recovery.machine import Decision
 from recovery.network import NetworkHook
@@ -100,7 +101,7 @@ class _Record:
     def __init__(self, ports: Ports, plan: Plan):
         facts = plan.decision.facts
         self.ports, self.plan = ports, plan
-        self.confirmed = (facts.vm_state, _null_task(facts.task_state))
+        self.confirmed = (facts.vm_state, record_task_state(facts.task_state))
         self.vm_state, self.task_state = self.confirmed
         self.power_state: str | None = None
         self.mark_deleted = False
@@ -133,10 +134,6 @@ class _Record:
                            f"{self.confirmed[1] or NO_TASK}; it was not overwritten")
         self.confirmed = (self.vm_state, self.task_state)
         self.power_state, self.mark_deleted = None, False
-
-
-def _null_task(task_state: str) -> str | None:
-    return None if task_state == NO_TASK else task_state
 
 
 def execute(ports: Ports, plan: Plan) -> InstanceResult:

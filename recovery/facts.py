@@ -50,6 +50,11 @@ class Facts(NamedTuple):
         return state_name(self.vm_state, self.task_state, self.power_state)
 
 
+def record_task_state(task_state: str) -> str | None:
+    """A task as the database column holds it: `none` in state names is null there."""
+    return None if task_state == NO_TASK else task_state
+
+
 def state_name(vm_state: str, task_state: str | None, power_state: str) -> str:
     return f"{vm_state}/{task_state or NO_TASK}/{power_state}"
 

@@ -18,7 +18,7 @@ from functools import cache, lru_cache
 
 from transitions import Machine
 
-from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, state_name
+from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, record_task_state, state_name
 from states.enums import NO_TASK
 from states.policy import POLICY, TRIPLE_FIELDS, Action, Case, Condition, Rule
 
@@ -232,7 +232,7 @@ def _decision(facts: Facts, steps: tuple[Step, ...]) -> Decision:
         steps=steps,
         actions=actions,
         vm_state=vm_state,
-        task_state=None if task_state == NO_TASK else task_state,
+        task_state=record_task_state(task_state),
         reason=reason,
     )
 
