@@ -160,7 +160,7 @@ class HostBoot:
         power = {d.uuid: d.power_state.label for d in hv.domains()}
         result = RunResult(run_id, settings, results, domain_reports, power, warnings, network_error=network_error)
         if run_id is not None:
-            db.journal(run_id, [self._journal_entry(r, power) for r in results])
+            db.journal(run_id, (self._journal_entry(r, power) for r in results))
             db.finish_run(run_id, result.exit_code, result.totals)
         result.seconds = time.perf_counter() - started
         return result

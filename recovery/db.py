@@ -10,11 +10,12 @@ enumerations, and the caller validates them so one bad row gets a clear error wh
 still recover. Timestamps are naive UTC, as Nova stores them.
 """
 
+import itertools
 import json
 import os
 import re
 import uuid as uuidlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -56,6 +57,9 @@ LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating"
 
 IN_CHUNK = 500
 """Most values bound into one IN list; keeps far below every backend's parameter limit."""
+
+JOURNAL_BATCH = 1_000
+"""Journal rows per bulk insert: a 100,000-instance run never holds them all serialized."""
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite writer waits for another writer's lock before failing."""
@@ -535,14 +539,14 @@ class Database:
         with self.engine.begin() as conn:
             return conn.execute(insert(RecoveryRun).values(row)).inserted_primary_key[0]
 
-    def journal(self, run_id: int, entries: Sequence[Mapping[str, Any]]) -> None:
-        """Record a run's decisions in one bulk insert; keys outside JOURNAL_FIELDS are a bug."""
-        if not entries:
-            return
+    def journal(self, run_id: int, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Record a run's decisions in one transaction, inserted in bulk batches so that only one
+        batch is held serialized at a time; keys outside JOURNAL_FIELDS are a bug."""
         now = _utcnow()
-        rows = [_journal_row(run_id, entry, now) for entry in entries]
+        rows = (_journal_row(run_id, entry, now) for entry in entries)
         with self.engine.begin() as conn:
-            conn.execute(insert(RecoveryJournal), rows)
+            while batch := list(itertools.islice(rows, JOURNAL_BATCH)):
+                conn.execute(insert(RecoveryJournal), batch)
 
     def finish_run(self, run_id: int, exit_code: int, totals: Mapping[str, Any]) -> None:
         values = {"finished_at": _utcnow(), "exit_code": exit_code, "totals": json.dumps(totals)}
