@@ -512,6 +512,24 @@ if sys.argv[-1] == {U("42")!r}:
     assert sorted(lines[:-1]) == sorted(f"plug {U(nn)}" for nn in ("41", "42", "43", "44", "45"))
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_instances_are_recovered_concurrently_up_to_the_bound(tmp_path, concurrency):
+    """Each plug holds a slot for a moment; the log shows how many instances were in flight at once."""
+    log = tmp_path / "plugs.log"
+    plug = script(tmp_path, "plug.py", (
+        "import fcntl, time\n"
+        f"def note(word):\n    with open({str(log)!r}, 'a') as f:\n"
+        "        fcntl.flock(f, fcntl.LOCK_EX); f.write(word + '\\n')\n"
+        "note('start'); time.sleep(0.3); note('end')\n"))
+    out = cli_run(tmp_path / "db.sqlite", "clean-host", "--concurrency", str(concurrency), "--plug-vifs-command", plug)
+    assert out.exit_code == 0, out.stderr
+    in_flight, most = 0, 0
+    for word in log.read_text().split():
+        in_flight += 1 if word == "start" else -1
+        most = max(most, in_flight)
+    assert most == concurrency  # five instances, never more than the bound at once, and the bound is used
+
+
 def test_network_apply_runs_once_even_when_an_instance_fails(tmp_path):
     log = tmp_path / "network.log"
     apply = script(tmp_path, "apply.py", f"open({str(log)!r}, 'a').write('apply\\n')\n")
