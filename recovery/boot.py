@@ -24,6 +24,7 @@ from recovery.executor import (
     Ports,
     execute,
 )
+from recovery.exits import EXIT_FAILED, EXIT_OK
 from recovery.facts import FactsError, facts_from_record, record_task_state
 from recovery.hypervisor import DomainInfo, Hypervisor
 from recovery.machine import RecoveryMachine
@@ -66,7 +67,7 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         failed = self.network_error is not None or any(r.outcome in (FAILED, CONFLICT) for r in self.instances)
-        return 1 if failed else 0
+        return EXIT_FAILED if failed else EXIT_OK
 
 
 def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo]) -> None:

@@ -16,7 +16,7 @@ from recovery.facts import FactsError, Options, facts_from_record
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
 from recovery.network import NetworkHook
-from recovery.render import explanation_json, explanation_text, format_action
+from recovery.render import explanation_json, explanation_text, format_action, walk_lines
 from recovery.report import print_run, run_json
 from recovery.scenario_seed import ScenarioError, read_db_json, seed_if_empty
 from recovery.settings import RunSettings
@@ -125,11 +125,8 @@ def journal_text(doc: dict) -> str:
         if run["facts"] is None:
             lines.append(f"not decided: {run['error']}")
             continue
-        body = {"state": run["start_state"], "facts": run["facts"], "considered": run["considered"],
-                "path": run["path"], "actions": run["actions"], "vm_state": run["final_vm_state"],
-                "task_state": run["final_task_state"], "reason": run["reason"]}
-        text = explanation_text(body).splitlines()
-        lines += [t for t in text if not t.startswith(("actions:", "record after"))]
+        lines += walk_lines({**run, "state": run["start_state"]})
+        lines.append(f"why: {run['reason']}")
         lines.append("actions:")
         for action in run["actions"] or []:
             lines.append(f"  {format_action(action)}: {action['outcome']}"

@@ -61,8 +61,8 @@ def format_action(action: dict) -> str:
     return f"{action['name']}({params})" if params else action["name"]
 
 
-def explanation_text(doc: dict) -> str:
-    """Text for one explanation document, as `explanation_json` builds it."""
+def walk_lines(doc: dict) -> list[str]:
+    """Start state, facts, every rule considered and the path: what a decision and a journal entry share."""
     lines = [f"start state: {doc['state']}", "facts:"]
     lines += [f"  {name} = {json.dumps(value)}" for name, value in doc["facts"].items()]
     lines.append("rules considered:")
@@ -71,6 +71,12 @@ def explanation_text(doc: dict) -> str:
         lines.append(f"  [{mark:5}] {item['rule']} at {item['state']}: " + "; ".join(item["why"]))
     lines.append("path:")
     lines += [f"  {step['from']} --{step['rule']}--> {step['to']}" for step in doc["path"]] or ["  (none)"]
+    return lines
+
+
+def explanation_text(doc: dict) -> str:
+    """Text for one explanation document, as `explanation_json` builds it."""
+    lines = walk_lines(doc)
     lines.append("actions: " + (", ".join(format_action(a) for a in doc["actions"]) or "none"))
     lines.append(f"record after the decision: vm_state={doc['vm_state']} task_state={doc['task_state'] or 'null'}")
     lines.append(f"why: {doc['reason']}")
