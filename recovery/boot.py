@@ -85,17 +85,18 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
         )
 
 
-def _record(row: InstanceRow, domain: DomainInfo | None, evacuation: MigrationRow | None) -> dict:
-    """A database row and its domain as a decide input record (SPEC §5), validated the same way."""
+def _record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None) -> dict:
+    """A database row and its domain's power state (None: no domain) as a decide input record (SPEC §5),
+    so that rows are validated exactly as `decide` validates its input."""
     return {
         "uuid": row.uuid,
         "vm_state": row.vm_state,
         "task_state": row.task_state,
-        "power_state": domain.power_state.label if domain else "nostate",
+        "power_state": power.label if power is not None else "nostate",
         "db_power_state": row.power_state if row.power_state is not None else 0,
         "host": row.host,
         "old_vm_state": row.system_metadata.get("old_vm_state"),
-        "domain_present": domain is not None,
+        "domain_present": power is not None,
         "evacuation": {"status": evacuation.status, "dest_host": evacuation.dest_compute} if evacuation else None,
         "deleted": row.deleted,
     }
@@ -110,13 +111,14 @@ def _check_uuid(value: str) -> None:
 
 
 def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> dict | None:
-    """One instance's facts as they are now, as a decide input record (for `explain --live`)."""
+    """One instance's facts as they are now, as a decide input record: for `explain --live` and for
+    deciding again after a lost race. A domain in libvirt's NOSTATE counts as no domain here."""
     row = db.load_instances_by_uuid([uuid]).get(uuid)
     if row is None:
         return None
-    domain = next((d for d in hypervisor.domains() if d.uuid == uuid), None)
+    power = hypervisor.power_state(uuid)
     evacuation = next((m for m in db.load_host(host).evacuations if m.instance_uuid == uuid), None)
-    return _record(row, domain, evacuation)
+    return _record(row, None if power is PowerState.NOSTATE else power, evacuation)
 
 
 class HostBoot:
@@ -214,7 +216,8 @@ class HostBoot:
             evacuation = evacuations.get(row.uuid)
             try:
                 _check_uuid(row.uuid)
-                facts = facts_from_record(_record(row, domain, evacuation), self.settings.host, self.settings.options)
+                power = domain.power_state if domain else None
+                facts = facts_from_record(_record(row, power, evacuation), self.settings.host, self.settings.options)
             except FactsError as error:
                 failures.append(InstanceResult(row.uuid, None, outcome=FAILED,
                                                error=f"bad database row: {error}; fix the instances row",
@@ -258,17 +261,15 @@ class HostBoot:
 
     def _redecide(self, plan: Plan) -> Plan | None:
         """Facts fresh from the database and libvirt, for one more decision after a lost race."""
-        row = self.ports.database.load_instances_by_uuid([plan.uuid]).get(plan.uuid)
-        if row is None:
+        record = live_record(self.ports.database, self.ports.hypervisor, plan.uuid, self.settings.host)
+        if record is None:
             return None
-        power = self.ports.hypervisor.power_state(plan.uuid)
-        record = _record(row, None, None)
-        record.update(power_state=power.label, domain_present=power != PowerState.NOSTATE)
         try:
             facts = facts_from_record(record, self.settings.host, self.settings.options)
         except FactsError:
             return None
-        return Plan(plan.uuid, self.machine.decide(facts), writable=facts.owned and not facts.deleted)
+        evacuation_id = plan.evacuation_id if facts.evacuation_status else None
+        return Plan(plan.uuid, self.machine.decide(facts), facts.owned and not facts.deleted, evacuation_id)
 
     def _journal_entry(self, result: InstanceResult, power: dict[str, str]) -> dict:
         decision = result.decision

@@ -485,6 +485,28 @@ if sys.argv[-1] == {U("41")!r}:
     assert journal == [{"outcome": "conflict"}]
 
 
+def test_a_lost_claim_is_decided_again_once_from_fresh_facts(tmp_path):
+    path = tmp_path / "db.sqlite"
+    # While 01's VIFs are plugged (one instance at a time, in id order), someone turns 03's soft reboot into a
+    # hard one: the claim of 03 (decided from active/rebooting) is lost before any of its actions ran.
+    plug = script(tmp_path, "plug.py", f"""
+if sys.argv[-1] == {U("01")!r}:
+    con = sqlite3.connect({str(path)!r}, timeout=30)
+    con.execute("UPDATE instances SET task_state = 'rebooting_hard' WHERE uuid = ?", ({U("03")!r},))
+    con.commit()
+""")
+    out = cli_run(path, "power-outage", "--concurrency", "1", "--plug-vifs-command", plug)
+    assert out.exit_code == 0, out.stderr
+    item = out.item("03")
+    assert item["outcome"] == "ok"
+    assert item["state"] == "active/rebooting_hard/shutdown"  # the fresh facts, not the stale decision
+    assert item["path"] == [{"rule": "retry_reboot", "from": "active/rebooting_hard/shutdown",
+                             "to": "active/rebooting_hard/shutdown"}]
+    assert actions(item) == [("reboot", "hard", "ok")]
+    row = instances(path)[U("03")]
+    assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, RUNNING)
+
+
 def test_plug_failure_errors_that_instance_and_network_apply_runs_once(tmp_path):
     path, log = tmp_path / "db.sqlite", tmp_path / "network.log"
     plug = script(tmp_path, "plug.py", f"""
