@@ -49,6 +49,10 @@ setup-test: setup
 
 demo: setup
 	@rm -rf build/demo && mkdir -p build/demo
+	@echo "== compute-recover db upgrade, then scenario load: the power-outage scenario's records into SQLite =="
+	@$(CLI) db upgrade --db $(DEMO_DB)
+	@$(CLI) scenario load fixtures/power-outage --db $(DEMO_DB)
+	@echo
 	@echo "== compute-recover run: the power-outage scenario (libvirt test driver + SQLite), guests resumed =="
 	-@$(CLI) run --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot
 	@echo

@@ -1,8 +1,9 @@
-"""The host boot routine (SPEC §6): preflight, identity, bulk load, decide, execute, report.
+"""The host boot routine: preflight, identity, lock, bulk load, decide, journal, execute, report.
 
-Mirrors nova-compute's start: init_host (driver init, evacuation cleanup,
-every instance through the machine), then pre_start_hook (compute node
-record), then post_start_hook (service record).
+Mirrors nova-compute's start: init_host (driver init, evacuation cleanup, every instance through
+the machine), then pre_start_hook (compute node record), then post_start_hook (service record).
+A real run holds the host's lock for all of it and journals as it goes; a dry run takes no lock
+and writes nothing.
 """
 
 import time
@@ -11,27 +12,37 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from recovery.db import Database, InstanceRow, MigrationRow
+from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
+from recovery.db import journal as journals
+from recovery.db.lock import host_lock
+from recovery.db.models import NOVA_INTEGER_MAX
 from recovery.executor import (
     CONFLICT,
     FAILED,
+    INTERRUPTED,
+    NOT_STARTED,
     OK,
+    PENDING,
     SKIPPED,
     ActionResult,
+    Halt,
     InstanceResult,
     LostRace,
     Plan,
     Ports,
     execute,
+    final_entry,
 )
 from recovery.exits import EXIT_FAILED, EXIT_OK
 from recovery.facts import FactsError, facts_from_record, record_task_state
-from recovery.hypervisor import DomainInfo, Hypervisor
-from recovery.machine import RecoveryMachine
+from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
+from recovery.machine import Decision, RecoveryMachine
 from recovery.network import NetworkHook
 from recovery.render import action_json, considerations_json, path_json
 from recovery.settings import RunSettings
 from states.enums import PowerState
+
+OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED)
 
 
 class Refused(Exception):
@@ -56,17 +67,20 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     network_error: str | None = None
     """Why the deferred network apply at the end failed, if it did."""
+    halted: str | None = None
+    """Why the run stopped starting actions (database or hypervisor gone), if it did."""
     seconds: float = 0.0
 
     @property
     def totals(self) -> dict[str, int]:
         counts = Counter(r.outcome for r in self.instances)
-        return {"instances": len(self.instances), **{o: counts[o] for o in (OK, FAILED, SKIPPED, CONFLICT)},
+        return {"instances": len(self.instances), **{o: counts[o] for o in OUTCOMES},
                 "domains_reported": len(self.domains)}
 
     @property
     def exit_code(self) -> int:
-        failed = self.network_error is not None or any(r.outcome in (FAILED, CONFLICT) for r in self.instances)
+        failed = self.network_error is not None or self.halted is not None
+        failed = failed or any(r.outcome not in (OK, SKIPPED) for r in self.instances)
         return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -86,10 +100,10 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
 
 
 def _record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None) -> dict:
-    """A database row and its domain's power state (None: no domain) as a decide input record (SPEC §5),
+    """A database row and its domain's power state (None: no domain) as a decide input record,
     so that rows are validated exactly as `decide` validates its input."""
     return {
-        "uuid": row.uuid,
+        "uuid": row.key,
         "vm_state": row.vm_state,
         "task_state": row.task_state,
         "power_state": power.label if power is not None else "nostate",
@@ -102,23 +116,30 @@ def _record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow
     }
 
 
-def _check_uuid(value: str) -> None:
-    """A row whose uuid libvirt could never report cannot be matched to its domain: refuse to guess."""
+def _check_row(row: InstanceRow) -> None:
+    """What `decide` cannot see of a row: a uuid libvirt could never report (so it cannot be
+    matched to its domain), and sizes outside Nova's columns (which would poison the compute
+    node's sums). Refused before any action: we do not guess."""
     try:
-        uuidlib.UUID(value)
+        uuidlib.UUID(row.uuid)
     except (TypeError, ValueError):
-        raise FactsError(f"uuid {value!r} is malformed (expected 32 hex digits, 8-4-4-4-12)") from None
+        raise FactsError(f"uuid {row.uuid[:40]!r} is malformed (expected 32 hex digits, 8-4-4-4-12)") from None
+    for name in ("vcpus", "memory_mb", "root_gb"):
+        value = getattr(row, name)
+        if value is not None and not 0 <= value <= NOVA_INTEGER_MAX:
+            raise FactsError(f"{name} {value} is outside Nova's Integer range 0..{NOVA_INTEGER_MAX}")
 
 
-def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> dict | None:
-    """One instance's facts as they are now, as a decide input record: for `explain --live` and for
-    deciding again after a lost race. A domain in libvirt's NOSTATE counts as no domain here."""
-    row = db.load_instances_by_uuid([uuid]).get(uuid)
+def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> tuple[dict, InstanceRow] | None:
+    """One instance's facts as they are now, as a decide input record, with its row: for
+    `explain --live` and for deciding again after a lost claim. Reads that one instance only.
+    A domain in libvirt's NOSTATE counts as no domain here."""
+    row = db.load_instances_by_uuid([uuid]).get(uuid.lower())
     if row is None:
         return None
-    power = hypervisor.power_state(uuid)
-    evacuation = next((m for m in db.load_host(host).evacuations if m.instance_uuid == uuid), None)
-    return _record(row, None if power is PowerState.NOSTATE else power, evacuation)
+    power = hypervisor.power_state(row.key)
+    evacuation = db.evacuation_of(host, row.uuid)
+    return _record(row, None if power is PowerState.NOSTATE else power, evacuation), row
 
 
 class HostBoot:
@@ -127,46 +148,78 @@ class HostBoot:
     def __init__(self, machine: RecoveryMachine, hypervisor: Hypervisor, database: Database,
                  settings: RunSettings, network: NetworkHook | None = None):
         self.machine = machine
-        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout)
+        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt())
         self.settings = settings
 
     def run(self) -> RunResult:
+        """Raises Refused (nothing changed), LockTimeout (nothing changed), HypervisorError or
+        DatabaseError before the run starts; once started, always returns a result."""
         started = time.perf_counter()
         hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
         warnings = hv.preflight()
-        domains = hv.domains()
-        check_identity(db, settings, domains)
-        snapshot = db.load_host(settings.host)
-        by_domain = {d.uuid: d for d in domains}
-        evacuations = {m.instance_uuid: m for m in snapshot.evacuations}
-        rows = {row.uuid: row for row in snapshot.instances}
-        elsewhere = db.load_instances_by_uuid(
-            {u for u in (*by_domain, *evacuations) if u not in rows}
-        )
-        run_id = None if settings.dry_run else db.start_run(settings.host, False, self._options_json())
+        check_identity(db, settings, hv.domains())
+        if settings.dry_run:
+            result = self._recover(None, warnings, None)
+        else:
+            capacity = hv.capacity()  # read now: the compute node is still updated if libvirt goes later
+            with host_lock(db, settings.host, settings.lock_timeout):
+                db.prepare_for_writes()
+                run_id = journals.start_run(db, settings.host, self._options_json())
+                result = self._recover(run_id, warnings, capacity)
+        result.seconds = time.perf_counter() - started
+        return result
 
+    def _recover(self, run_id: int | None, warnings: list[str], capacity: HostCapacity | None) -> RunResult:
+        hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
+        domains = hv.domains()
+        snapshot = db.load_host(settings.host)
+        by_domain = {d.uuid.lower(): d for d in domains}
+        evacuations = {m.instance_uuid.lower(): m for m in snapshot.evacuations if m.instance_uuid}
+        rows = {row.key: row for row in snapshot.instances}
+        elsewhere = db.load_instances_by_uuid({u for u in (*by_domain, *evacuations) if u not in rows})
         plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
         warnings += self._evacuation_warnings(by_domain, evacuations)
+        if run_id is not None:
+            ids = journals.insert_entries(db, run_id, self._entries(plans, failures, by_domain))
+            for plan in plans:
+                plan.journal_id = ids.get(plan.uuid)
         results = list(failures)
         network_error = None
         try:
-            evacuated = [p for p in plans if p.evacuation_id is not None]
-            results += self._execute_all(evacuated)
+            results += self._execute_all([p for p in plans if p.evacuation_id is not None])
             results += self._execute_all([p for p in plans if p.evacuation_id is None])
         finally:
             if not settings.dry_run:
                 network_error = self._apply_network()
-        if not settings.dry_run:
-            capacity = hv.capacity()
-            db.upsert_compute_node(settings.host, settings.node, capacity.vcpus, capacity.memory_mb, capacity.local_gb)
-            db.touch_service(settings.host)
-        power = {d.uuid: d.power_state.label for d in hv.domains()}
-        result = RunResult(run_id, settings, results, domain_reports, power, warnings, network_error=network_error)
+        halted = self.ports.halt.reason
+        result = RunResult(run_id, settings, results, domain_reports, self._power_now(results, by_domain), warnings,
+                           network_error=network_error, halted=halted)
         if run_id is not None:
-            db.journal(run_id, (self._journal_entry(r, power) for r in results))
-            db.finish_run(run_id, result.exit_code, result.totals)
-        result.seconds = time.perf_counter() - started
+            self._close_run(result, capacity)
         return result
+
+    def _close_run(self, result: RunResult, capacity: HostCapacity | None) -> None:
+        """pre_start_hook and post_start_hook, then the run's end in the journal. A database that
+        failed during the run is tried once more: if it is back, the journal is finished."""
+        db, settings, halt = self.ports.database, self.settings, self.ports.halt
+        try:
+            if capacity is not None and not halt.database_failed:
+                db.upsert_compute_node(settings.host, settings.node, capacity.vcpus, capacity.memory_mb,
+                                       capacity.local_gb)
+                db.heartbeat(settings.host)
+            journals.finish_run(db, result.run_id, result.exit_code, result.totals)
+        except DatabaseError as error:
+            result.halted = result.halted or str(error)
+            result.warnings.append(f"the run's journal could not be finished ({error}); the host's next run "
+                                   "marks it interrupted")
+
+    def _power_now(self, results: list[InstanceResult], by_domain: dict[str, DomainInfo]) -> dict[str, str]:
+        """Power states for the report: re-read in one call; from before the run if libvirt is gone."""
+        try:
+            return {d.uuid.lower(): d.power_state.label for d in self.ports.hypervisor.domains()}
+        except HypervisorError:
+            known = {uuid: d.power_state.label for uuid, d in by_domain.items()}
+            return known | {r.uuid: r.power_state for r in results if r.power_state is not None}
 
     def _apply_network(self) -> str | None:
         """Apply the deferred network rules once; a failure is reported, not raised, so the run still finishes."""
@@ -181,7 +234,7 @@ class HostBoot:
         return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__}
 
     def _evacuation_warnings(self, by_domain: dict[str, DomainInfo], evacuations: dict[str, MigrationRow]) -> list[str]:
-        """Rule 1 with destroy_after_evacuate off leaves a stale domain: say so (SPEC §4)."""
+        """Rule 1 with destroy_after_evacuate off leaves a stale domain: say so."""
         if self.settings.options.destroy_after_evacuate:
             return []
         return [f"instance {uuid} was evacuated to {m.dest_compute} but --no-destroy-after-evacuate leaves its "
@@ -212,24 +265,28 @@ class HostBoot:
                 reports.append(DomainReport(uuid, domain.name, "none",
                                             "unknown domain: no instance record claims it, so it is never touched"))
         for row in candidates:
-            domain = by_domain.get(row.uuid)
-            evacuation = evacuations.get(row.uuid)
+            domain = by_domain.get(row.key)
+            evacuation = evacuations.get(row.key)
             try:
-                _check_uuid(row.uuid)
+                _check_row(row)
                 power = domain.power_state if domain else None
                 facts = facts_from_record(_record(row, power, evacuation), self.settings.host, self.settings.options)
             except FactsError as error:
-                failures.append(InstanceResult(row.uuid, None, outcome=FAILED,
+                failures.append(InstanceResult(row.key, None, outcome=FAILED,
                                                error=f"bad database row: {error}; fix the instances row",
                                                vm_state=row.vm_state, task_state=row.task_state))
                 continue
-            decision = self.machine.decide(facts)
-            plans.append(Plan(row.uuid, decision, writable=facts.owned and not facts.deleted,
-                              evacuation_id=evacuation.id if evacuation else None))
-            if domain is not None and row.uuid not in rows:
+            plans.append(self._plan_for(row, facts, evacuation))
+            if domain is not None and row.key not in rows:
+                decision = plans[-1].decision
                 names = ", ".join(a.name for a in decision.actions) or "none"
-                reports.append(DomainReport(row.uuid, domain.name, names, decision.reason))
+                reports.append(DomainReport(row.key, domain.name, names, decision.reason))
         return plans, failures, reports
+
+    def _plan_for(self, row: InstanceRow, facts, evacuation: MigrationRow | None) -> Plan:
+        return Plan(row.key, self.machine.decide(facts), writable=facts.owned and not facts.deleted,
+                    evacuation_id=evacuation.id if evacuation else None,
+                    stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at)
 
     def _execute_all(self, plans: list[Plan]) -> list[InstanceResult]:
         if self.settings.dry_run:
@@ -245,6 +302,8 @@ class HostBoot:
                               task_state=record_task_state(decision.facts.task_state))
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
+        if _nothing_to_do(plan.decision):
+            return _untouched(plan)
         try:
             try:
                 return execute(self.ports, plan)
@@ -252,7 +311,7 @@ class HostBoot:
                 fresh = self._redecide(plan)
                 if fresh is None:
                     return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT,
-                                          error="the record vanished or went bad between decision and write")
+                                          error="the record vanished or went bad between decision and claim")
                 return execute(self.ports, fresh)
         except LostRace as race:
             return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT, error=str(race))
@@ -260,30 +319,58 @@ class HostBoot:
             return InstanceResult(plan.uuid, plan.decision, outcome=FAILED, error=f"{type(error).__name__}: {error}")
 
     def _redecide(self, plan: Plan) -> Plan | None:
-        """Facts fresh from the database and libvirt, for one more decision after a lost race."""
-        record = live_record(self.ports.database, self.ports.hypervisor, plan.uuid, self.settings.host)
-        if record is None:
+        """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
+        its journal entry then tells the new decision."""
+        db = self.ports.database
+        found = live_record(db, self.ports.hypervisor, plan.uuid, self.settings.host)
+        if found is None:
             return None
+        record, row = found
         try:
             facts = facts_from_record(record, self.settings.host, self.settings.options)
         except FactsError:
             return None
-        evacuation_id = plan.evacuation_id if facts.evacuation_status else None
-        return Plan(plan.uuid, self.machine.decide(facts), facts.owned and not facts.deleted, evacuation_id)
+        evacuation = db.evacuation_of(self.settings.host, row.uuid) if facts.evacuation_status else None
+        fresh = self._plan_for(row, facts, evacuation)
+        fresh.journal_id = plan.journal_id
+        if fresh.journal_id is not None:
+            with db.transaction(f"journal the new decision for {plan.uuid}") as conn:
+                journals.update_entry(conn, fresh.journal_id, self._decision_entry(fresh.decision))
+        return fresh
 
-    def _journal_entry(self, result: InstanceResult, power: dict[str, str]) -> dict:
-        decision = result.decision
+    def _decision_entry(self, decision: Decision) -> dict:
         return {
-            "instance_uuid": result.uuid,
-            "start_state": decision.start_state if decision else None,
-            "facts": decision.facts._asdict() if decision else None,
-            "path": path_json(decision) if decision else [],
-            "considered": considerations_json(self.machine.consider(decision.facts)) if decision else [],
-            "actions": [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions],
-            "final_vm_state": result.vm_state,
-            "final_task_state": result.task_state,
-            "final_power_state": int(PowerState[power.get(result.uuid, "nostate").upper()]),
-            "outcome": result.outcome,
-            "error": result.error,
-            "reason": decision.reason if decision else result.error,
+            "start_state": decision.start_state,
+            "facts": decision.facts._asdict(),
+            "path": path_json(decision),
+            "considered": considerations_json(self.machine.consider(decision.facts)),
+            "actions": [{**action_json(a), "outcome": PENDING, "error": None} for a in decision.actions],
+            "reason": decision.reason,
         }
+
+    def _entries(self, plans: list[Plan], failures: list[InstanceResult], by_domain: dict[str, DomainInfo]):
+        """Every decision as journaled before anything is executed: pending where there is work."""
+        for plan in plans:
+            entry = {"instance_uuid": plan.uuid, **self._decision_entry(plan.decision)}
+            if _nothing_to_do(plan.decision):
+                domain = by_domain.get(plan.uuid)
+                entry |= final_entry(_untouched(plan, domain.power_state.label if domain else "nostate"))
+            else:
+                entry |= {"outcome": PENDING}
+            yield entry
+        for failure in failures:
+            yield {"instance_uuid": failure.uuid, "outcome": failure.outcome, "error": failure.error,
+                   "reason": failure.error, "final_vm_state": failure.vm_state,
+                   "final_task_state": failure.task_state, "path": [], "considered": [], "actions": []}
+
+
+def _nothing_to_do(decision: Decision) -> bool:
+    facts = decision.facts
+    return not decision.actions and (decision.vm_state, decision.task_state) == (
+        facts.vm_state, record_task_state(facts.task_state))
+
+
+def _untouched(plan: Plan, power: str | None = None) -> InstanceResult:
+    facts = plan.decision.facts
+    return InstanceResult(plan.uuid, plan.decision, outcome=OK, vm_state=facts.vm_state,
+                          task_state=record_task_state(facts.task_state), power_state=power)

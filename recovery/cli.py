@@ -19,7 +19,7 @@ from recovery.exits import EXIT_FAILED, EXIT_USAGE, fail
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, FactsError, Options, facts_from_record
 from recovery.machine import shared_machine
 from recovery.render import DecisionPrinter, explanation_json, explanation_text
-from recovery.settings import DEFAULT_CONCURRENCY
+from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from states.enums import RunningDeletedInstanceAction
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
@@ -139,6 +139,12 @@ def database_option(command):
                         "or COMPUTE_RECOVER_DB].")(command)
 
 
+def db_timeout_option(command):
+    return click.option("--db-timeout", type=click.FloatRange(0.1, 3_600), default=DEFAULT_DB_TIMEOUT,
+                        show_default=True, envvar=ENV_PREFIX + "DB_TIMEOUT",
+                        help="Seconds one database call may take before the database counts as failed.")(command)
+
+
 def libvirt_option(command):
     return click.option("--libvirt-uri", envvar=ENV_PREFIX + "LIBVIRT_URI", default="qemu:///system",
                         show_default=True, help="The hypervisor to recover.")(command)
@@ -180,7 +186,8 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
 
 @cli.command()
 @click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
-              help="Scenario directory: seeds an empty database from its db.json and uses its libvirt.xml.")
+              help="Scenario directory: recover its libvirt.xml (test driver) as its db.json's host; load its "
+              "records first with `compute-recover scenario load`.")
 @click.option("--node", envvar=ENV_PREFIX + "NODE", help="Hypervisor hostname of the compute node [default: "
               "the scenario's host, else libvirt's hostname].")
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
@@ -190,6 +197,10 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
               envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once.")
 @click.option("--stop-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
               envvar=ENV_PREFIX + "STOP_TIMEOUT", help="Seconds a guest gets to shut down before it is destroyed.")
+@click.option("--lock-timeout", type=click.FloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
+              envvar=ENV_PREFIX + "LOCK_TIMEOUT",
+              help="Seconds to wait while another recovery of this host runs; then exit 4, having changed nothing.")
+@db_timeout_option
 @click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND",
               help="Command run with an instance uuid to plug its VIFs (default: nothing to plug).")
 @click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
@@ -199,13 +210,52 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
 @config_option
 @policy_options
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
-        stop_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None,
-        db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
-    """Recover this host's instances: decide, execute, journal and report (SPEC §6)."""
+        stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
+        network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
+        options: Options) -> None:
+    """Recover this host's instances: decide, execute, journal and report.
+
+    One recovery per host at a time (a lock in the database); each instance is claimed before
+    anything is done to it; the journal is written as the run goes.
+    """
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
-    host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, plug_vifs_command,
-                      network_apply_command, db_url, libvirt_uri, host, options)
+    host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, lock_timeout, db_timeout,
+                      plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options)
+
+
+@cli.group("db")
+def db_group() -> None:
+    """compute-recover's tables in a database."""
+
+
+@db_group.command("upgrade")
+@database_option
+@db_timeout_option
+def db_upgrade(db_url: str | None, db_timeout: float) -> None:
+    """Create compute-recover's tables in --db, or bring them up to this version (the only command
+    that changes a schema). An SQLite file is created if missing, readable by its owner only."""
+    from recovery import admin_commands
+
+    admin_commands.db_upgrade(db_url, db_timeout)
+
+
+@cli.group("scenario")
+def scenario_group() -> None:
+    """Scenarios: a libvirt test-driver document and the database records that go with it."""
+
+
+@scenario_group.command("load")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--replace", is_flag=True, help="Delete the database's records (and journal) first, in the same "
+              "transaction, instead of refusing a database that holds records.")
+@database_option
+@db_timeout_option
+def scenario_load(directory: str, replace: bool, db_url: str | None, db_timeout: float) -> None:
+    """Load DIRECTORY/db.json into --db (made by `db upgrade`); refuses a database that holds records."""
+    from recovery import admin_commands
+
+    admin_commands.scenario_load(directory, db_url, replace, db_timeout)
 
 
 @cli.command()

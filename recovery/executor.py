@@ -1,24 +1,41 @@
 """Carry out one instance's decision against libvirt, the network hook and the database.
 
-Steps run in order. A step's record writes are kept in memory and written
-(compare-and-swap on the vm_state/task_state the record held when decided)
-just before the instance's first action, which claims it, and once more at
-the end. An action that fails applies Nova's failure writes, and one that
-stops on failure skips the rest of the steps.
+Claim before act: before its first action an instance's row is claimed by a compare-and-swap on
+the (vm_state, task_state, updated_at) it was decided from, which writes the decision's own
+writes and a new updated_at, so a concurrent writer is detected before any action, never after.
+Steps then run in order; each action's outcome is journaled as it completes, and the state the
+actions reached is written, with the journal's final word, in one last transaction. An action
+that fails applies Nova's failure writes, and one that stops on failure skips the rest.
+
+A run that loses its database or its hypervisor is halted: no instance starts another action,
+and nothing is written on behalf of an action whose end was not seen.
 """
 
+import threading
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from recovery.db import Database
+from sqlalchemy import Connection
+
+from recovery.db import Database, DatabaseFailure
+from recovery.db.journal import update_entry
 from recovery.facts import record_task_state
-from recovery.hypervisor import Hypervisor
+from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.machine import Decision
 from recovery.network import NetworkHook
 from recovery.outcomes import action_effects
+from recovery.render import action_json
 from states.enums import NO_TASK, PowerState
 from states.policy import ACTIONS, Action
 
 OK, FAILED, SKIPPED, CONFLICT = "ok", "failed", "skipped", "conflict"
+NOT_STARTED = "not-started"
+"""The run halted before this instance's first action: nothing was done or written for it."""
+INTERRUPTED = "interrupted"
+"""The run halted while this instance was being recovered: what its last action did is unknown,
+and its record holds what was claimed; the next run decides it again."""
+PENDING = "pending"
 
 
 @dataclass
@@ -30,13 +47,19 @@ class ActionResult:
 
 @dataclass
 class Plan:
-    """What the executor needs beyond the decision: where the record and migrations are."""
+    """What the executor needs beyond the decision: which row to claim, and where it is journaled."""
 
     uuid: str
+    """Canonical (lower case), as libvirt, the report and the journal name the instance."""
     decision: Decision
     writable: bool
     """Only a live record of this host is written; evacuated or deleted ones are not ours."""
     evacuation_id: int | None = None
+    stored_uuid: str | None = None
+    """The uuid as the row stores it, when its case differs."""
+    updated_at: datetime | None = None
+    """The row's updated_at when it was read: part of what a claim compares."""
+    journal_id: int | None = None
 
 
 @dataclass
@@ -48,6 +71,27 @@ class InstanceResult:
     error: str | None = None
     vm_state: str | None = None
     task_state: str | None = None
+    power_state: str | None = None
+    """Read from libvirt after the actions (None: not read)."""
+
+
+class Halt:
+    """Shared by every instance of one run: once the database or the hypervisor is gone, no
+    instance starts another action. The first reason is kept."""
+
+    def __init__(self) -> None:
+        self._reason: str | None = None
+        self.database_failed = False
+        self._lock = threading.Lock()
+
+    def stop(self, reason: str, database: bool = False) -> None:
+        with self._lock:
+            self._reason = self._reason or reason
+            self.database_failed = self.database_failed or database
+
+    @property
+    def reason(self) -> str | None:
+        return self._reason
 
 
 @dataclass
@@ -56,10 +100,11 @@ class Ports:
     database: Database
     network: NetworkHook
     stop_timeout: float = 60.0
+    halt: Halt = field(default_factory=Halt)
 
 
 class LostRace(Exception):
-    """The record changed under us; nothing was written."""
+    """The record changed under us before anything was written or done; nothing was."""
 
 
 def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
@@ -83,7 +128,7 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
         try:
             hv.abort_job(uuid)
         finally:
-            ports.database.fail_live_migrations(uuid)
+            ports.database.fail_live_migrations(plan.stored_uuid or uuid)
     elif name == "resume_guest":
         hv.resume_guest(uuid)
     elif name == "complete_migration":
@@ -100,11 +145,12 @@ class _Record:
 
     def __init__(self, ports: Ports, plan: Plan):
         facts = plan.decision.facts
-        self.ports, self.plan = ports, plan
-        self.confirmed = (facts.vm_state, record_task_state(facts.task_state))
-        self.vm_state, self.task_state = self.confirmed
+        self.db, self.plan = ports.database, plan
+        self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
+        self.vm_state, self.task_state = self.confirmed[:2]
         self.power_state: str | None = None
         self.mark_deleted = False
+        self.claimed = False
 
     def apply(self, effects: dict) -> None:
         for name, value in effects.items():
@@ -117,63 +163,169 @@ class _Record:
             elif name == "deleted":
                 self.mark_deleted = bool(value)
 
-    def flush(self) -> None:
+    def write(self, conn: Connection) -> bool:
+        """Compare-and-swap what changed (a claim always writes: at least a new updated_at);
+        False when another writer changed the row since it was read."""
         if not self.plan.writable:
-            return
-        changes: dict = {}
-        if (self.vm_state, self.task_state) != self.confirmed:
+            return True
+        changes: dict[str, Any] = {}
+        if (self.vm_state, self.task_state) != self.confirmed[:2]:
             changes.update(vm_state=self.vm_state, task_state=self.task_state)
         if self.power_state is not None:
             changes["power_state"] = int(PowerState[self.power_state.upper()])
         if self.mark_deleted:
             changes["mark_deleted"] = True
-        if not changes:
-            return
-        if not self.ports.database.compare_and_swap(self.plan.uuid, *self.confirmed, **changes):
-            raise LostRace(f"the record changed since it was decided from {self.confirmed[0]}/"
-                           f"{self.confirmed[1] or NO_TASK}; it was not overwritten")
-        self.confirmed = (self.vm_state, self.task_state)
-        self.power_state, self.mark_deleted = None, False
+        if not changes and self.claimed:
+            return True
+        stamp = self.db.next_stamp(self.confirmed[2])
+        if not self.db.compare_and_swap(conn, self.plan.stored_uuid or self.plan.uuid, self.confirmed, stamp,
+                                        **changes):
+            return False
+        self.confirmed = (self.vm_state, self.task_state, stamp)
+        self.power_state, self.mark_deleted, self.claimed = None, False, True
+        return True
+
+    def lost(self) -> str:
+        vm_state, task_state, _ = self.confirmed
+        return (f"the record changed since it was decided from {vm_state}/{task_state or NO_TASK}; "
+                "it was not overwritten")
 
 
 def execute(ports: Ports, plan: Plan) -> InstanceResult:
-    """Run the plan; raises LostRace only if the claim before the first action was lost."""
-    decision = plan.decision
+    """Run the plan. Raises LostRace only when the row changed before anything was written or done,
+    so that the caller may decide it again."""
     record = _Record(ports, plan)
-    result = InstanceResult(plan.uuid, decision)
-    pending = [action for step in decision.steps for action in step.case.actions]
-    claimed = False
-    stopped = False
-    for step in decision.steps:
-        if stopped:
-            break
-        record.apply(dict((k, v) for k, v in step.case.writes))
+    result = InstanceResult(plan.uuid, plan.decision)
+    planned = [action for step in plan.decision.steps for action in step.case.actions]
+    done = 0
+    for step in plan.decision.steps:
+        record.apply(dict(step.case.writes))
         for action in step.case.actions:
-            if not claimed:
-                record.flush()  # a LostRace here leaves everything untouched: the caller re-decides
-                claimed = True
-            pending.remove(action)
-            try:
-                _run_action(ports, plan, action)
-            except Exception as error:  # one action's failure is reported, never raised
-                result.actions.append(ActionResult(action, FAILED, _one_line(error)))
+            if ports.halt.reason is not None:
+                return _halted(result, planned[done:], record, ports.halt.reason)
+            if not record.claimed and not _claim(ports, plan, record, result):
+                return result
+            error = _attempt(ports, plan, action, result)
+            done += 1
+            if error is HALTED:
+                return _halted(result, planned[done:], record, ports.halt.reason or "the hypervisor is gone")
+            if error is not None:
                 record.apply(action_effects(action, succeeded=False))
-                if result.error is None:
-                    result.error = f"{action.name}: {_one_line(error)}"
-                result.outcome = FAILED
                 if ACTIONS[action.name].stops_on_failure:
-                    stopped = True
-                    break
+                    return _finish(ports, plan, record, result, planned[done:])
                 continue
-            result.actions.append(ActionResult(action, OK))
             record.apply(action_effects(action, succeeded=True))
-    result.actions += [ActionResult(action, SKIPPED) for action in pending]
+            if done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
+                return _halted(result, planned[done:], record, ports.halt.reason or "")
+    return _finish(ports, plan, record, result, [])
+
+
+HALTED = object()
+"""What `_attempt` returns when the action's end was not seen because the hypervisor went away."""
+
+
+def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -> object | None:
+    """Run one action and record its outcome; None on success, else the error (or HALTED)."""
     try:
-        record.flush()
-    except LostRace as race:
-        result.outcome, result.error = CONFLICT, str(race)
-    result.vm_state, result.task_state = record.confirmed
+        _run_action(ports, plan, action)
+    except HypervisorLost as lost:
+        ports.halt.stop(f"lost the hypervisor: {lost}")
+        result.actions.append(ActionResult(action, INTERRUPTED, str(lost)))
+        return HALTED
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.actions.append(ActionResult(action, INTERRUPTED, str(failure)))
+        return HALTED
+    except Exception as error:  # one action's failure is reported, never raised
+        text = _one_line(error)
+        result.actions.append(ActionResult(action, FAILED, text))
+        result.error = result.error or f"{action.name}: {text}"
+        result.outcome = FAILED
+        return error
+    result.actions.append(ActionResult(action, OK))
+    return None
+
+
+def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
+    """Claim the row before the first action; False (with the result filled) if the database failed."""
+    try:
+        with ports.database.transaction(f"claim instance {plan.uuid}") as conn:
+            if not record.write(conn):
+                raise LostRace(record.lost())
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.outcome, result.error = NOT_STARTED, str(failure)
+        result.vm_state, result.task_state = record.confirmed[:2]
+        result.actions += [ActionResult(a, NOT_STARTED) for a in plan.decision.actions]
+        return False
+    return True
+
+
+def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action]) -> bool:
+    if plan.journal_id is None:
+        return True
+    try:
+        with ports.database.transaction(f"journal the progress of {plan.uuid}") as conn:
+            update_entry(conn, plan.journal_id, {"actions": _actions_json(result, remaining)})
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        return False
+    return True
+
+
+def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, skipped: list[Action]) -> InstanceResult:
+    """Write the state reached and the journal's final word in one transaction."""
+    result.actions += [ActionResult(action, SKIPPED) for action in skipped]
+    result.power_state = _power_after(ports, plan) if result.actions else None
+    try:
+        with ports.database.transaction(f"record instance {plan.uuid}") as conn:
+            if not record.write(conn):
+                if not record.claimed and not result.actions:
+                    raise LostRace(record.lost())  # nothing written or done yet: decide it again
+                result.outcome, result.error = CONFLICT, record.lost()
+            result.vm_state, result.task_state = record.confirmed[:2]
+            if plan.journal_id is not None:
+                update_entry(conn, plan.journal_id, final_entry(result))
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.outcome, result.error = INTERRUPTED, f"the outcome could not be recorded: {failure}"
+        result.vm_state, result.task_state = record.confirmed[:2]
     return result
+
+
+def _halted(result: InstanceResult, remaining: list[Action], record: _Record, reason: str) -> InstanceResult:
+    """Stop this instance where it is: no failure writes, nothing more written."""
+    result.actions += [ActionResult(action, NOT_STARTED) for action in remaining]
+    started = any(a.outcome != NOT_STARTED for a in result.actions)
+    result.outcome = INTERRUPTED if started else NOT_STARTED
+    result.error = result.error or f"the run stopped: {reason}"
+    result.vm_state, result.task_state = record.confirmed[:2]
+    return result
+
+
+def _power_after(ports: Ports, plan: Plan) -> str | None:
+    try:
+        return ports.hypervisor.power_state(plan.uuid).label
+    except HypervisorError:
+        return None
+
+
+def _actions_json(result: InstanceResult, remaining: list[Action]) -> list[dict]:
+    done = [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions]
+    return done + [{**action_json(a), "outcome": PENDING, "error": None} for a in remaining]
+
+
+def final_entry(result: InstanceResult) -> dict[str, Any]:
+    """The journal fields an instance's outcome sets."""
+    power = result.power_state
+    return {
+        "actions": _actions_json(result, []),
+        "final_vm_state": result.vm_state,
+        "final_task_state": result.task_state,
+        "final_power_state": int(PowerState[power.upper()]) if power else None,
+        "outcome": result.outcome,
+        "error": result.error,
+    }
 
 
 def _one_line(error: BaseException) -> str:

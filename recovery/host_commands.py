@@ -7,57 +7,85 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 
-from recovery.boot import HostBoot, Refused, live_record
-from recovery.db import Database, DatabaseError, default_url, open_database
-from recovery.exits import EXIT_REFUSED, EXIT_USAGE, fail
+from recovery.boot import HostBoot, Refused, RunResult, live_record
+from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
+from recovery.db import journal as journals
+from recovery.db.lock import LockTimeout
+from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
+from recovery.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_USAGE, fail
 from recovery.facts import FactsError, Options, facts_from_record
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
 from recovery.network import NetworkHook
 from recovery.render import explanation_json, explanation_text, format_action, walk_lines
 from recovery.report import print_run, run_json
-from recovery.scenario_seed import ScenarioError, read_db_json, seed_if_empty
+from recovery.scenario_seed import ScenarioError, read_db_json
 from recovery.settings import RunSettings
 from states.enums import PowerState
 
 
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
-        stop_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None,
-        db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
-    db = open_db(db_url)
+        stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
+        network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
+        options: Options) -> None:
     if scenario is not None:
         directory = Path(scenario).resolve()
         try:
             data = read_db_json(directory / "db.json")
-            host = host or data.get("host") or socket.gethostname()
-            # Setting up the scenario, not a recovery write, so a dry run seeds an empty database too.
-            seed_if_empty(db, data, str(directory / "db.json"), warn=_warn)
         except ScenarioError as error:
             fail(str(error), EXIT_USAGE)
+        host = host or data.get("host") or socket.gethostname()
         libvirt_uri = f"test://{directory / 'libvirt.xml'}"
         node = node or _scenario_node(data, host)
-    hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run)
-    settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
-                           concurrency=concurrency, stop_timeout=stop_timeout)
-    boot = HostBoot(shared_machine(), hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
+    host = host or socket.gethostname()
+    db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
     try:
-        result = boot.run()
-    except (Refused, PreflightRefused) as error:
-        fail(f"refused: {error} (nothing was changed)", EXIT_REFUSED)
-    except HypervisorError as error:
-        fail(str(error), EXIT_REFUSED)
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
-    except SQLAlchemyError as error:
-        detail = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
-        fail(f"database {db.masked_url} failed during the run: {detail} — check --db and the database", EXIT_USAGE)
+        _require_schema(db, dry_run)
+        hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run)
+        settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
+                               concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
+        network = NetworkHook(plug_vifs_command, network_apply_command)
+        result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network), db, host, lock_timeout)
+    finally:
+        db.close()
     if as_json:
         click.echo(json.dumps(run_json(result), indent=2))
     else:
         print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
     sys.exit(result.exit_code)
+
+
+def _require_schema(db: Database, dry_run: bool) -> None:
+    """A real run writes the journal: its tables must be there (made by `db upgrade`, never by `run`)."""
+    try:
+        if dry_run:
+            if not db.has_tables("instances", "services", "compute_nodes", "migrations"):
+                fail(f"database {db.masked_url} has no instance records (no `instances` table): load a scenario "
+                     "with `compute-recover scenario load`, or check --db", EXIT_USAGE)
+        else:
+            schema.require(db)
+    except DatabaseError as error:
+        fail(str(error), EXIT_USAGE)
+
+
+def _boot(boot: HostBoot, db: Database, host: str, lock_timeout: float) -> RunResult:
+    """Run the routine; every way it can refuse to start is one line and its exit code."""
+    try:
+        return boot.run()
+    except (Refused, PreflightRefused) as error:
+        fail(f"refused: {error} (nothing was changed)", EXIT_REFUSED)
+    except LockTimeout:
+        try:
+            holder = journals.running_run(db, host)
+        except DatabaseError:
+            holder = None
+        fail(f"another recovery of host {host} is running ({holder or 'holder not yet recorded'}); waited "
+             f"{lock_timeout:g} s for it (--lock-timeout): nothing was changed", EXIT_LOCKED)
+    except HypervisorError as error:
+        fail(f"{error} (nothing was changed)", EXIT_REFUSED)
+    except DatabaseError as error:
+        fail(f"{error} — nothing was changed; check --db and the database server", EXIT_USAGE)
 
 
 def _scenario_node(data: dict, host: str) -> str:
@@ -73,34 +101,37 @@ def _warn(text: str) -> None:
 
 def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, libvirt_uri: str, host: str,
                     options: Options) -> None:
-    db = open_db(db_url)
+    db = open_db(db_url, read_only=True)
     try:
-        entries = db.journal_for(uuid)
-        row = db.load_instances_by_uuid([uuid]).get(uuid)
-    except SQLAlchemyError as error:
-        fail(f"cannot read the journal in {db.masked_url}: {type(error).__name__} — check --db", EXIT_USAGE)
-    if not entries and row is None:
-        fail(f"unknown instance {uuid}: no instance record and no journal entry in {db.masked_url}; "
-             "check the uuid and --db", EXIT_USAGE)
-    identity = None if row is None else {
-        "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
-    live_doc = _live_explanation(db, uuid, libvirt_uri, host, options) if live else None
-    doc = {"uuid": uuid, "instance": identity, "runs": [_journal_json(e) for e in entries], "live": live_doc}
+        entries = journals.journal_for(db, uuid) if db.has_tables("recovery_journal", "recovery_runs") else []
+        row = db.load_instances_by_uuid([uuid]).get(uuid.lower()) if db.has_tables("instances") else None
+        if not entries and row is None:
+            fail(f"unknown instance {uuid}: no instance record and no journal entry in {db.masked_url}; "
+                 "check the uuid and --db", EXIT_USAGE)
+        identity = None if row is None else {
+            "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
+        live_doc = _live_explanation(db, uuid, libvirt_uri, host, options) if live else None
+    except DatabaseError as error:
+        fail(str(error), EXIT_USAGE)
+    finally:
+        db.close()
+    doc = {"uuid": uuid.lower(), "instance": identity, "runs": [_journal_json(e) for e in entries], "live": live_doc}
     click.echo(json.dumps(doc, indent=2, default=str) if as_json else journal_text(doc))
 
 
 def _journal_json(entry: dict) -> dict:
-    keep = ("run_id", "run_host", "run_started_at", "dry_run", "start_state", "facts", "considered", "path",
-            "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
+    keep = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "facts", "considered",
+            "path", "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
     doc = {k: entry.get(k) for k in keep}
     doc["run_started_at"] = f"{entry['run_started_at']:%Y-%m-%d %H:%M:%S} UTC"  # stored as naive UTC, like Nova
     return doc
 
 
 def _live_explanation(db: Database, uuid: str, libvirt_uri: str, host: str, options: Options) -> dict | None:
-    record = live_record(db, open_hypervisor(libvirt_uri, read_only=True), uuid, host)
-    if record is None:
+    found = live_record(db, open_hypervisor(libvirt_uri, read_only=True), uuid, host)
+    if found is None:
         return None
+    record, _row = found
     try:
         facts = facts_from_record(record, host, options)
     except FactsError as error:
@@ -121,7 +152,7 @@ def journal_text(doc: dict) -> str:
         label = "newest run" if number == 0 else "earlier run"
         lines.append("")
         lines.append(f"== {label} {run['run_id']} on host {run['run_host']} at {run['run_started_at']}"
-                     + (" (dry run)" if run["dry_run"] else ""))
+                     + (" (dry run)" if run["dry_run"] else "") + _status_note(run))
         if run["facts"] is None:
             lines.append(f"not decided: {run['error']}")
             continue
@@ -143,9 +174,17 @@ def journal_text(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def open_db(db_url: str | None) -> Database:
+def _status_note(run: dict) -> str:
+    if run.get("run_status") == RUN_INTERRUPTED:
+        return " (interrupted: the run never finished; what it intended and what it completed are below)"
+    if run.get("run_status") == RUN_RUNNING:
+        return " (still running, or killed and not yet marked interrupted by the host's next run)"
+    return ""
+
+
+def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Database:
     try:
-        return open_database(db_url or default_url())
+        return open_database(db_url, read_only=read_only, timeout=timeout)
     except DatabaseError as error:
         fail(str(error), EXIT_USAGE)
 

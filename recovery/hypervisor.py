@@ -40,6 +40,10 @@ class HypervisorUnavailable(HypervisorError):
     """The libvirt URI cannot be opened: wrong --libvirt-uri, or libvirtd is not running."""
 
 
+class HypervisorLost(HypervisorError):
+    """The connection to libvirtd is gone: not the instance's failure, and no action should start."""
+
+
 class PreflightRefused(HypervisorError):
     """The host's libvirt is too old to recover on; upgrading libvirt is the fix."""
 
@@ -178,12 +182,20 @@ class Hypervisor:
     def close(self) -> None:
         self._conn.close()
 
+    def _error(self, message: str) -> HypervisorError:
+        """The error for a failed call: HypervisorLost when the connection itself is gone."""
+        try:
+            alive = self._conn.isAlive()
+        except libvirt.libvirtError:
+            alive = False
+        return HypervisorError(message) if alive else HypervisorLost(f"{message} (the connection to libvirt is lost)")
+
     @contextmanager
     def _reading(self, what: str) -> Iterator[None]:
         try:
             yield
         except libvirt.libvirtError as e:
-            raise HypervisorError(f"cannot {what} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot {what} on {self.uri}: {_one_line(e)}") from e
 
     def _lookup(self, uuid: str) -> libvirt.virDomain | None:
         """The domain with this UUID, or None; a malformed UUID names no domain either."""
@@ -192,7 +204,7 @@ class Hypervisor:
         except libvirt.libvirtError as e:
             if e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
                 return None
-            raise HypervisorError(f"cannot look up domain {uuid} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot look up domain {uuid} on {self.uri}: {_one_line(e)}") from e
 
     def _refuse_if_read_only(self, action: str, uuid: str) -> None:
         if self.read_only:
@@ -203,7 +215,7 @@ class Hypervisor:
         try:
             yield
         except libvirt.libvirtError as e:
-            raise HypervisorError(f"cannot {action} domain {uuid} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot {action} domain {uuid} on {self.uri}: {_one_line(e)}") from e
 
     @contextmanager
     def _changing(self, action: str, uuid: str) -> Iterator[libvirt.virDomain]:
@@ -251,7 +263,7 @@ class Hypervisor:
         except libvirt.libvirtError as e:
             if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # undefined since the lookup
                 return PowerState.NOSTATE
-            raise HypervisorError(f"cannot read the state of domain {uuid} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot read the state of domain {uuid} on {self.uri}: {_one_line(e)}") from e
 
     def capacity(self) -> HostCapacity:
         """vcpus and memory from the node info; local_gb is the largest active storage pool's size, else 0.

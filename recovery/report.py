@@ -31,12 +31,14 @@ def run_json(result: RunResult) -> dict:
         "instances": instances,
         "domains": [d.__dict__ for d in result.domains],
         "network_error": result.network_error,
+        "halted": result.halted,
         "totals": result.totals,
         "seconds": round(result.seconds, 3),
     }
 
 
-_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow"}
+_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
+                  "not-started": "yellow", "interrupted": "bold red"}
 
 
 def print_run(result: RunResult, console: Console) -> None:
@@ -57,6 +59,9 @@ def print_run(result: RunResult, console: Console) -> None:
     for domain in doc["domains"]:
         console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}",
                       highlight=False)
+    if doc["halted"]:
+        console.print(f"[bold red]run stopped early:[/] {doc['halted']} — instances not reached were left as they "
+                      "were, for the next run", highlight=False)
     if doc["network_error"]:
         console.print(f"[bold red]network apply failed:[/] {doc['network_error']}", highlight=False)
     totals = doc["totals"]

@@ -13,9 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
-from recovery.db import ComputeNode, Database, Instance, InstanceSystemMetadata, Migration, Service
+from recovery.db import (
+    ComputeNode,
+    Database,
+    Instance,
+    InstanceSystemMetadata,
+    Migration,
+    RecoveryJournal,
+    RecoveryRun,
+    Service,
+)
 from states.enums import PowerState
 
 
@@ -60,23 +69,35 @@ def read_db_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def seed(db: Database, data: Mapping[str, Any], source: str = "db.json") -> None:
-    """Load a scenario into an empty database; refuse one that already holds records."""
-    if not seed_if_empty(db, data, source):
-        raise ScenarioError(f"{source}: database {db.masked_url} already holds records; seed only an empty database")
+def seed(db: Database, data: Mapping[str, Any], source: str = "db.json", *, replace: bool = False,
+         warn: Callable[[str], None] | None = None) -> None:
+    """Load a scenario into an empty database (`replace`: into one emptied first); refuse one that
+    already holds records."""
+    if not seed_if_empty(db, data, source, warn=warn, replace=replace):
+        raise ScenarioError(f"{source}: database {db.masked_url} already holds records; load into an empty "
+                            "database, or pass --replace to delete them first")
+
+
+_REPLACED = (RecoveryJournal, RecoveryRun, InstanceSystemMetadata, Instance, Migration, ComputeNode, Service)
+"""What --replace empties, children first: the records and the journal that spoke of them."""
 
 
 def seed_if_empty(
-    db: Database, data: Mapping[str, Any], source: str = "db.json", warn: Callable[[str], None] | None = None
+    db: Database, data: Mapping[str, Any], source: str = "db.json", warn: Callable[[str], None] | None = None,
+    replace: bool = False,
 ) -> bool:
-    """Seed when the database holds no instances, migrations, compute nodes or services;
-    return whether it did (False: it already had data and nothing was written)."""
+    """Seed when the database holds no instances, migrations, compute nodes or services (or, with
+    `replace`, after deleting them and the journal, in the same transaction); return whether it did
+    (False: it already had data and nothing was written)."""
     rows = parse_db_json(data, source)
     if rows.ignored_fields and warn is not None:
         warn(f"{source}: ignored fields compute-recover does not use: {', '.join(rows.ignored_fields)}")
     holds_data = or_(*(select(model.id).exists() for model in (Instance, Migration, ComputeNode, Service)))
-    with db.engine.begin() as conn:
-        if conn.execute(select(holds_data)).scalar():
+    with db.transaction(f"load {source}") as conn:
+        if replace:
+            for model in _REPLACED:
+                conn.execute(delete(model))
+        elif conn.execute(select(holds_data)).scalar():
             return False
         for model, table_rows in (
             (Instance, rows.instances),

@@ -13,8 +13,9 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
+from databases import migrated_database
+
 from recovery.boot import HostBoot
-from recovery.db import open_database
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
@@ -134,7 +135,7 @@ def read_statements(workdir: Path, count: int) -> int:
     """SQL statements a dry run issues for `count` instances: must not grow with the count."""
     scenario = workdir / f"scenario-{count}"
     write_scenario(scenario, count)
-    db = open_database(f"sqlite:///{workdir / f'statements-{count}.sqlite'}")
+    db = migrated_database(f"sqlite:///{workdir / f'statements-{count}.sqlite'}")
     seed_if_empty(db, json.loads((scenario / "db.json").read_text()))
     hypervisor = Hypervisor.open(f"test://{scenario / 'libvirt.xml'}", read_only=True)
     settings = RunSettings(host=HOST, node=HOST, options=Options(True), dry_run=True)
@@ -147,7 +148,7 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
     scenario = workdir / "scenario"
     write_scenario(scenario, count)
     url = f"sqlite:///{workdir / 'boot.sqlite'}"
-    seed_if_empty(open_database(url), json.loads((scenario / "db.json").read_text()))
+    seed_if_empty(migrated_database(url), json.loads((scenario / "db.json").read_text()))
     exe = str(Path(sys.executable).with_name("compute-recover"))
     base = [exe, "run", "--scenario", str(scenario), "--db", url, "--resume-guests-state-on-host-boot", "--json"]
     print(f"compute-recover run, generated {count:,}-instance scenario (test driver + SQLite), whole command")

@@ -99,3 +99,4 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'compute-recover.sqlite'}"
     return request.getfixturevalue("pg_database_url")
+

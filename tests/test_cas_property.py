@@ -7,10 +7,10 @@ test-driver domain, after the row was changed behind the decision's back.
 import tempfile
 from pathlib import Path
 
+from databases import migrated_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recovery.db import open_database
 from recovery.executor import CONFLICT, LostRace, Plan, Ports, execute
 from recovery.facts import TASK_STATES, VM_STATES, Facts, Options, facts_from_record
 from recovery.hypervisor import Hypervisor
@@ -46,7 +46,7 @@ def test_a_concurrent_change_is_never_overwritten(decided_from, changed_to, powe
     with tempfile.TemporaryDirectory() as tmp:
         node = Path(tmp) / "node.xml"
         node.write_text(NODE.format(uuid=UUID, runstate=RUNSTATE[power]))
-        db = open_database(f"sqlite:///{Path(tmp) / 'db.sqlite'}")
+        db = migrated_database(f"sqlite:///{Path(tmp) / 'db.sqlite'}")
         # The row as someone else left it after the decision was made from `decided_from`.
         seed_if_empty(db, {"host": HOST, "instances": [{
             "uuid": UUID, "vm_state": changed_to[0], "task_state": _task(changed_to[1]), "power_state": "running"}]})

@@ -3,17 +3,17 @@
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import migrated_database
 from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 from recovery.db import (
     DB_ENV,
-    DEFAULT_DB_PATH,
     Database,
     DatabaseError,
     Instance,
@@ -22,6 +22,8 @@ from recovery.db import (
     Service,
     open_database,
 )
+from recovery.db import journal as journals
+from recovery.db.engine import DEFAULT_DB_PATH
 from recovery.scenario_seed import ScenarioError, parse_db_json, read_db_json, seed, seed_if_empty
 from states.enums import PowerState, VmState
 
@@ -30,7 +32,7 @@ HOST = "compute-1"
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
-    database = open_database(database_url)
+    database = migrated_database(database_url)
     yield database
     database.close()
 
@@ -55,6 +57,15 @@ def raw_instance(db: Database, uuid: str) -> dict[str, Any]:
         return dict(conn.execute(select(Instance.__table__).where(Instance.uuid == uuid)).mappings().one())
 
 
+def cas(db: Database, uuid: str, expect_vm_state: Any, expect_task_state: Any, /, **changes: Any) -> bool:
+    """A compare-and-swap as the executor makes one: from the row's updated_at as it reads now."""
+    rows = db.load_instances_by_uuid([uuid])
+    updated_at = rows[uuid].updated_at if uuid in rows else None
+    with db.transaction("test") as conn:
+        expect = (expect_vm_state, expect_task_state, updated_at)
+        return db.compare_and_swap(conn, uuid, expect, db.next_stamp(updated_at), **changes)
+
+
 def count_rows(db: Database, model: Any) -> int:
     with db.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(model)).scalar_one()
@@ -66,26 +77,37 @@ def count_rows(db: Database, model: Any) -> int:
 def test_default_database_is_the_sqlite_file_named_by_the_environment(tmp_path, monkeypatch):
     path = tmp_path / "from-env.sqlite"
     monkeypatch.setenv(DB_ENV, str(path))
-    db = open_database(None)
+    with pytest.raises(DatabaseError, match="compute-recover db upgrade"):
+        open_database(None)
+    assert not path.exists()  # opening creates nothing
+    db = migrated_database(None)
     assert db.masked_url == f"sqlite:///{path}"
     assert {"instances", "migrations", "recovery_runs", "recovery_journal"} <= set(inspect(db.engine).get_table_names())
     db.close()
-    assert path.exists()
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_without_environment_the_database_is_default_db_path_in_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(DB_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    open_database().close()
+    migrated_database(None).close()
     assert (tmp_path / DEFAULT_DB_PATH).exists()
 
 
-def test_sqlite_connections_use_wal_and_wait_for_a_busy_writer(tmp_path):
-    db = open_database(f"sqlite:///{tmp_path / 'x.sqlite'}")
+def test_sqlite_writes_in_wal_mode_and_leaves_it_when_the_last_writer_closes(tmp_path):
+    path = tmp_path / "x.sqlite"
+    migrated_database(f"sqlite:///{path}").close()
+    db = open_database(f"sqlite:///{path}", timeout=7)
+    db.prepare_for_writes()
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 7000
     db.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.sqlite"]  # no -wal / -shm left for readers to trip on
+    reader = open_database(f"sqlite:///{path}", read_only=True)
+    reader.load_host(HOST)
+    reader.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.sqlite"]
 
 
 def test_unreachable_postgres_names_the_masked_url_and_the_fix_on_one_line():
@@ -102,10 +124,10 @@ def test_unreachable_postgres_names_the_masked_url_and_the_fix_on_one_line():
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("not a database url", "cannot parse database URL"),
-        ("postgresql+psycopg://nova:hunter2@db:notaport/nova", "cannot parse database URL"),
+        ("host=db password=hunter2 port=notaport", "port is not a number"),
+        ("postgresql+psycopg://nova:hunter2@db:notaport/nova", "cannot be parsed"),
         ("nosuchdialect://nova:hunter2@db/nova", "nosuchdialect"),
-        (f"sqlite:///{Path('/nonexistent/dir/x.sqlite')}", "unable to open database file"),
+        (f"sqlite:///{Path('/nonexistent/dir/x.sqlite')}", "no database file /nonexistent/dir/x.sqlite"),
     ],
 )
 def test_bad_urls_fail_with_one_password_free_line(url, says):
@@ -343,9 +365,8 @@ def test_compare_and_swap_writes_when_the_record_still_holds_the_decided_state(d
     seed(db, {"host": HOST, "instances": [instance("a", task_state="rebooting", power_state="shutdown")]})
     before = raw_instance(db, "a")
 
-    changed = db.compare_and_swap(
-        "a", VmState.ACTIVE, "rebooting", vm_state=VmState.ACTIVE, task_state=None, power_state=PowerState.RUNNING
-    )
+    changed = cas(db, "a", VmState.ACTIVE, "rebooting", vm_state=VmState.ACTIVE, task_state=None,
+                  power_state=PowerState.RUNNING)
 
     assert changed is True
     after = raw_instance(db, "a")
@@ -361,29 +382,52 @@ def test_compare_and_swap_loses_a_race_and_leaves_the_row_untouched(db):
         conn.execute(update(Instance).where(Instance.uuid == "a").values(task_state="deleting"))
     raced = raw_instance(db, "a")
 
-    changed = db.compare_and_swap(
-        "a", decided_from.vm_state, decided_from.task_state, task_state="reboot_pending_hard", vm_state="error"
-    )
+    with db.transaction("test") as conn:
+        expect = (decided_from.vm_state, decided_from.task_state, decided_from.updated_at)
+        changed = db.compare_and_swap(conn, "a", expect, db.next_stamp(None), task_state="reboot_pending_hard",
+                                      vm_state="error")
 
     assert changed is False
     assert raw_instance(db, "a") == raced
 
 
+def test_a_claim_is_lost_to_a_writer_that_only_touched_updated_at(db):
+    """Nova stamps updated_at on every save: a row saved since it was read is not ours to claim,
+    even when its states look the same, and a claim that writes nothing else still changes the row."""
+    seed(db, {"host": HOST, "instances": [instance("a", power_state="shutdown")]})
+    decided_from = db.load_host(HOST).instances[0]
+    expect = (decided_from.vm_state, decided_from.task_state, decided_from.updated_at)
+    with db.transaction("claim") as conn:
+        assert db.compare_and_swap(conn, "a", expect, db.next_stamp(decided_from.updated_at)) is True
+    claimed = raw_instance(db, "a")
+    assert claimed["updated_at"] != decided_from.updated_at  # the claim really changed the row
+
+    with db.transaction("second claim from the same read") as conn:
+        assert db.compare_and_swap(conn, "a", expect, db.next_stamp(decided_from.updated_at)) is False
+    assert raw_instance(db, "a") == claimed
+
+
+def test_next_stamp_is_strictly_later_than_the_one_it_replaces(db):
+    future = datetime(2999, 1, 1, 0, 0, 0, 999_999)
+    assert db.next_stamp(future) > future
+    assert db.next_stamp(None) <= datetime.now(UTC).replace(tzinfo=None)
+
+
 def test_compare_and_swap_matches_a_null_task_state_and_never_touches_deleted_records(db):
     seed(db, {"host": HOST, "instances": [instance("idle"), instance("gone", vm_state="deleted", deleted=True)]})
 
-    assert db.compare_and_swap("idle", "active", "rebooting", task_state=None) is False
-    assert db.compare_and_swap("idle", "active", None, task_state="powering-off") is True
-    assert db.compare_and_swap("idle", "active", None, task_state=None) is False
+    assert cas(db, "idle", "active", "rebooting", task_state=None) is False
+    assert cas(db, "idle", "active", None, task_state="powering-off") is True
+    assert cas(db, "idle", "active", None, task_state=None) is False
     assert raw_instance(db, "idle")["task_state"] == "powering-off"
-    assert db.compare_and_swap("gone", "deleted", None, task_state="deleting") is False
+    assert cas(db, "gone", "deleted", None, task_state="deleting") is False
     assert raw_instance(db, "gone")["task_state"] is None
 
 
 def test_compare_and_swap_can_mark_the_record_deleted_the_way_nova_does(db):
     seed(db, {"host": HOST, "instances": [instance("a", vm_state="deleted", task_state="deleting")]})
 
-    assert db.compare_and_swap("a", "deleted", "deleting", task_state=None, mark_deleted=True) is True
+    assert cas(db, "a", "deleted", "deleting", task_state=None, mark_deleted=True) is True
 
     row = raw_instance(db, "a")
     assert row["deleted"] == row["id"] and row["deleted_at"] is not None and row["task_state"] is None
@@ -395,7 +439,7 @@ def test_compare_and_swap_rejects_an_unknown_change_without_writing(db):
     seed(db, {"host": HOST, "instances": [instance("a")]})
     before = raw_instance(db, "a")
     with pytest.raises(TypeError, match="host"):
-        db.compare_and_swap("a", "active", None, host="compute-2")
+        cas(db, "a", "active", None, host="compute-2")
     assert raw_instance(db, "a") == before
 
 
@@ -404,7 +448,7 @@ def test_a_thread_pool_can_compare_and_swap_concurrently(db):
     seed(db, {"host": HOST, "instances": [instance(u, task_state="powering-on") for u in uuids]})
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda u: db.compare_and_swap(u, "active", "powering-on", task_state=None), uuids))
+        results = list(pool.map(lambda u: cas(db, u, "active", "powering-on", task_state=None), uuids))
 
     assert results == [True] * len(uuids)
     assert all(row.task_state is None for row in db.load_host(HOST).instances)
@@ -445,7 +489,7 @@ def test_upsert_compute_node_sums_the_live_instances_usage_in_sql(db):
     # running_vms is Nova's num_instances: every tracked instance, running or not
     assert (created.vcpus_used, created.memory_mb_used, created.local_gb_used, created.running_vms) == (6, 6144, 60, 2)
 
-    assert db.compare_and_swap("off", "active", None, vm_state="shelved_offloaded")
+    assert cas(db, "off", "active", None, vm_state="shelved_offloaded")
     updated = db.upsert_compute_node(HOST, "hv-1", vcpus=48, memory_mb=65536, local_gb=500)
 
     assert (updated.id, updated.uuid) == (created.id, created.uuid)
@@ -467,15 +511,15 @@ def test_find_compute_node_by_hypervisor_hostname_reveals_a_renamed_host(db):
     assert db.find_compute_node_by_hypervisor_hostname("hv-2") is None
 
 
-def test_touch_service_creates_the_nova_compute_record_then_counts_reports(db):
+def test_heartbeat_creates_the_nova_compute_record_then_counts_reports(db):
     seed(db, {"host": HOST, "services": [{"binary": "nova-conductor"}, {"host": "compute-2", "report_count": 41}]})
     assert db.service_exists(HOST) is False
 
-    db.touch_service(HOST)
+    db.heartbeat(HOST)
     first = db.load_host(HOST).service
-    db.touch_service(HOST)
+    db.heartbeat(HOST)
     second = db.load_host(HOST).service
-    db.touch_service("compute-2")
+    db.heartbeat("compute-2")
 
     assert db.service_exists(HOST) is True
     assert first is not None and second is not None
@@ -488,7 +532,7 @@ def test_touch_service_creates_the_nova_compute_record_then_counts_reports(db):
 # --- Runs and journal ------------------------------------------------------------------------------
 
 
-def test_journal_round_trip_newest_run_first(db):
+def test_journal_as_it_goes_newest_run_first(db):
     entry = {
         "instance_uuid": "a",
         "start_state": "active/rebooting/shutdown",
@@ -497,36 +541,37 @@ def test_journal_round_trip_newest_run_first(db):
             {"rule": "reboot_retry", "from": "active/rebooting/shutdown", "to": "active/reboot_pending_hard/shutdown"}
         ],
         "considered": [{"rule": "evacuated_away", "matched": False, "why": "no evacuation record"}],
-        "actions": [{"name": "reboot", "params": {"type": "hard"}, "outcome": "failed", "error": "boom"}],
-        "final_vm_state": VmState.ACTIVE,
-        "final_task_state": None,
-        "final_power_state": PowerState.SHUTDOWN,
-        "outcome": "failed",
-        "error": "boom",
+        "actions": [{"name": "reboot", "type": "hard", "outcome": "pending", "error": None}],
+        "outcome": "pending",
         "reason": "The reboot never finished; retrying it as a hard reboot.",
     }
-    first_run = db.start_run(HOST, dry_run=True, options={"concurrency": 4})
-    db.journal(first_run, [entry, {**entry, "instance_uuid": "b"}])
-    db.finish_run(first_run, 1, {"failed": 2})
-    second_run = db.start_run(HOST, dry_run=False, options={})
+    first_run = journals.start_run(db, HOST, options={"concurrency": 4})
+    ids = journals.insert_entries(db, first_run, [entry, {**entry, "instance_uuid": "b"}])
+    done = {"actions": [{"name": "reboot", "type": "hard", "outcome": "failed", "error": "boom"}],
+            "final_vm_state": VmState.ACTIVE, "final_task_state": None, "final_power_state": PowerState.SHUTDOWN,
+            "outcome": "failed", "error": "boom"}
+    with db.transaction("test") as conn:
+        journals.update_entry(conn, ids["a"], done)
+    journals.finish_run(db, first_run, 1, {"failed": 2})
+    second_run = journals.start_run(db, HOST, options={})
     with db.count_statements() as writes:
-        db.journal(second_run, [{**entry, "outcome": "ok", "error": None}] * 3)
+        journals.insert_entries(db, second_run, [{"instance_uuid": f"i-{n}", "outcome": "ok"} for n in range(2500)])
+    journals.insert_entries(db, second_run, [entry])
 
-    history = db.journal_for("a")
+    history = journals.journal_for(db, "a")
 
-    assert writes.count == 1
-    assert [(e["run_id"], e["dry_run"], e["outcome"]) for e in history] == [
-        (second_run, False, "ok"),
-        (second_run, False, "ok"),
-        (second_run, False, "ok"),
-        (first_run, True, "failed"),
+    assert writes.count == 3 + 1  # three bulk batches of 1,000, then one read of the ids
+    assert [(e["run_id"], e["run_status"], e["outcome"]) for e in history] == [
+        (second_run, "running", "pending"),
+        (first_run, "finished", "failed"),
     ]
     oldest = history[-1]
-    for key in ("facts", "path", "considered", "actions", "start_state", "reason", "error", "final_task_state"):
+    for key in ("facts", "path", "considered", "start_state", "reason"):
         assert oldest[key] == entry[key]
+    assert oldest["actions"] == done["actions"] and oldest["error"] == "boom"
     assert (oldest["final_vm_state"], oldest["final_power_state"]) == ("active", 4)
     assert oldest["run_host"] == HOST and oldest["run_started_at"] <= history[0]["run_started_at"]
-    assert db.journal_for("unknown") == []
+    assert journals.journal_for(db, "unknown") == []
     with db.engine.connect() as conn:
         run = conn.execute(select(RecoveryRun.__table__).where(RecoveryRun.id == first_run)).mappings().one()
     assert (run["exit_code"], json.loads(run["totals"]), json.loads(run["options"])) == (
@@ -537,8 +582,23 @@ def test_journal_round_trip_newest_run_first(db):
     assert run["finished_at"] is not None
 
 
+def test_a_run_that_never_finished_is_marked_interrupted_by_the_hosts_next_run(db):
+    killed = journals.start_run(db, HOST, options={})
+    other_host = journals.start_run(db, "compute-2", options={})
+    holder = journals.running_run(db, HOST)
+    assert holder is not None and holder.run_id == killed and holder.pid is not None
+
+    journals.start_run(db, HOST, options={})
+
+    with db.engine.connect() as conn:
+        status = dict(conn.execute(select(RecoveryRun.id, RecoveryRun.status)).all())
+    assert status[killed] == "interrupted"
+    assert status[other_host] == "running"  # another host's run is not this host's to judge
+
+
 def test_journal_rejects_unknown_fields_and_writes_nothing(db):
-    run = db.start_run(HOST, dry_run=False, options={})
+    run = journals.start_run(db, HOST, options={})
     with pytest.raises(ValueError, match="outcom"):
-        db.journal(run, [{"instance_uuid": "a", "outcome": "ok"}, {"instance_uuid": "b", "outcom": "ok"}])
-    assert db.journal_for("a") == []
+        journals.insert_entries(db, run, [{"instance_uuid": "a", "outcome": "ok"},
+                                          {"instance_uuid": "b", "outcom": "ok"}])
+    assert journals.journal_for(db, "a") == []

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from databases import migrated_database
 
 from recovery.boot import HostBoot, Refused
 from recovery.cli import cli
@@ -85,7 +86,7 @@ def seeded(tmp_path: Path, scenario: str, name: str = "db.sqlite") -> tuple[Path
     """A database file seeded from the scenario, as `run --scenario` would seed it."""
     path = tmp_path / name
     url = f"sqlite:///{path}"
-    db = open_database(url)
+    db = migrated_database(url)
     try:
         assert seed_if_empty(db, read_db_json(FIXTURES / scenario / "db.json"))
     finally:
@@ -123,7 +124,7 @@ def boot_run(tmp_path: Path | None, scenario: str | None, *, hv: Hypervisor | No
     if path is None:
         path, url = seeded(tmp_path, scenario)
     hv = hv or Hypervisor.open(uri(scenario), read_only=dry_run)
-    db = open_database(url)
+    db = open_database(url, read_only=dry_run)
     settings = RunSettings(host=HOST, node=HOST, options=Options(resume, destroy), dry_run=dry_run, stop_timeout=1)
     try:
         result = HostBoot(shared_machine(), hv, db, settings, network).run()
@@ -152,8 +153,18 @@ def invoke(*args: str) -> Cli:
 
 
 def cli_run(path: Path, scenario: str, *options: str) -> Cli:
+    """`run --scenario`, after `db upgrade` and `scenario load` when the database file does not exist yet."""
+    if not path.exists():
+        load_scenario(path, scenario)
     return invoke("run", "--scenario", FIXTURES / scenario, "--db", f"sqlite:///{path}", "--json",
                   "--stop-timeout", "1", *options)
+
+
+def load_scenario(path: Path, scenario: str) -> None:
+    """What an operator does before a first run: create the tables, load the records."""
+    for command in (("db", "upgrade"), ("scenario", "load", FIXTURES / scenario)):
+        out = invoke(*command, "--db", f"sqlite:///{path}")
+        assert out.exit_code == 0, out.stderr
 
 
 def actions(item: dict) -> list[tuple]:
@@ -229,7 +240,7 @@ def test_power_outage_records_report_and_exit(tmp_path):
     assert reported[U("24")]["action"] == "none" and "deleted" in reported[U("24")]["reason"]
     assert reported[U("18")]["action"] == "destroy_evacuated, complete_migration"
     assert doc["totals"] == {"instances": 23, "ok": 23, "failed": 0, "skipped": 0, "conflict": 0,
-                             "domains_reported": 4}
+                             "not-started": 0, "interrupted": 0, "domains_reported": 4}
     assert doc["host"] == HOST and doc["dry_run"] is False and isinstance(doc["run_id"], int)
 
     run = query(path, "SELECT * FROM recovery_runs")
@@ -311,6 +322,7 @@ def test_return_after_evacuation_no_destroy_leaves_domains_and_warns(tmp_path):
 
 
 def test_no_destroy_after_evacuate_warning_on_the_command_line(tmp_path):
+    load_scenario(tmp_path / "x", "return-after-evacuation")
     out = invoke("run", "--scenario", FIXTURES / "return-after-evacuation", "--db", f"sqlite:///{tmp_path / 'x'}",
                  "--no-destroy-after-evacuate")
     assert out.exit_code == 0
@@ -346,8 +358,7 @@ def test_clean_host_only_plugs_and_resumes(tmp_path, resume):
 def test_identity_refusal_changes_nothing(tmp_path, scenario, words):
     path = tmp_path / "db.sqlite"
     url = f"sqlite:///{path}"
-    open_database(url).close()
-    seed_if_empty(open_database(url), read_db_json(FIXTURES / scenario / "db.json"))
+    seed_if_empty(migrated_database(url), read_db_json(FIXTURES / scenario / "db.json"))
     before = dump(path)
 
     out = cli_run(path, scenario, "--resume-guests-state-on-host-boot")
@@ -437,14 +448,14 @@ def test_second_run_in_same_connection_changes_nothing(tmp_path, scenario):
     assert first.exit_code == 0
     rows, domains = instances_without_timestamps(first.path), first.domains()
     migs = migrations(first.path)
-    node = query(first.path, "SELECT * FROM compute_nodes")
+    node = [{**n, "updated_at": None} for n in query(first.path, "SELECT * FROM compute_nodes")]
 
     second = first.again(resume=True)
     assert second.exit_code == 0
     assert instances_without_timestamps(second.path) == rows
     assert second.domains() == domains
     assert migrations(second.path) == migs
-    assert query(second.path, "SELECT * FROM compute_nodes") == node
+    assert [{**n, "updated_at": None} for n in query(second.path, "SELECT * FROM compute_nodes")] == node
     names = {a["name"] for i in second.doc["instances"] for a in i["actions"]}
     assert names <= {"plug_vifs"}
     assert {i["outcome"] for i in second.doc["instances"]} == {"ok"}
@@ -656,12 +667,14 @@ def test_explain_an_instance_no_run_has_journaled_yet(tmp_path):
 
 
 def test_unreachable_libvirt_is_refused(tmp_path):
+    load_scenario(tmp_path / "db", "clean-host")
+    before = dump(tmp_path / "db")
     out = invoke("run", "--libvirt-uri", "test:///nonexistent.xml", "--db", f"sqlite:///{tmp_path / 'db'}",
                  "--host", HOST)
     assert out.exit_code == 3
     assert out.stdout == ""
     assert out.stderr.count("\n") == 1 and "'test:///nonexistent.xml'" in out.stderr
-    assert not query(tmp_path / "db", "SELECT * FROM recovery_runs")
+    assert dump(tmp_path / "db") == before
 
 
 def test_bad_database_url_is_a_config_error_with_password_masked():
@@ -678,11 +691,14 @@ def test_console_script_exit_codes_and_messages(tmp_path):
     def run(*args):
         return subprocess.run([str(CONSOLE_SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60)
 
+    for command in (("db", "upgrade"), ("scenario", "load", FIXTURES / "power-outage")):
+        assert run(*command, "--db", f"sqlite:///{tmp_path / 'a'}").returncode == 0
     done = run("run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{tmp_path / 'a'}", "--json",
                "--resume-guests-state-on-host-boot")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["totals"]["ok"] == 23
 
+    load_scenario(tmp_path / "b", "host-renamed")
     done = run("run", "--scenario", FIXTURES / "host-renamed", "--db", f"sqlite:///{tmp_path / 'b'}")
     assert done.returncode == 3 and done.stdout == ""
     assert done.stderr.startswith("compute-recover: refused:") and "compute-old" in done.stderr
@@ -696,6 +712,7 @@ def test_console_script_exit_codes_and_messages(tmp_path):
 
 
 def test_human_report(tmp_path):
+    load_scenario(tmp_path / "db", "power-outage")
     out = invoke("run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{tmp_path / 'db'}",
                  "--resume-guests-state-on-host-boot")
     assert out.exit_code == 0
@@ -756,6 +773,8 @@ def test_a_scenario_whose_node_has_a_fully_qualified_name_updates_that_node(tmp_
     node["hypervisor_hostname"] = "compute-1.example.org"
     (scenario / "db.json").write_text(json.dumps(data))
     path = tmp_path / "db.sqlite"
+    for command in (("db", "upgrade"), ("scenario", "load", scenario)):
+        assert invoke(*command, "--db", f"sqlite:///{path}").exit_code == 0
 
     result = invoke("run", "--scenario", scenario, "--db", f"sqlite:///{path}", "--json")
 

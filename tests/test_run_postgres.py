@@ -30,6 +30,8 @@ def rows(url: str, sql: str) -> dict[str, dict]:
 
 def test_power_outage_recovers_the_same_on_postgresql(pg_database_url):
     runner = CliRunner()
+    for command in (["db", "upgrade"], ["scenario", "load", str(FIXTURES / "power-outage")]):
+        assert runner.invoke(cli, [*command, "--db", pg_database_url]).exit_code == 0
     result = runner.invoke(cli, ["run", "--scenario", str(FIXTURES / "power-outage"), "--db", pg_database_url,
                                  "--resume-guests-state-on-host-boot", "--json"])
     assert result.exit_code == 0, result.output

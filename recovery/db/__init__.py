@@ -1,0 +1,63 @@
+"""The database layer: tables (models), opening (engine, urls), reads and writes (store), the
+run journal (journal), the host lock (lock), and the schema's migrations (schema)."""
+
+from recovery.db import schema
+from recovery.db.engine import (
+    DB_ENV,
+    DEFAULT_DB_TIMEOUT_S,
+    DatabaseError,
+    create_database_engine,
+    default_url,
+    parse,
+    probe,
+)
+from recovery.db.models import (
+    ComputeNode,
+    ComputeNodeRow,
+    HostSnapshot,
+    Instance,
+    InstanceRow,
+    InstanceSystemMetadata,
+    Migration,
+    MigrationRow,
+    RecoveryJournal,
+    RecoveryRun,
+    Service,
+    ServiceRow,
+)
+from recovery.db.store import Database, DatabaseFailure
+
+
+def open_database(
+    url: str | None = None, *, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S, create: bool = False
+) -> Database:
+    """Connect without creating anything (`create`: the SQLite file, for `db upgrade` only);
+    `read_only` sessions cannot write even by mistake. Errors are one password-free line."""
+    parsed = parse(url)
+    engine = create_database_engine(parsed, read_only=read_only, timeout=timeout, create=create)
+    probe(engine, parsed)
+    return Database(engine, parsed, read_only=read_only)
+
+
+__all__ = [
+    "DB_ENV",
+    "DEFAULT_DB_TIMEOUT_S",
+    "ComputeNode",
+    "ComputeNodeRow",
+    "Database",
+    "DatabaseError",
+    "DatabaseFailure",
+    "HostSnapshot",
+    "Instance",
+    "InstanceRow",
+    "InstanceSystemMetadata",
+    "Migration",
+    "MigrationRow",
+    "RecoveryJournal",
+    "RecoveryRun",
+    "Service",
+    "ServiceRow",
+    "default_url",
+    "open_database",
+    "schema",
+]

@@ -1,0 +1,254 @@
+"""Opening a database: URL, driver options, time limits, read-only sessions, file permissions.
+
+Opening never creates anything: not a file, not a table. A missing SQLite file is an error that
+names the command which creates it (`compute-recover db upgrade`), and read-only callers (dry run,
+plan, explain) get a session the database itself keeps from writing. Every call is bounded by a
+time limit, so a frozen or unreachable server fails the call instead of hanging the run.
+"""
+
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
+
+from recovery.db.urls import DatabaseUrlError, masked, parse_database_url, scrub, sqlite_path
+from recovery.settings import DEFAULT_DB_TIMEOUT
+
+DB_ENV = "COMPUTE_RECOVER_DB"
+"""Environment variable naming the database: an SQLAlchemy URL or a path to an SQLite file."""
+
+FIX = f"check --db / {DB_ENV}"
+
+DEFAULT_DB_PATH = "compute-recover.sqlite"
+"""SQLite file (relative to the working directory) used when neither --db nor $COMPUTE_RECOVER_DB
+names a database, so the demo needs no server."""
+
+DEFAULT_DB_TIMEOUT_S = DEFAULT_DB_TIMEOUT
+
+FILE_MODE = 0o600
+"""SQLite files hold the journal and instance records: readable by their owner only."""
+
+
+class DatabaseError(Exception):
+    """The database cannot be used; the message is one line, names the masked URL, and says what
+    to check. It never contains the password."""
+
+
+def default_url() -> str:
+    """$COMPUTE_RECOVER_DB (a URL, or a path taken as an SQLite file), else DEFAULT_DB_PATH."""
+    return os.environ.get(DB_ENV) or DEFAULT_DB_PATH
+
+
+def parse(text: str | None) -> URL:
+    try:
+        return parse_database_url(text or default_url())
+    except DatabaseUrlError as error:
+        raise DatabaseError(f"{error} — {FIX}") from None
+
+
+def describe(url: URL) -> str:
+    """The masked URL, and for SQLite the absolute file it names (sqlite:///relative vs ////absolute)."""
+    path = sqlite_path(url)
+    return masked(url) + (f" (file {path})" if path and path != url.database else "")
+
+
+def one_line(error: BaseException, url: URL) -> str:
+    """The driver's own message (not SQLAlchemy's wrapper, which adds the SQL) on one line, secrets masked."""
+    text = str(error.orig) if isinstance(error, DBAPIError) else str(error)
+    return scrub(" ".join(text.split()) or type(error).__name__, url)
+
+
+def create_database_engine(url: URL, *, read_only: bool, timeout: float, create: bool = False) -> Engine:
+    """An engine for `url` that creates nothing on connect (unless `create`: the SQLite file, 0600)."""
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise DatabaseError(f"the database timeout must be a positive number of seconds, not {timeout}")
+    backend = url.get_backend_name()
+    try:
+        if backend == "sqlite":
+            engine = _sqlite_engine(url, read_only=read_only, timeout=timeout, create=create)
+        else:
+            engine = create_engine(url, **_server_options(url, read_only, timeout))
+    except DatabaseError:
+        raise
+    except (SQLAlchemyError, ImportError) as error:
+        raise DatabaseError(f"cannot use database {describe(url)}: {one_line(error, url)} — {FIX}") from None
+    if backend == "mysql" and read_only:
+        event.listen(engine, "connect", _mysql_read_only)
+    if backend == "postgresql":
+        Watchdog.shared().guard(engine, timeout)
+    return engine
+
+
+def probe(engine: Engine, url: URL) -> None:
+    """Connect once, so that an unreachable server or a wrong password is said at opening."""
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as error:
+        engine.dispose()
+        raise DatabaseError(f"cannot open database {describe(url)}: {one_line(error, url)} — {FIX}") from None
+
+
+def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -> Engine:
+    path = sqlite_path(url)
+    if path is None:
+        return create_engine(url)  # in memory: nothing on disk to create or protect
+    if not os.path.exists(path):
+        if not create:
+            raise DatabaseError(
+                f"no database file {path}: create it with `compute-recover db upgrade --db {masked(url)}` — {FIX}"
+            )
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+        except OSError as error:
+            raise DatabaseError(f"cannot create database file {path}: {error.strerror} — check the directory") from None
+    mode = "ro" if read_only else "rw"
+
+    def connect() -> sqlite3.Connection:
+        # mode=ro/rw: SQLite never creates the file; the URI form needs the path percent-safe.
+        target = f"file:{_uri_path(path)}?mode={mode}"
+        return sqlite3.connect(target, uri=True, timeout=timeout, check_same_thread=False)
+
+    # A file shared by the run's worker threads: a queue pool (the URL alone would mean an in-memory pool).
+    engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool, pool_size=8, max_overflow=64)
+    event.listen(engine, "connect", _sqlite_reader if read_only else _sqlite_writer)
+    return engine
+
+
+def _sqlite_writer(dbapi_connection: Any, _record: Any) -> None:
+    """In WAL mode (see `enter_wal_mode`) synchronous=NORMAL survives a crash of this process (not
+    of the machine) without an fsync per commit, which one commit per instance step needs. The
+    busy timeout (the connection's timeout) makes concurrent writers queue."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def enter_wal_mode(engine: Engine) -> None:
+    """Let readers run beside a writer: called once a run is about to write (never on opening,
+    which must leave the file untouched when a run is refused). Undone by `leave_wal_mode`."""
+    if engine.url.get_backend_name() == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
+def leave_wal_mode(url: URL) -> None:
+    """Put an SQLite file back in rollback-journal mode once its last writer is done.
+
+    A read-only connection to a file in WAL mode creates -wal and -shm files beside it, and a
+    dry run, `plan` or `explain` must create no file. Only possible when no other connection
+    has the file open; otherwise the file stays in WAL mode until the last writer leaves.
+    """
+    path = sqlite_path(url)
+    if path is None or not os.path.exists(path):
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{_uri_path(path)}?mode=rw", uri=True, timeout=0.1)) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.Error:
+        pass  # another connection still uses the file: the last writer will do it
+
+
+def _uri_path(path: str) -> str:
+    """A path as SQLite's URI form needs it (percent-escaped where URI syntax would misread it)."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+
+
+def _sqlite_reader(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _server_options(url: URL, read_only: bool, timeout: float) -> dict[str, Any]:
+    seconds = max(1, math.ceil(timeout))
+    if url.get_backend_name() == "postgresql":
+        options = [f"-c statement_timeout={int(timeout * 1000)}", f"-c lock_timeout={int(timeout * 1000)}"]
+        if read_only:
+            options.append("-c default_transaction_read_only=on")
+        args: dict[str, Any] = {"connect_timeout": seconds}
+        if "options" not in url.query:
+            args["options"] = " ".join(options)
+        return {"connect_args": args, "pool_pre_ping": False}
+    if url.get_backend_name() == "mysql":
+        args = {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
+        return {"connect_args": {k: v for k, v in args.items() if k not in url.query}, "pool_recycle": 3600}
+    return {}
+
+
+def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    cursor.close()
+
+
+class Watchdog:
+    """Severs a PostgreSQL connection whose call has outlived the time limit.
+
+    A frozen server (SIGSTOP, a hung host) still has its kernel acknowledge TCP, so neither
+    libpq's timeouts nor TCP keepalives end a call waiting on it, and the server-side
+    statement_timeout cannot fire either. Shutting the socket down makes the waiting call fail
+    at once with a connection error, which the run treats as a failed database. One thread
+    watches every engine; arming a call is a dictionary write.
+    """
+
+    _instance: "Watchdog | None" = None
+    _create_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._deadlines: dict[int, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name="db-watchdog", daemon=True).start()
+
+    @classmethod
+    def shared(cls) -> "Watchdog":
+        with cls._create_lock:
+            if cls._instance is None:
+                cls._instance = Watchdog()
+            return cls._instance
+
+    def guard(self, engine: Engine, timeout: float) -> None:
+        """Every connection `engine` hands out (for one operation) must be back within `timeout`."""
+
+        def arm(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            with self._lock:
+                self._deadlines[id(dbapi_connection)] = (time.monotonic() + timeout, dbapi_connection)
+
+        event.listen(engine, "checkout", arm)
+        event.listen(engine, "checkin", lambda dbapi_connection, _record: self.disarm(dbapi_connection))
+
+    def disarm(self, dbapi_connection: Any) -> None:
+        """Stop watching a connection: returned, or held on purpose (the host lock's session)."""
+        with self._lock:
+            self._deadlines.pop(id(dbapi_connection), None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            with self._lock:
+                late = [conn for deadline, conn in self._deadlines.values() if deadline < now]
+                for conn in late:
+                    self._deadlines.pop(id(conn), None)
+            for conn in late:
+                _sever(conn)
+
+
+def _sever(dbapi_connection: Any) -> None:
+    """Shut the connection's socket down under the waiting call (it then fails as a lost connection)."""
+    import socket
+
+    try:
+        fd = dbapi_connection.fileno()
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError, AttributeError):
+        pass  # already closed: the waiting call has ended anyway

@@ -1,0 +1,125 @@
+"""The run journal, written as the run goes: the run row first, each instance's decision before
+its first action, each action's outcome as it completes, the run's end last.
+
+So a run killed at any point leaves an account of itself: the host's next run marks it
+`interrupted`, and `explain` shows what it intended and what it completed. Entries are inserted
+in bulk batches and updated one instance step at a time, each in the same transaction as the
+record write it accounts for.
+"""
+
+import itertools
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from recovery.db.models import (
+    JOURNAL_FIELDS,
+    JOURNAL_JSON_FIELDS,
+    RUN_FINISHED,
+    RUN_INTERRUPTED,
+    RUN_RUNNING,
+    RecoveryJournal,
+    RecoveryRun,
+)
+from recovery.db.store import Database, utcnow
+
+JOURNAL_BATCH = 1_000
+"""Journal rows per bulk insert: a 100,000-instance run never holds them all serialized."""
+
+
+@dataclass(frozen=True)
+class RunHolder:
+    """Who is running a recovery of a host: named when another run has to wait for it."""
+
+    run_id: int
+    machine: str | None
+    pid: int | None
+    started_at: datetime
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} (pid {self.pid} on {self.machine}, started {self.started_at:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+def start_run(db: Database, host: str, options: Mapping[str, Any]) -> int:
+    """Under the host lock: mark the host's runs that never finished as interrupted, and open this one."""
+    now = utcnow()
+    row = {"host": host, "status": RUN_RUNNING, "pid": os.getpid(), "machine": socket.gethostname(),
+           "started_at": now, "dry_run": False, "options": json.dumps(options, sort_keys=True)}
+    abandoned = (RecoveryRun.host == host) & (RecoveryRun.status == RUN_RUNNING)
+    with db.transaction(f"open a run for {host}") as conn:
+        conn.execute(update(RecoveryRun).where(abandoned).values(status=RUN_INTERRUPTED))
+        return conn.execute(insert(RecoveryRun).values(row)).inserted_primary_key[0]
+
+
+def running_run(db: Database, host: str) -> RunHolder | None:
+    """The newest unfinished run of `host`: the lock holder, when one holds it."""
+    statement = (select(RecoveryRun.id, RecoveryRun.machine, RecoveryRun.pid, RecoveryRun.started_at)
+                 .where(RecoveryRun.host == host, RecoveryRun.status == RUN_RUNNING)
+                 .order_by(RecoveryRun.id.desc()).limit(1))
+    with db.reading(f"find the running recovery of {host}") as conn:
+        found = conn.execute(statement).first()
+    return RunHolder(*found) if found else None
+
+
+def insert_entries(db: Database, run_id: int, entries: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Record decisions in bulk before anything is executed; the entry id of each instance uuid."""
+    now = utcnow()
+    rows = (_row(run_id, entry, now) for entry in entries)
+    with db.transaction("journal the decisions") as conn:
+        while batch := list(itertools.islice(rows, JOURNAL_BATCH)):
+            conn.execute(insert(RecoveryJournal), batch)
+        ids = conn.execute(select(RecoveryJournal.id, RecoveryJournal.instance_uuid)
+                           .where(RecoveryJournal.run_id == run_id))
+        return {uuid: entry_id for entry_id, uuid in ids}
+
+
+def update_entry(conn: Connection, entry_id: int, changes: Mapping[str, Any]) -> None:
+    """Within the caller's transaction (usually with the record write it accounts for)."""
+    unknown = changes.keys() - JOURNAL_FIELDS
+    if unknown:
+        raise ValueError(f"journal entry has unknown field(s) {sorted(unknown)}")
+    values = {k: (json.dumps(v) if k in JOURNAL_JSON_FIELDS else v) for k, v in changes.items()}
+    statement = update(RecoveryJournal).where(RecoveryJournal.id == entry_id)
+    conn.execute(statement.values(values | {"updated_at": utcnow()}))
+
+
+def finish_run(db: Database, run_id: int, exit_code: int, totals: Mapping[str, Any]) -> None:
+    values = {"status": RUN_FINISHED, "finished_at": utcnow(), "exit_code": exit_code, "totals": json.dumps(totals)}
+    with db.transaction(f"finish run {run_id}") as conn:
+        conn.execute(update(RecoveryRun).where(RecoveryRun.id == run_id).values(values))
+
+
+def journal_for(db: Database, uuid: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """An instance's journal entries, newest run first, each with its run's host, started_at,
+    dry_run and status (as `run_host`, `run_started_at`, `dry_run`, `run_status`)."""
+    statement = (
+        select(
+            *RecoveryJournal.__table__.columns,
+            RecoveryRun.host.label("run_host"),
+            RecoveryRun.started_at.label("run_started_at"),
+            RecoveryRun.dry_run,
+            RecoveryRun.status.label("run_status"),
+        )
+        .join(RecoveryRun, RecoveryRun.id == RecoveryJournal.run_id)
+        .where(RecoveryJournal.instance_uuid == uuid.lower())
+        .order_by(RecoveryRun.started_at.desc(), RecoveryRun.id.desc(), RecoveryJournal.id)
+        .limit(limit)
+    )
+    with db.reading("read the journal") as conn:
+        rows = conn.execute(statement).mappings().all()
+    return [{**row, **{name: json.loads(row[name]) for name in JOURNAL_JSON_FIELDS}} for row in rows]
+
+
+def _row(run_id: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    unknown = entry.keys() - JOURNAL_FIELDS
+    if unknown:
+        raise ValueError(f"journal entry has unknown field(s) {sorted(unknown)}")
+    row = {name: entry.get(name) for name in JOURNAL_FIELDS}
+    row |= {name: json.dumps(entry.get(name)) for name in JOURNAL_JSON_FIELDS}
+    return row | {"run_id": run_id, "created_at": now, "updated_at": now}

@@ -1,0 +1,118 @@
+"""One recovery per host at a time, enforced where every machine sees it: in the database.
+
+PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK; SQLite: an open-file-description
+byte-range lock on the database file itself, which every process on the machine sees. Each is
+keyed by host, so runs for different hosts never wait for each other, and each is released by
+the database or the kernel when its holder dies (kill -9 included), so it can never go stale.
+"""
+
+import fcntl
+import hashlib
+import os
+import struct
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from recovery.db.engine import Watchdog
+from recovery.db.store import Database
+
+POLL_INTERVAL_S = 0.1
+
+SQLITE_LOCK_BASE = 1 << 40
+"""Byte offset of the host locks in an SQLite file: far above SQLite's own lock bytes (1 GiB)."""
+
+
+class LockTimeout(Exception):
+    """Another recovery of the host held the lock for the whole --lock-timeout."""
+
+
+def _key(host: str) -> bytes:
+    return hashlib.blake2b(f"compute-recover host {host}".encode(), digest_size=8).digest()
+
+
+@contextmanager
+def host_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
+    """Hold the host's recovery lock for the block; LockTimeout after `timeout` seconds of waiting."""
+    backend = db.url.get_backend_name()
+    if backend == "sqlite":
+        with _file_lock(db, host, timeout):
+            yield
+        return
+    with db.reading(f"open the lock session for {host}") as conn:
+        Watchdog.shared().disarm(conn.connection.dbapi_connection)  # held for the whole run on purpose
+        if backend == "postgresql":
+            acquire, release = _pg_lock(conn, host, timeout), "SELECT pg_advisory_unlock(:key)"
+            key = {"key": struct.unpack(">q", _key(host))[0]}
+        elif backend in ("mysql", "mariadb"):
+            acquire, release = _mysql_lock(conn, host, timeout), "SELECT RELEASE_LOCK(:key)"
+            key = {"key": _mysql_name(host)}
+        else:
+            raise LockTimeout(f"no host lock is implemented for {backend} databases; use SQLite, "
+                              "PostgreSQL or MySQL/MariaDB")
+        if not acquire:
+            raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
+        try:
+            yield
+        finally:
+            conn.execute(text(release), key)
+            conn.commit()
+
+
+def _pg_lock(conn: Connection, host: str, timeout: float) -> bool:
+    key = struct.unpack(">q", _key(host))[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        if conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+            conn.commit()
+            return True
+        conn.commit()
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL_S)
+
+
+def _mysql_name(host: str) -> str:
+    return "compute-recover:" + _key(host).hex()  # GET_LOCK names are at most 64 characters
+
+
+def _mysql_lock(conn: Connection, host: str, timeout: float) -> bool:
+    got = conn.execute(text("SELECT GET_LOCK(:key, :timeout)"), {"key": _mysql_name(host), "timeout": timeout})
+    return got.scalar() == 1
+
+
+@contextmanager
+def _file_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
+    """An exclusive lock on one byte of the database file, chosen by host. Open-file-description
+    locks (not POSIX process locks) so that SQLite closing its own descriptors of the same file
+    in this process can never drop it."""
+    path = db.url.database
+    offset = SQLITE_LOCK_BASE + int.from_bytes(_key(host)[:4], "big")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _try_lock(fd, offset, fcntl.F_WRLCK):
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
+            time.sleep(POLL_INTERVAL_S)
+        try:
+            yield
+        finally:
+            _try_lock(fd, offset, fcntl.F_UNLCK)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int, offset: int, kind: Any) -> bool:
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0, as OFD locks require).
+    request = struct.pack("hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, request)
+    except BlockingIOError:
+        return False
+    except PermissionError:  # EACCES: some systems report a held lock this way
+        return False
+    return True

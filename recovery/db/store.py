@@ -1,0 +1,374 @@
+"""The store: bulk reads of a host's records and the writes a recovery makes to them.
+
+Every read is a fixed number of SQL statements however many instances a host has. Every write
+is one short transaction, and every failure leaves as a `DatabaseFailure` whose one-line message
+names the masked URL: the run stops starting actions when it sees one.
+"""
+
+import uuid as uuidlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from functools import cache
+from typing import Any, TypeVar, Unpack
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Update,
+    bindparam,
+    case,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
+from recovery.db.models import (
+    NOVA_INTEGER_MAX,
+    ComputeNode,
+    ComputeNodeRow,
+    HostSnapshot,
+    Instance,
+    InstanceChanges,
+    InstanceRow,
+    InstanceSystemMetadata,
+    Migration,
+    MigrationRow,
+    Service,
+    ServiceRow,
+)
+from states.enums import EVACUATION_PENDING_STATUSES, VmState
+
+LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating")
+"""The statuses of Nova's MigrationList.get_in_progress_by_instance."""
+
+IN_CHUNK = 500
+"""Most values bound into one IN list; keeps far below every backend's parameter limit."""
+
+_FREES_RESOURCES = (VmState.DELETED.value, VmState.SHELVED_OFFLOADED.value)
+"""vm_states whose instances Nova's resource tracker no longer counts as using the host."""
+
+
+class DatabaseFailure(DatabaseError):
+    """A read or write failed for a reason other than a lost race: connection lost, disk full,
+    read-only database, timeout. The run stops starting actions when it sees one."""
+
+
+@dataclass
+class StatementCounter:
+    count: int = 0
+
+
+class Database:
+    """A connected database; each operation is one connection and one transaction."""
+
+    def __init__(self, engine: Engine, url: URL, read_only: bool = False) -> None:
+        self.engine = engine
+        self.url = url
+        self.read_only = read_only
+        self._stamp_step = timedelta(seconds=1) if url.get_backend_name() == "mysql" else timedelta(microseconds=1)
+
+    @property
+    def masked_url(self) -> str:
+        return describe(self.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if not self.read_only:
+            leave_wal_mode(self.url)
+
+    def prepare_for_writes(self) -> None:
+        """Before the first write of a run (SQLite: readers may then read beside the writer)."""
+        with self._failing("prepare for writing"):
+            enter_wal_mode(self.engine)
+
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[Connection]:
+        """One transaction; any database failure leaves as a one-line DatabaseFailure."""
+        with self._failing(what), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def reading(self, what: str) -> Iterator[Connection]:
+        with self._failing(what), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _failing(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as error:
+            raise DatabaseFailure(
+                f"database {self.masked_url} failed to {what}: {one_line(error, self.url)}"
+            ) from None
+
+    @contextmanager
+    def count_statements(self) -> Iterator[StatementCounter]:
+        """Count SQL statements sent while the block runs, to prove reads don't grow per instance."""
+        counter = StatementCounter()
+
+        def on_execute(*_args: Any) -> None:
+            counter.count += 1
+
+        event.listen(self.engine, "before_cursor_execute", on_execute)
+        try:
+            yield counter
+        finally:
+            event.remove(self.engine, "before_cursor_execute", on_execute)
+
+    def has_tables(self, *names: str) -> bool:
+        with self.reading("list its tables") as conn:
+            present = set(inspect(conn).get_table_names())
+        return set(names) <= present
+
+    def next_stamp(self, previous: datetime | None) -> datetime:
+        """Now (naive UTC, as Nova stores it), strictly after `previous` at the column's precision
+        (MySQL's DATETIME keeps whole seconds): a claim must really change the row it claims."""
+        now = utcnow()
+        if self._stamp_step >= timedelta(seconds=1):
+            now = now.replace(microsecond=0)
+        if previous is not None and now <= previous:
+            now = previous + self._stamp_step
+        return now
+
+    # Reads
+
+    def load_host(self, host: str) -> HostSnapshot:
+        """This host's live instances with metadata, pending evacuations away from it, its
+        compute nodes and its service: five statements whatever the instance count."""
+        on_host = (Instance.host == host) & (Instance.deleted == 0)
+        with self.reading(f"load host {host}") as conn:
+            return HostSnapshot(
+                host=host,
+                instances=tuple(_instances(conn, on_host)),
+                evacuations=_rows(conn, MigrationRow, Migration, _evacuated_from(host)),
+                compute_nodes=_rows(conn, ComputeNodeRow, ComputeNode, _node_of(host)),
+                service=next(iter(_rows(conn, ServiceRow, Service, _compute_service(host))), None),
+            )
+
+    def load_instances_by_uuid(self, uuids: Iterable[str]) -> dict[str, InstanceRow]:
+        """Instance records by canonical (lower-case) uuid wherever they live, deleted ones
+        included, so a domain can be classified as deleted, owned by another host, or unknown
+        (absent from the result). A record stored in upper case is found as well."""
+        wanted = sorted({u.lower() for u in uuids})
+        found: dict[str, InstanceRow] = {}
+        with self.reading("load instances by uuid") as conn:
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start : start + IN_CHUNK]
+                spellings = chunk + [u.upper() for u in chunk]
+                found.update((row.key, row) for row in _instances(conn, Instance.uuid.in_(spellings)))
+        return found
+
+    def evacuation_of(self, host: str, uuid: str) -> MigrationRow | None:
+        """The pending evacuation of one instance away from `host`, if any (for deciding it again)."""
+        spellings = [uuid.lower(), uuid.upper(), uuid]
+        where = _evacuated_from(host) & Migration.instance_uuid.in_(spellings)
+        with self.reading(f"load the evacuation of {uuid}") as conn:
+            return next(iter(_rows(conn, MigrationRow, Migration, where)), None)
+
+    def find_compute_node_by_hypervisor_hostname(self, name: str) -> ComputeNodeRow | None:
+        """The live compute node for a hypervisor hostname (oldest first), whatever its host:
+        a node naming another host means this host was renamed."""
+        live = (ComputeNode.hypervisor_hostname == name) & (ComputeNode.deleted == 0)
+        with self.reading("find the compute node") as conn:
+            return next(iter(_rows(conn, ComputeNodeRow, ComputeNode, live)), None)
+
+    def service_exists(self, host: str) -> bool:
+        with self.reading("find the service record") as conn:
+            found = conn.execute(select(Service.id).where(_compute_service(host)).limit(1))
+            return found.first() is not None
+
+    # Writes
+
+    def compare_and_swap(
+        self,
+        conn: Connection,
+        uuid: str,
+        expect: tuple[str | None, str | None, datetime | None],
+        stamp: datetime,
+        **changes: Unpack[InstanceChanges],
+    ) -> bool:
+        """Within `conn`'s transaction, write `changes` and `stamp` as updated_at only if the live
+        record still holds the (vm_state, task_state, updated_at) it was decided from; False means
+        another writer changed it and nothing was written."""
+        unknown = changes.keys() - InstanceChanges.__annotations__.keys()
+        if unknown:
+            raise TypeError(f"compare_and_swap: unknown change(s) {sorted(unknown)}")
+        vm_state, task_state, updated_at = expect
+        params = {"b_uuid": uuid, "e_vm_state": _plain(vm_state), "e_task_state": _plain(task_state),
+                  "e_updated_at": updated_at, "b_now": stamp}
+        params |= {f"c_{name}": _plain(value) for name, value in changes.items() if name != "mark_deleted"}
+        return conn.execute(_cas_statement(frozenset(changes)), params).rowcount == 1
+
+    def set_migration_status(self, migration_id: int, status: str) -> bool:
+        """Returns whether the migration record exists (and was updated)."""
+        statement = (update(Migration).where(Migration.id == migration_id)
+                     .values(status=status, updated_at=utcnow()))
+        with self.transaction(f"set migration {migration_id} {status}") as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def fail_live_migrations(self, instance_uuid: str) -> int:
+        """Set the instance's in-progress live migrations to error, as Nova's _init_instance
+        does when it finds the instance still migrating; returns how many there were."""
+        statement = (
+            update(Migration)
+            .where(
+                Migration.instance_uuid == instance_uuid,
+                Migration.migration_type == "live-migration",
+                Migration.status.in_(LIVE_MIGRATION_IN_PROGRESS),
+                Migration.deleted == 0,
+            )
+            .values(status="error", updated_at=utcnow())
+        )
+        with self.transaction(f"fail the live migrations of {instance_uuid}") as conn:
+            return conn.execute(statement).rowcount
+
+    def upsert_compute_node(
+        self, host: str, hypervisor_hostname: str, vcpus: int, memory_mb: int, local_gb: int
+    ) -> ComputeNodeRow:
+        """Record the host's capacity and, computed in SQL from its live instances, the used
+        amounts and running guest count (Nova's pre_start_hook); create the node when missing.
+
+        Called under the host lock, and the table has Nova's unique key on (host,
+        hypervisor_hostname, deleted), so two first boots can never make two rows. Sizes outside
+        Nova's Integer range are bad rows (refused before any action) and are not counted, so
+        the sums cannot overflow.
+        """
+        counted = (
+            (Instance.host == host)
+            & (Instance.deleted == 0)
+            & or_(Instance.vm_state.is_(None), Instance.vm_state.not_in(_FREES_RESOURCES))
+        )
+
+        def total(column: Any) -> Any:
+            in_range = case((column.between(0, NOVA_INTEGER_MAX), column), else_=0)
+            return select(func.coalesce(func.sum(in_range), 0)).where(counted).scalar_subquery()
+
+        now = utcnow()
+        values = {
+            "vcpus": vcpus,
+            "memory_mb": memory_mb,
+            "local_gb": local_gb,
+            "vcpus_used": total(Instance.vcpus),
+            "memory_mb_used": total(Instance.memory_mb),
+            "local_gb_used": total(Instance.root_gb),
+            # Nova's resource tracker counts every instance it tracks here, whatever its power state.
+            "running_vms": select(func.count(Instance.id)).where(counted).scalar_subquery(),
+            "updated_at": now,
+        }
+        this_node = _node_of(host) & (ComputeNode.hypervisor_hostname == hypervisor_hostname)
+        with self.transaction(f"update the compute node of {host}") as conn:
+            if conn.execute(update(ComputeNode).where(this_node).values(values)).rowcount == 0:
+                identity = {"uuid": str(uuidlib.uuid4()), "host": host, "hypervisor_hostname": hypervisor_hostname}
+                conn.execute(insert(ComputeNode).values(identity | values | {"created_at": now}))
+            return _rows(conn, ComputeNodeRow, ComputeNode, this_node)[0]
+
+    def heartbeat(self, host: str) -> None:
+        """Report this host's nova-compute service alive as Nova's servicegroup driver does
+        (report_count + 1, last_seen_up = now), creating the record on first start."""
+        now = utcnow()
+        bump = {"report_count": Service.report_count + 1, "updated_at": now, "last_seen_up": now}
+        with self.transaction(f"report service {host} alive") as conn:
+            if conn.execute(update(Service).where(_compute_service(host)).values(bump)).rowcount:
+                return
+            conn.execute(
+                insert(Service)
+                .values(host=host, binary="nova-compute", topic="compute", report_count=1)
+                .values(created_at=now, updated_at=now, last_seen_up=now)
+            )
+
+
+# --- Helpers -----------------------------------------------------------------------------------
+
+
+_Row = TypeVar("_Row")
+
+_INSTANCE_COLUMNS = [getattr(Instance, f.name) for f in fields(InstanceRow) if f.name != "system_metadata"]
+
+
+def _instances(conn: Connection, where: ColumnElement[bool]) -> list[InstanceRow]:
+    """Instances matching `where` with their live system metadata: two statements."""
+    rows = conn.execute(select(*_INSTANCE_COLUMNS).where(where).order_by(Instance.id)).all()
+    metadata: dict[str, dict[str, str | None]] = {}
+    meta = InstanceSystemMetadata
+    for instance_uuid, key, value in conn.execute(
+        select(meta.instance_uuid, meta.key, meta.value).where(
+            meta.deleted == 0, meta.instance_uuid.in_(select(Instance.uuid).where(where))
+        )
+    ):
+        metadata.setdefault(instance_uuid, {})[key] = value
+    return [
+        InstanceRow(
+            **{
+                **row._mapping,
+                "deleted": row.deleted != 0,
+                "system_metadata": metadata.get(row.uuid, {}),
+            }
+        )
+        for row in rows
+    ]
+
+
+def _rows(conn: Connection, row_type: type[_Row], model: Any, where: ColumnElement[bool]) -> tuple[_Row, ...]:
+    """Rows of `model` matching `where` (id order) as `row_type`, whose fields name columns."""
+    columns = [getattr(model, f.name) for f in fields(row_type)]
+    result = conn.execute(select(*columns).where(where).order_by(model.id))
+    return tuple(row_type(**row._mapping) for row in result)
+
+
+def _evacuated_from(host: str) -> ColumnElement[bool]:
+    return (
+        (Migration.migration_type == "evacuation")
+        & (Migration.source_compute == host)
+        & Migration.status.in_(sorted(EVACUATION_PENDING_STATUSES))
+        & (Migration.deleted == 0)
+    )
+
+
+def _node_of(host: str) -> ColumnElement[bool]:
+    return (ComputeNode.host == host) & (ComputeNode.deleted == 0)
+
+
+def _compute_service(host: str) -> ColumnElement[bool]:
+    return (Service.host == host) & (Service.binary == "nova-compute") & (Service.deleted == 0)
+
+
+def _plain(value: Any) -> Any:
+    """Enum members as the values they stand for: prepared statements bind them untyped."""
+    return value.value if isinstance(value, Enum) else value
+
+
+@cache
+def _cas_statement(changed: frozenset[str]) -> Update:
+    """One prepared UPDATE per set of changed columns, so a run of thousands of writes compiles
+    a handful of statements instead of one per instance."""
+    values: dict[str, Any] = {name: bindparam(f"c_{name}") for name in changed if name != "mark_deleted"}
+    values["updated_at"] = bindparam("b_now")
+    if "mark_deleted" in changed:
+        values |= {"deleted": Instance.id, "deleted_at": bindparam("b_now")}
+    return (
+        update(Instance)
+        .where(
+            Instance.uuid == bindparam("b_uuid"),
+            Instance.vm_state.is_not_distinct_from(bindparam("e_vm_state")),
+            Instance.task_state.is_not_distinct_from(bindparam("e_task_state")),
+            Instance.updated_at.is_not_distinct_from(bindparam("e_updated_at")),
+            Instance.deleted == 0,
+        )
+        .values(values)
+    )
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as Nova stores timestamps."""
+    return datetime.now(UTC).replace(tzinfo=None)

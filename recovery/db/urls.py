@@ -1,0 +1,114 @@
+"""Database URLs in every form an operator may give, and their rendering without secrets.
+
+Parsing goes through SQLAlchemy's URL object (and psycopg's parser for libpq keyword strings);
+nothing here ever echoes the raw text an operator typed, because the raw text is where a
+password hides in forms the URL grammar does not expect (an unescaped `@`, `?password=`,
+`password=` in a libpq string).
+"""
+
+import os
+import re
+from urllib.parse import unquote
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword", "secret"})
+"""Query parameters whose value is a secret, whatever the driver calls it."""
+
+MASK = "***"
+
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*)://(?P<rest>.*)$", re.DOTALL)
+
+
+class DatabaseUrlError(ValueError):
+    """The text names no database compute-recover can open; the message never repeats the text."""
+
+
+def parse_database_url(text: str) -> URL:
+    """An SQLAlchemy URL for `text`: a URL, a libpq keyword string (`host=… dbname=…`), or a path
+    taken as an SQLite file."""
+    text = text.strip()
+    if not text:
+        raise DatabaseUrlError("the database URL is empty")
+    match = _SCHEME.match(text)
+    if match is None:
+        return _from_keywords(text) if "=" in text else URL.create("sqlite", database=text)
+    rest = match["rest"]
+    authority, slash, tail = rest.partition("/")
+    if authority.count("@") > 1:  # an unescaped @ in the password: the last @ ends the user info
+        userinfo, _, hostport = authority.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        rest = f"{user}:{_quote(password)}@{hostport}{slash}{tail}"
+    try:
+        return make_url(f"{match['scheme']}://{rest}")
+    except (ArgumentError, ValueError):
+        raise DatabaseUrlError(
+            f"the database URL (scheme {match['scheme']!r}) cannot be parsed; write it as "
+            "dialect+driver://user:password@host:port/database"
+        ) from None
+
+
+def _quote(password: str) -> str:
+    """Percent-escape what URL syntax would misread, keeping escapes the operator already wrote."""
+    return "".join(f"%{ord(c):02X}" if c in "@:/?#%" and not _escape_at(password, i) else c
+                   for i, c in enumerate(password))
+
+
+def _escape_at(text: str, index: int) -> bool:
+    return text[index] == "%" and re.fullmatch(r"[0-9A-Fa-f]{2}", text[index + 1 : index + 3] or "") is not None
+
+
+def _from_keywords(text: str) -> URL:
+    """A libpq keyword/value connection string as a PostgreSQL URL."""
+    from psycopg.conninfo import conninfo_to_dict  # only PostgreSQL operators write this form
+
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(text).items()}
+    except Exception:  # psycopg's message quotes the string, password included
+        raise DatabaseUrlError(
+            "the database connection string is neither a URL nor valid libpq 'key=value' pairs"
+        ) from None
+    port = params.pop("port", None)
+    if port is not None and not port.isdigit():
+        raise DatabaseUrlError("the database connection string's port is not a number")
+    return URL.create(
+        "postgresql+psycopg",
+        username=params.pop("user", None),
+        password=params.pop("password", None),
+        host=params.pop("host", None) or params.pop("hostaddr", None),
+        port=int(port) if port else None,
+        database=params.pop("dbname", None),
+        query=params,
+    )
+
+
+def masked(url: URL) -> str:
+    """The URL as text with every secret (the password, and secret query parameters) replaced."""
+    placeholder = "MASKEDSECRET"  # survives URL quoting, unlike the asterisks
+    query = {k: (placeholder if k.lower() in SECRET_QUERY_KEYS else v) for k, v in url.query.items()}
+    text = url.set(query=query).render_as_string(hide_password=True).replace(placeholder, MASK)
+    return scrub(text, url)  # a secret may stand elsewhere too, e.g. inside the database name
+
+
+def secrets(url: URL) -> list[str]:
+    """Every secret the URL carries, longest first, in the forms a driver may quote it."""
+    values = [url.password or ""]
+    values += [v for k, vs in url.query.items() if k.lower() in SECRET_QUERY_KEYS
+               for v in (vs if isinstance(vs, tuple) else (vs,))]
+    forms = {form for value in values if value for form in (value, unquote(value))}
+    return sorted(forms, key=len, reverse=True)
+
+
+def scrub(text: str, url: URL) -> str:
+    """`text` (a driver's message, say) with every secret of `url` masked."""
+    for secret in secrets(url):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def sqlite_path(url: URL) -> str | None:
+    """The absolute path of an SQLite URL's file; None for another backend or an in-memory database."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(url.database)
