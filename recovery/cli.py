@@ -156,11 +156,12 @@ def libvirt_option(command):
 @click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 @database_option
+@db_timeout_option
 @libvirt_option
 @config_option
 @policy_options
 def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool, db_url: str | None,
-            libvirt_uri: str, host: str, options: Options) -> None:
+            db_timeout: float, libvirt_uri: str, host: str, options: Options) -> None:
     """Explain why the machine decides what it does for one instance (SPEC §9).
 
     With UUID: the journal of past runs, newest first, and with --live what it
@@ -181,7 +182,7 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
         raise click.UsageError("give an instance UUID, or --facts JSON (or -)")
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
-    host_commands.explain_journal(uuid, live, as_json, db_url, libvirt_uri, host, options)
+    host_commands.explain_journal(uuid, live, as_json, db_url, db_timeout, libvirt_uri, host, options)
 
 
 @cli.command()

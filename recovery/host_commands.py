@@ -99,9 +99,9 @@ def _warn(text: str) -> None:
     click.echo(f"warning: {text}", err=True)
 
 
-def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, libvirt_uri: str, host: str,
-                    options: Options) -> None:
-    db = open_db(db_url, read_only=True)
+def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, db_timeout: float, libvirt_uri: str,
+                    host: str, options: Options) -> None:
+    db = open_db(db_url, read_only=True, timeout=db_timeout)
     try:
         entries = journals.journal_for(db, uuid) if db.has_tables("recovery_journal", "recovery_runs") else []
         row = db.load_instances_by_uuid([uuid]).get(uuid.lower()) if db.has_tables("instances") else None

@@ -35,11 +35,10 @@ def parse_database_url(text: str) -> URL:
     if match is None:
         return _from_keywords(text) if "=" in text else URL.create("sqlite", database=text)
     rest = match["rest"]
-    authority, slash, tail = rest.partition("/")
-    if authority.count("@") > 1:  # an unescaped @ in the password: the last @ ends the user info
-        userinfo, _, hostport = authority.rpartition("@")
+    userinfo, at, hostpath = rest.rpartition("@")
+    if at and ":" in userinfo:  # re-escape the password: it may hold @ : / ? unescaped
         user, _, password = userinfo.partition(":")
-        rest = f"{user}:{_quote(password)}@{hostport}{slash}{tail}"
+        rest = f"{user}:{_quote(password)}@{hostpath}"
     try:
         return make_url(f"{match['scheme']}://{rest}")
     except (ArgumentError, ValueError):
