@@ -10,7 +10,7 @@ ASCII whitespace only is skipped but still counted.
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
-from recovery.facts import FactsError, Options, facts_from_record, record_uuid
+from recovery.facts import FactsError, Options, identified_facts, record_uuid
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, parse_json
 from recovery.machine import shared_machine
 from recovery.render import DecisionPrinter, to_json
@@ -63,11 +63,10 @@ def _decide_line(number: int, line: bytes | None, printer: DecisionPrinter, host
         record = parse_json(line)
     except InputError as error:
         return _error_line(number, None, str(error)), False
-    uuid = record_uuid(record)
     try:
-        facts = facts_from_record(record, host, options)
+        uuid, facts = identified_facts(record, host, options)
     except FactsError as error:
-        return _error_line(number, uuid, str(error)), False
+        return _error_line(number, record_uuid(record), str(error)), False
     return printer.line(uuid, facts), True
 
 

@@ -159,7 +159,12 @@ def _check_evacuation(evacuation: Any) -> None:
 
 
 def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
-    """Validate one `decide` input record (SPEC §5) into facts.
+    """Validate one `decide` input record (SPEC §5) into facts."""
+    return identified_facts(record, this_host, options)[1]
+
+
+def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str, Facts]:
+    """Validate one `decide` input record (SPEC §5) into its canonical uuid and its facts.
 
     The common case is checked with set look-ups only, since `decide` calls
     this for every one of possibly 100,000 records.
@@ -171,7 +176,7 @@ def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
         db_power_state = _power(record, "db_power_state")
     except KeyError:
         raise _missing(record) from None
-    _within_bounds(canonical_uuid, uuid)
+    uuid = _within_bounds(canonical_uuid, uuid)
     if type(vm_state) is not str or vm_state not in _VM_STATE_SET:
         parse_vm_state(vm_state)
     if task_state is None:
@@ -196,7 +201,7 @@ def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
     evacuation = record.get("evacuation")
     if evacuation is not None:
         _check_evacuation(evacuation)
-    return Facts(
+    return uuid, Facts(
         vm_state,
         task_state,
         power_state,

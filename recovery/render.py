@@ -6,10 +6,13 @@ from recovery.facts import Facts
 from recovery.machine import Consideration, Decision, RecoveryMachine
 from states.policy import Action
 
+_ENCODERS = {indent: json.JSONEncoder(allow_nan=False, indent=indent) for indent in (None, 2)}
+"""Made once: json.dumps builds a new encoder on every call that passes an option."""
+
 
 def to_json(value: object, indent: int | None = None) -> str:
     """JSON text as every output prints it: NaN and Infinity are refused, since they are not JSON."""
-    return json.dumps(value, allow_nan=False, indent=indent)
+    return _ENCODERS[indent].encode(value)
 
 
 def action_json(action: Action) -> dict:
