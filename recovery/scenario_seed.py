@@ -89,9 +89,7 @@ def seed_if_empty(
     return whether it did (False: it already had data and nothing was written)."""
     rows = parse_db_json(data, source)
     if rows.ignored_fields and warn is not None:
-        listed, more = rows.ignored_fields[:IGNORED_FIELDS_LISTED], len(rows.ignored_fields) - IGNORED_FIELDS_LISTED
-        warn(f"{source}: ignored fields compute-recover does not use: {', '.join(listed)}"
-             + (f" and {more:,} more" if more > 0 else ""))
+        warn(ignored_fields_warning(rows.ignored_fields, source))
     holds_data = or_(*(select(model.id).exists() for model in (Instance, Migration, ComputeNode, Service)))
     with db.engine.begin() as conn:
         if conn.execute(select(holds_data)).scalar():
@@ -108,6 +106,13 @@ def seed_if_empty(
         if rows.deleted_uuids:
             conn.execute(update(Instance).where(Instance.uuid.in_(rows.deleted_uuids)).values(deleted=Instance.id))
     return True
+
+
+def ignored_fields_warning(ignored_fields: list[str], source: str) -> str:
+    """One short line naming the fields seeding ignores, however many a document makes up."""
+    listed, more = ignored_fields[:IGNORED_FIELDS_LISTED], len(ignored_fields) - IGNORED_FIELDS_LISTED
+    return (f"{source}: ignored fields compute-recover does not use: {', '.join(listed)}"
+            + (f" and {more:,} more" if more > 0 else ""))
 
 
 def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
