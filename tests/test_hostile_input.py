@@ -192,6 +192,7 @@ mangled_records = st.builds(lambda field, value: json.dumps({**GOOD, field: valu
 """A good record with one field replaced by any value: every validation path."""
 
 input_lines = st.one_of(
+    st.sampled_from([b"", b" ", b"\t", b"\r", b" \x0b\x0c "]),
     st.text().map(lambda text: text.replace("\n", "").encode()),
     st.binary().map(lambda data: data.replace(b"\n", b"")),
     json_values.map(lambda value: json.dumps(value).encode()),
