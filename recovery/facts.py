@@ -191,9 +191,9 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
     else:
         raise _missing(record)
     host = record.get("host")
-    if host is not None and (type(host) is not str or len(host) > NOVA_STRING_LENGTH):
-        if type(host) is not str:
-            raise FactsError(f"host must be a string or absent, not {shown(host)}")
+    if host is not None and type(host) is not str:
+        raise FactsError(f"host must be a string or absent, not {shown(host)}")
+    if host is not None and len(host) > NOVA_STRING_LENGTH:
         _within_bounds(bounded_string, host, "host")
     old_vm_state = record.get("old_vm_state")
     if old_vm_state is not None and (type(old_vm_state) is not str or old_vm_state not in _VM_STATE_SET):

@@ -129,11 +129,12 @@ def test_an_error_quotes_a_huge_bad_value_briefly():
 
 
 def test_values_at_the_bounds_are_decided():
-    at_bounds = line(uuid="u" * UUID_LENGTH, host=HOST, old_vm_state="active", notes=nested(MAX_DEPTH - 1),
-                     evacuation=None, extra=2**63, status="s" * NOVA_STRING_LENGTH, power_state=1)
-    code, out, _ = decide(at_bounds + b"\n")
+    at_bounds = line(uuid="u" * UUID_LENGTH, notes=nested(MAX_DEPTH - 1), ignored_number=-(2**63), power_state=1,
+                     evacuation={"status": "s" * NOVA_STRING_LENGTH, "dest_host": "d" * NOVA_STRING_LENGTH})
+    code, out, _ = decide(at_bounds + b"\n" + line(host="h" * NOVA_STRING_LENGTH) + b"\n")
     assert code == 0
     assert out[0]["uuid"] == "u" * UUID_LENGTH and out[0]["state"] == "active/none/running"
+    assert [step["rule"] for step in out[1]["path"]] == ["not_owned"]
 
 
 def test_an_upper_case_uuid_is_decided_and_reported_in_lower_case():
