@@ -11,7 +11,7 @@ import functools
 import socket
 import sys
 import tomllib
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -108,17 +108,26 @@ def decide(host: str, options: Options) -> None:
     A line that cannot be decided gets an error line in its place and exit status 1 at the end;
     the other lines are still decided. A line may be at most 1 MiB.
     """
-    bad = decide_stream(sys.stdin.buffer, sys.stdout, host, options)
+    if sys.stdout is None:
+        fail("decide writes its decisions to stdout, which is closed", EXIT_USAGE)
+    bad = decide_stream(_stdin_bytes("decide reads"), sys.stdout, host, options)
     if bad:
         click.echo(f"decide: {bad} input line(s) could not be decided; their output lines carry the error", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def _stdin_bytes(reader: str) -> BinaryIO:
+    """Standard input as bytes, so that bad UTF-8 is one input's error; a closed stdin is a usage error."""
+    if sys.stdin is None:
+        fail(f"{reader} stdin, which is closed", EXIT_USAGE)
+    return sys.stdin.buffer
 
 
 def _read_facts_argument(text: str) -> Any:
     """The --facts document, from the argument (bounded by the OS) or at most 1 MiB of stdin."""
     try:
         if text == "-":
-            return parse_json(read_limited(sys.stdin.buffer, MAX_LINE_BYTES, "stdin"))
+            return parse_json(read_limited(_stdin_bytes("--facts - reads"), MAX_LINE_BYTES, "stdin"))
         return parse_json(text)
     except InputError as error:
         fail(f"--facts: {error}", EXIT_USAGE)

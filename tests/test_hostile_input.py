@@ -179,6 +179,20 @@ def test_the_console_script_survives_every_hostile_line_and_keeps_the_good_ones(
     assert "nested deeper than 32 levels" in out[1]["error"]
 
 
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("decide --host h <&-", "decide reads stdin, which is closed"),
+        ("decide --host h >&- </dev/null", "decide writes its decisions to stdout, which is closed"),
+        ("explain --facts - <&-", "--facts - reads stdin, which is closed"),
+    ],
+)
+def test_a_closed_standard_stream_is_a_usage_error_not_a_traceback(command, message):
+    proc = subprocess.run(["sh", "-c", f'exec "$0" {command}', str(CONSOLE_SCRIPT)], capture_output=True, text=True,
+                          check=False)
+    assert (proc.returncode, proc.stderr) == (2, f"compute-recover: {message}\n")
+
+
 # -- decide: the property ------------------------------------------------------------------------
 
 json_values = st.recursive(
