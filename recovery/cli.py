@@ -103,7 +103,7 @@ def cli() -> None:
 @config_option
 @policy_options
 def decide(host: str, options: Options) -> None:
-    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout (SPEC §5).
+    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout.
 
     A line that cannot be decided gets an error line in its place and exit status 1 at the end;
     the other lines are still decided. A line may be at most 1 MiB.

@@ -159,12 +159,12 @@ def _check_evacuation(evacuation: Any) -> None:
 
 
 def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
-    """Validate one `decide` input record (SPEC §5) into facts."""
+    """Validate one `decide` input record into facts."""
     return identified_facts(record, this_host, options)[1]
 
 
 def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str, Facts]:
-    """Validate one `decide` input record (SPEC §5) into its canonical uuid and its facts.
+    """Validate one `decide` input record into its canonical uuid and its facts.
 
     The common case is checked with set look-ups only, since `decide` calls
     this for every one of possibly 100,000 records.
