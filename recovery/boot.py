@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
-from recovery.db.models import NOVA_INTEGER_MAX
 from recovery.executor import (
     CONFLICT,
     FAILED,
@@ -36,6 +35,7 @@ from recovery.executor import (
 from recovery.exits import EXIT_FAILED, EXIT_OK
 from recovery.facts import FactsError, facts_from_record, record_task_state
 from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
+from recovery.input_bounds import NOVA_INTEGER_MAX
 from recovery.machine import Decision, RecoveryMachine
 from recovery.network import NetworkHook
 from recovery.render import action_json, considerations_json, path_json

@@ -1,24 +1,35 @@
 """The `compute-recover` command line: options and commands.
 
-The bodies of `run` and of explaining from the journal live in
-`recovery.host_commands`, imported only when used, so that `decide` (which may
-be fed 100,000 records) starts without loading the database and libvirt layers.
-Exit codes are in `recovery.exits`.
+The body of `decide` lives in `recovery.decide_command`. The bodies of `run` and
+of explaining from the journal live in `recovery.host_commands`, imported only
+when used, so that `decide` (which may be fed 100,000 records) starts without
+loading the database and libvirt layers. Exit codes are in `recovery.exits`;
+the bounds on untrusted input in `recovery.input_bounds`.
 """
 
 import functools
-import json
 import socket
 import sys
 import tomllib
+from typing import Any, BinaryIO
 
 import click
 
 from recovery import graph as graphs
+from recovery.decide_command import decide_stream
 from recovery.exits import EXIT_FAILED, EXIT_USAGE, fail
-from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, FactsError, Options, facts_from_record
+from recovery.facts import (
+    POWER_STATES,
+    TASK_STATES,
+    VM_STATES,
+    FactsError,
+    Options,
+    facts_from_record,
+    record_uuid,
+)
+from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
 from recovery.machine import shared_machine
-from recovery.render import DecisionPrinter, explanation_json, explanation_text
+from recovery.render import explanation_json, explanation_text, to_json
 from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from states.enums import RunningDeletedInstanceAction
 
@@ -92,45 +103,34 @@ def cli() -> None:
 @config_option
 @policy_options
 def decide(host: str, options: Options) -> None:
-    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout (SPEC §5)."""
-    printer = DecisionPrinter(shared_machine())
-    bad = 0
-    out: list[str] = []
-    for number, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            bad += 1
-            out.append(json.dumps({"uuid": None, "error": f"line {number}: not valid JSON ({error})"}))
-            continue
-        try:
-            facts = facts_from_record(record, host, options)
-        except FactsError as error:
-            bad += 1
-            uuid = record.get("uuid") if isinstance(record, dict) else None
-            out.append(json.dumps({"uuid": uuid, "error": f"line {number}: {error}"}))
-            continue
-        out.append(printer.line(record["uuid"], facts))
-        if len(out) >= 4096:
-            sys.stdout.write("\n".join(out) + "\n")
-            out.clear()
-    if out:
-        sys.stdout.write("\n".join(out) + "\n")
+    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout.
+
+    A line that cannot be decided gets an error line in its place and exit status 1 at the end;
+    the other lines are still decided. A line may be at most 1 MiB.
+    """
+    if sys.stdout is None:
+        fail("decide writes its decisions to stdout, which is closed", EXIT_USAGE)
+    bad = decide_stream(_stdin_bytes("decide reads"), sys.stdout, host, options)
     if bad:
         click.echo(f"decide: {bad} input line(s) could not be decided; their output lines carry the error", err=True)
         sys.exit(EXIT_FAILED)
 
 
+def _stdin_bytes(reader: str) -> BinaryIO:
+    """Standard input as bytes, so that bad UTF-8 is one input's error; a closed stdin is a usage error."""
+    if sys.stdin is None:
+        fail(f"{reader} stdin, which is closed", EXIT_USAGE)
+    return sys.stdin.buffer
 
-def _read_facts_argument(text: str) -> dict:
-    if text == "-":
-        text = sys.stdin.read()
+
+def _read_facts_argument(text: str) -> Any:
+    """The --facts document, from the argument (bounded by the OS) or at most 1 MiB of stdin."""
     try:
-        return json.loads(text)
-    except ValueError as error:
-        fail(f"--facts is not valid JSON ({error})", EXIT_USAGE)
+        if text == "-":
+            return parse_json(read_limited(_stdin_bytes("--facts - reads"), MAX_LINE_BYTES, "stdin"))
+        return parse_json(text)
+    except InputError as error:
+        fail(f"--facts: {error}", EXIT_USAGE)
 
 
 def database_option(command):
@@ -167,6 +167,11 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
     With UUID: the journal of past runs, newest first, and with --live what it
     would decide now. With --facts: one facts record, no database needed.
     """
+    if uuid is not None:
+        try:
+            uuid = canonical_uuid(uuid)
+        except InputError as error:
+            fail(str(error), EXIT_USAGE)
     if facts_text is not None:
         record = _read_facts_argument(facts_text)
         if isinstance(record, dict):
@@ -175,8 +180,8 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
             facts = facts_from_record(record, host, options)
         except FactsError as error:
             fail(f"--facts: {error}", EXIT_USAGE)
-        doc = {"uuid": record["uuid"], **explanation_json(shared_machine(), facts)}
-        click.echo(json.dumps(doc, indent=2) if as_json else explanation_text(doc))
+        doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts)}
+        click.echo(to_json(doc, indent=2) if as_json else explanation_text(doc))
         return
     if uuid is None:
         raise click.UsageError("give an instance UUID, or --facts JSON (or -)")

@@ -5,9 +5,11 @@ read is here: the state triple, ownership, what the database last recorded,
 evacuation evidence, whether the record is deleted, and the run's options.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
+from recovery.input_bounds import NOVA_STRING_LENGTH, InputError, bounded_string, canonical_uuid, shown
 from states.enums import NO_TASK, PowerState, RunningDeletedInstanceAction, TaskState, VmState
 
 VM_STATES = tuple(s.value for s in VmState)
@@ -17,6 +19,17 @@ POWER_STATES = tuple(p.label for p in PowerState)
 
 class FactsError(ValueError):
     """A record that cannot be decided; the message names the field and the fix."""
+
+
+T = TypeVar("T")
+
+
+def _within_bounds(check: Callable[..., T], *args: Any) -> T:
+    """An `input_bounds` check whose refusal is this record's FactsError."""
+    try:
+        return check(*args)
+    except InputError as error:
+        raise FactsError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ def parse_vm_state(value: Any, field: str = "vm_state", allow_null: bool = False
     if value is None and allow_null:
         return None
     if value not in VM_STATES:
-        raise FactsError(f"unknown {field} {value!r}: use one of {_choices(VM_STATES)}")
+        raise FactsError(f"unknown {field} {shown(value)}: use one of {_choices(VM_STATES)}")
     return value
 
 
@@ -76,14 +89,14 @@ def parse_task_state(value: Any) -> str:
     if value is None:
         return NO_TASK
     if value == NO_TASK or value not in TASK_STATES:
-        raise FactsError(f"unknown task_state {value!r}: use null or one of {_choices(TASK_STATES[1:])}")
+        raise FactsError(f"unknown task_state {shown(value)}: use null or one of {_choices(TASK_STATES[1:])}")
     return value
 
 
 def parse_power_state(value: Any, field: str = "power_state") -> str:
     """Accepts a name (`running`) or Nova's integer (1)."""
     if isinstance(value, bool):
-        raise FactsError(f"unknown {field} {value!r}: use one of {_choices(POWER_STATES)} or Nova's integer")
+        raise FactsError(f"unknown {field} {shown(value)}: use one of {_choices(POWER_STATES)} or Nova's integer")
     if isinstance(value, int):
         try:
             return PowerState(value).label
@@ -92,7 +105,7 @@ def parse_power_state(value: Any, field: str = "power_state") -> str:
     elif isinstance(value, str) and value.lower() in POWER_STATES:
         return value.lower()
     raise FactsError(
-        f"unknown {field} {value!r}: use one of {_choices(POWER_STATES)} or Nova's integer "
+        f"unknown {field} {shown(value)}: use one of {_choices(POWER_STATES)} or Nova's integer "
         f"({', '.join(str(int(p)) for p in PowerState)})"
     )
 
@@ -107,7 +120,7 @@ def _flag(record: dict, field: str, default: bool) -> bool:
     if value is None:
         return default
     if value is not True and value is not False:
-        raise FactsError(f"{field} must be true or false, not {value!r}")
+        raise FactsError(f"{field} must be true or false, not {shown(value)}")
     return value
 
 
@@ -126,8 +139,32 @@ def _power(record: dict, field: str) -> str:
     return parse_power_state(value, field)
 
 
+def record_uuid(record: Any) -> str | None:
+    """A record's uuid in canonical form, or None when it has none usable (its error line then names none)."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        return canonical_uuid(record.get("uuid"))
+    except InputError:
+        return None
+
+
+def _check_evacuation(evacuation: Any) -> None:
+    if type(evacuation) is not dict or type(evacuation.get("status")) is not str:
+        raise FactsError(f"evacuation must be null or an object with a string status, not {shown(evacuation)}")
+    _within_bounds(bounded_string, evacuation["status"], "evacuation.status")
+    dest_host = evacuation.get("dest_host")
+    if dest_host is not None:
+        _within_bounds(bounded_string, dest_host, "evacuation.dest_host")
+
+
 def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
-    """Validate one `decide` input record (SPEC §5) into facts.
+    """Validate one `decide` input record into facts."""
+    return identified_facts(record, this_host, options)[1]
+
+
+def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str, Facts]:
+    """Validate one `decide` input record into its canonical uuid and its facts.
 
     The common case is checked with set look-ups only, since `decide` calls
     this for every one of possibly 100,000 records.
@@ -139,8 +176,7 @@ def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
         db_power_state = _power(record, "db_power_state")
     except KeyError:
         raise _missing(record) from None
-    if not isinstance(uuid, str) or not uuid:
-        raise FactsError(f"uuid must be a non-empty string, not {uuid!r}")
+    uuid = _within_bounds(canonical_uuid, uuid)
     if type(vm_state) is not str or vm_state not in _VM_STATE_SET:
         parse_vm_state(vm_state)
     if task_state is None:
@@ -156,14 +192,16 @@ def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
         raise _missing(record)
     host = record.get("host")
     if host is not None and type(host) is not str:
-        raise FactsError(f"host must be a string or absent, not {host!r}")
+        raise FactsError(f"host must be a string or absent, not {shown(host)}")
+    if host is not None and len(host) > NOVA_STRING_LENGTH:
+        _within_bounds(bounded_string, host, "host")
     old_vm_state = record.get("old_vm_state")
     if old_vm_state is not None and (type(old_vm_state) is not str or old_vm_state not in _VM_STATE_SET):
         parse_vm_state(old_vm_state, "old_vm_state")
     evacuation = record.get("evacuation")
-    if evacuation is not None and (type(evacuation) is not dict or type(evacuation.get("status")) is not str):
-        raise FactsError(f"evacuation must be null or an object with a string status, not {evacuation!r}")
-    return Facts(
+    if evacuation is not None:
+        _check_evacuation(evacuation)
+    return uuid, Facts(
         vm_state,
         task_state,
         power_state,

@@ -1,6 +1,5 @@
 """The bodies of `compute-recover run` and `explain <uuid>`: they open the database and libvirt."""
 
-import json
 import socket
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from recovery.facts import FactsError, Options, facts_from_record
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
 from recovery.network import NetworkHook
-from recovery.render import explanation_json, explanation_text, format_action, walk_lines
+from recovery.render import explanation_json, explanation_text, format_action, to_json, walk_lines
 from recovery.report import print_run, run_json
 from recovery.scenario_seed import ScenarioError, read_db_json
 from recovery.settings import RunSettings
@@ -50,7 +49,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
     finally:
         db.close()
     if as_json:
-        click.echo(json.dumps(run_json(result), indent=2))
+        click.echo(to_json(run_json(result), indent=2))
     else:
         print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
     sys.exit(result.exit_code)
@@ -116,7 +115,7 @@ def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, db
     finally:
         db.close()
     doc = {"uuid": uuid.lower(), "instance": identity, "runs": [_journal_json(e) for e in entries], "live": live_doc}
-    click.echo(json.dumps(doc, indent=2, default=str) if as_json else journal_text(doc))
+    click.echo(to_json(doc, indent=2) if as_json else journal_text(doc))
 
 
 def _journal_json(entry: dict) -> dict:

@@ -6,6 +6,14 @@ from recovery.facts import Facts
 from recovery.machine import Consideration, Decision, RecoveryMachine
 from states.policy import Action
 
+_ENCODERS = {indent: json.JSONEncoder(allow_nan=False, indent=indent) for indent in (None, 2)}
+"""Made once: json.dumps builds a new encoder on every call that passes an option."""
+
+
+def to_json(value: object, indent: int | None = None) -> str:
+    """JSON text as every output prints it: NaN and Infinity are refused, since they are not JSON."""
+    return _ENCODERS[indent].encode(value)
+
 
 def action_json(action: Action) -> dict:
     return {"name": action.name, **dict(action.params)}
@@ -16,7 +24,7 @@ def path_json(decision: Decision) -> list[dict]:
 
 
 def decision_json(decision: Decision) -> dict:
-    """The SPEC §5 output record, without the uuid."""
+    """The `decide` output record, without the uuid."""
     return {
         "state": decision.start_state,
         "path": path_json(decision),
@@ -28,7 +36,7 @@ def decision_json(decision: Decision) -> dict:
 
 
 class DecisionPrinter:
-    """Prints SPEC §5 output lines; facts with equal abstract keys print the same text after the uuid."""
+    """Prints `decide` output lines; facts with equal abstract keys print the same text after the uuid."""
 
     def __init__(self, machine: RecoveryMachine):
         self.machine = machine
@@ -38,8 +46,8 @@ class DecisionPrinter:
         key = self.machine.abstract_key(facts)
         tail = self._tails.get(key)
         if tail is None:
-            tail = self._tails[key] = json.dumps(decision_json(self.machine.decide(facts)))[1:]
-        return '{"uuid": ' + json.dumps(uuid) + ", " + tail
+            tail = self._tails[key] = to_json(decision_json(self.machine.decide(facts)))[1:]
+        return '{"uuid": ' + to_json(uuid) + ", " + tail
 
 
 def considerations_json(considerations: tuple[Consideration, ...]) -> list[dict]:
@@ -57,14 +65,14 @@ def explanation_json(machine: RecoveryMachine, facts: Facts) -> dict:
 
 
 def format_action(action: dict) -> str:
-    params = ", ".join(f"{k}={json.dumps(v)}" for k, v in action.items() if k not in ("name", "outcome", "error"))
+    params = ", ".join(f"{k}={to_json(v)}" for k, v in action.items() if k not in ("name", "outcome", "error"))
     return f"{action['name']}({params})" if params else action["name"]
 
 
 def walk_lines(doc: dict) -> list[str]:
     """Start state, facts, every rule considered and the path: what a decision and a journal entry share."""
     lines = [f"start state: {doc['state']}", "facts:"]
-    lines += [f"  {name} = {json.dumps(value)}" for name, value in doc["facts"].items()]
+    lines += [f"  {name} = {to_json(value)}" for name, value in doc["facts"].items()]
     lines.append("rules considered:")
     for item in doc["considered"]:
         mark = "MATCH" if item["matched"] else "no"

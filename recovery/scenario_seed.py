@@ -1,11 +1,12 @@
-"""Seeding a database from a scenario's db.json (SPEC §8).
+"""Seeding a database from a scenario's db.json.
 
 Parsing is pure: `parse_db_json` turns the document into table rows, filling defaults, or raises
-a one-line ScenarioError naming the file and field. Writing is one transaction that seeds only an
+a one-line ScenarioError naming the file and field. A value must fit its column as Nova declares
+it (lengths and Integer ranges are read from the models in `recovery.db`), and the file must keep
+within the bounds of `recovery.input_bounds`. Writing is one transaction that seeds only an
 empty database, so running a scenario twice against the same database never duplicates records.
 """
 
-import json
 import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import BigInteger, Column, Integer, delete, insert, or_, select, update
 
 from recovery.db import (
     ComputeNode,
@@ -25,12 +26,25 @@ from recovery.db import (
     RecoveryRun,
     Service,
 )
+from recovery.input_bounds import (
+    MAX_DOCUMENT_BYTES,
+    NOVA_INTEGER_MAX,
+    NOVA_INTEGER_MIN,
+    InputError,
+    canonical_uuid,
+    parse_json,
+    read_limited,
+    shown,
+)
 from states.enums import PowerState
 
 
 class ScenarioError(Exception):
     """A scenario's db.json cannot be used; the message is one line naming the file and field."""
 
+
+IGNORED_FIELDS_LISTED = 20
+"""A warning names this many ignored fields at most, so a document of made-up names stays one short line."""
 
 REQUIRED = object()
 """Schema default marking a field the document must give."""
@@ -58,12 +72,14 @@ class SeedRows:
 
 
 def read_db_json(path: Path) -> dict[str, Any]:
+    """The document, read no further than MAX_DOCUMENT_BYTES and parsed within input_bounds."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as handle:
+            data = parse_json(read_limited(handle, MAX_DOCUMENT_BYTES, "the file"))
+    except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid JSON: {exc}") from None
+    except InputError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: expected a JSON object at the top level")
     return data
@@ -91,7 +107,7 @@ def seed_if_empty(
     (False: it already had data and nothing was written)."""
     rows = parse_db_json(data, source)
     if rows.ignored_fields and warn is not None:
-        warn(f"{source}: ignored fields compute-recover does not use: {', '.join(rows.ignored_fields)}")
+        warn(ignored_fields_warning(rows.ignored_fields, source))
     holds_data = or_(*(select(model.id).exists() for model in (Instance, Migration, ComputeNode, Service)))
     with db.transaction(f"load {source}") as conn:
         if replace:
@@ -113,14 +129,21 @@ def seed_if_empty(
     return True
 
 
+def ignored_fields_warning(ignored_fields: list[str], source: str) -> str:
+    """One short line naming the fields seeding ignores, however many a document makes up."""
+    listed, more = ignored_fields[:IGNORED_FIELDS_LISTED], len(ignored_fields) - IGNORED_FIELDS_LISTED
+    return (f"{source}: ignored fields compute-recover does not use: {', '.join(listed)}"
+            + (f" and {more:,} more" if more > 0 else ""))
+
+
 def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
     """The document as rows, defaults filled in; a ScenarioError names the first bad field."""
     ignored: set[str] = set()
-    top = _record(data, source, "", _top_schema(), ignored)
+    top = _record(data, source, "", _top_schema(), ignored, Instance)  # its host is every instance's host
     host = top["host"]
     instances, deleted_uuids, system_metadata = [], [], []
     seen: set[str] = set()
-    for row in _table(top, "instances", source, _instance_schema(host), ignored):
+    for row in _table(top, "instances", source, _instance_schema(host), ignored, Instance):
         if row["uuid"] in seen:
             raise ScenarioError(f"{source}: instances[{len(instances)}].uuid: duplicate uuid {row['uuid']}")
         seen.add(row["uuid"])
@@ -134,9 +157,9 @@ def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
         instances=instances,
         deleted_uuids=deleted_uuids,
         system_metadata=system_metadata,
-        migrations=_table(top, "migrations", source, _MIGRATION, ignored),
-        compute_nodes=_table(top, "compute_nodes", source, _compute_node_schema(host), ignored),
-        services=_table(top, "services", source, _service_schema(host), ignored),
+        migrations=_table(top, "migrations", source, _MIGRATION, ignored, Migration),
+        compute_nodes=_table(top, "compute_nodes", source, _compute_node_schema(host), ignored, ComputeNode),
+        services=_table(top, "services", source, _service_schema(host), ignored, Service),
         ignored_fields=sorted(ignored),
     )
 
@@ -147,23 +170,31 @@ def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
 def _name(value: Any) -> str:
     if isinstance(value, str) and value:
         return value
-    raise ValueError(f"expected a non-empty string, got {value!r}")
+    raise ValueError(f"expected a non-empty string, got {shown(value)}")
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else _name(value)
 
 
+def _uuid(value: Any) -> str:
+    """Stored in canonical lower case, so the rest of compute-recover compares uuids as equal strings."""
+    try:
+        return canonical_uuid(_name(value))
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _amount(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise ValueError(f"expected a non-negative integer, got {value!r}")
+    raise ValueError(f"expected a non-negative integer, got {shown(value)}")
 
 
 def _flag(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    raise ValueError(f"expected true or false, got {value!r}")
+    raise ValueError(f"expected true or false, got {shown(value)}")
 
 
 def _time(value: Any) -> datetime | None:
@@ -172,9 +203,9 @@ def _time(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}") from None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
+        raise ValueError(f"expected an ISO 8601 timestamp between years 1 and 9999, got {shown(value)}") from None
 
 
 def _power_state(value: Any) -> int:
@@ -185,20 +216,28 @@ def _power_state(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value in names.values():
         return value
     expected = ", ".join(f"{state.label} ({state.value})" for state in PowerState)
-    raise ValueError(f"unknown power state {value!r}; expected one of {expected}")
+    raise ValueError(f"unknown power state {shown(value)}; expected one of {expected}")
 
 
 def _metadata(value: Any) -> dict[str, str]:
-    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        return dict(value)
-    raise ValueError("expected an object of string values")
+    """Each key and value becomes an instance_system_metadata row, so each must fit its column."""
+    if not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
+        raise ValueError("expected an object of string values")
+    columns = InstanceSystemMetadata.__table__.columns
+    for key, item in value.items():
+        try:
+            _check_fits(key, columns["key"])
+            _check_fits(item, columns["value"])
+        except ValueError as exc:
+            raise ValueError(f"key {shown(key)}: {exc}") from None
+    return dict(value)
 
 
 def _deleted(value: Any) -> bool:
     """Nova's column holds 0 or the row's id; a scenario may also say true/false."""
     if isinstance(value, int):
         return bool(value)
-    raise ValueError(f"expected true, false or an integer, got {value!r}")
+    raise ValueError(f"expected true, false or an integer, got {shown(value)}")
 
 
 def _records(value: Any) -> list[Any]:
@@ -223,7 +262,7 @@ def _top_schema() -> Schema:
 def _instance_schema(host: str) -> Schema:
     """Missing columns default to an m1.tiny-sized instance on the scenario's host, power state nostate."""
     return {
-        "uuid": (_name, REQUIRED),
+        "uuid": (_uuid, REQUIRED),
         "host": (_text, host),
         "node": (_text, lambda row: row["host"]),
         "display_name": (_text, None),
@@ -242,7 +281,7 @@ def _instance_schema(host: str) -> Schema:
 
 
 _MIGRATION: Schema = {
-    "instance_uuid": (_name, REQUIRED),
+    "instance_uuid": (_uuid, REQUIRED),
     "source_compute": (_name, REQUIRED),
     "dest_compute": (_text, None),
     "source_node": (_text, lambda row: row["source_compute"]),
@@ -256,7 +295,7 @@ lets the machine destroy a domain, so it must be spelled out."""
 
 def _compute_node_schema(host: str) -> Schema:
     return {
-        "uuid": (_name, lambda _row: str(uuidlib.uuid4())),
+        "uuid": (_uuid, lambda _row: str(uuidlib.uuid4())),
         "host": (_name, host),
         "hypervisor_hostname": (_name, lambda row: row["host"]),
         "vcpus": (_amount, 0),
@@ -284,15 +323,32 @@ def _service_schema(host: str) -> Schema:
 
 
 def _table(
-    top: Mapping[str, Any], table: str, source: str, schema: Schema, ignored: set[str]
+    top: Mapping[str, Any], table: str, source: str, schema: Schema, ignored: set[str], model: Any
 ) -> list[dict[str, Any]]:
-    return [_record(raw, source, f"{table}[{index}]", schema, ignored) for index, raw in enumerate(top[table])]
+    return [_record(raw, source, f"{table}[{index}]", schema, ignored, model) for index, raw in enumerate(top[table])]
 
 
-def _record(raw: Any, source: str, path: str, schema: Schema, ignored: set[str]) -> dict[str, Any]:
-    """One object checked against its schema, required fields present. Fields outside the schema
-    (other Nova columns, notes) are ignored and collected, since a typo of a required one still
-    fails as missing."""
+def _check_fits(value: Any, column: Column) -> None:
+    """A value too long for its String(n) column, or outside a (32-bit) Integer column, is refused
+    here by name rather than by the database on insert (or, on SQLite, not at all)."""
+    length = getattr(column.type, "length", None)
+    if length is not None and isinstance(value, str) and len(value) > length:
+        raise ValueError(f"{len(value):,} characters is longer than Nova's String({length}) column holds "
+                         f"({shown(value)})")
+    if (isinstance(column.type, Integer) and not isinstance(column.type, BigInteger) and type(value) is int
+            and not NOVA_INTEGER_MIN <= value <= NOVA_INTEGER_MAX):
+        raise ValueError(f"{value} is outside Nova's Integer range ({NOVA_INTEGER_MIN} to {NOVA_INTEGER_MAX})")
+
+
+def _field_label(name: str) -> str:
+    """A field name as a warning lists it: quoted and cut short unless it is a plain short name."""
+    return name if name.isprintable() and len(name) <= 64 else shown(name)
+
+
+def _record(raw: Any, source: str, path: str, schema: Schema, ignored: set[str], model: Any) -> dict[str, Any]:
+    """One object checked against its schema, required fields present, each value fitting the
+    model's column of the same name. Fields outside the schema (other Nova columns, notes) are
+    ignored and collected, since a typo of a required one still fails as missing."""
 
     def error(name: str, problem: str) -> ScenarioError:
         where = ".".join(part for part in (path, name) if part) or "top level"
@@ -301,12 +357,16 @@ def _record(raw: Any, source: str, path: str, schema: Schema, ignored: set[str])
     if not isinstance(raw, Mapping):
         raise error("", f"expected an object, got {type(raw).__name__}")
     table = path.split("[")[0]
-    ignored.update(f"{table}.{name}" if table else name for name in raw.keys() - schema.keys())
+    ignored.update(f"{table}.{_field_label(name)}" if table else _field_label(name)
+                   for name in raw.keys() - schema.keys())
+    columns = model.__table__.columns
     row: dict[str, Any] = {}
     for name, (convert, default) in schema.items():
         if name in raw:
             try:
                 row[name] = convert(raw[name])
+                if name in columns:
+                    _check_fits(row[name], columns[name])
             except ValueError as exc:
                 raise error(name, str(exc)) from None
         elif default is REQUIRED:

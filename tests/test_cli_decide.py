@@ -278,7 +278,7 @@ def test_explain_malformed_facts_exit_2():
     result = explain("--facts", "{bad")
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("compute-recover: --facts is not valid JSON (")
+    assert len(lines) == 1 and lines[0].startswith("compute-recover: --facts: not valid JSON (")
 
 
 # -- graph -------------------------------------------------------------------------------------

@@ -15,10 +15,6 @@ from typing import TypedDict
 from sqlalchemy import DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-NOVA_INTEGER_MAX = 2**31 - 1
-"""Nova's Integer columns are signed 32-bit: sizes beyond this are refused as bad rows."""
-
-
 # --- Nova's tables (the shared columns) --------------------------------------------------------
 
 

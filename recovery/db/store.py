@@ -34,7 +34,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
 from recovery.db.models import (
-    NOVA_INTEGER_MAX,
     ComputeNode,
     ComputeNodeRow,
     HostSnapshot,
@@ -47,6 +46,7 @@ from recovery.db.models import (
     Service,
     ServiceRow,
 )
+from recovery.input_bounds import NOVA_INTEGER_MAX
 from states.enums import EVACUATION_PENDING_STATUSES, VmState
 
 LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating")
