@@ -7,6 +7,7 @@ Exit codes are in `recovery.exits`.
 """
 
 import functools
+import importlib.metadata
 import json
 import socket
 import sys
@@ -83,7 +84,13 @@ def policy_options(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def package_version() -> str:
+    return importlib.metadata.version("compute-recover")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules).")
+@click.version_option(package_version(), "--version", prog_name="compute-recover")
 def cli() -> None:
     """Decide, execute and explain the recovery of a compute host's instances after it comes back."""
 
@@ -92,7 +99,10 @@ def cli() -> None:
 @config_option
 @policy_options
 def decide(host: str, options: Options) -> None:
-    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout (SPEC §5)."""
+    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout.
+
+    The input and output fields are described in docs/decide.md.
+    """
     printer = DecisionPrinter(shared_machine())
     bad = 0
     out: list[str] = []
@@ -155,7 +165,7 @@ def libvirt_option(command):
 @policy_options
 def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool, db_url: str | None,
             libvirt_uri: str, host: str, options: Options) -> None:
-    """Explain why the machine decides what it does for one instance (SPEC §9).
+    """Explain why the machine decides what it does for one instance.
 
     With UUID: the journal of past runs, newest first, and with --live what it
     would decide now. With --facts: one facts record, no database needed.
@@ -201,7 +211,10 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
         stop_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None,
         db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
-    """Recover this host's instances: decide, execute, journal and report (SPEC §6)."""
+    """Recover this host's instances: decide, execute, journal and report.
+
+    The rules are in docs/policy.md; running it on a host is in docs/operating.md.
+    """
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
     host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, plug_vifs_command,
@@ -213,9 +226,18 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
 @click.option("--vm-state", type=click.Choice(VM_STATES), help="Only transitions leaving this vm_state.")
 @click.option("--task-state", type=click.Choice(TASK_STATES), help="Only transitions leaving this task_state.")
 @click.option("--power-state", type=click.Choice(POWER_STATES), help="Only transitions leaving this power state.")
-def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None) -> None:
-    """Export the compiled machine (its states and rule transitions) as a diagram."""
+@click.option("--full", is_flag=True, help="Every vm_state/task_state/power_state transition, even unfiltered "
+              "(about 13,000 edges: too many for Mermaid's default limits).")
+def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None, full: bool) -> None:
+    """Export the compiled machine as a diagram.
+
+    Without a filter or --full, a summary: one node per vm_state, one edge per rule between two
+    vm_states, labelled with how many full states take it. It renders within Mermaid's default
+    limits. With a filter (or --full): every state triple and rule transition.
+    """
     edge_list = graphs.edges(shared_machine(), vm_state, task_state, power_state)
+    if not (full or vm_state or task_state or power_state):
+        edge_list = graphs.summary(edge_list)
     click.echo(graphs.mermaid(edge_list) if fmt == "mermaid" else graphs.dot(edge_list))
 
 

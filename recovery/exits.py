@@ -6,13 +6,17 @@ from typing import NoReturn
 import click
 
 EXIT_OK = 0
-"""Every instance recovered (or every input line decided)."""
 EXIT_FAILED = 1
-"""Some instance failed or lost a race to a concurrent change, or some `decide` line was bad."""
 EXIT_USAGE = 2
-"""Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid."""
 EXIT_REFUSED = 3
-"""Refused before changing anything: libvirt unreachable or too old, or an identity check failed."""
+
+MEANINGS: dict[int, str] = {
+    EXIT_OK: "Every instance recovered (or every input line decided).",
+    EXIT_FAILED: "Some instance failed or lost a race to a concurrent change, or some `decide` line was bad.",
+    EXIT_USAGE: "Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid.",
+    EXIT_REFUSED: "Refused before changing anything: libvirt unreachable or too old, or an identity check failed.",
+}
+"""What each exit code means; docs/commands.md is generated from it."""
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -1,6 +1,6 @@
 """The compiled machine as a picture (Mermaid or Graphviz dot) for policy review."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from recovery.machine import RecoveryMachine
 
@@ -47,6 +47,16 @@ def edges(machine: RecoveryMachine, vm_state: str | None = None, task_state: str
         edge for edge in takeable_edges(machine)
         if all(want is None or want == part for want, part in zip(wanted, edge[0].split("/"), strict=True))
     )
+
+
+def summary(edge_list: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """One edge per (vm_state, rule, vm_state), labelled with how many state triples take it.
+
+    The full graph has some 13,000 edges; this one has a few hundred at most, within what
+    Mermaid renders by default (500 edges, 50,000 characters).
+    """
+    counts = Counter((source.split("/")[0], rule, dest.split("/")[0]) for source, rule, dest in edge_list)
+    return sorted((source, f"{rule} ×{count}", dest) for (source, rule, dest), count in counts.items())
 
 
 def _node_id(state: str) -> str:
