@@ -53,7 +53,8 @@ def _case_row(case: Case) -> str:
 
 
 def _rule_section(number: int, rule: Rule) -> list[str]:
-    then = "**stops**: no later rule applies" if rule.stop else "**continues** with the next rule from the state it wrote"
+    then = ("**stops**: no later rule applies" if rule.stop
+            else "**continues** with the next rule from the state it wrote")
     return [
         f"## {number}. `{rule.name}`: {rule.summary}",
         "",

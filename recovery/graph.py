@@ -56,7 +56,7 @@ def summary(edge_list: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]
     Mermaid renders by default (500 edges, 50,000 characters).
     """
     counts = Counter((source.split("/")[0], rule, dest.split("/")[0]) for source, rule, dest in edge_list)
-    return sorted((source, f"{rule} ×{count}", dest) for (source, rule, dest), count in counts.items())
+    return sorted((source, f"{rule} ({count})", dest) for (source, rule, dest), count in counts.items())
 
 
 def _node_id(state: str) -> str:

@@ -1,7 +1,9 @@
 """The run report: one JSON document for machines, a table for people."""
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from recovery.boot import RunResult
 from recovery.render import action_json, format_action, path_json
@@ -37,23 +39,76 @@ def run_json(result: RunResult) -> dict:
 
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow"}
+UUID_WIDTH = 36
+WIDE_LAYOUT_MIN_WIDTH = 180
+"""Below this many columns the table drops the path and stacks each instance's recovery in one column."""
+
+
+def _one_line(error: str) -> str:
+    """An error's first line: the table gives it one line; --json and explain keep the whole text."""
+    return error.strip().splitlines()[0] if error.strip() else error
+
+
+def _state(item: dict) -> str:
+    return f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}"
+
+
+def _actions(item: dict) -> Text:
+    text = Text()
+    for index, action in enumerate(item["actions"]):
+        if index:
+            text.append(", ")
+        text.append(f"{format_action(action)}: ")
+        text.append(action["outcome"], style=_OUTCOME_STYLE.get(action["outcome"], ""))
+    return text or Text("no actions", style="dim")
+
+
+def _outcome(item: dict) -> Group:
+    """The outcome word, and under it the error cut to the cell's width rather than wrapped."""
+    lines = [Text(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])]
+    if item["error"]:
+        lines.append(Text(_one_line(item["error"]), style="red", no_wrap=True, overflow="ellipsis"))
+    return Group(*lines)
+
+
+def _instance_table(title: str, instances: list[dict], width: int) -> Table:
+    """Every uuid whole on one line: narrower terminals lose columns, never the uuid."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
+    if width >= WIDE_LAYOUT_MIN_WIDTH:
+        table.add_column("start state", no_wrap=True)
+        table.add_column("path")
+        table.add_column("actions", overflow="fold")
+        table.add_column("outcome", max_width=30)
+        table.add_column("now", no_wrap=True)
+        for item in instances:
+            path = " → ".join(step["rule"] for step in item["path"]) or "-"
+            table.add_row(item["uuid"], item["state"] or "?", path, _actions(item), _outcome(item), _state(item))
+        return table
+    table.add_column("start state → now; actions", overflow="fold")
+    for item in instances:
+        states = Text(f"{item['state'] or '?'} → {_state(item)}  ")
+        states.append(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])
+        cell = [states, _actions(item)]
+        if item["error"]:
+            cell.append(Text(_one_line(item["error"]), style="red", no_wrap=True, overflow="ellipsis"))
+        table.add_row(item["uuid"], Group(*cell))
+    return table
 
 
 def print_run(result: RunResult, console: Console) -> None:
-    doc = run_json(result)
+    print_report(run_json(result), console)
+
+
+def print_report(doc: dict, console: Console) -> None:
+    """The run report as `run_json` builds it, laid out for the console's width."""
     for warning in doc["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
-    table = Table(title=title, show_lines=False, expand=False)
-    for column in ("instance", "start state", "path", "actions", "outcome", "now"):
-        table.add_column(column, overflow="fold")
-    for item in doc["instances"]:
-        actions = ", ".join(f"{format_action(a)}:{a['outcome']}" for a in item["actions"]) or "-"
-        now = f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}"
-        outcome = item["outcome"] + (f"\n{item['error']}" if item["error"] else "")
-        table.add_row(item["uuid"], item["state"] or "?", " → ".join(s["rule"] for s in item["path"]) or "-",
-                      actions, f"[{_OUTCOME_STYLE[item['outcome']]}]{outcome}[/]", now)
-    console.print(table)
+    if doc["instances"]:
+        console.print(_instance_table(title, doc["instances"], console.width))
+    else:
+        console.print(f"{title}: no instances on this host", highlight=False)
     for domain in doc["domains"]:
         console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}",
                       highlight=False)
