@@ -131,7 +131,7 @@ def _command_section(ctx: click.Context) -> list[str]:
 
 def commands_markdown(group: click.Group) -> str:
     """docs/commands.md: every command with its usage, help and options, then the exit codes."""
-    root = click.Context(group, info_name="compute-recover")
+    root = click.Context(group, info_name="compute-recover", **group.context_settings)
     lines = [
         GENERATED.format(source="recovery/cli.py and recovery/exits.py"),
         "",
