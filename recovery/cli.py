@@ -231,9 +231,9 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
 def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None, full: bool) -> None:
     """Export the compiled machine as a diagram.
 
-    Without a filter or --full, a summary: one node per vm_state, one edge per rule between two
-    vm_states, labelled with how many full states take it. It renders within Mermaid's default
-    limits. With a filter (or --full): every state triple and rule transition.
+    Without a filter or --full, a summary: one node per vm_state, one edge per pair of vm_states
+    labelled with the rules between them and how many full states take each. It renders within
+    Mermaid's default limits. With a filter (or --full): every state triple and rule transition.
     """
     edge_list = graphs.edges(shared_machine(), vm_state, task_state, power_state)
     if not (full or vm_state or task_state or power_state):
