@@ -127,7 +127,7 @@ def _power(record: dict, field: str) -> str:
 
 
 def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
-    """Validate one `decide` input record (SPEC §5) into facts.
+    """Validate one `decide` input record (docs/decide.md) into facts.
 
     The common case is checked with set look-ups only, since `decide` calls
     this for every one of possibly 100,000 records.

@@ -16,7 +16,7 @@ def path_json(decision: Decision) -> list[dict]:
 
 
 def decision_json(decision: Decision) -> dict:
-    """The SPEC §5 output record, without the uuid."""
+    """The `decide` output record (docs/decide.md), without the uuid."""
     return {
         "state": decision.start_state,
         "path": path_json(decision),
@@ -28,7 +28,7 @@ def decision_json(decision: Decision) -> dict:
 
 
 class DecisionPrinter:
-    """Prints SPEC §5 output lines; facts with equal abstract keys print the same text after the uuid."""
+    """Prints `decide` output lines; facts with equal abstract keys print the same text after the uuid."""
 
     def __init__(self, machine: RecoveryMachine):
         self.machine = machine

@@ -1,4 +1,4 @@
-"""Seeding a database from a scenario's db.json (SPEC §8).
+"""Seeding a database from a scenario's db.json (docs/scenarios.md).
 
 Parsing is pure: `parse_db_json` turns the document into table rows, filling defaults, or raises
 a one-line ScenarioError naming the file and field. Writing is one transaction that seeds only an

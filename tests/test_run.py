@@ -1,4 +1,4 @@
-"""End to end: `compute-recover run` and `explain <uuid>` over the scenarios (SPEC §6, §8, §9).
+"""End to end: `compute-recover run` and `explain <uuid>` over the scenarios (docs/operating.md, docs/scenarios.md).
 
 Real libvirt test driver, real SQLite files, no mocks. What is asserted is what an operator
 sees: database rows, domain states, the report, exit codes and messages.
