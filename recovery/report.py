@@ -44,9 +44,14 @@ WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
 
 
-def _one_line(error: str) -> str:
-    """An error's first line: the table gives it one line; --json and explain keep the whole text."""
-    return error.strip().splitlines()[0] if error.strip() else error
+def _error_lines(item: dict) -> list[Text]:
+    """The error's first line, cut to the cell's width rather than wrapped; --json and explain keep it whole."""
+    lines = (item["error"] or "").strip().splitlines()
+    return [Text(lines[0], style="red", no_wrap=True, overflow="ellipsis")] if lines else []
+
+
+def _outcome_word(item: dict) -> Text:
+    return Text(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])
 
 
 def _state(item: dict) -> str:
@@ -63,14 +68,6 @@ def _actions(item: dict) -> Text:
     return text or Text("no actions", style="dim")
 
 
-def _outcome(item: dict) -> Group:
-    """The outcome word, and under it the error cut to the cell's width rather than wrapped."""
-    lines = [Text(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])]
-    if item["error"]:
-        lines.append(Text(_one_line(item["error"]), style="red", no_wrap=True, overflow="ellipsis"))
-    return Group(*lines)
-
-
 def _instance_table(title: str, instances: list[dict], width: int) -> Table:
     """Every uuid whole on one line: narrower terminals lose columns, never the uuid."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
@@ -83,16 +80,13 @@ def _instance_table(title: str, instances: list[dict], width: int) -> Table:
         table.add_column("now", no_wrap=True)
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
-            table.add_row(item["uuid"], item["state"] or "?", path, _actions(item), _outcome(item), _state(item))
+            outcome = Group(_outcome_word(item), *_error_lines(item))
+            table.add_row(item["uuid"], item["state"] or "?", path, _actions(item), outcome, _state(item))
         return table
     table.add_column("start state → now; actions", overflow="fold")
     for item in instances:
-        states = Text(f"{item['state'] or '?'} → {_state(item)}  ")
-        states.append(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])
-        cell = [states, _actions(item)]
-        if item["error"]:
-            cell.append(Text(_one_line(item["error"]), style="red", no_wrap=True, overflow="ellipsis"))
-        table.add_row(item["uuid"], Group(*cell))
+        states = Text.assemble(f"{item['state'] or '?'} → {_state(item)}  ", _outcome_word(item))
+        table.add_row(item["uuid"], Group(states, _actions(item), *_error_lines(item)))
     return table
 
 
