@@ -7,7 +7,6 @@ Exit codes are in `recovery.exits`.
 """
 
 import functools
-import importlib.metadata
 import json
 import socket
 import sys
@@ -84,13 +83,9 @@ def policy_options(command):
     return wrapper
 
 
-def package_version() -> str:
-    return importlib.metadata.version("compute-recover")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules).")
-@click.version_option(package_version(), "--version", prog_name="compute-recover")
+@click.version_option(package_name="compute-recover", prog_name="compute-recover")  # looked up only when asked
 def cli() -> None:
     """Decide, execute and explain the recovery of a compute host's instances after it comes back."""
 

@@ -7,13 +7,14 @@ tests/test_docs.py fails when the committed pages differ from what this makes.
 """
 
 import argparse
+import importlib.metadata
 import inspect
 from pathlib import Path
 
 import click
 from click_man.core import write_man_pages as click_man_pages
 
-from recovery.cli import cli, package_version
+from recovery.cli import cli
 from recovery.exits import MEANINGS
 from recovery.machine import show_value
 from states.policy import ACTIONS, POLICY, Action, ActionOutcome, Case, Condition, Rule
@@ -153,7 +154,8 @@ def generated_pages() -> dict[str, str]:
 
 def write_man_pages(target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    click_man_pages("compute-recover", cli, version=package_version(), target_dir=str(target))
+    version = importlib.metadata.version("compute-recover")
+    click_man_pages("compute-recover", cli, version=version, target_dir=str(target))
 
 
 def main() -> None:
