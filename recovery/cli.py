@@ -217,7 +217,8 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
+              help="Mermaid (rendered by GitHub, GitLab, mermaid.live) or Graphviz dot.")
 @click.option("--vm-state", type=click.Choice(VM_STATES), help="Only transitions leaving this vm_state.")
 @click.option("--task-state", type=click.Choice(TASK_STATES), help="Only transitions leaving this task_state.")
 @click.option("--power-state", type=click.Choice(POWER_STATES), help="Only transitions leaving this power state.")
