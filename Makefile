@@ -25,7 +25,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: setup setup-test demo test bench lint clean
+.PHONY: setup setup-test demo test bench lint docs clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,10 @@ test: setup-test
 
 bench: setup
 	@$(PY) tests/benchmark.py
+
+# docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
+docs: setup
+	@$(PY) -m recovery.docs --man build/man
 
 lint: setup
 	@$(VENV)/bin/ruff check recovery states tests

@@ -94,7 +94,9 @@ def policy_options(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules).")
+@click.version_option(package_name="compute-recover", prog_name="compute-recover")  # looked up only when asked
 def cli() -> None:
     """Decide, execute and explain the recovery of a compute host's instances after it comes back."""
 
@@ -106,7 +108,8 @@ def decide(host: str, options: Options) -> None:
     """Decide JSON Lines facts from stdin; one JSON decision per line on stdout.
 
     A line that cannot be decided gets an error line in its place and exit status 1 at the end;
-    the other lines are still decided. A line may be at most 1 MiB.
+    the other lines are still decided. A line may be at most 1 MiB. The input and output fields are
+    described in docs/decide.md.
     """
     if sys.stdout is None:
         fail("decide writes its decisions to stdout, which is closed", EXIT_USAGE)
@@ -162,7 +165,7 @@ def libvirt_option(command):
 @policy_options
 def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool, db_url: str | None,
             db_timeout: float, libvirt_uri: str, host: str, options: Options) -> None:
-    """Explain why the machine decides what it does for one instance (SPEC §9).
+    """Explain why the machine decides what it does for one instance.
 
     With UUID: the journal of past runs, newest first, and with --live what it
     would decide now. With --facts: one facts record, no database needed.
@@ -222,7 +225,8 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
-    anything is done to it; the journal is written as the run goes.
+    anything is done to it; the journal is written as the run goes. The rules are in
+    docs/policy.md; running it on a host is in docs/operating.md.
     """
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
@@ -265,13 +269,23 @@ def scenario_load(directory: str, replace: bool, db_url: str | None, db_timeout:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
+              help="Mermaid (rendered by GitHub, GitLab, mermaid.live) or Graphviz dot.")
 @click.option("--vm-state", type=click.Choice(VM_STATES), help="Only transitions leaving this vm_state.")
 @click.option("--task-state", type=click.Choice(TASK_STATES), help="Only transitions leaving this task_state.")
 @click.option("--power-state", type=click.Choice(POWER_STATES), help="Only transitions leaving this power state.")
-def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None) -> None:
-    """Export the compiled machine (its states and rule transitions) as a diagram."""
+@click.option("--full", is_flag=True, help="Every vm_state/task_state/power_state transition, even unfiltered "
+              "(about 13,000 edges: too many for Mermaid's default limits).")
+def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None, full: bool) -> None:
+    """Export the compiled machine as a diagram.
+
+    Without a filter or --full, a summary: one node per vm_state, one edge per pair of vm_states
+    labelled with the rules between them and how many full states take each. It renders within
+    Mermaid's default limits. With a filter (or --full): every state triple and rule transition.
+    """
     edge_list = graphs.edges(shared_machine(), vm_state, task_state, power_state)
+    if not (full or vm_state or task_state or power_state):
+        edge_list = graphs.summary(edge_list)
     click.echo(graphs.mermaid(edge_list) if fmt == "mermaid" else graphs.dot(edge_list))
 
 

@@ -6,16 +6,25 @@ from typing import NoReturn
 import click
 
 EXIT_OK = 0
-"""Every instance recovered (or every input line decided)."""
 EXIT_FAILED = 1
 """Some instance failed or lost a race to a concurrent change, the run stopped because its database
 or hypervisor went away, or some `decide` line was bad."""
 EXIT_USAGE = 2
-"""Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid."""
 EXIT_REFUSED = 3
 """Refused before changing anything: libvirt unreachable or too old, or an identity check failed."""
 EXIT_LOCKED = 4
 """Another recovery of the same host held the host lock for the whole --lock-timeout; nothing changed."""
+
+MEANINGS: dict[int, str] = {
+    EXIT_OK: "Every instance recovered (or every input line decided).",
+    EXIT_FAILED: "Some instance failed or lost a race to a concurrent change, the run stopped because its "
+                 "database or hypervisor went away, or some `decide` line was bad.",
+    EXIT_USAGE: "Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid.",
+    EXIT_REFUSED: "Refused before changing anything: libvirt unreachable or too old, or an identity check failed.",
+    EXIT_LOCKED: "Another recovery of the same host held the host lock for the whole --lock-timeout; nothing "
+                 "was changed.",
+}
+"""What each exit code means; docs/commands.md is generated from it."""
 
 
 def fail(message: str, code: int) -> NoReturn:

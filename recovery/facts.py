@@ -159,7 +159,7 @@ def _check_evacuation(evacuation: Any) -> None:
 
 
 def facts_from_record(record: Any, this_host: str, options: Options) -> Facts:
-    """Validate one `decide` input record into facts."""
+    """Validate one `decide` input record (docs/decide.md) into facts."""
     return identified_facts(record, this_host, options)[1]
 
 

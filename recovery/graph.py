@@ -1,8 +1,11 @@
 """The compiled machine as a picture (Mermaid or Graphviz dot) for policy review."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from recovery.machine import RecoveryMachine
+from states.policy import POLICY
+
+_PRIORITY = {rule.name: index for index, rule in enumerate(POLICY)}
 
 
 def takeable_edges(machine: RecoveryMachine) -> set[tuple[str, str, str]]:
@@ -49,6 +52,20 @@ def edges(machine: RecoveryMachine, vm_state: str | None = None, task_state: str
     )
 
 
+def summary(edge_list: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """One edge per pair of vm_states, labelled with each rule between them (in priority order)
+    and how many state triples take it, one rule per line.
+
+    The full graph has some 13,000 edges; this one has a few dozen, within what Mermaid renders
+    by default (500 edges, 50,000 characters) and few enough to read.
+    """
+    counts = Counter((source.split("/")[0], rule, dest.split("/")[0]) for source, rule, dest in edge_list)
+    rules: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for source, rule, dest in sorted(counts, key=lambda edge: (edge[0], edge[2], _PRIORITY[edge[1]])):
+        rules[source, dest].append(f"{rule} ({counts[source, rule, dest]})")
+    return [(source, "\n".join(labels), dest) for (source, dest), labels in sorted(rules.items())]
+
+
 def _node_id(state: str) -> str:
     return "s_" + "".join(ch if ch.isalnum() else "_" for ch in state)
 
@@ -57,12 +74,16 @@ def mermaid(edge_list: list[tuple[str, str, str]]) -> str:
     lines = ["stateDiagram-v2"]
     states = sorted({s for s, _, _ in edge_list} | {d for _, _, d in edge_list})
     lines += [f'    state "{s}" as {_node_id(s)}' for s in states]
-    lines += [f"    {_node_id(s)} --> {_node_id(d)}: {rule}" for s, rule, d in edge_list]
+    lines += [f"    {_node_id(s)} --> {_node_id(d)}: {'<br/>'.join(label.splitlines())}" for s, label, d in edge_list]
     return "\n".join(lines)
+
+
+_DOT_NEWLINE = "\\n"
+"""A line break inside a Graphviz label."""
 
 
 def dot(edge_list: list[tuple[str, str, str]]) -> str:
     lines = ["digraph recovery {", "    rankdir=LR;", "    node [shape=box, fontsize=10];"]
-    lines += [f'    "{s}" -> "{d}" [label="{rule}"];' for s, rule, d in edge_list]
+    lines += [f'    "{s}" -> "{d}" [label="{_DOT_NEWLINE.join(label.splitlines())}"];' for s, label, d in edge_list]
     lines.append("}")
     return "\n".join(lines)

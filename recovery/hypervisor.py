@@ -282,7 +282,7 @@ class Hypervisor:
         with self._reading("read the hypervisor hostname"):
             return self._conn.getHostname()
 
-    # -- lifecycle (SPEC §6, "Action execution on libvirt") ------------------
+    # -- lifecycle ---------------------------------------------------------------
 
     def hard_reboot(self, uuid: str) -> None:
         """Destroy if active, then create."""

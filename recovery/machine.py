@@ -34,18 +34,19 @@ def condition_holds(condition: Condition, value: object) -> bool:
 
 @cache
 def _shown_values(condition: Condition) -> str:
-    return ", ".join(sorted(_show(v) for v in condition.values))
+    return ", ".join(sorted(show_value(v) for v in condition.values))
 
 
 def describe_failure(condition: Condition, value: object) -> str:
     """Why a condition does not hold, for explanations."""
     shown = _shown_values(condition)
     if condition.negated:
-        return f"{condition.field} is {_show(value)}, which is excluded ({shown})"
-    return f"{condition.field} is {_show(value)}, not {shown}"
+        return f"{condition.field} is {show_value(value)}, which is excluded ({shown})"
+    return f"{condition.field} is {show_value(value)}, not {shown}"
 
 
-def _show(value: object) -> str:
+def show_value(value: object) -> str:
+    """A fact value as explanations and docs/policy.md spell it: null, true, false, or the value."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -208,7 +209,7 @@ class RecoveryMachine:
             view = {**facts._asdict(), **values}
             step = steps.get(rule.name)
             if step is not None:
-                why = tuple(f"{c.field} is {_show(view[c.field])}" for c in step.case.when) or ("always",)
+                why = tuple(f"{c.field} is {show_value(view[c.field])}" for c in step.case.when) or ("always",)
                 result.append(Consideration(rule.name, state, True, why))
                 if rule.stop:
                     break

@@ -24,7 +24,7 @@ def path_json(decision: Decision) -> list[dict]:
 
 
 def decision_json(decision: Decision) -> dict:
-    """The `decide` output record, without the uuid."""
+    """The `decide` output record (docs/decide.md), without the uuid."""
     return {
         "state": decision.start_state,
         "path": path_json(decision),

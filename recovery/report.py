@@ -1,7 +1,9 @@
 """The run report: one JSON document for machines, a table for people."""
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from recovery.boot import RunResult
 from recovery.render import action_json, format_action, path_json
@@ -39,23 +41,70 @@ def run_json(result: RunResult) -> dict:
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
                   "not-started": "yellow", "interrupted": "bold red"}
+UUID_WIDTH = 36
+WIDE_LAYOUT_MIN_WIDTH = 180
+"""Below this many columns the table drops the path and stacks each instance's recovery in one column."""
+
+
+def _error_lines(item: dict) -> list[Text]:
+    """The error's first line, cut to the cell's width rather than wrapped; --json and explain keep it whole."""
+    lines = (item["error"] or "").strip().splitlines()
+    return [Text(lines[0], style="red", no_wrap=True, overflow="ellipsis")] if lines else []
+
+
+def _outcome_word(item: dict) -> Text:
+    return Text(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])
+
+
+def _state(item: dict) -> str:
+    return f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}"
+
+
+def _actions(item: dict) -> Text:
+    text = Text()
+    for index, action in enumerate(item["actions"]):
+        if index:
+            text.append(", ")
+        text.append(f"{format_action(action)}: ")
+        text.append(action["outcome"], style=_OUTCOME_STYLE.get(action["outcome"], ""))
+    return text or Text("no actions", style="dim")
+
+
+def _instance_table(title: str, instances: list[dict], width: int) -> Table:
+    """Every uuid whole on one line: narrower terminals lose columns, never the uuid."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
+    if width >= WIDE_LAYOUT_MIN_WIDTH:
+        table.add_column("start state", no_wrap=True)
+        table.add_column("path")
+        table.add_column("actions", overflow="fold")
+        table.add_column("outcome", max_width=30)
+        table.add_column("now", no_wrap=True)
+        for item in instances:
+            path = " → ".join(step["rule"] for step in item["path"]) or "-"
+            outcome = Group(_outcome_word(item), *_error_lines(item))
+            table.add_row(item["uuid"], item["state"] or "?", path, _actions(item), outcome, _state(item))
+        return table
+    table.add_column("start state → now; actions", overflow="fold")
+    for item in instances:
+        states = Text.assemble(f"{item['state'] or '?'} → {_state(item)}  ", _outcome_word(item))
+        table.add_row(item["uuid"], Group(states, _actions(item), *_error_lines(item)))
+    return table
 
 
 def print_run(result: RunResult, console: Console) -> None:
-    doc = run_json(result)
+    print_report(run_json(result), console)
+
+
+def print_report(doc: dict, console: Console) -> None:
+    """The run report as `run_json` builds it, laid out for the console's width."""
     for warning in doc["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
-    table = Table(title=title, show_lines=False, expand=False)
-    for column in ("instance", "start state", "path", "actions", "outcome", "now"):
-        table.add_column(column, overflow="fold")
-    for item in doc["instances"]:
-        actions = ", ".join(f"{format_action(a)}:{a['outcome']}" for a in item["actions"]) or "-"
-        now = f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}"
-        outcome = item["outcome"] + (f"\n{item['error']}" if item["error"] else "")
-        table.add_row(item["uuid"], item["state"] or "?", " → ".join(s["rule"] for s in item["path"]) or "-",
-                      actions, f"[{_OUTCOME_STYLE[item['outcome']]}]{outcome}[/]", now)
-    console.print(table)
+    if doc["instances"]:
+        console.print(_instance_table(title, doc["instances"], console.width))
+    else:
+        console.print(f"{title}: no instances on this host", highlight=False)
     for domain in doc["domains"]:
         console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}",
                       highlight=False)
@@ -64,5 +113,5 @@ def print_run(result: RunResult, console: Console) -> None:
                       "were, for the next run", highlight=False)
     if doc["network_error"]:
         console.print(f"[bold red]network apply failed:[/] {doc['network_error']}", highlight=False)
-    totals = doc["totals"]
-    console.print(", ".join(f"{k} {v}" for k, v in totals.items()) + f" in {doc['seconds']:.2f} s", highlight=False)
+    shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", "ok", "failed")}
+    console.print(", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s", highlight=False)

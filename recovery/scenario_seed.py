@@ -1,4 +1,4 @@
-"""Seeding a database from a scenario's db.json.
+"""Seeding a database from a scenario's db.json (docs/scenarios.md).
 
 Parsing is pure: `parse_db_json` turns the document into table rows, filling defaults, or raises
 a one-line ScenarioError naming the file and field. A value must fit its column as Nova declares

@@ -1,4 +1,4 @@
-"""The startup policy (SPEC §4) as a declarative transition table.
+"""The startup policy as a declarative transition table (docs/policy.md is generated from it).
 
 Each rule leaves from the states its conditions admit. Its cases are tried in
 order and the first whose conditions all hold is taken: it writes the record,
@@ -65,7 +65,8 @@ class Case:
 @dataclass(frozen=True)
 class Rule:
     name: str
-    spec: str
+    nova: str
+    """The branch of Nova's ComputeManager this rule mirrors (method, and condition within it)."""
     summary: str
     cases: tuple[Case, ...]
     stop: bool = True
@@ -125,7 +126,7 @@ ACTIONS: dict[str, ActionOutcome] = {
     "reap_domain": ActionOutcome(on_success=_DOMAIN_GONE, destroys_domain=True),
     "shutdown_domain": ActionOutcome(on_success=(("power_state", "shutdown"),)),
 }
-"""The action vocabulary of SPEC §5 and what each one does when it runs."""
+"""The action vocabulary and what each action does when it runs."""
 
 
 _PENDING = tuple(sorted(EVACUATION_PENDING_STATUSES))
@@ -164,7 +165,7 @@ NOT_RUNNING = not_in("power_state", "running")
 POLICY: tuple[Rule, ...] = (
     Rule(
         "evacuated_away",
-        "SPEC §4 rule 1",
+        "ComputeManager._destroy_evacuated_instances (init_host)",
         "an evacuation moved the instance away while this host was down",
         (
             case(
@@ -195,7 +196,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "deleted_record",
-        "SPEC §4, running_deleted_instance_action",
+        "ComputeManager._cleanup_running_deleted_instances (running_deleted_instance_action)",
         "the instance record is deleted",
         (
             case(
@@ -226,13 +227,13 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "not_owned",
-        "SPEC §4 rule 2",
+        "ComputeManager.init_host: only instances whose host is this host are initialised",
         "the database places the instance on another host",
         (case(is_in("owned", False), reason="the database places it on another host, so it is left alone"),),
     ),
     Rule(
         "not_recoverable",
-        "SPEC §4 rule 3",
+        "_init_instance: vm_state soft-delete, or error without resize_migrating/deleting: return",
         "soft-deleted or in error: not recovered",
         (
             case(
@@ -248,7 +249,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "partial_deletion",
-        "SPEC §4 rule 4",
+        "_init_instance: vm_state deleted -> _complete_partial_deletion",
         "deleted in vm_state but the record is not yet marked deleted",
         (
             case(
@@ -260,7 +261,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "failed_build",
-        "SPEC §4 rule 5",
+        "_init_instance: building or a spawn task -> _set_instance_obj_error_state",
         "the build was interrupted",
         (
             case(
@@ -277,7 +278,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "failed_rebuild",
-        "SPEC §4 rule 6",
+        "_init_instance: active/stopped with a rebuild task -> _set_instance_obj_error_state",
         "the rebuild was interrupted",
         (
             case(
@@ -290,7 +291,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "interrupted_snapshot",
-        "SPEC §4 rule 7",
+        "_init_instance: image task_state (post-reboot clear) -> task_state None",
         "a snapshot was interrupted",
         (
             case(
@@ -304,7 +305,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "interrupted_resize_prep",
-        "SPEC §4 rule 8",
+        "_init_instance: task_state resize_prep -> task_state None",
         "a resize was interrupted while being prepared",
         (
             case(
@@ -318,7 +319,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "interrupted_deletion",
-        "SPEC §4 rule 9",
+        "_init_instance: task_state deleting -> _delete_instance",
         "a deletion was interrupted",
         (
             case(
@@ -330,7 +331,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "retry_reboot",
-        "SPEC §4 rule 10",
+        "_init_instance: _retry_reboot -> reboot_instance",
         "a reboot was interrupted",
         (
             case(
@@ -365,7 +366,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "transition_finished",
-        "SPEC §4 rule 11",
+        "_init_instance: running with a reboot/pause task -> task_state None, vm_state active",
         "a reboot or pause finished: the guest runs",
         (
             case(
@@ -379,7 +380,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "interrupted_unpause",
-        "SPEC §4 rule 12",
+        "_init_instance: paused with task unpausing -> driver.unpause",
         "an unpause was interrupted",
         (
             case(
@@ -391,7 +392,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "retry_stop",
-        "SPEC §4 rule 13",
+        "_init_instance: task_state powering-off -> stop_instance",
         "a power-off was interrupted",
         (
             case(
@@ -403,7 +404,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "retry_start",
-        "SPEC §4 rule 14",
+        "_init_instance: task_state powering-on -> start_instance",
         "a power-on was interrupted",
         (
             case(
@@ -415,14 +416,14 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "plug_vifs",
-        "SPEC §4 rule 15",
+        "_init_instance: driver.plug_vifs",
         "the guest's network interfaces are plugged again",
         (case(reason="its network interfaces are plugged again", actions=(act("plug_vifs"),)),),
         stop=False,
     ),
     Rule(
         "revert_crashed_resize",
-        "SPEC §4 rule 16",
+        "_init_instance: task_state resize_migrating -> driver.finish_revert_migration",
         "a resize crashed while migrating",
         (
             case(
@@ -443,7 +444,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "reset_live_migration",
-        "SPEC §4 rule 17",
+        "_init_instance: task_state migrating -> migration status error, task_state None",
         "a live migration was interrupted",
         (
             case(
@@ -457,7 +458,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "resume_guest",
-        "SPEC §4 rule 18",
+        "_init_instance: resume_guests_state_on_host_boot -> driver.resume_state_on_host_boot",
         "the guest ran before the host went down",
         (
             case(

@@ -105,7 +105,7 @@ HOST_BOOT_MIX = (
 
 
 def write_scenario(directory: Path, count: int, seed: int = 7) -> None:
-    """A generated outage scenario of `count` instances in SPEC §8's format."""
+    """A generated outage scenario of `count` instances in the format of docs/scenarios.md."""
     rng = random.Random(seed)
     instances, domains = [], []
     shares = [m[0] for m in HOST_BOOT_MIX]

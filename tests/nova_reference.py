@@ -5,12 +5,12 @@ This follows the procedure of Nova's `ComputeManager.init_host()`:
 with `_retry_reboot()` and `compute.utils.get_reboot_type()`, and the
 `running_deleted_instance_action` handling of `_cleanup_running_deleted_instances()`.
 It deliberately shares no code with `states.policy` or `recovery.machine`: the
-enumerations and state lists below are transcribed from SPEC §3/§4 and from
+enumerations and state lists below are transcribed from
 Nova's `vm_states.py` / `task_states.py`, so that a mistake in the policy table
 shows up as a disagreement instead of being copied.
 
-Where SPEC §4 deviates from or extends Nova, this follows the SPEC; every such
-place is marked `SPEC:` in a comment.
+Where the policy (docs/policy.md) deviates from or extends Nova, this follows the
+policy; every such place is marked `POLICY:` in a comment.
 
 `nova_decide(facts)` reads the attributes of a `recovery.facts.Facts` value
 (a null task spelled "none") and returns `(actions, vm_state, task_state)`:
@@ -18,7 +18,7 @@ the ordered action dicts (`{"name": ..., **params}`), and the record's
 vm_state / task_state after the decision's own writes (task None when null).
 """
 
-# SPEC §3 enumerations, values exactly as Nova stores them.
+# Nova's enumerations, values exactly as Nova stores them.
 VM_STATES = (
     "active", "building", "paused", "suspended", "stopped", "rescued", "resized",
     "soft-delete", "deleted", "error", "shelved", "shelved_offloaded",
@@ -59,8 +59,8 @@ def retry_reboot(vm_state, task_state, power_state):
     """ComputeManager._retry_reboot: (whether to retry, reboot type)."""
     pending_soft = task_state == "reboot_pending" and vm_state in ALLOW_SOFT_REBOOT
     pending_hard = task_state == "reboot_pending_hard" and vm_state in ALLOW_HARD_REBOOT
-    # SPEC: Nova only retries reboot_started / reboot_started_hard when the guest is
-    # not running; SPEC §4 rule 10 adds rebooting and rebooting_hard.
+    # POLICY: Nova only retries reboot_started / reboot_started_hard when the guest is
+    # not running; retry_reboot adds rebooting and rebooting_hard.
     started_not_running = (
         task_state in ("reboot_started", "reboot_started_hard", "rebooting", "rebooting_hard")
         and power_state != "running"
@@ -81,8 +81,8 @@ def destroy_evacuated_instance(facts, vm_state, task_state):
         # Nova: destroy_disks = not shared storage; always when the instance is deleted.
         destroy_disks = True if facts.deleted else not facts.shared_storage
         actions.append({"name": "destroy_evacuated", "destroy_disks": destroy_disks})
-    # SPEC: Nova only visits evacuated instances that still have a local domain,
-    # so without one it leaves the migration as it is; SPEC §4 rule 1 completes it
+    # POLICY: Nova only visits evacuated instances that still have a local domain,
+    # so without one it leaves the migration as it is; evacuated_away completes it
     # whenever there is nothing (left) to destroy.
     actions.append({"name": "complete_migration"})
     return actions, vm_state, task_state
@@ -99,7 +99,7 @@ def cleanup_deleted_instance(facts, vm_state, task_state):
         option = facts.running_deleted_instance_action
         if option == "reap":
             actions.append({"name": "reap_domain"})
-        # Nova calls driver.power_off() on any such domain. SPEC is silent; here (as in
+        # Nova calls driver.power_off() on any such domain; here (as in
         # the policy) a domain that is not up (shut down, crashed, no state) is left alone.
         elif option == "shutdown" and facts.power_state in ("running", "paused", "suspended"):
             actions.append({"name": "shutdown_domain"})
@@ -149,8 +149,8 @@ def init_instance(facts, vm_state, task_state):
             task_state = "reboot_pending_hard"
         actions.append({"name": "reboot", "type": reboot_type})
         return actions, vm_state, task_state
-    # SPEC: Nova clears only reboot_started, reboot_started_hard, pausing and
-    # unpausing here; SPEC §4 rule 11 also clears rebooting and rebooting_hard.
+    # POLICY: Nova clears only reboot_started, reboot_started_hard, pausing and
+    # unpausing here; transition_finished also clears rebooting and rebooting_hard.
     if power_state == "running" and task_state in (
         "reboot_started", "reboot_started_hard", "rebooting_hard", "rebooting", "pausing", "unpausing"
     ):
@@ -176,12 +176,12 @@ def init_instance(facts, vm_state, task_state):
         task_state = None  # also when the revert fails
 
     if task_state == "migrating":
-        # SPEC: older Nova only resets the task; SPEC §4 rule 17 (like newer Nova)
+        # POLICY: older Nova only resets the task; reset_live_migration (like newer Nova)
         # also aborts the live migration (its migration record goes to error).
         actions.append({"name": "abort_live_migration"})
         task_state = None
 
-    # SPEC: the power state compared here is the one the hypervisor reported at
+    # POLICY: the power state compared here is the one the hypervisor reported at
     # the start (the decision is made before any action runs); Nova re-reads it
     # after a resize revert.
     expect_running = facts.db_power_state == "running" and power_state != "running"

@@ -1,4 +1,4 @@
-"""SPEC §5: every sample case decided by Nova's own code, through the real `compute-recover decide`."""
+"""docs/decide.md: every sample case decided by Nova's own code, through the real `compute-recover decide`."""
 
 import json
 import shutil

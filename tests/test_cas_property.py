@@ -1,4 +1,4 @@
-"""SPEC §10, CAS: a change made to an instance between its decision and the write is never overwritten.
+"""CAS: a change made to an instance between its decision and the write is never overwritten.
 
 Real parts: each example executes a decision against a real SQLite file and a real libvirt
 test-driver domain, after the row was changed behind the decision's back.

@@ -1,6 +1,8 @@
 """`compute-recover decide | explain --facts | graph` as a user sees them: output, messages, exit codes."""
 
+import importlib.metadata
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -316,3 +318,34 @@ def test_graph_rejects_an_unknown_vm_state():
     result = graph("--vm-state", "bogus")
     assert result.exit_code == 2
     assert "Invalid value for '--vm-state': 'bogus' is not one of 'active'" in result.stderr
+
+
+MERMAID_MAX_EDGES = 500
+MERMAID_MAX_TEXT_SIZE = 50_000
+"""Mermaid's default `maxEdges` and `maxTextSize`: beyond them it refuses to render."""
+
+
+def test_unfiltered_graph_is_a_summary_mermaid_renders_by_default():
+    summary = graph().stdout
+    edges = [line for line in summary.splitlines() if " --> " in line]
+    assert len(summary) <= MERMAID_MAX_TEXT_SIZE and len(edges) <= MERMAID_MAX_EDGES
+    assert "    s_active --> s_error: failed_build (24)<br/>failed_rebuild (18)" in edges
+    assert '    state "active" as s_active' in summary.splitlines()
+    full_edges = [line for line in graph("--full").stdout.splitlines() if " --> " in line]
+    assert len(full_edges) > MERMAID_MAX_EDGES
+    counts = [int(count) for line in edges for count in re.findall(r"\w+ \((\d+)\)", line)]
+    assert sum(counts) == len(full_edges), "the summary counts every full transition once"
+
+
+def test_graph_full_draws_every_state_triple():
+    lines = graph("--full", "--format", "dot").stdout.splitlines()
+    assert '    "active/rebooting/shutdown" -> "active/reboot_pending_hard/shutdown" [label="retry_reboot"];' in lines
+
+
+# -- version -----------------------------------------------------------------------------------
+
+
+def test_version_is_the_installed_package_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"compute-recover, version {importlib.metadata.version('compute-recover')}\n"

@@ -44,7 +44,7 @@ RUNNING = ("running", "blocked")
 BOOTED = [libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED]
 MISSING = "99999999-9999-4999-8999-999999999999"
 
-# SPEC §3: libvirt's domain states as Nova's power states.
+# docs/scenarios.md: libvirt's domain states as Nova's power states.
 EXPECTED_POWER = {
     "nostate": PowerState.NOSTATE,
     "running": PowerState.RUNNING,

@@ -94,7 +94,7 @@ def test_evacuation_and_deleted_records_agree_with_nova():
     [
         # A soft reboot that shut the guest down becomes a hard one, written as reboot_pending_hard.
         (("active", "rebooting", "shutdown"), ([{"name": "reboot", "type": "hard"}], "active", "reboot_pending_hard")),
-        # SPEC extension over Nova: rebooting with the guest running is simply over.
+        # The policy extends Nova here: rebooting with the guest running is simply over.
         (("active", "rebooting", "running"), ([{"name": "plug_vifs"}], "active", None)),
         (("stopped", "reboot_pending", "running"), ([{"name": "plug_vifs"}], "stopped", "reboot_pending")),
         (("paused", "unpausing", "paused"), ([{"name": "unpause"}], "paused", "unpausing")),

@@ -1,4 +1,4 @@
-"""SPEC §10: the invariants, proved over generated facts (hypothesis)."""
+"""The invariants of the policy, proved over generated facts (hypothesis)."""
 
 import itertools
 import json
@@ -27,7 +27,7 @@ RDIA = tuple(a.value for a in RunningDeletedInstanceAction)
 ALL_STATE_NAMES_SORTED = sorted(f"{v}/{t}/{p}" for v in VM_STATES for t in TASK_STATES for p in POWER_STATES)
 ALL_STATE_NAMES = frozenset(ALL_STATE_NAMES_SORTED)
 
-# SPEC §5: the action vocabulary, with each action's parameters and their allowed values.
+# The action vocabulary (docs/policy.md), with each action's parameters and their allowed values.
 VOCABULARY = {
     "complete_deletion": {}, "restart_deletion": {}, "reboot": {"type": {"soft", "hard"}}, "unpause": {},
     "stop": {}, "start": {}, "plug_vifs": {}, "revert_resize": {"power_on": {True, False}},

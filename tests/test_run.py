@@ -1,4 +1,4 @@
-"""End to end: `compute-recover run` and `explain <uuid>` over the scenarios (SPEC §6, §8, §9).
+"""End to end: `compute-recover run` and `explain <uuid>` over the scenarios (docs/operating.md, docs/scenarios.md).
 
 Real libvirt test driver, real SQLite files, no mocks. What is asserted is what an operator
 sees: database rows, domain states, the report, exit codes and messages.
@@ -717,7 +717,7 @@ def test_human_report(tmp_path):
                  "--resume-guests-state-on-host-boot")
     assert out.exit_code == 0
     assert "compute-recover run on compute-1" in out.stdout
-    assert U("03") in out.stdout and "reboot(type=\"hard\"):ok" in out.stdout
+    assert U("03") in out.stdout and "reboot(type=\"hard\"): ok" in out.stdout
     assert "owned by host compute-3" in out.stdout
     assert "instances 23, ok 23, failed 0" in out.stdout
 
