@@ -191,10 +191,14 @@ def mariadb_database_url(mariadb_url: str) -> str:
     return server.set(database=name).render_as_string(hide_password=False)
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+SERVER_DATABASE_FIXTURES = {"postgresql": "pg_database_url", "mariadb": "mariadb_database_url"}
+"""The fixture giving a fresh database on each database server the suite starts."""
+
+
+@pytest.fixture(params=["sqlite", *SERVER_DATABASE_FIXTURES])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of each supported kind: an SQLite file, a PostgreSQL database, then a
     MariaDB database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'compute-recover.sqlite'}"
-    return request.getfixturevalue(f"{request.param}_database_url")
+    return request.getfixturevalue(SERVER_DATABASE_FIXTURES[request.param])
