@@ -28,9 +28,11 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    String,
     Text,
     Update,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
@@ -401,7 +403,7 @@ class Database:
         compute nodes and its service: five statements whatever the instance count."""
         on_host = (Instance.host == host) & (Instance.deleted == 0)
         evacuated = (
-            (Migration.migration_type == "evacuation")
+            _migration_type_is("evacuation")
             & (Migration.source_compute == host)
             & Migration.status.in_(sorted(EVACUATION_PENDING_STATUSES))
             & (Migration.deleted == 0)
@@ -471,7 +473,7 @@ class Database:
             update(Migration)
             .where(
                 Migration.instance_uuid == instance_uuid,
-                Migration.migration_type == "live-migration",
+                _migration_type_is("live-migration"),
                 Migration.status.in_(LIVE_MIGRATION_IN_PROGRESS),
                 Migration.deleted == 0,
             )
@@ -608,6 +610,12 @@ def _rows(conn: Connection, row_type: type[_Row], model: Any, where: ColumnEleme
     columns = [getattr(model, f.name) for f in fields(row_type)]
     result = conn.execute(select(*columns).where(where).order_by(model.id))
     return tuple(row_type(**row._mapping) for row in result)
+
+
+def _migration_type_is(kind: str) -> ColumnElement[bool]:
+    """Compare the column's text: in Nova's schema it is an ENUM type, which PostgreSQL will not
+    compare with a VARCHAR parameter."""
+    return cast(Migration.migration_type, String) == kind
 
 
 def _node_of(host: str) -> ColumnElement[bool]:
