@@ -195,6 +195,12 @@ SERVER_DATABASE_FIXTURES = {"postgresql": "pg_database_url", "mariadb": "mariadb
 """The fixture giving a fresh database on each database server the suite starts."""
 
 
+@pytest.fixture(params=list(SERVER_DATABASE_FIXTURES))
+def server_database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database on each database server the suite starts: PostgreSQL, then MariaDB."""
+    return request.getfixturevalue(SERVER_DATABASE_FIXTURES[request.param])
+
+
 @pytest.fixture(params=["sqlite", *SERVER_DATABASE_FIXTURES])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of each supported kind: an SQLite file, a PostgreSQL database, then a
