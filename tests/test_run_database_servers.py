@@ -36,7 +36,9 @@ def test_power_outage_recovers_the_same_on_a_database_server(server_database_url
     report = json.loads(result.stdout)
     assert {i["outcome"] for i in report["instances"]} == {"ok"}
 
-    instances = rows(server_database_url, "SELECT uuid AS row_key, vm_state, task_state, power_state, deleted FROM instances")
+    instances = rows(
+        server_database_url, "SELECT uuid AS row_key, vm_state, task_state, power_state, deleted FROM instances"
+    )
     assert (instances[U("03")]["vm_state"], instances[U("03")]["task_state"], instances[U("03")]["power_state"]) == (
         "active", None, 1)
     assert (instances[U("08")]["vm_state"], instances[U("08")]["task_state"]) == ("error", None)
