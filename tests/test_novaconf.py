@@ -234,3 +234,15 @@ def test_a_missing_file_or_directory_is_named(tmp_path):
 def test_an_empty_directory_leaves_the_defaults(tmp_path):
     conf = read_nova_conf([], tmp_path)
     assert {setting.source for _, setting in conf.settings()} == {DEFAULT_SOURCE}
+
+
+def test_sources_follow_oslo_configs_section_rules(tmp_path):
+    """[LIBVIRT] is the libvirt section in any case, [default] is not [DEFAULT], and the last
+    occurrence in a file wins: the source named agrees with the value oslo.config chose."""
+    base = write(tmp_path / "a.conf", "[DEFAULT]\nhost = from-a\n")
+    later = write(tmp_path / "b.conf", "[LIBVIRT]\nvirt_type = qemu\nvirt_type = lxc\n[default]\nhost = from-b\n")
+
+    conf = read_nova_conf([base, later])
+
+    assert (conf.libvirt_virt_type.value, conf.libvirt_virt_type.source) == ("lxc", str(later))
+    assert (conf.host.value, conf.host.source) == ("from-a", str(base))
