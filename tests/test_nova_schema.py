@@ -86,6 +86,21 @@ def test_the_nova_schema_builds_with_novas_columns_nullability_and_soft_delete(n
     assert {"uuid", "version", "last_seen_up", "forced_down"} <= {c["name"] for c in schema.get_columns("services")}
 
 
+def test_the_nova_schema_uses_each_backends_native_types_where_nova_does(nova_engine):
+    """MEDIUMTEXT and InnoDB tables in utf8 (utf8mb3) on MariaDB, INET on PostgreSQL, BIGINT compute ids."""
+    backend = nova_engine.dialect.name
+    node = {column["name"]: column["type"] for column in inspect(nova_engine).get_columns("compute_nodes")}
+    instance = {column["name"]: column["type"] for column in inspect(nova_engine).get_columns("instances")}
+
+    assert type(node["cpu_info"]).__name__ == ("MEDIUMTEXT" if backend == "mysql" else "TEXT")
+    assert type(node["host_ip"]).__name__ == ("INET" if backend == "postgresql" else "VARCHAR")
+    assert type(instance["compute_id"]).__name__ == "BIGINT"
+    assert getattr(instance["uuid"], "length", None) == 36
+    if backend == "mysql":
+        options = inspect(nova_engine).get_table_options("instances")
+        assert (options["mysql_engine"], options["mysql_default charset"]) == ("InnoDB", "utf8mb3")
+
+
 def test_an_instance_uuid_is_unique_even_across_deleted_rows(nova_engine):
     with nova_engine.begin() as conn:
         conn.execute(insert(instances).values(uuid="u-1", deleted=0, created_at=NOW))
