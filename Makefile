@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 DEMO_DB := sqlite:///build/demo/demo.sqlite
 # libvirt-python compiles against libvirt-dev (found through pkg-config) and Python's headers.
 SYSTEM_PACKAGES := libvirt-dev pkg-config gcc
-# The suite starts a throwaway PostgreSQL 15 server of its own.
-TEST_SYSTEM_PACKAGES := postgresql
+# The suite starts a throwaway PostgreSQL 15 server and a throwaway MariaDB server of its own.
+TEST_SYSTEM_PACKAGES := postgresql mariadb-server
 
 # Install the Debian packages named in $(1) that are missing; silent when none are.
 define apt_ensure

@@ -1,4 +1,5 @@
-"""The database layer against real databases: SQLite files and a throwaway PostgreSQL cluster."""
+"""The database layer against real databases: SQLite files, a throwaway PostgreSQL cluster and a
+throwaway MariaDB server."""
 
 import json
 from collections.abc import Iterator
@@ -140,33 +141,56 @@ def test_bad_urls_fail_with_one_password_free_line(url, says):
     assert "\n" not in message
 
 
-def test_wrong_password_on_a_live_postgres_hides_both_passwords(pg_url):
-    real = make_url(pg_url).password
-    wrong = make_url(pg_url).set(password="not-the-password").render_as_string(hide_password=False)
+LIVE_SERVERS = {
+    "pg_url": ("password authentication failed", '"***-missing" does not exist'),
+    "mariadb_url": ("Access denied for user", "Unknown database '***-missing'"),
+}
+"""Each live server's session fixture, with what its driver says for a wrong password and for a
+missing database."""
+
+
+@pytest.fixture(params=sorted(LIVE_SERVERS))
+def live_server(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+    """A live server's URL with the driver's words for a wrong password and a missing database."""
+    return request.getfixturevalue(request.param), *LIVE_SERVERS[request.param]
+
+
+def test_wrong_password_on_a_live_server_hides_both_passwords(live_server):
+    url, wrong_password_says, _ = live_server
+    real = make_url(url).password
+    wrong = make_url(url).set(password="not-the-password").render_as_string(hide_password=False)
     with pytest.raises(DatabaseError) as raised:
         open_database(wrong)
     message = str(raised.value)
-    assert "password authentication failed" in message
-    assert "postgres:***@" in message
+    assert wrong_password_says in message
+    assert f"{make_url(url).username}:***@" in message
     assert "not-the-password" not in message
     assert real not in message
 
 
-def test_a_driver_message_that_quotes_the_password_is_scrubbed(pg_url):
-    password = make_url(pg_url).password
-    quoting = make_url(pg_url).set(database=f"{password}-missing").render_as_string(hide_password=False)
+def test_a_driver_message_that_quotes_the_password_is_scrubbed(live_server):
+    url, _, missing_database_says = live_server
+    password = make_url(url).password
+    quoting = make_url(url).set(database=f"{password}-missing").render_as_string(hide_password=False)
     with pytest.raises(DatabaseError) as raised:
         open_database(quoting)
     message = str(raised.value)
-    assert '"***-missing" does not exist' in message
+    assert missing_database_says in message
     assert password and password not in message
 
 
-def test_masked_url_of_a_live_postgres_hides_the_password(pg_database_url):
-    db = open_database(pg_database_url)
-    password = make_url(pg_database_url).password
+@pytest.mark.parametrize(
+    ("fresh_database", "masked_start"),
+    [("pg_database_url", "postgresql+psycopg://postgres:***@127.0.0.1:"),
+     ("mariadb_database_url", "mysql+pymysql://compute_recover:***@127.0.0.1:")],
+    ids=["postgresql", "mariadb"],
+)
+def test_masked_url_of_a_live_server_hides_the_password(request, fresh_database, masked_start):
+    url = request.getfixturevalue(fresh_database)
+    db = open_database(url)
+    password = make_url(url).password
     assert password and password not in db.masked_url
-    assert db.masked_url.startswith("postgresql+psycopg://postgres:***@127.0.0.1:")
+    assert db.masked_url.startswith(masked_start)
     db.close()
 
 

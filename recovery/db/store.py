@@ -18,9 +18,11 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    String,
     Update,
     bindparam,
     case,
+    cast,
     event,
     func,
     insert,
@@ -224,7 +226,7 @@ class Database:
             update(Migration)
             .where(
                 Migration.instance_uuid == instance_uuid,
-                Migration.migration_type == "live-migration",
+                _migration_type_is("live-migration"),
                 Migration.status.in_(LIVE_MIGRATION_IN_PROGRESS),
                 Migration.deleted == 0,
             )
@@ -328,11 +330,17 @@ def _rows(conn: Connection, row_type: type[_Row], model: Any, where: ColumnEleme
 
 def _evacuated_from(host: str) -> ColumnElement[bool]:
     return (
-        (Migration.migration_type == "evacuation")
+        _migration_type_is("evacuation")
         & (Migration.source_compute == host)
         & Migration.status.in_(sorted(EVACUATION_PENDING_STATUSES))
         & (Migration.deleted == 0)
     )
+
+
+def _migration_type_is(kind: str) -> ColumnElement[bool]:
+    """Nova's cell schema makes migration_type an ENUM on PostgreSQL, which a text parameter cannot
+    be compared with; compared as text it works on every backend."""
+    return cast(Migration.migration_type, String) == kind
 
 
 def _node_of(host: str) -> ColumnElement[bool]:
