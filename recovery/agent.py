@@ -66,6 +66,8 @@ class Agent:
         self._stopping = threading.Event()
         self._to_run: set[str] = set()
         self._run_started = 0.0
+        self.events_heard = 0
+        """Lifecycle events the listener has queued so far."""
         self.on_tick: Callable[[], None] = lambda: None
         """Called at every turn of the loop (the systemd watchdog ping)."""
 
@@ -73,13 +75,16 @@ class Agent:
 
     def listen(self) -> None:
         """Register for the hypervisor's lifecycle events: before the recovery starts, as Nova does."""
-        self.hv.watch_lifecycle(self._heard, self._heard_close)
+        self.hv.watch_lifecycle(self.heard, self.heard_close)
         self.metrics.libvirt_connected.set(1)
 
-    def _heard(self, uuid: str, event: int) -> None:
+    def heard(self, uuid: str, event: int) -> None:
+        """The listener: called on libvirt's event loop thread, so it only queues."""
         self._inbox.put(_Event(uuid.lower(), event))
+        self.events_heard += 1
 
-    def _heard_close(self, reason: int) -> None:
+    def heard_close(self, reason: int) -> None:
+        """libvirt closed the connection (libvirtd stopped or crashed): called on the event loop thread."""
         self._inbox.put(_Lost(reason))
 
     def stop(self) -> None:
@@ -223,7 +228,7 @@ class Agent:
     def _task_reconnect(self) -> None:
         try:
             hypervisor = self.reopen()
-            hypervisor.watch_lifecycle(self._heard, self._heard_close)
+            hypervisor.watch_lifecycle(self.heard, self.heard_close)
         except HypervisorError as error:
             log.info("libvirt still unreachable: %s", error)
             return
