@@ -126,10 +126,10 @@ class Agent:
             except queue.Empty:
                 break
         now = self.clock()
-        for uuid, (due, event) in sorted(self._delayed.items()):
-            if due <= now and not self.stopping:
-                del self._delayed[uuid]
-                self._sync_event(uuid, event)
+        for uuid in sorted(uuid for uuid, (due, _) in self._delayed.items() if due <= now):
+            delayed = self._delayed.pop(uuid, None)  # a lost connection clears them meanwhile
+            if delayed is not None and not self.stopping:
+                self._sync_event(uuid, delayed[1])
         for task, due in sorted(self._due.items(), key=lambda item: item[1]):
             if due <= now and not self.stopping:
                 self._due[task] = now + self._interval(task)

@@ -20,10 +20,10 @@ from pathlib import Path
 import libvirt
 import pytest
 from databases import migrated_database
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from recovery.agent import Agent, guests_started
-from recovery.db import Database, Instance, InstanceRow, open_database
+from recovery.db import Database, Instance, InstanceRow, RecoveryRun, open_database
 from recovery.db import services as records
 from recovery.facts import Options
 from recovery.host_commands import recover
@@ -290,6 +290,8 @@ def test_agent_under_systemd_notifies_ready_serves_metrics_and_exits_0_on_sigter
     db = open_database(url, read_only=True)
     try:
         assert all(r.task_state is None for r in db.load_host(HOST).instances)  # nothing half-written
+        with db.reading("read the runs") as conn:
+            assert conn.execute(select(RecoveryRun.status, RecoveryRun.exit_code)).all() == [("finished", 0)]
         [service] = records.list_services(db, HOST)
         assert service.last_seen_up is not None and not service.disabled
     finally:
