@@ -48,9 +48,10 @@ DOMAIN = """  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/
   </domain>"""
 
 
-def write_scenario(directory: Path) -> Path:
-    """Two running active guests and one shut-off stopped one; the host's records agree."""
-    guests = [(RUNNING_ACTIVE, "active", "running", 1), (SHUTOFF_STOPPED, "stopped", "shutdown", 5),
+def write_scenario(directory: Path, first_runstate: int = 1) -> Path:
+    """Two running active guests and one shut-off stopped one; the host's records agree (unless
+    the first guest is given another libvirt runstate: 5 is shut off, as after a power outage)."""
+    guests = [(RUNNING_ACTIVE, "active", "running", first_runstate), (SHUTOFF_STOPPED, "stopped", "shutdown", 5),
               (BUSY, "active", "running", 1)]
     directory.mkdir(exist_ok=True)
     domains = "\n".join(DOMAIN.format(n=i, uuid=u, runstate=r) for i, (u, _, _, r) in enumerate(guests))
@@ -112,9 +113,11 @@ class Host:
 
 
 @pytest.fixture
-def host(tmp_path: Path, database_url: str) -> Iterator[Host]:
-    """The scenario recovered in-process as `agent` does it: listening first, then `run`'s recovery."""
-    scenario = write_scenario(tmp_path / "scenario")
+def host(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Host]:
+    """The scenario recovered in-process as `agent` does it: listening first, then `run`'s recovery.
+    Parametrized indirectly with True: the first guest was shut off and the run resumes it."""
+    resume = getattr(request, "param", False)
+    scenario = write_scenario(tmp_path / "scenario", first_runstate=5 if resume else 1)
     db = migrated_database(database_url)
     seed(db, json.loads((scenario / "db.json").read_text()))
     start_event_loop()
@@ -122,7 +125,7 @@ def host(tmp_path: Path, database_url: str) -> Iterator[Host]:
     conn = libvirt.open(uri)
     hv = Hypervisor(conn, uri, read_only=False)
     clock, metrics = Clock(), Metrics()
-    run = RunSettings(host=HOST, node=HOST, options=Options(), stop_timeout=1)
+    run = RunSettings(host=HOST, node=HOST, options=Options(resume_guests_state_on_host_boot=resume), stop_timeout=1)
     agent = Agent(db, hv, run, AgentSettings(), metrics, reopen=lambda: Hypervisor.open(uri), clock=clock)
     agent.listen()
     result = recover(hv, db, run, NetworkHook())
@@ -143,6 +146,7 @@ def test_a_guest_shut_off_behind_its_back_is_stopped_after_the_delay(host: Host)
     record = host.record(RUNNING_ACTIVE)
     assert (record.vm_state, record.task_state, record.power_state) == ("stopped", None, SHUTOFF)
     assert host.count("compute_recover_power_syncs_total", action="stop", outcome="stopped") == 1
+    assert host.count("compute_recover_lifecycle_events_total", outcome="handled") == 1
 
 
 def test_a_reboot_does_not_stop_the_instance(host: Host) -> None:
@@ -233,6 +237,12 @@ def test_an_operators_disable_survives_a_lost_libvirt(host: Host) -> None:
     host.later(5)
     service = records.list_services(host.db, HOST)[0]
     assert (service.disabled, service.disabled_reason) == (True, "maintenance")
+
+
+@pytest.mark.parametrize("host", [True], indirect=True)
+def test_the_metrics_time_the_guests_the_run_resumed(host: Host) -> None:
+    assert host.count("compute_recover_actions_total", action="resume_guest", outcome="ok") == 1
+    assert host.count("compute_recover_guests_running_seconds") > 0
 
 
 def test_the_metrics_count_the_run(host: Host) -> None:
