@@ -101,9 +101,7 @@ class Agent:
     def start(self, run_started: float, guests_to_run: set[str]) -> None:
         """Schedule the periodic tasks, counting from now (the run has just beaten once)."""
         now = self.clock()
-        s = self.settings
-        self._due = {"heartbeat": now + s.report_interval, "power_sync": now + s.sync_power_state_interval,
-                     "resources": now + s.update_resources_interval}
+        self._due = {task: now + interval for task, (interval, _) in self._periodic().items() if task != "reconnect"}
         self._run_started, self._to_run = run_started, set(guests_to_run)
         self._check_guests_running()
         self._write_metrics()
@@ -132,17 +130,21 @@ class Agent:
                 self._sync_event(uuid, delayed[1])
         for task, due in sorted(self._due.items(), key=lambda item: item[1]):
             if due <= now and not self.stopping:
-                self._due[task] = now + self._interval(task)
-                getattr(self, f"_task_{task}")()
+                interval, run = self._periodic()[task]
+                self._due[task] = now + interval
+                run()
 
     def _seconds_to_next(self) -> float:
         dues = [*self._due.values(), *(due for due, _ in self._delayed.values())]
         return min(max(0.0, min(dues, default=1.0) - self.clock()), 1.0)
 
-    def _interval(self, task: str) -> float:
+    def _periodic(self) -> dict[str, tuple[float, Callable[[], None]]]:
+        """Each periodic task's interval and body; `reconnect` is scheduled only while libvirt is lost."""
         s = self.settings
-        return {"heartbeat": s.report_interval, "power_sync": s.sync_power_state_interval,
-                "resources": s.update_resources_interval, "reconnect": s.reconnect_interval}[task]
+        return {"heartbeat": (s.report_interval, self._task_heartbeat),
+                "power_sync": (s.sync_power_state_interval, self._task_power_sync),
+                "resources": (s.update_resources_interval, self._task_resources),
+                "reconnect": (s.reconnect_interval, self._task_reconnect)}
 
     def _take(self, item: object) -> None:
         if isinstance(item, _Event):

@@ -23,7 +23,7 @@ from databases import migrated_database
 from sqlalchemy import select, update
 
 from recovery.agent import Agent, guests_started
-from recovery.db import Database, Instance, InstanceRow, RecoveryRun, open_database
+from recovery.db import ComputeNode, Database, Instance, InstanceRow, RecoveryRun, open_database
 from recovery.db import services as records
 from recovery.facts import Options
 from recovery.host_commands import recover
@@ -215,6 +215,15 @@ def test_the_heartbeat_beats_every_report_interval(host: Host) -> None:
     after = records.list_services(host.db, HOST)[0]
     assert after.report_count == before.report_count + 1 and after.last_seen_up >= before.last_seen_up
     assert host.count("compute_recover_last_heartbeat_timestamp_seconds") > 0
+
+
+def test_the_compute_node_is_updated_every_update_resources_interval(host: Host) -> None:
+    with host.db.transaction("spoil the usage") as conn:
+        conn.execute(update(ComputeNode).values(vcpus_used=99))
+    host.later(59)
+    assert host.db.load_host(HOST).compute_nodes[0].vcpus_used == 99
+    host.later(1)
+    assert host.db.load_host(HOST).compute_nodes[0].vcpus_used == 3
 
 
 def test_a_lost_libvirt_disables_the_service_and_its_return_enables_it(host: Host) -> None:
