@@ -30,8 +30,10 @@ from recovery.facts import (
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
 from recovery.machine import shared_machine
 from recovery.render import explanation_json, explanation_text, to_json
+from recovery.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
 from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from states.enums import RunningDeletedInstanceAction
+from states.power_sync import LIFECYCLE_DELAY
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
 
@@ -193,31 +195,43 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
     host_commands.explain_journal(uuid, live, as_json, db_url, db_timeout, libvirt_uri, host, options)
 
 
+def recovery_options(command):
+    """The options of a recovery, shared by `run` and `agent` (which recovers as `run` does)."""
+    options = [
+        click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
+                     help="Scenario directory: recover its libvirt.xml (test driver) as its db.json's host; load "
+                     "its records first with `compute-recover scenario load`."),
+        click.option("--node", envvar=ENV_PREFIX + "NODE", help="Hypervisor hostname of the compute node "
+                     "[default: the scenario's host, else libvirt's hostname]."),
+        click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
+                     envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once."),
+        click.option("--stop-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+                     envvar=ENV_PREFIX + "STOP_TIMEOUT",
+                     help="Seconds a guest gets to shut down before it is destroyed."),
+        click.option("--lock-timeout", type=click.FloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT,
+                     show_default=True, envvar=ENV_PREFIX + "LOCK_TIMEOUT",
+                     help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
+                     "nothing."),
+        db_timeout_option,
+        click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND",
+                     help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
+        click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
+                     help="Command run once at the end to apply deferred network rules."),
+        database_option,
+        libvirt_option,
+        config_option,
+        policy_options,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
-              help="Scenario directory: recover its libvirt.xml (test driver) as its db.json's host; load its "
-              "records first with `compute-recover scenario load`.")
-@click.option("--node", envvar=ENV_PREFIX + "NODE", help="Hypervisor hostname of the compute node [default: "
-              "the scenario's host, else libvirt's hostname].")
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
               help="Decide and report; write nothing to libvirt or the database.")
 @click.option("--json", "as_json", is_flag=True, envvar=ENV_PREFIX + "JSON", help="One JSON document.")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
-              envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once.")
-@click.option("--stop-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
-              envvar=ENV_PREFIX + "STOP_TIMEOUT", help="Seconds a guest gets to shut down before it is destroyed.")
-@click.option("--lock-timeout", type=click.FloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT, show_default=True,
-              envvar=ENV_PREFIX + "LOCK_TIMEOUT",
-              help="Seconds to wait while another recovery of this host runs; then exit 4, having changed nothing.")
-@db_timeout_option
-@click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND",
-              help="Command run with an instance uuid to plug its VIFs (default: nothing to plug).")
-@click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
-              help="Command run once at the end to apply deferred network rules.")
-@database_option
-@libvirt_option
-@config_option
-@policy_options
+@recovery_options
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
@@ -232,6 +246,85 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
 
     host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, lock_timeout, db_timeout,
                       plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options)
+
+
+def _positive(name: str, default: float, help_text: str):
+    return click.option(f"--{name}", type=click.FloatRange(0.1, 86_400), default=default, show_default=True,
+                        envvar=ENV_PREFIX + name.upper().replace("-", "_"), help=help_text)
+
+
+@cli.command()
+@_positive("report-interval", DEFAULT_REPORT_INTERVAL, "Seconds between heartbeats to the service record.")
+@_positive("sync-power-state-interval", 600.0, "Seconds between full power-state syncs of every instance.")
+@_positive("update-resources-interval", 60.0, "Seconds between updates of the compute node record.")
+@_positive("lifecycle-event-delay", LIFECYCLE_DELAY,
+           "Seconds a STOPPED event waits; a later event of the guest (a reboot) drops it.")
+@click.option("--metrics-port", type=click.IntRange(0, 65_535), envvar=ENV_PREFIX + "METRICS_PORT",
+              help="Serve Prometheus metrics over HTTP on this port [default: not served].")
+@click.option("--metrics-address", default="0.0.0.0", show_default=True, envvar=ENV_PREFIX + "METRICS_ADDRESS",
+              help="Address the metrics port listens on.")
+@click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
+              help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
+@recovery_options
+def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout: float, lock_timeout: float,
+          db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, db_url: str | None,
+          libvirt_uri: str, host: str | None, options: Options, report_interval: float,
+          sync_power_state_interval: float, update_resources_interval: float, lifecycle_event_delay: float,
+          metrics_port: int | None, metrics_address: str, metrics_textfile: str | None) -> None:
+    """Recover this host as `run` does, then stay and keep its records true.
+
+    Heartbeats the service record, syncs power states from libvirt's lifecycle events and
+    periodically, updates the compute node record, disables the service while libvirt is lost.
+    SIGTERM or SIGINT: finish the work in hand and exit 0. Under systemd (Type=notify): READY=1
+    once the host is recovered, and watchdog pings.
+    """
+    from recovery import agent_command
+    from recovery.settings import AgentSettings
+
+    settings = AgentSettings(report_interval=report_interval, sync_power_state_interval=sync_power_state_interval,
+                             update_resources_interval=update_resources_interval,
+                             lifecycle_event_delay=lifecycle_event_delay, metrics_textfile=metrics_textfile)
+    agent_command.agent(scenario, node, concurrency, stop_timeout, lock_timeout, db_timeout, plug_vifs_command,
+                        network_apply_command, db_url, libvirt_uri, host, options, settings, metrics_port,
+                        metrics_address)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--host", help="Only this host's services.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.option("--service-down-time", type=click.FloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
+              envvar=ENV_PREFIX + "SERVICE_DOWN_TIME",
+              help="Seconds without a heartbeat after which a service is down (Nova's service_down_time).")
+@click.option("--report-interval", type=click.FloatRange(0), default=DEFAULT_REPORT_INTERVAL, show_default=True,
+              envvar=ENV_PREFIX + "REPORT_INTERVAL",
+              help="The services' heartbeat interval: a down time not above it is raised to 2.5 intervals.")
+@database_option
+@click.pass_context
+def services(ctx: click.Context, host: str | None, as_json: bool, service_down_time: float, report_interval: float,
+             db_url: str | None) -> None:
+    """List the service records as `openstack compute service list` does: status, and state up or down
+    by Nova's rule (not forced down, and a heartbeat within the service down time)."""
+    if ctx.invoked_subcommand is None:
+        from recovery import service_commands
+
+        service_commands.list_services(host, as_json, db_url, service_down_time, report_interval)
+
+
+@services.command("set")
+@click.option("--host", required=True, help="The service's host.")
+@click.option("--binary", default="nova-compute", show_default=True, help="The service's binary.")
+@click.option("--enable/--disable", "enable", default=None, help="Enable the service, or disable it.")
+@click.option("--reason", help="Why it is disabled (with --disable).")
+@click.option("--forced-down/--no-forced-down", "forced_down", default=None,
+              help="Mark the service down at once (as `openstack compute service set --down`), or lift the mark.")
+@database_option
+@db_timeout_option
+def services_set(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,
+                 db_url: str | None, db_timeout: float) -> None:
+    """Change a service record as `openstack compute service set` does."""
+    from recovery import service_commands
+
+    service_commands.set_service(host, binary, enable, reason, forced_down, db_url, db_timeout)
 
 
 @cli.group("db")

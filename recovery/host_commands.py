@@ -28,6 +28,23 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
         options: Options) -> None:
+    host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
+    db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
+    try:
+        require_schema(db, dry_run)
+        hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run)
+        settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
+                               concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
+        result = recover(hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
+    finally:
+        db.close()
+    print_result(result, as_json)
+    sys.exit(result.exit_code)
+
+
+def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
+                   host: str | None) -> tuple[str, str, str | None]:
+    """The host, libvirt URI and node to recover: a scenario directory names all three."""
     if scenario is not None:
         directory = Path(scenario).resolve()
         try:
@@ -37,25 +54,23 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
         host = host or data.get("host") or socket.gethostname()
         libvirt_uri = f"test://{directory / 'libvirt.xml'}"
         node = node or _scenario_node(data, host)
-    host = host or socket.gethostname()
-    db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
-    try:
-        _require_schema(db, dry_run)
-        hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run)
-        settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
-                               concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
-        network = NetworkHook(plug_vifs_command, network_apply_command)
-        result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network), db, host, lock_timeout)
-    finally:
-        db.close()
+    return host or socket.gethostname(), libvirt_uri, node
+
+
+def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook) -> RunResult:
+    """One run of the boot routine, as `run` and `agent` both start; a refusal exits with its code."""
+    return _boot(HostBoot(shared_machine(), hypervisor, db, settings, network), db, settings.host,
+                 settings.lock_timeout)
+
+
+def print_result(result: RunResult, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(run_json(result), indent=2))
     else:
         print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
-    sys.exit(result.exit_code)
 
 
-def _require_schema(db: Database, dry_run: bool) -> None:
+def require_schema(db: Database, dry_run: bool) -> None:
     """A real run writes the journal: its tables must be there (made by `db upgrade`, never by `run`)."""
     try:
         if dry_run:

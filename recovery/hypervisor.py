@@ -10,6 +10,7 @@ because libvirt connections are thread-safe.
 """
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,6 +119,19 @@ def _ignore_libvirt_error(_context: object, _error: object) -> None:
 def _silence_libvirt() -> None:
     """Stop libvirt printing every error to stderr, once per process."""
     libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+
+
+@functools.cache
+def start_event_loop() -> None:
+    """libvirt's default event loop, run by a daemon thread, once per process: needed before
+    opening a connection whose lifecycle events are watched (`Hypervisor.watch_lifecycle`)."""
+    libvirt.virEventRegisterDefaultImpl()
+
+    def run() -> None:
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+    threading.Thread(target=run, name="libvirt-events", daemon=True).start()
 
 
 def _power(dom: libvirt.virDomain) -> PowerState:
@@ -281,6 +295,15 @@ class Hypervisor:
         """The hypervisor hostname, which the compute node record is keyed on."""
         with self._reading("read the hypervisor hostname"):
             return self._conn.getHostname()
+
+    def watch_lifecycle(self, on_event: Callable[[str, int], None], on_close: Callable[[int], None]) -> None:
+        """Call on_event(uuid, libvirt event type) for every lifecycle event of this connection's
+        domains, and on_close(reason) when the connection drops (start_event_loop first)."""
+        with self._reading("register for lifecycle events"):
+            self._conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                lambda _conn, dom, event, _detail, _opaque: on_event(dom.UUIDString(), event), None)
+            self._conn.registerCloseCallback(lambda _conn, reason, _opaque: on_close(reason), None)
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from recovery.facts import Options
+from states.power_sync import LIFECYCLE_DELAY
 
 DEFAULT_CONCURRENCY = 4
 """Few guests start at once, so a host coming back does not cause a boot storm."""
@@ -23,3 +24,21 @@ class RunSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     stop_timeout: float = 60.0
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What `agent` does after the recovery, and how often (seconds)."""
+
+    report_interval: float = 10.0
+    """Between heartbeats (Nova's report_interval)."""
+    sync_power_state_interval: float = 600.0
+    """Between full power-state syncs (Nova's sync_power_state_interval)."""
+    update_resources_interval: float = 60.0
+    """Between updates of the compute node record (Nova's periodic tick)."""
+    lifecycle_event_delay: float = LIFECYCLE_DELAY
+    """How long a STOPPED event waits for a later event that cancels it (a reboot)."""
+    reconnect_interval: float = 5.0
+    """Between attempts to reopen a lost libvirt connection."""
+    metrics_textfile: str | None = None
+    """Written after the run and every report interval, for node-exporter's textfile collector."""

@@ -237,6 +237,8 @@ class ServiceRow:
     forced_down: bool
     last_seen_up: datetime | None
     updated_at: datetime | None
+    created_at: datetime | None = None
+    """With last_seen_up and updated_at, what Nova's servicegroup check reads as the last heartbeat."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,94 @@
+"""The bodies of `compute-recover services` (as `openstack compute service list` shows services)
+and `services set` (as `openstack compute service set` changes them)."""
+
+import json
+import sys
+from datetime import datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from recovery.db import DatabaseError, ServiceRow, schema
+from recovery.db import services as records
+from recovery.db.store import utcnow
+from recovery.exits import EXIT_USAGE, fail
+from recovery.host_commands import open_db
+from recovery.servicegroup import is_up, service_down_time
+
+
+def service_json(service: ServiceRow, now: datetime, down_time: float) -> dict:
+    """One service as the compute API lists it (zone unknown: Nova keeps zones in host aggregates),
+    with the heartbeat columns behind its state."""
+    return {
+        "id": service.id,
+        "binary": service.binary,
+        "host": service.host,
+        "zone": None,
+        "status": "disabled" if service.disabled else "enabled",
+        "disabled_reason": service.disabled_reason,
+        "state": "up" if is_up(service, now, down_time) else "down",
+        "forced_down": service.forced_down,
+        "updated_at": _time(service.updated_at),
+        "last_seen_up": _time(service.last_seen_up),
+        "report_count": service.report_count,
+    }
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds")
+
+
+def list_services(host: str | None, as_json: bool, db_url: str | None, configured_down_time: float,
+                  report_interval: float) -> None:
+    db = open_db(db_url, read_only=True)
+    try:
+        if not db.has_tables("services"):
+            fail(f"database {db.masked_url} has no services table: create it with `compute-recover db upgrade`, "
+                 "or check --db", EXIT_USAGE)
+        rows = records.list_services(db, host)
+    except DatabaseError as error:
+        fail(str(error), EXIT_USAGE)
+    finally:
+        db.close()
+    down_time = service_down_time(configured_down_time, report_interval)
+    now = utcnow()
+    docs = [service_json(row, now, down_time) for row in rows]
+    if as_json:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    table = Table("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At", "Last Seen Up", "Reports",
+                  "Disabled Reason", "Forced Down")
+    for doc in docs:
+        table.add_row(*(str(v) if v is not None else "-" for v in (
+            doc["id"], doc["binary"], doc["host"], doc["zone"], doc["status"], doc["state"], doc["updated_at"],
+            doc["last_seen_up"], doc["report_count"], doc["disabled_reason"], doc["forced_down"])))
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def set_service(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,
+                db_url: str | None, db_timeout: float) -> None:
+    if enable is None and forced_down is None:
+        fail("nothing to set: give --enable or --disable, and/or --forced-down or --no-forced-down", EXIT_USAGE)
+    if reason is not None and enable is not False:
+        fail("--reason goes with --disable only (enabling clears the reason)", EXIT_USAGE)
+    db = open_db(db_url, timeout=db_timeout)
+    try:
+        schema.require(db, ("cell",))
+        if enable is not None:
+            records.set_disabled(db, host, not enable, reason, binary)
+        if forced_down is not None:
+            records.set_forced_down(db, host, forced_down, binary)
+        row = records.list_services(db, host, binary)[0]
+    except records.ServiceNotFound as error:
+        fail(f"{error}: check --host and --binary (`compute-recover services` lists them)", EXIT_USAGE)
+    except DatabaseError as error:
+        fail(str(error), EXIT_USAGE)
+    finally:
+        db.close()
+    click.echo(_summary(row))
+
+
+def _summary(row: ServiceRow) -> str:
+    status = "disabled" + (f" ({row.disabled_reason})" if row.disabled_reason else "") if row.disabled else "enabled"
+    return f"service {row.binary} on {row.host}: {status}, forced_down {str(row.forced_down).lower()}"

@@ -1,0 +1,39 @@
+"""Whether a service is up, by the rule of Nova's servicegroup database driver (pure).
+
+A service is up when it is not forced down and its last heartbeat (`last_seen_up`, else
+`updated_at`, else `created_at`) lies within `service_down_time` of now, either side (Nova
+compares the absolute difference, so a clock running ahead does not read as down).
+"""
+
+from datetime import datetime
+
+from recovery.db.models import ServiceRow
+
+DEFAULT_REPORT_INTERVAL = 10.0
+"""Seconds between heartbeats (Nova's report_interval)."""
+
+DEFAULT_SERVICE_DOWN_TIME = 60.0
+"""Seconds without a heartbeat after which a service reads as down (Nova's service_down_time)."""
+
+DOWN_TIME_FACTOR = 2.5
+"""Nova raises a service_down_time not above report_interval to this many report intervals."""
+
+
+def service_down_time(configured: float = DEFAULT_SERVICE_DOWN_TIME,
+                      report_interval: float = DEFAULT_REPORT_INTERVAL) -> float:
+    """The down time Nova really uses: one a single late beat would cross is raised."""
+    if configured <= report_interval:
+        return float(int(report_interval * DOWN_TIME_FACTOR))
+    return configured
+
+
+def last_heartbeat(service: ServiceRow) -> datetime | None:
+    return service.last_seen_up or service.updated_at or service.created_at
+
+
+def is_up(service: ServiceRow, now: datetime, down_time: float) -> bool:
+    """`now` is naive UTC, as the records store time."""
+    if service.forced_down:
+        return False
+    beat = last_heartbeat(service)
+    return beat is not None and abs((now - beat).total_seconds()) <= down_time
