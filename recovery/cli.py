@@ -11,6 +11,7 @@ import json
 import socket
 import sys
 import tomllib
+from pathlib import Path
 
 import click
 
@@ -19,7 +20,7 @@ from recovery.exits import EXIT_FAILED, EXIT_USAGE, fail
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, FactsError, Options, facts_from_record
 from recovery.machine import shared_machine
 from recovery.render import DecisionPrinter, explanation_json, explanation_text
-from recovery.settings import DEFAULT_CONCURRENCY
+from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_INSTANCES_PATH
 from states.enums import RunningDeletedInstanceAction
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
@@ -194,18 +195,22 @@ def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool,
               help="Command run with an instance uuid to plug its VIFs (default: nothing to plug).")
 @click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
               help="Command run once at the end to apply deferred network rules.")
+@click.option("--instances-path", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_INSTANCES_PATH, show_default=True, envvar=ENV_PREFIX + "INSTANCES_PATH",
+              help="Nova's instances_path: local disks deleted with a domain lie under it, and local_gb is "
+              "its filesystem's size.")
 @database_option
 @libvirt_option
 @config_option
 @policy_options
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
         stop_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None,
-        db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
+        instances_path: Path, db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
     """Recover this host's instances: decide, execute, journal and report (SPEC §6)."""
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
     host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, plug_vifs_command,
-                      network_apply_command, db_url, libvirt_uri, host, options)
+                      network_apply_command, db_url, libvirt_uri, host, options, instances_path)
 
 
 @cli.command()

@@ -19,13 +19,14 @@ from recovery.network import NetworkHook
 from recovery.render import explanation_json, explanation_text, format_action, walk_lines
 from recovery.report import print_run, run_json
 from recovery.scenario_seed import ScenarioError, read_db_json, seed_if_empty
-from recovery.settings import RunSettings
+from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings
 from states.enums import PowerState
 
 
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
         stop_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None,
-        db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
+        db_url: str | None, libvirt_uri: str, host: str | None, options: Options,
+        instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
     db = open_db(db_url)
     if scenario is not None:
         directory = Path(scenario).resolve()
@@ -38,7 +39,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
             fail(str(error), EXIT_USAGE)
         libvirt_uri = f"test://{directory / 'libvirt.xml'}"
         node = node or _scenario_node(data, host)
-    hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run)
+    hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
     settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
                            concurrency=concurrency, stop_timeout=stop_timeout)
     boot = HostBoot(shared_machine(), hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
@@ -150,9 +151,9 @@ def open_db(db_url: str | None) -> Database:
         fail(str(error), EXIT_USAGE)
 
 
-def open_hypervisor(uri: str, read_only: bool) -> Hypervisor:
+def open_hypervisor(uri: str, read_only: bool, instances_path: Path = DEFAULT_INSTANCES_PATH) -> Hypervisor:
     try:
-        return Hypervisor.open(uri, read_only=read_only)
+        return Hypervisor.open(uri, read_only=read_only, instances_path=instances_path)
     except HypervisorUnavailable as error:
         fail(str(error), EXIT_REFUSED)
 
