@@ -214,12 +214,13 @@ def _ensure_running(dom: libvirt.virDomain) -> None:
 def _stop(dom: libvirt.virDomain, timeout: float) -> None:
     """Shut down gracefully, destroying after `timeout`.
 
-    A crashed or pm-suspended guest cannot answer an ACPI shutdown, so (as in
-    Nova) it is destroyed without waiting.
+    A crashed, paused or pm-suspended guest cannot answer an ACPI shutdown
+    (QEMU refuses to send one to a paused guest), so it is destroyed without
+    waiting.
     """
     if not dom.isActive():
         return
-    if _power(dom) not in (PowerState.CRASHED, PowerState.SUSPENDED):
+    if _power(dom) not in (PowerState.CRASHED, PowerState.PAUSED, PowerState.SUSPENDED):
         dom.shutdown()
         if wait_until(lambda: not dom.isActive(), timeout):
             return

@@ -425,8 +425,8 @@ def test_a_paused_guest_is_resumed_not_rebooted(hv: Hypervisor, operation: str) 
     ("name", "reason"),
     [
         ("running", libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN),
-        ("paused", libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN),
-        ("crashed", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),  # no guest to answer ACPI: not waited for
+        ("paused", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),  # no guest to answer ACPI: not waited for
+        ("crashed", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),
         ("pmsuspended", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),
     ],
 )
