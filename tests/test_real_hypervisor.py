@@ -9,13 +9,17 @@ the exit codes.
 """
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import libvirt
@@ -26,12 +30,15 @@ from real_libvirt import (
     Guests,
     RealHypervisorUnavailable,
     make_disk,
+    make_ram_image,
     running_daemon,
+    slow_reader,
     traversable,
+    wait_for,
 )
 
 from recovery.db import open_database
-from recovery.hypervisor import Hypervisor
+from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.scenario_seed import read_db_json, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,3 +223,182 @@ def test_power_outage_on_real_guests(guests: Guests, workdir: Path) -> None:
     assert rows(database, "instances", "uuid") == settled_rows
     assert all(not item["actions"] or {a["name"] for a in item["actions"]} == {"plug_vifs"}
                for item in json.loads(second.stdout)["instances"])
+
+
+# -- single actions on real guests -------------------------------------------------------------------------
+
+
+GUEST = "6c1a0b52-0000-4000-8000-0000000000a1"
+
+
+def one_instance(task_state: str | None) -> dict:
+    """A scenario document with one instance of this host, active and running when the host went down."""
+    instance = {"uuid": GUEST, "display_name": "saved-guest", "host": HOST, "node": HOST, "vm_state": "active",
+                "task_state": task_state, "power_state": "running"}
+    return {"host": HOST, "instances": [instance],
+            "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]}
+
+
+@pytest.mark.parametrize(("task_state", "options"), [
+    ("rebooting_hard", ()),  # an interrupted hard reboot: reboot{hard}
+    (None, ("--resume-guests-state-on-host-boot",)),  # resume_guest, Nova's hard reboot
+])
+def test_a_managed_saved_guest_boots_fresh(guests: Guests, workdir: Path, task_state: str | None,
+                                           options: tuple[str, ...]) -> None:
+    dom = guests.define("instance-000000a1", GUEST)
+    guests.managed_save(dom)
+    assert dom.hasManagedSaveImage(0)
+    url = seeded_database(workdir / "db.sqlite", one_instance(task_state))
+
+    done = recover(url, *options)
+
+    assert done.returncode == 0, done.stderr
+    assert guests.state(GUEST) == BOOTED  # not (running, restored): the saved memory was not brought back
+    assert not dom.hasManagedSaveImage(0)
+    assert rows(workdir / "db.sqlite", "instances", "uuid")[GUEST]["task_state"] is None
+
+
+@pytest.mark.parametrize("operation", ["stop", "revert_resize"])
+def test_stopping_a_firmware_guest_honours_the_stop_timeout(guests: Guests, hv: Hypervisor, operation: str) -> None:
+    # A guest in firmware never answers an ACPI shutdown, so only the timeout ends the wait.
+    guests.start(guests.define("instance-000000a1", GUEST))
+    started = time.monotonic()
+    if operation == "stop":
+        hv.stop(GUEST, timeout=1.0)
+    else:
+        hv.revert_resize(GUEST, power_on=False, timeout=1.0)
+    waited = time.monotonic() - started
+    assert guests.state(GUEST) == DESTROYED
+    assert 1.0 <= waited < 30  # the timeout, not the 60 s default
+
+
+@pytest.fixture
+def dump_target(workdir: Path) -> Iterator[Path]:
+    """A FIFO read slowly, so that a dump into it is a job that lasts."""
+    fifo = workdir / "dump.fifo"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+    slow_reader(fifo, stop)
+    yield fifo
+    stop.set()
+
+
+def start_dump(uuid: str, target: Path, flags: int) -> tuple[threading.Thread, dict]:
+    """`virsh dump` in a thread of its own connection; the returned dict gets its outcome."""
+    outcome: dict = {}
+
+    def dump() -> None:
+        conn = libvirt.open(URI)
+        try:
+            conn.lookupByUUIDString(uuid).coreDumpWithFormat(str(target), libvirt.VIR_DOMAIN_CORE_DUMP_FORMAT_RAW,
+                                                             flags)
+            outcome["result"] = "completed"
+        except libvirt.libvirtError as error:
+            outcome["result"] = str(error)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=dump)
+    thread.start()
+    return thread, outcome
+
+
+def job_running(dom: libvirt.virDomain) -> bool:
+    return dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_UNBOUNDED
+
+
+def test_abort_job_cancels_a_real_job(guests: Guests, hv: Hypervisor, workdir: Path, dump_target: Path) -> None:
+    dom = guests.define("instance-000000a1", GUEST, ram_image=make_ram_image(workdir / "ram.bin"))
+    guests.start(dom)
+    hv.abort_job(GUEST)  # no job yet: nothing to do, no error
+    thread, outcome = start_dump(GUEST, dump_target, libvirt.VIR_DUMP_LIVE)
+    wait_for(lambda: job_running(dom), what="the dump job")
+
+    hv.abort_job(GUEST)
+
+    thread.join(timeout=60)
+    assert "canceled by client" in outcome["result"]
+    assert dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE
+    assert guests.state(GUEST)[0] == RUNNING
+    hv.abort_job(GUEST)  # the job is gone: again no error
+
+
+def test_a_job_libvirt_cannot_abort_is_a_failure(guests: Guests, hv: Hypervisor, workdir: Path,
+                                                 dump_target: Path) -> None:
+    dom = guests.define("instance-000000a1", GUEST, ram_image=make_ram_image(workdir / "ram.bin"))
+    guests.start(dom)
+    thread, _outcome = start_dump(GUEST, dump_target, libvirt.VIR_DUMP_MEMORY_ONLY)
+    wait_for(lambda: job_running(dom), what="the dump job")
+
+    with pytest.raises(HypervisorError) as failed:
+        hv.abort_job(GUEST)
+
+    assert str(failed.value) == (f"cannot abort the job of domain {GUEST} on {URI}: "
+                                 "Requested operation is not valid: cannot abort memory-only dump")
+    guests.crash(dom)  # ends the dump
+    thread.join(timeout=60)
+
+
+# -- host facts and connections -----------------------------------------------------------------------------
+
+
+def test_preflight_tells_kvm_from_tcg(hv: Hypervisor) -> None:
+    warnings = hv.preflight()
+    if Path("/dev/kvm").exists():
+        assert warnings == []
+    else:
+        assert [w for w in warnings if w.startswith("KVM is not usable on this host")]
+
+
+def test_local_gb_is_the_instances_paths_filesystem(daemon: Daemon, workdir: Path) -> None:
+    # The suite's libvirtd has no storage pool, as is usual on a Nova host.
+    hv = Hypervisor.open(URI, instances_path=workdir)
+    try:
+        assert hv.capacity().local_gb == shutil.disk_usage(workdir).total // 2**30 > 0
+    finally:
+        hv.close()
+
+
+def connections_of_this_process() -> int:
+    """Clients of libvirtd whose peer is this test process, as libvirtd's admin interface lists them."""
+    def admin(*command: str) -> str:
+        return subprocess.run(["virt-admin", *command], capture_output=True, text=True, check=True).stdout
+
+    ids = [line.split()[0] for line in admin("client-list", "libvirtd").splitlines() if line.strip()[:1].isdigit()]
+    peers = [admin("client-info", "libvirtd", client_id) for client_id in ids]
+    return sum(1 for info in peers if any(line.replace(" ", "") == f"unix_process_id:{os.getpid()}"
+                                          for line in info.splitlines()))
+
+
+def test_each_worker_thread_has_its_own_connection(hv: Hypervisor) -> None:
+    # libvirtd serves 5 calls of one connection at once (max_client_requests): 8 workers need more.
+    workers = 8
+    before = connections_of_this_process()
+    barrier = threading.Barrier(workers)
+
+    def read(_: int) -> None:
+        barrier.wait()
+        hv.domains()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(read, range(workers)))
+    assert connections_of_this_process() - before == workers
+
+
+def test_a_lost_libvirtd_is_hypervisor_lost(daemon: Daemon) -> None:
+    if not daemon.owned:
+        pytest.skip("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
+    hv = Hypervisor.open(URI)
+    try:
+        hv.domains()
+        daemon.kill()
+        with pytest.raises(HypervisorLost) as lost:
+            hv.domains()
+        assert str(lost.value).startswith(f"lost the connection to libvirt at {URI} (")
+        with pytest.raises(HypervisorLost):
+            hv.start(GUEST)
+        with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(HypervisorLost):
+            pool.submit(hv.power_state, GUEST).result()
+    finally:
+        hv.close()
+        daemon.start()
