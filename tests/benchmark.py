@@ -19,7 +19,7 @@ from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
 from recovery.scenario_seed import seed_if_empty
-from recovery.settings import RunSettings
+from recovery.settings import DEFAULT_CONCURRENCY, RunSettings
 
 RECORDS = 100_000
 HOST = "bench-host"
@@ -160,12 +160,67 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
     print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
 
 
+def guests_to_resume(count: int) -> dict:
+    """A scenario document of `count` instances that were running when the host went down."""
+    instances = [{"uuid": str(uuidlib.UUID(int=0xB0000 + n)), "display_name": f"bench-guest-{n}", "host": HOST,
+                  "node": HOST, "vm_state": "active", "task_state": None, "power_state": "running"}
+                 for n in range(1, count + 1)]
+    return {"host": HOST, "instances": instances,
+            "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]}
+
+
+def bench_real_guests(workdir: Path, count: int = 12) -> None:
+    """Time until every guest to resume runs again, on a real libvirtd with real QEMU guests."""
+    from real_libvirt import URI, Guests, running_daemon
+
+    data = guests_to_resume(count)
+    uuids = [instance["uuid"] for instance in data["instances"]]
+    with running_daemon():
+        guests = Guests()
+        try:
+            doms = [guests.define(f"bench-{n:02d}", uuid) for n, uuid in enumerate(uuids)]
+
+            def outage() -> None:
+                guests.in_parallel(guests.crash, ((dom,) for dom in doms))
+
+            def all_running() -> bool:
+                return all(dom.state()[0] == 1 for dom in doms)
+
+            timings = {}
+            for label, concurrency in (("--concurrency 1", 1), (f"default ({DEFAULT_CONCURRENCY})", None)):
+                outage()
+                db = open_database(f"sqlite:///{workdir / f'real-{concurrency}.sqlite'}")
+                seed_if_empty(db, data)
+                hypervisor = Hypervisor.open(URI)
+                settings = RunSettings(host=HOST, node=HOST, options=Options(True),
+                                       concurrency=concurrency or DEFAULT_CONCURRENCY)
+                started = time.perf_counter()
+                HostBoot(shared_machine(), hypervisor, db, settings).run()
+                timings[label] = time.perf_counter() - started
+                hypervisor.close()
+                if not all_running():
+                    sys.exit(f"bench: after the {label} run not every guest runs")
+            outage()
+            started = time.perf_counter()
+            for dom in doms:
+                subprocess.run(["virsh", "-q", "-c", URI, "start", dom.name()], check=True, stdout=subprocess.DEVNULL)
+            timings["virsh start, one after another"] = time.perf_counter() - started
+        finally:
+            guests.remove_all()
+    sequential, default = timings["--concurrency 1"], timings[f"default ({DEFAULT_CONCURRENCY})"]
+    print(f"compute-recover run, {count} real QEMU guests to resume (real libvirtd; whole run, in-process)")
+    for label, elapsed in timings.items():
+        print(f"  {label:32}: {elapsed:6.2f} s")
+    print(f"  ratio --concurrency 1 / default : {sequential / default:6.2f}x   (target >= 1.6x)")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="compute-recover-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "empty-stdin").write_text("")
         bench_decide(workdir)
         bench_host_boot(workdir)
+        bench_real_guests(workdir)
 
 
 if __name__ == "__main__":
