@@ -162,7 +162,9 @@ def guest_xml(name: str, uuid: str, disks: list[Path] = (), ram_image: Path | No
         f"<name>{name}</name><uuid>{uuid}</uuid><memory unit='MiB'>32</memory><vcpu>1</vcpu>"
         "<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>"
         "<pm><suspend-to-mem enabled='yes'/></pm><on_crash>destroy</on_crash>"
-        f"<devices>{disk_elements}</devices>{loader}</domain>"
+        f"<devices>{disk_elements}<controller type='usb' model='none'/><memballoon model='none'/>"
+        "<video><model type='none'/></video></devices>"
+        f"{loader}</domain>"
     )
 
 
