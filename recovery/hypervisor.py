@@ -249,14 +249,15 @@ def _remove_local_disks(paths: list[Path]) -> None:
 
 
 def _kvm_usable(conn: libvirt.virConnect, arch: str) -> bool | None:
-    """Whether a qemu driver can run KVM guests (else only TCG); None for other drivers."""
+    """Whether a qemu driver can run KVM guests of `arch` (else only TCG); None for other drivers.
+
+    The capabilities document lists a `kvm` domain type for an arch only when
+    libvirtd can use /dev/kvm; it is readable over a read-only connection too.
+    """
     if conn.getType() != "QEMU":
         return None
-    try:
-        conn.getDomainCapabilities(None, arch, None, "kvm", 0)
-    except libvirt.libvirtError:
-        return False
-    return True
+    guests = ElementTree.fromstring(conn.getCapabilities()).iterfind("./guest/arch")
+    return any(guest.get("name") == arch and guest.find("./domain[@type='kvm']") is not None for guest in guests)
 
 
 def _connection_lost(conn: libvirt.virConnect, error: libvirt.libvirtError) -> bool:
@@ -378,8 +379,8 @@ class Hypervisor:
     def preflight(self) -> list[str]:
         """Raise PreflightRefused on libvirt older than 8.0.0; return warnings for an untested or emulated host.
 
-        getType() says QEMU for KVM and TCG alike, so KVM is asked for through
-        the domain capabilities, as Nova checks its virt_type.
+        getType() says QEMU for KVM and TCG alike, so KVM is looked for in the
+        host's capabilities.
         """
         with self._reading("read the hypervisor's version and type"):
             lib_version = self._conn.getLibVersion()

@@ -342,8 +342,11 @@ def test_a_job_libvirt_cannot_abort_is_a_failure(guests: Guests, hv: Hypervisor,
 # -- host facts and connections -----------------------------------------------------------------------------
 
 
-def test_preflight_tells_kvm_from_tcg(hv: Hypervisor) -> None:
+@pytest.mark.parametrize("read_only", [False, True])  # a dry run's connection is read-only
+def test_preflight_tells_kvm_from_tcg(daemon: Daemon, read_only: bool) -> None:
+    hv = Hypervisor.open(URI, read_only=read_only)
     warnings = hv.preflight()
+    hv.close()
     if Path("/dev/kvm").exists():
         assert warnings == []
     else:
