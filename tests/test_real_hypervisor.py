@@ -410,3 +410,17 @@ def test_a_lost_libvirtd_is_hypervisor_lost(daemon: Daemon) -> None:
     finally:
         hv.close()
         daemon.start()
+
+
+def test_undefine_takes_managed_save_and_snapshot_metadata_along(guests: Guests, hv: Hypervisor) -> None:
+    # Plain virDomainUndefine refuses a domain with either.
+    dom = guests.define("instance-000000a1", GUEST)
+    snapshot = (f"<domainsnapshot><name>before-outage</name><state>shutoff</state><creationTime>1700000000"
+                f"</creationTime><memory snapshot='no'/>{dom.XMLDesc(0)}</domainsnapshot>")
+    dom.snapshotCreateXML(snapshot, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
+    guests.managed_save(dom)
+    assert dom.hasManagedSaveImage(0) and dom.snapshotNum(0) == 1
+
+    hv.destroy_and_undefine(GUEST)
+
+    assert guests.state(GUEST) is None
