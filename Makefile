@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 DEMO_DB := sqlite:///build/demo/demo.sqlite
 # libvirt-python compiles against libvirt-dev (found through pkg-config) and Python's headers.
 SYSTEM_PACKAGES := libvirt-dev pkg-config gcc
-# The suite starts a throwaway PostgreSQL 15 server and a throwaway MariaDB server of its own.
-TEST_SYSTEM_PACKAGES := postgresql mariadb-server
+# The suite starts a throwaway PostgreSQL 15 server and a throwaway MariaDB server of its own, and a
+# libvirtd of its own (when none runs) with QEMU guests sitting in firmware (SeaBIOS comes with qemu-system-x86).
+TEST_SYSTEM_PACKAGES := postgresql mariadb-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
+	qemu-system-x86 qemu-utils
 
 # Install the Debian packages named in $(1) that are missing; silent when none are.
 define apt_ensure
@@ -46,6 +48,21 @@ apt-python-dev:
 
 setup-test: setup
 	$(call apt_ensure,$(TEST_SYSTEM_PACKAGES))
+	@$(MAKE) --no-print-directory libvirt-qemu-account
+
+# libvirtd's qemu driver runs guests as libvirt-qemu in group kvm (the owner of /dev/kvm); Debian's
+# libvirt-daemon-system would create them, but it pulls in systemd and firewalld, which the suite
+# does not need.
+.PHONY: libvirt-qemu-account
+libvirt-qemu-account:
+	@if ! id libvirt-qemu >/dev/null 2>&1; then \
+		echo "creating the libvirt-qemu user (group kvm) that libvirtd runs QEMU guests as"; \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo=sudo; fi; \
+		getent group kvm >/dev/null || $$sudo groupadd --system kvm; \
+		getent group libvirt-qemu >/dev/null || $$sudo groupadd --system libvirt-qemu; \
+		$$sudo useradd --system --gid kvm --groups libvirt-qemu --home-dir /var/lib/libvirt --no-create-home \
+			--shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu; \
+	fi
 
 demo: setup
 	@rm -rf build/demo && mkdir -p build/demo
@@ -63,7 +80,7 @@ test: setup-test
 	@$(VENV)/bin/ruff check recovery states tests
 	@$(VENV)/bin/pytest
 
-bench: setup
+bench: setup-test
 	@$(PY) tests/benchmark.py
 
 # docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import sdnotify
 
@@ -16,7 +17,7 @@ from recovery.host_commands import open_db, open_hypervisor, print_result, recov
 from recovery.hypervisor import Hypervisor, start_event_loop
 from recovery.metrics import Metrics
 from recovery.network import NetworkHook
-from recovery.settings import AgentSettings, RunSettings
+from recovery.settings import DEFAULT_INSTANCES_PATH, AgentSettings, RunSettings
 
 
 class Systemd:
@@ -41,7 +42,7 @@ class Systemd:
 def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout: float, lock_timeout: float,
           db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, db_url: str | None,
           libvirt_uri: str, host: str | None, options: Options, settings: AgentSettings,
-          metrics_port: int | None, metrics_address: str) -> None:
+          metrics_port: int | None, metrics_address: str, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
     _log_to_stderr()
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     systemd, metrics = Systemd(), Metrics()
@@ -49,12 +50,13 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
     try:
         require_schema(db, dry_run=False)
         start_event_loop()  # before the connection is opened: libvirt binds its events to the loop then
-        hypervisor = open_hypervisor(libvirt_uri, read_only=False)
+        hypervisor = open_hypervisor(libvirt_uri, read_only=False, instances_path=instances_path)
         run = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, concurrency=concurrency,
                           stop_timeout=stop_timeout, lock_timeout=lock_timeout)
         if metrics_port is not None:
             _serve_metrics(metrics, metrics_port, metrics_address)
-        keeper = Agent(db, hypervisor, run, settings, metrics, reopen=lambda: Hypervisor.open(libvirt_uri))
+        keeper = Agent(db, hypervisor, run, settings, metrics,
+                       reopen=lambda: Hypervisor.open(libvirt_uri, instances_path=instances_path))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _signum, _frame: keeper.stop())
         keeper.listen()

@@ -11,6 +11,7 @@ import functools
 import socket
 import sys
 import tomllib
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
@@ -31,7 +32,7 @@ from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, pa
 from recovery.machine import shared_machine
 from recovery.render import explanation_json, explanation_text, to_json
 from recovery.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
-from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_LOCK_TIMEOUT
+from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_LOCK_TIMEOUT
 from states.enums import RunningDeletedInstanceAction
 from states.power_sync import LIFECYCLE_DELAY
 
@@ -217,6 +218,10 @@ def recovery_options(command):
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
         click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
                      help="Command run once at the end to apply deferred network rules."),
+        click.option("--instances-path", type=click.Path(file_okay=False, path_type=Path),
+                     default=DEFAULT_INSTANCES_PATH, show_default=True, envvar=ENV_PREFIX + "INSTANCES_PATH",
+                     help="Nova's instances_path: local disks deleted with a domain lie under it, and local_gb is "
+                     "its filesystem's size."),
         database_option,
         libvirt_option,
         config_option,
@@ -234,8 +239,8 @@ def recovery_options(command):
 @recovery_options
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
-        network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
-        options: Options) -> None:
+        network_apply_command: str | None, instances_path: Path, db_url: str | None, libvirt_uri: str,
+        host: str | None, options: Options) -> None:
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
@@ -245,7 +250,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
     host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, lock_timeout, db_timeout,
-                      plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options)
+                      plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options, instances_path)
 
 
 def _positive(name: str, default: float, help_text: str):
@@ -267,8 +272,8 @@ def _positive(name: str, default: float, help_text: str):
               help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
 @recovery_options
 def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout: float, lock_timeout: float,
-          db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, db_url: str | None,
-          libvirt_uri: str, host: str | None, options: Options, report_interval: float,
+          db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, instances_path: Path,
+          db_url: str | None, libvirt_uri: str, host: str | None, options: Options, report_interval: float,
           sync_power_state_interval: float, update_resources_interval: float, lifecycle_event_delay: float,
           metrics_port: int | None, metrics_address: str, metrics_textfile: str | None) -> None:
     """Recover this host as `run` does, then stay and keep its records true.
@@ -286,7 +291,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
                              lifecycle_event_delay=lifecycle_event_delay, metrics_textfile=metrics_textfile)
     agent_command.agent(scenario, node, concurrency, stop_timeout, lock_timeout, db_timeout, plug_vifs_command,
                         network_apply_command, db_url, libvirt_uri, host, options, settings, metrics_port,
-                        metrics_address)
+                        metrics_address, instances_path)
 
 
 @cli.group(invoke_without_command=True)

@@ -111,7 +111,8 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
     hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
     name = action.name
     if name in ("restart_deletion", "destroy_evacuated", "reap_domain"):
-        hv.destroy_and_undefine(uuid)
+        # Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so.
+        hv.destroy_and_undefine(uuid, destroy_disks=name == "restart_deletion" or params.get("destroy_disks", False))
     elif name == "reboot":
         (hv.hard_reboot if params["type"] == "hard" else hv.soft_reboot)(uuid)
     elif name == "unpause":
@@ -123,7 +124,7 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
     elif name == "plug_vifs":
         ports.network.plug_vifs(uuid)
     elif name == "revert_resize":
-        hv.revert_resize(uuid, params["power_on"])
+        hv.revert_resize(uuid, params["power_on"], ports.stop_timeout)
     elif name == "abort_live_migration":
         try:
             hv.abort_job(uuid)

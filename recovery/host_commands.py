@@ -20,19 +20,19 @@ from recovery.network import NetworkHook
 from recovery.render import explanation_json, explanation_text, format_action, to_json, walk_lines
 from recovery.report import print_run, run_json
 from recovery.scenario_seed import ScenarioError, read_db_json
-from recovery.settings import RunSettings
+from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings
 from states.enums import PowerState
 
 
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
-        options: Options) -> None:
+        options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
     try:
         require_schema(db, dry_run)
-        hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run)
+        hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
                                concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
         result = recover(hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
@@ -203,9 +203,9 @@ def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAUL
         fail(str(error), EXIT_USAGE)
 
 
-def open_hypervisor(uri: str, read_only: bool) -> Hypervisor:
+def open_hypervisor(uri: str, read_only: bool, instances_path: Path = DEFAULT_INSTANCES_PATH) -> Hypervisor:
     try:
-        return Hypervisor.open(uri, read_only=read_only)
+        return Hypervisor.open(uri, read_only=read_only, instances_path=instances_path)
     except HypervisorUnavailable as error:
         fail(str(error), EXIT_REFUSED)
 

@@ -2,22 +2,28 @@
 
 A thin imperative shell. Every libvirt failure leaves here as a
 `HypervisorError` whose message is one line naming the domain or URI, so the
-run report and the journal can show it as it is. Lifecycle calls are
-idempotent where libvirt's are not (starting a running domain is a no-op), so
-that a second `run` changes nothing. A `Hypervisor` holds no mutable Python
-state: one instance may serve a thread pool working on different domains,
-because libvirt connections are thread-safe.
+run report and the journal can show it as it is; a failure because the
+connection to libvirtd is gone is a `HypervisorLost`, which is about the host,
+not the instance. Lifecycle calls are idempotent where libvirt's are not
+(starting a running domain is a no-op), so that a second `run` changes nothing.
+One `Hypervisor` may serve a thread pool working on different domains: each
+worker thread gets a connection of its own to a daemon (see `_conn`).
 """
 
 import functools
+import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import libvirt
+import psutil
 
+from recovery.settings import DEFAULT_INSTANCES_PATH
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState
 
 MIN_LIBVIRT_VERSION = 8_000_000
@@ -29,20 +35,37 @@ STOP_TIMEOUT = 60.0
 SUPPORTED_VIRT_TYPES = frozenset({"qemu", "kvm"})
 SUPPORTED_ARCHES = frozenset({"i686", "x86_64"})
 
-_UNDEFINE_FLAGS = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-"""Nova's undefine flags: a managed-save image or NVRAM file must not keep a domain defined."""
+SHARED_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "ceph", "fuse.ceph-fuse", "fuse.cephfs", "glusterfs", "fuse.glusterfs", "cifs", "smb3",
+    "lustre", "gpfs", "ocfs2", "gfs2", "beegfs", "virtiofs", "9p", "fuse.quobyte", "quobyte",
+})
+"""Filesystem types other hosts may mount too: disks there may be in use by the host an instance went to."""
+
+_UNDEFINE_FLAG_SETS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA,
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+)
+"""Undefine flags, most complete first: a managed-save image, an NVRAM file, snapshot or checkpoint
+metadata must not keep a domain defined. A driver refusing a flag gets the next set, and plain
+undefine after the last (as Nova falls back)."""
+
+_LOST_CONNECTION_CODES = frozenset({libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC})
 
 
 class HypervisorError(Exception):
     """A libvirt call failed; the one-line message names the domain or URI and what went wrong."""
 
 
+class HypervisorLost(HypervisorError):
+    """The connection to libvirtd is gone (the daemon died or restarted): no call can succeed until
+    it is back, and a failure now says nothing about the instance being acted on."""
+
+
 class HypervisorUnavailable(HypervisorError):
     """The libvirt URI cannot be opened: wrong --libvirt-uri, or libvirtd is not running."""
-
-
-class HypervisorLost(HypervisorError):
-    """The connection to libvirtd is gone: not the instance's failure, and no action should start."""
 
 
 class PreflightRefused(HypervisorError):
@@ -72,11 +95,12 @@ def version_text(version: int) -> str:
     return f"{version // 1_000_000}.{version // 1_000 % 1_000}.{version % 1_000}"
 
 
-def assess_host(uri: str, lib_version: int, virt_type: str, arch: str) -> list[str]:
+def assess_host(uri: str, lib_version: int, virt_type: str, arch: str, kvm_usable: bool | None = None) -> list[str]:
     """Nova's driver-init checks on facts already read: refuse old libvirt, warn on the rest.
 
-    Pure, so that every branch is testable against a libvirt that cannot be
-    made old or foreign.
+    `kvm_usable` is None where the question does not arise (a driver other
+    than qemu). Pure, so that every branch is testable against a libvirt that
+    cannot be made old, foreign or emulated.
     """
     if lib_version < MIN_LIBVIRT_VERSION:
         raise PreflightRefused(
@@ -88,6 +112,9 @@ def assess_host(uri: str, lib_version: int, virt_type: str, arch: str) -> list[s
         warnings.append(f"virt type is '{virt_type.lower()}', not qemu/kvm: recovery is untested there")
     if arch not in SUPPORTED_ARCHES:
         warnings.append(f"host arch is '{arch}', not i686/x86_64: recovery is untested there")
+    if kvm_usable is False:
+        warnings.append("KVM is not usable on this host (no /dev/kvm, or libvirt cannot use it): guests run "
+                        "emulated under TCG, many times slower; load the kvm module or enable virtualization")
     return warnings
 
 
@@ -104,6 +131,34 @@ def wait_until(done: Callable[[], bool], timeout: float, interval: float = 0.5) 
             return False
         time.sleep(min(interval, remaining))
     return True
+
+
+def filesystem_type(path: Path, mounts: Iterable[tuple[str, str]]) -> str | None:
+    """The type of the filesystem `path` lies on, from (mount point, type) pairs: the deepest mount holding it."""
+    holding = [(Path(mountpoint), fstype) for mountpoint, fstype in mounts if path.is_relative_to(mountpoint)]
+    return max(holding, key=lambda mount: len(mount[0].parts))[1] if holding else None
+
+
+def is_shared_storage(path: Path) -> bool:
+    """Whether `path` is on a filesystem other hosts may mount (NFS, CephFS, GlusterFS...)."""
+    mounts = ((part.mountpoint, part.fstype) for part in psutil.disk_partitions(all=True))
+    return filesystem_type(path.resolve(), mounts) in SHARED_FILESYSTEMS
+
+
+def disk_files(domain_xml: str) -> list[Path]:
+    """The files behind a domain's disk devices (`<disk type='file'><source file=...>`)."""
+    devices = ElementTree.fromstring(domain_xml).iterfind("./devices/disk/source[@file]")
+    return [Path(source.attrib["file"]) for source in devices]
+
+
+def local_disk_paths(domain_xml: str, uuid: str, instances_path: Path) -> list[Path]:
+    """What destroying an instance's local disks removes: its disk files that lie under the instances
+    path, then its own directory there. Paths are resolved first, so a symlink or `..` cannot lead
+    outside; a disk anywhere else (a volume, a shared image) is never included."""
+    root = instances_path.resolve()
+    inside = [path.resolve() for path in disk_files(domain_xml) if path.resolve().is_relative_to(root)]
+    own_directory = root / uuid
+    return [*inside, own_directory] if own_directory.resolve() == own_directory else inside
 
 
 def _one_line(error: libvirt.libvirtError) -> str:
@@ -139,10 +194,21 @@ def _power(dom: libvirt.virDomain) -> PowerState:
 
 
 def _boot(dom: libvirt.virDomain) -> None:
-    """Start from scratch: an active but dead domain (crashed, shutting down) is destroyed first."""
+    """Nova's hard reboot: destroy if active, then boot afresh from the definition.
+
+    A managed-save image is discarded, not restored (VIR_DOMAIN_START_FORCE_BOOT;
+    a driver without that flag gets the image removed first).
+    """
     if dom.isActive():
         dom.destroy()
-    dom.create()
+    try:
+        dom.createWithFlags(libvirt.VIR_DOMAIN_START_FORCE_BOOT)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+        if dom.hasManagedSaveImage(0):
+            dom.managedSaveRemove(0)
+        dom.create()
 
 
 def _ensure_running(dom: libvirt.virDomain) -> None:
@@ -161,55 +227,135 @@ def _ensure_running(dom: libvirt.virDomain) -> None:
 def _stop(dom: libvirt.virDomain, timeout: float) -> None:
     """Shut down gracefully, destroying after `timeout`.
 
-    A crashed or pm-suspended guest cannot answer an ACPI shutdown, so (as in
-    Nova) it is destroyed without waiting.
+    A crashed, paused or pm-suspended guest cannot answer an ACPI shutdown
+    (QEMU refuses to send one to a paused guest), so it is destroyed without
+    waiting.
     """
     if not dom.isActive():
         return
-    if _power(dom) not in (PowerState.CRASHED, PowerState.SUSPENDED):
+    if _power(dom) not in (PowerState.CRASHED, PowerState.PAUSED, PowerState.SUSPENDED):
         dom.shutdown()
         if wait_until(lambda: not dom.isActive(), timeout):
             return
     dom.destroy()
 
 
-class Hypervisor:
-    """One libvirt connection; read calls always, lifecycle calls only when not read-only."""
+def _undefine(dom: libvirt.virDomain) -> None:
+    """Undefine with the most complete flag set the driver accepts, else plainly."""
+    for flags in _UNDEFINE_FLAG_SETS:
+        try:
+            dom.undefineFlags(flags)
+            return
+        except libvirt.libvirtError as e:
+            if e.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT):
+                raise
+    dom.undefine()
 
-    def __init__(self, conn: libvirt.virConnect, uri: str, read_only: bool) -> None:
-        self._conn = conn
+
+def _remove_local_disks(paths: list[Path]) -> None:
+    """Delete disk files and the instance's directory; already gone is fine (a repeated run)."""
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _kvm_usable(conn: libvirt.virConnect, arch: str) -> bool | None:
+    """Whether a qemu driver can run KVM guests of `arch` (else only TCG); None for other drivers.
+
+    The capabilities document lists a `kvm` domain type for an arch only when
+    libvirtd can use /dev/kvm; it is readable over a read-only connection too.
+    """
+    if conn.getType() != "QEMU":
+        return None
+    guests = ElementTree.fromstring(conn.getCapabilities()).iterfind("./guest/arch")
+    return any(guest.get("name") == arch and guest.find("./domain[@type='kvm']") is not None for guest in guests)
+
+
+def _connection_lost(conn: libvirt.virConnect, error: libvirt.libvirtError) -> bool:
+    """Whether `error` came from a connection that is gone rather than from the call itself."""
+    if error.get_error_domain() == libvirt.VIR_FROM_RPC or error.get_error_code() in _LOST_CONNECTION_CODES:
+        return True
+    try:
+        return not conn.isAlive()
+    except libvirt.libvirtError:
+        return True
+
+
+class Hypervisor:
+    """Connections to one libvirt URI; read calls always, lifecycle calls only when not read-only."""
+
+    def __init__(self, conn: libvirt.virConnect, uri: str, read_only: bool,
+                 instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
         self.uri = uri
         self.read_only = read_only
+        self.instances_path = instances_path
+        self._first = conn
+        self._opened = [conn]
+        self._opening = threading.Lock()
+        self._per_thread = threading.local()
+        self._one_per_thread = conn.getType() != "TEST"
 
     @classmethod
-    def open(cls, uri: str, read_only: bool = False) -> "Hypervisor":
+    def open(cls, uri: str, read_only: bool = False,
+             instances_path: Path = DEFAULT_INSTANCES_PATH) -> "Hypervisor":
         """Connect; read-only for dry runs, so that they cannot change a domain even by mistake."""
+        return cls(cls._connect(uri, read_only), uri, read_only, instances_path)
+
+    @staticmethod
+    def _connect(uri: str, read_only: bool) -> libvirt.virConnect:
         _silence_libvirt()
         try:
-            conn = libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
+            return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
         except libvirt.libvirtError as e:
             raise HypervisorUnavailable(
                 f"cannot open libvirt at '{uri}': {_one_line(e)} — check --libvirt-uri / that libvirtd is running"
             ) from e
-        return cls(conn, uri, read_only)
+
+    @property
+    def _conn(self) -> libvirt.virConnect:
+        """This thread's connection.
+
+        libvirtd serves at most max_client_requests (default 5) calls of one
+        client connection at once, so threads sharing one connection would
+        queue behind each other: each worker thread opens its own. The test
+        driver keeps its state per connection, so there every thread shares
+        the first.
+        """
+        if not self._one_per_thread or threading.current_thread() is threading.main_thread():
+            return self._first
+        conn = getattr(self._per_thread, "conn", None)
+        if conn is None:
+            try:
+                conn = self._connect(self.uri, self.read_only)
+            except HypervisorUnavailable as e:
+                raise HypervisorLost(str(e)) from e
+            with self._opening:
+                self._opened.append(conn)
+            self._per_thread.conn = conn
+        return conn
 
     def close(self) -> None:
-        self._conn.close()
+        with self._opening:
+            for conn in self._opened:
+                with suppress(libvirt.libvirtError):  # a connection to a daemon that died is closed already
+                    conn.close()
+            self._opened.clear()
 
-    def _error(self, message: str) -> HypervisorError:
-        """The error for a failed call: HypervisorLost when the connection itself is gone."""
-        try:
-            alive = self._conn.isAlive()
-        except libvirt.libvirtError:
-            alive = False
-        return HypervisorError(message) if alive else HypervisorLost(f"{message} (the connection to libvirt is lost)")
+    def _error(self, message: str, error: libvirt.libvirtError) -> HypervisorError:
+        """`message` with libvirt's reason, as HypervisorLost when the connection is gone."""
+        if _connection_lost(self._conn, error):
+            return HypervisorLost(f"lost the connection to libvirt at {self.uri} ({_one_line(error)}); "
+                                  f"{message} did not complete: check that libvirtd is running, then run again")
+        return HypervisorError(f"{message}: {_one_line(error)}")
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[None]:
         try:
             yield
         except libvirt.libvirtError as e:
-            raise self._error(f"cannot {what} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot {what} on {self.uri}", e) from e
 
     def _lookup(self, uuid: str) -> libvirt.virDomain | None:
         """The domain with this UUID, or None; a malformed UUID names no domain either."""
@@ -218,7 +364,7 @@ class Hypervisor:
         except libvirt.libvirtError as e:
             if e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
                 return None
-            raise self._error(f"cannot look up domain {uuid} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot look up domain {uuid} on {self.uri}", e) from e
 
     def _refuse_if_read_only(self, action: str, uuid: str) -> None:
         if self.read_only:
@@ -229,7 +375,7 @@ class Hypervisor:
         try:
             yield
         except libvirt.libvirtError as e:
-            raise self._error(f"cannot {action} domain {uuid} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot {action} domain {uuid} on {self.uri}", e) from e
 
     @contextmanager
     def _changing(self, action: str, uuid: str) -> Iterator[libvirt.virDomain]:
@@ -244,12 +390,17 @@ class Hypervisor:
     # -- reads ---------------------------------------------------------------
 
     def preflight(self) -> list[str]:
-        """Raise PreflightRefused on libvirt older than 8.0.0; return warnings for an untested host."""
+        """Raise PreflightRefused on libvirt older than 8.0.0; return warnings for an untested or emulated host.
+
+        getType() says QEMU for KVM and TCG alike, so KVM is looked for in the
+        host's capabilities.
+        """
         with self._reading("read the hypervisor's version and type"):
             lib_version = self._conn.getLibVersion()
             virt_type = self._conn.getType()
             arch = self._conn.getInfo()[0]
-        return assess_host(self.uri, lib_version, virt_type, arch)
+            kvm_usable = _kvm_usable(self._conn, arch)
+        return assess_host(self.uri, lib_version, virt_type, arch, kvm_usable)
 
     def domains(self) -> list[DomainInfo]:
         """Every domain (active or not) with its power state, by name, in one bulk call.
@@ -277,19 +428,34 @@ class Hypervisor:
         except libvirt.libvirtError as e:
             if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # undefined since the lookup
                 return PowerState.NOSTATE
-            raise self._error(f"cannot read the state of domain {uuid} on {self.uri}: {_one_line(e)}") from e
+            raise self._error(f"cannot read the state of domain {uuid} on {self.uri}", e) from e
 
     def capacity(self) -> HostCapacity:
-        """vcpus and memory from the node info; local_gb is the largest active storage pool's size, else 0.
+        """vcpus and memory from the node info; local_gb as Nova measures its instances path.
 
-        Nova measures its instances directory instead, which this host may not
-        share a filesystem with; the largest pool is the usual place for disks.
+        The size of the active storage pool whose directory holds the
+        instances path, else of the instances path's filesystem (Nova's
+        get_fs_info), else, with no instances path on this host, of the
+        largest active pool; 0 with none of these.
         """
         with self._reading("read host capacity"):
             _model, memory_mb, cpus, *_ = self._conn.getInfo()
             pools = self._conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
-            local_bytes = max((pool.info()[1] for pool in pools), default=0)
+            sized = [(self._pool_path(pool), pool.info()[1]) for pool in pools]
+        instances = self.instances_path.resolve()
+        covering = [size for path, size in sized if path is not None and instances.is_relative_to(path)]
+        if covering:
+            local_bytes = covering[0]
+        elif instances.is_dir():
+            local_bytes = shutil.disk_usage(instances).total
+        else:
+            local_bytes = max((size for _path, size in sized), default=0)
         return HostCapacity(vcpus=cpus, memory_mb=memory_mb, local_gb=local_bytes // 2**30)
+
+    @staticmethod
+    def _pool_path(pool: libvirt.virStoragePool) -> Path | None:
+        path = ElementTree.fromstring(pool.XMLDesc(0)).findtext("./target/path")
+        return Path(path).resolve() if path else None
 
     def hostname(self) -> str:
         """The hypervisor hostname, which the compute node record is keyed on."""
@@ -308,7 +474,7 @@ class Hypervisor:
     # -- lifecycle ---------------------------------------------------------------
 
     def hard_reboot(self, uuid: str) -> None:
-        """Destroy if active, then create."""
+        """Destroy if active, then boot afresh (a managed-save image is discarded, as in Nova)."""
         with self._changing("hard reboot", uuid) as dom:
             _boot(dom)
 
@@ -337,27 +503,35 @@ class Hypervisor:
                 dom.resume()
 
     def resume_guest(self, uuid: str) -> None:
-        """Create if shut off or crashed, resume if paused, wake if pm-suspended; a no-op when running."""
+        """Nova's resume_state_on_host_boot: a guest running, paused or pm-suspended is left as it is
+        (Nova ignores those states); any other is hard rebooted, booting afresh from its definition."""
         with self._changing("resume guest", uuid) as dom:
-            _ensure_running(dom)
+            if _power(dom) not in (PowerState.RUNNING, PowerState.PAUSED, PowerState.SUSPENDED):
+                _boot(dom)
 
-    def destroy_and_undefine(self, uuid: str) -> None:
-        """Remove the domain for good; a no-op when it does not exist (a repeated run)."""
+    def destroy_and_undefine(self, uuid: str, destroy_disks: bool = False) -> None:
+        """Remove the domain for good; a no-op when it does not exist (a repeated run).
+
+        With `destroy_disks`, also delete the instance's local disks (see
+        `local_disk_paths`), unless the instances path is on shared storage,
+        where they may belong to the host the instance now runs on. The files
+        are found before undefining, which forgets them; a repeated run still
+        removes the instance's directory.
+        """
         self._refuse_if_read_only("destroy and undefine", uuid)
         dom = self._lookup(uuid)
-        if dom is None:
-            return
         with self._failing("destroy and undefine", uuid):
-            if dom.isActive():
-                dom.destroy()
-            if not dom.isPersistent():  # a transient domain is gone once destroyed
-                return
+            domain_xml = dom.XMLDesc(0) if dom is not None else "<domain/>"
+            if dom is not None:
+                if dom.isActive():
+                    dom.destroy()
+                if dom.isPersistent():  # a transient domain is gone once destroyed
+                    _undefine(dom)
+        if destroy_disks and not is_shared_storage(self.instances_path):
             try:
-                dom.undefineFlags(_UNDEFINE_FLAGS)
-            except libvirt.libvirtError as e:
-                if e.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-                    raise
-                dom.undefine()  # a driver without these flags (as Nova falls back)
+                _remove_local_disks(local_disk_paths(domain_xml, uuid, self.instances_path))
+            except OSError as e:
+                raise HypervisorError(f"cannot delete the local disks of domain {uuid}: {e}") from e
 
     def shutdown(self, uuid: str) -> None:
         """Ask the guest to shut down, without forcing it; a no-op when shut off."""
@@ -365,19 +539,34 @@ class Hypervisor:
             if dom.isActive():
                 dom.shutdown()
 
-    def revert_resize(self, uuid: str, power_on: bool) -> None:
-        """Bring this host's original copy back: running if `power_on`, else shut off."""
+    def revert_resize(self, uuid: str, power_on: bool, timeout: float = STOP_TIMEOUT) -> None:
+        """Bring this host's original copy back: running if `power_on`, else shut off (waiting `timeout`)."""
         with self._changing("revert resize of", uuid) as dom:
             if power_on:
                 _ensure_running(dom)
             else:
-                _stop(dom, STOP_TIMEOUT)
+                _stop(dom, timeout)
 
     def abort_job(self, uuid: str) -> None:
-        """Abort the domain's job (a live migration); no job, a shut-off domain or a driver without jobs is no error."""
+        """Abort the domain's job (a live migration).
+
+        No job, a shut-off domain or a driver without jobs is no error; a job
+        that libvirt cannot abort (an incoming migration, a memory-only dump)
+        is: libvirt names both OPERATION_INVALID, so the job is read again to
+        tell them apart.
+        """
         with self._changing("abort the job of", uuid) as dom:
+            if not dom.isActive():
+                return
             try:
                 dom.abortJob()
             except libvirt.libvirtError as e:
-                if e.get_error_code() not in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_SUPPORT):
-                    raise
+                if e.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                    return
+                if e.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and not _has_job(dom):
+                    return
+                raise
+
+
+def _has_job(dom: libvirt.virDomain) -> bool:
+    return dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE

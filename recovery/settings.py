@@ -1,6 +1,7 @@
 """What one run of the host boot routine is asked to do."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from recovery.facts import Options
 from states.power_sync import LIFECYCLE_DELAY
@@ -13,6 +14,9 @@ DEFAULT_DB_TIMEOUT = 30.0
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 """How long a run waits for another recovery of the same host to finish before giving up."""
+
+DEFAULT_INSTANCES_PATH = Path("/var/lib/nova/instances")
+"""Nova's instances_path: where an instance's local disks live, in a directory named by its uuid."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
+import libvirt
 from databases import migrated_database
 
 from recovery.boot import HostBoot
@@ -20,7 +21,7 @@ from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
 from recovery.scenario_seed import seed_if_empty
-from recovery.settings import RunSettings
+from recovery.settings import DEFAULT_CONCURRENCY, RunSettings
 
 RECORDS = 100_000
 HOST = "bench-host"
@@ -161,12 +162,73 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
     print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
 
 
+def guests_to_resume(count: int) -> dict:
+    """A scenario document of `count` instances that were running when the host went down."""
+    instances = [{"uuid": str(uuidlib.UUID(int=0xB0000 + n)), "display_name": f"bench-guest-{n}", "host": HOST,
+                  "node": HOST, "vm_state": "active", "task_state": None, "power_state": "running"}
+                 for n in range(1, count + 1)]
+    return {"host": HOST, "instances": instances,
+            "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]}
+
+
+def bench_real_guests(workdir: Path, count: int = 12) -> None:
+    """Time until every guest to resume runs again, on a real libvirtd with real QEMU guests."""
+    from real_libvirt import RealHypervisorUnavailable, running_daemon
+
+    try:
+        with running_daemon():
+            timings = time_resuming(workdir, guests_to_resume(count))
+    except RealHypervisorUnavailable as error:
+        sys.exit(f"bench: no real hypervisor for the real-guest benchmark: {error}")
+    sequential, default = timings["--concurrency 1"], timings[f"default ({DEFAULT_CONCURRENCY})"]
+    print(f"compute-recover run, {count} real QEMU guests to resume (real libvirtd; whole run, in-process)")
+    for label, elapsed in timings.items():
+        print(f"  {label:32}: {elapsed:6.2f} s")
+    print(f"  ratio --concurrency 1 / default : {sequential / default:6.2f}x   (target >= 1.6x)")
+
+
+def time_resuming(workdir: Path, data: dict) -> dict[str, float]:
+    """Seconds until every guest runs again after a real crash (kill -9): a run one at a time, a run
+    with the default concurrency, and `virsh start` one after another."""
+    from real_libvirt import URI, Guests
+
+    guests = Guests()
+    timings = {}
+    try:
+        doms = [guests.define(f"bench-{n:02d}", i["uuid"]) for n, i in enumerate(data["instances"])]
+
+        def outage() -> None:
+            guests.in_parallel(guests.crash, ((dom,) for dom in doms))
+
+        for label, concurrency in (("--concurrency 1", 1), (f"default ({DEFAULT_CONCURRENCY})", DEFAULT_CONCURRENCY)):
+            outage()
+            db = migrated_database(f"sqlite:///{workdir / f'real-{concurrency}.sqlite'}")
+            seed_if_empty(db, data)
+            hypervisor = Hypervisor.open(URI)
+            settings = RunSettings(host=HOST, node=HOST, options=Options(True), concurrency=concurrency)
+            started = time.perf_counter()
+            HostBoot(shared_machine(), hypervisor, db, settings).run()
+            timings[label] = time.perf_counter() - started
+            hypervisor.close()
+            if not all(dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING for dom in doms):
+                sys.exit(f"bench: after the {label} run not every guest runs")
+        outage()
+        started = time.perf_counter()
+        for dom in doms:
+            subprocess.run(["virsh", "-q", "-c", URI, "start", dom.name()], check=True, stdout=subprocess.DEVNULL)
+        timings["virsh start, one after another"] = time.perf_counter() - started
+    finally:
+        guests.remove_all()
+    return timings
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="compute-recover-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "empty-stdin").write_text("")
         bench_decide(workdir)
         bench_host_boot(workdir)
+        bench_real_guests(workdir)
 
 
 if __name__ == "__main__":

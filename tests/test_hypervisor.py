@@ -5,6 +5,7 @@ node document, so each test starts from tests/data/hypervisor-node.xml as
 written: one domain per libvirt run state.
 """
 
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import libvirt
+import psutil
 import pytest
 
 from recovery.hypervisor import (
@@ -22,6 +24,8 @@ from recovery.hypervisor import (
     HypervisorUnavailable,
     PreflightRefused,
     assess_host,
+    filesystem_type,
+    local_disk_paths,
     version_text,
     wait_until,
 )
@@ -245,7 +249,8 @@ def test_libvirt_errors_are_not_printed_to_stderr(hv: Hypervisor, capfd: pytest.
         ("resume_guest", "shutoff", PowerState.RUNNING),
         ("resume_guest", "crashed", PowerState.RUNNING),
         ("resume_guest", "shutting-down", PowerState.RUNNING),
-        ("resume_guest", "paused", PowerState.RUNNING),
+        ("resume_guest", "paused", PowerState.PAUSED),
+        ("resume_guest", "pmsuspended", PowerState.SUSPENDED),
         ("resume_guest", "running", PowerState.RUNNING),
         ("resume_guest", "blocked", PowerState.RUNNING),
         ("shutdown", "running", PowerState.SHUTDOWN),
@@ -269,6 +274,8 @@ def test_lifecycle_reaches_its_state_and_leaves_the_others_alone(
     ("operation", "name"),
     [
         *((op, name) for op in ("start", "resume_guest", "unpause", "revert_resize(power_on)") for name in RUNNING),
+        ("resume_guest", "paused"),  # Nova's resume_state_on_host_boot leaves paused and pm-suspended guests be
+        ("resume_guest", "pmsuspended"),
         ("abort_job", "running"),
         ("abort_job", "shutoff"),
         ("shutdown", "shutoff"),
@@ -330,8 +337,8 @@ def test_unpause_of_a_shut_off_domain_fails_on_one_line(hv: Hypervisor) -> None:
 def test_waking_a_pm_suspended_guest_reports_the_drivers_refusal(hv: Hypervisor) -> None:
     # The test driver has no virDomainPMWakeup; qemu has.
     with pytest.raises(HypervisorError) as failed:
-        hv.resume_guest(UUID["pmsuspended"])
-    assert str(failed.value).startswith(f"cannot resume guest domain {UUID['pmsuspended']} on {URI}: ")
+        hv.start(UUID["pmsuspended"])
+    assert str(failed.value).startswith(f"cannot start domain {UUID['pmsuspended']} on {URI}: ")
     assert "virDomainPMWakeup" in str(failed.value)
     assert hv.power_state(UUID["pmsuspended"]) is PowerState.SUSPENDED
 
@@ -408,7 +415,7 @@ def test_wait_until_never_sleeps_past_the_deadline() -> None:
     assert time.monotonic() - started < 1.0
 
 
-@pytest.mark.parametrize("operation", ["start", "resume_guest", "unpause", "revert_resize(power_on)"])
+@pytest.mark.parametrize("operation", ["start", "unpause", "revert_resize(power_on)"])
 def test_a_paused_guest_is_resumed_not_rebooted(hv: Hypervisor, operation: str) -> None:
     domain_id, _ = boot_record(hv, UUID["paused"])
     LIFECYCLE[operation](hv, UUID["paused"])
@@ -422,11 +429,136 @@ def test_a_paused_guest_is_resumed_not_rebooted(hv: Hypervisor, operation: str) 
     ("name", "reason"),
     [
         ("running", libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN),
-        ("paused", libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN),
-        ("crashed", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),  # no guest to answer ACPI: not waited for
+        ("paused", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),  # no guest to answer ACPI: not waited for
+        ("crashed", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),
         ("pmsuspended", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED),
     ],
 )
 def test_stop_shuts_down_gracefully_when_the_guest_can_answer(hv: Hypervisor, name: str, reason: int) -> None:
     hv.stop(UUID[name])
     assert boot_record(hv, UUID[name])[1] == [libvirt.VIR_DOMAIN_SHUTOFF, reason]
+
+
+# -- Nova's libvirt actions: fresh boots, undefine, local disks, host facts -------------------------------------
+
+
+def test_hard_reboot_discards_a_managed_save_image(hv: Hypervisor) -> None:
+    # The test driver has no VIR_DOMAIN_START_FORCE_BOOT: the fallback removes the image before booting.
+    dom = hv._conn.lookupByUUIDString(UUID["running"])
+    dom.managedSave(0)
+    hv.hard_reboot(UUID["running"])
+    assert dom.state() == BOOTED  # not (running, restored)
+    assert not dom.hasManagedSaveImage(0)
+
+
+def test_destroy_and_undefine_removes_a_managed_save_image_with_the_domain(hv: Hypervisor) -> None:
+    hv._conn.lookupByUUIDString(UUID["running"]).managedSave(0)
+    hv.destroy_and_undefine(UUID["running"])
+    assert hv.power_state(UUID["running"]) is PowerState.NOSTATE
+
+
+DISKED = "88888888-8888-4888-8888-888888888888"
+
+
+def define_with_disks(hv: Hypervisor, *disks: Path) -> None:
+    sources = "".join(f"<disk type='file' device='disk'><source file='{disk}'/><target dev='vd{chr(97 + n)}'/>"
+                      "</disk>" for n, disk in enumerate(disks))
+    hv._conn.defineXML(f"<domain type='test'><name>disked</name><uuid>{DISKED}</uuid><memory>1024</memory>"
+                       f"<os><type>hvm</type></os><devices>{sources}</devices></domain>")
+
+
+@pytest.fixture
+def instances(tmp_path: Path) -> Path:
+    """An instances path holding the disked instance's directory and disk, another instance's, and the image cache."""
+    root = tmp_path / "instances"
+    for path in (root / DISKED / "disk", root / DISKED / "console.log", root / UUID["running"] / "disk",
+                 root / "_base" / "image", tmp_path / "volumes" / "volume"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("data")
+    return root
+
+
+def files_under(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("destroy_disks", [True, False])
+def test_destroy_disks_removes_the_instances_local_disks_and_nothing_else(
+    tmp_path: Path, instances: Path, destroy_disks: bool
+) -> None:
+    hv = Hypervisor.open(URI, instances_path=instances)
+    define_with_disks(hv, instances / DISKED / "disk", tmp_path / "volumes" / "volume")
+    before = files_under(tmp_path)
+    hv.destroy_and_undefine(DISKED, destroy_disks=destroy_disks)
+    gone = {f"instances/{DISKED}/disk", f"instances/{DISKED}/console.log"} if destroy_disks else set()
+    assert files_under(tmp_path) == before - gone
+    assert (instances / DISKED).exists() is not destroy_disks
+
+
+def test_destroy_disks_never_follows_a_disk_out_of_the_instances_path(tmp_path: Path, instances: Path) -> None:
+    (instances / DISKED / "escape").symlink_to(tmp_path / "volumes" / "volume")
+    hv = Hypervisor.open(URI, instances_path=instances)
+    define_with_disks(hv, instances / DISKED / "escape", instances / DISKED / ".." / ".." / "volumes" / "volume")
+    hv.destroy_and_undefine(DISKED, destroy_disks=True)
+    assert (tmp_path / "volumes" / "volume").read_text() == "data"
+    assert not (instances / DISKED).exists()
+
+
+def test_destroy_disks_keeps_disks_on_shared_storage(
+    tmp_path: Path, instances: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An NFS mount cannot be made here: the mount table is faked to put the instances path on NFS.
+    real = psutil.disk_partitions(all=True)
+    nfs = type(real[0])("server:/export", str(instances), "nfs4", "rw")
+    monkeypatch.setattr(psutil, "disk_partitions", lambda all=False: [*real, nfs])
+    hv = Hypervisor.open(URI, instances_path=instances)
+    define_with_disks(hv, instances / DISKED / "disk")
+    before = files_under(tmp_path)
+    hv.destroy_and_undefine(DISKED, destroy_disks=True)
+    assert hv.power_state(DISKED) is PowerState.NOSTATE
+    assert files_under(tmp_path) == before
+
+
+def test_destroy_disks_of_an_already_undefined_instance_removes_its_directory(instances: Path) -> None:
+    hv = Hypervisor.open(URI, instances_path=instances)
+    hv.destroy_and_undefine(DISKED, destroy_disks=True)  # a rerun after the domain went
+    assert not (instances / DISKED).exists()
+    assert (instances / UUID["running"] / "disk").exists()
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/var/lib/nova/instances", "nfs4"),
+    ("/var/lib/nova/instances/abc/disk", "nfs4"),
+    ("/var/lib/nova", "ext4"),
+    ("/var/lib/novaish", "ext4"),
+    ("/srv/x", "xfs"),
+])
+def test_filesystem_type_is_the_deepest_mount_holding_the_path(path: str, expected: str) -> None:
+    mounts = [("/", "ext4"), ("/srv", "xfs"), ("/var/lib/nova/instances", "nfs4")]
+    assert filesystem_type(Path(path), mounts) == expected
+
+
+def test_local_disk_paths_are_the_disks_under_the_instances_path_and_its_directory(tmp_path: Path) -> None:
+    root = tmp_path / "instances"
+    xml = (f"<domain><devices><disk><source file='{root}/u/disk'/></disk><disk><source file='/srv/vol'/></disk>"
+           "<disk type='block'><source dev='/dev/sdb'/></disk></devices></domain>")
+    assert local_disk_paths(xml, "u", root) == [root / "u" / "disk", root / "u"]
+
+
+def test_local_gb_is_the_covering_pools_size(tmp_path: Path) -> None:
+    # The node's pool is a directory pool at /var/lib/libvirt/images (sized 100 GiB by the test driver).
+    hv = Hypervisor.open(URI, instances_path=Path("/var/lib/libvirt/images/nova"))
+    assert hv.capacity().local_gb == 100
+
+
+def test_local_gb_is_the_instances_paths_filesystem_when_no_pool_covers_it(tmp_path: Path) -> None:
+    hv = Hypervisor.open(URI, instances_path=tmp_path)
+    assert hv.capacity().local_gb == shutil.disk_usage(tmp_path).total // 2**30
+
+
+def test_assess_host_warns_when_kvm_is_not_usable() -> None:
+    assert assess_host("qemu:///system", 9_000_000, "QEMU", "x86_64", kvm_usable=False) == [
+        "KVM is not usable on this host (no /dev/kvm, or libvirt cannot use it): guests run emulated under TCG, "
+        "many times slower; load the kvm module or enable virtualization"
+    ]
+    assert assess_host("qemu:///system", 9_000_000, "QEMU", "x86_64", kvm_usable=True) == []
