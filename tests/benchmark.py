@@ -14,6 +14,7 @@ import uuid as uuidlib
 from pathlib import Path
 
 from databases import migrated_database
+from scenarios import write_scenario
 
 from recovery.boot import HostBoot
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
@@ -90,45 +91,6 @@ def bench_decide(workdir: Path) -> None:
     print(f"  compute-recover decide      : {decide_s:6.2f} s  ({RECORDS / decide_s:9,.0f} decisions/s, "
           f"peak {decide_mb:5.0f} MB)")
     print(f"  ratio decide / parse+print  : {ratio:6.2f}x   (target <= 3x; peak memory target < 200 MB)")
-
-
-HOST_BOOT_MIX = (
-    # (share, vm_state, task_state, db power, libvirt runstate): mostly guests shut off by the outage
-    (0.70, "active", None, "running", 5),
-    (0.10, "stopped", None, "shutdown", 5),
-    (0.05, "active", "rebooting", "running", 5),
-    (0.05, "active", "image_snapshot", "running", 5),
-    (0.04, "active", "powering-off", "running", 1),
-    (0.03, "building", "spawning", "nostate", None),
-    (0.03, "error", None, "shutdown", 5),
-)
-
-
-def write_scenario(directory: Path, count: int, seed: int = 7) -> None:
-    """A generated outage scenario of `count` instances in SPEC §8's format."""
-    rng = random.Random(seed)
-    instances, domains = [], []
-    shares = [m[0] for m in HOST_BOOT_MIX]
-    for number in range(1, count + 1):
-        _, vm_state, task_state, db_power, runstate = rng.choices(HOST_BOOT_MIX, weights=shares)[0]
-        uuid = str(uuidlib.UUID(int=number))
-        instances.append({"uuid": uuid, "display_name": f"guest-{number}", "host": HOST, "node": HOST,
-                          "vm_state": vm_state, "task_state": task_state, "power_state": db_power,
-                          "vcpus": 1, "memory_mb": 512, "root_gb": 1})
-        if runstate is not None:
-            domains.append(
-                "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
-                f"<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory>"
-                f"<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>"
-            )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "libvirt.xml").write_text(
-        "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>2</sockets><cores>32</cores><threads>2</threads>"
-        "<active>128</active><model>x86_64</model></cpu><memory>1073741824</memory>"
-        + "".join(domains) + "</node>"
-    )
-    services = [{"host": HOST, "binary": "nova-compute", "topic": "compute", "report_count": 1}]
-    (directory / "db.json").write_text(json.dumps({"host": HOST, "instances": instances, "services": services}))
 
 
 def read_statements(workdir: Path, count: int) -> int:

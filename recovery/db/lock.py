@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.db.engine import Watchdog
-from recovery.db.store import Database
+from recovery.db.store import Database, DatabaseFailure
 
 POLL_INTERVAL_S = 0.1
 
@@ -43,23 +44,35 @@ def host_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
             yield
         return
     with db.reading(f"open the lock session for {host}") as conn:
-        Watchdog.shared().disarm(conn.connection.dbapi_connection)  # held for the whole run on purpose
+        watchdog, session = Watchdog.shared(), conn.connection.dbapi_connection
         if backend == "postgresql":
-            acquire, release = _pg_lock(conn, host, timeout), "SELECT pg_advisory_unlock(:key)"
-            key = {"key": struct.unpack(">q", _key(host))[0]}
+            acquire, release = _pg_lock, "SELECT pg_advisory_unlock(:key)"
+            key: dict[str, Any] = {"key": struct.unpack(">q", _key(host))[0]}
         elif backend in ("mysql", "mariadb"):
-            acquire, release = _mysql_lock(conn, host, timeout), "SELECT RELEASE_LOCK(:key)"
+            acquire, release = _mysql_lock, "SELECT RELEASE_LOCK(:key)"
             key = {"key": _mysql_name(host)}
         else:
             raise LockTimeout(f"no host lock is implemented for {backend} databases; use SQLite, "
                               "PostgreSQL or MySQL/MariaDB")
-        if not acquire:
-            raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
+        with watchdog.suspended(session):  # waiting for the lock may take up to `timeout`
+            if not acquire(conn, host, timeout):
+                raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
         try:
-            yield
+            with watchdog.suspended(session):  # held, idle, for the whole run on purpose
+                yield
         finally:
-            conn.execute(text(release), key)
-            conn.commit()
+            _release(conn, release, key)
+
+
+def _release(conn: Connection, statement: str, key: dict[str, Any]) -> None:
+    """Watched again, so a frozen server cannot hold the run here. A session that is gone
+    (server stopped, connection severed) took its lock with it: the server releases a dead
+    session's locks, so there is nothing left to release and the run's report still goes out."""
+    try:
+        conn.execute(text(statement), key)
+        conn.commit()
+    except SQLAlchemyError:
+        pass
 
 
 def _pg_lock(conn: Connection, host: str, timeout: float) -> bool:
@@ -91,7 +104,11 @@ def _file_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
     in this process can never drop it."""
     path = db.url.database
     offset = SQLITE_LOCK_BASE + int.from_bytes(_key(host)[:4], "big")
-    fd = os.open(path, os.O_RDWR)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as error:  # a read-only file or file system: a run could not write anyway
+        raise DatabaseFailure(f"database {db.masked_url} failed to take the lock for {host}: "
+                              f"{error.strerror}") from None
     try:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd, offset, fcntl.F_WRLCK):
