@@ -88,7 +88,12 @@ class SlowRun:
             time.sleep(0.01)
 
     def finish(self, timeout: float = 120) -> Finished:
-        stdout, stderr = self.process.communicate(timeout=timeout)
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise
         return Finished(self.process.returncode, stdout, stderr)
 
 
