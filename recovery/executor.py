@@ -212,6 +212,8 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     result = InstanceResult(plan.uuid, plan.decision)
     planned = [action for step in plan.decision.steps for action in step.case.actions]
     done = 0
+    if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
+        return _halted(result, planned, record, ports.halt.reason)
     for step in plan.decision.steps:
         record.apply(dict(step.case.writes))
         for action in step.case.actions:
