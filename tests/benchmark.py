@@ -11,12 +11,18 @@ import sys
 import tempfile
 import time
 import uuid as uuidlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from databases import migrated_database
-from scenarios import write_scenario
+from pg_cluster import PostgresCluster
+from scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
+from sqlalchemy import select
 
 from recovery.boot import HostBoot
+from recovery.db import Instance, open_database
+from recovery.exits import EXIT_LOCKED
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
@@ -122,6 +128,124 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
     small, large = read_statements(workdir, 500), read_statements(workdir, count)
     print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
 
+FLEET_HOSTS = 100
+FLEET_INSTANCES = 100
+FLEET_PARALLEL = 8
+EXECUTED = ("ok", "failed", "interrupted")
+"""Action outcomes that mean the action was carried out (or begun)."""
+
+
+def compute_recover(*args: object) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("compute-recover")
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+
+
+def write_fleet(workdir: Path, hosts: list[str], count: int, mix: tuple = HOST_BOOT_MIX) -> Path:
+    """Each host's own scenario directory (its test-driver document and db.json), and a directory
+    whose db.json holds every host's records, for one `scenario load`; returns that directory."""
+    instances, services = [], []
+    for number, host in enumerate(hosts):
+        write_scenario(workdir / host, count, seed=number, host=host, mix=mix)
+        data = json.loads((workdir / host / "db.json").read_text())
+        instances += data["instances"]
+        services += data["services"]
+    fleet = workdir / "fleet"
+    fleet.mkdir(exist_ok=True)
+    (fleet / "db.json").write_text(json.dumps({"host": hosts[0], "instances": instances, "services": services}))
+    return fleet
+
+
+def load_fresh(url: str, fleet: Path) -> None:
+    done = compute_recover("scenario", "load", fleet, "--db", url, "--replace")
+    if done.returncode != 0:
+        sys.exit(f"bench: scenario load failed: {done.stderr}")
+
+
+def run_hosts(url: str, scenarios: list[Path], parallel: int, *options: str) -> tuple[float, list]:
+    """`compute-recover run` for each host's scenario, `parallel` processes at a time: wall
+    seconds and each run's finished process."""
+    def one(scenario: Path) -> subprocess.CompletedProcess:
+        return compute_recover("run", "--scenario", scenario, "--db", url, "--json", *options)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        done = list(pool.map(one, scenarios))
+    return time.perf_counter() - started, done
+
+
+def executed_twice(reports: list[dict]) -> int:
+    """Actions carried out more than once for one instance across all the reports."""
+    counts = Counter((item["uuid"], json.dumps(action, sort_keys=True))
+                     for report in reports for item in report["instances"]
+                     for action in ({k: v for k, v in a.items() if k not in ("outcome", "error")}
+                                    for a in item["actions"] if a["outcome"] in EXECUTED))
+    return sum(n - 1 for n in counts.values() if n > 1)
+
+
+def lost_updates(url: str, reports: list[dict]) -> int:
+    """Instances whose record is not what their own run's report says it wrote."""
+    db = open_database(url, read_only=True)
+    try:
+        with db.reading("read the fleet's records") as conn:
+            rows = {uuid: (vm, task) for uuid, vm, task in conn.execute(
+                select(Instance.uuid, Instance.vm_state, Instance.task_state))}
+    finally:
+        db.close()
+    return sum(rows[item["uuid"]] != (item["vm_state"], item["task_state"])
+               for report in reports for item in report["instances"])
+
+
+def reports_of(runs: list[subprocess.CompletedProcess]) -> list[dict]:
+    bad = [run for run in runs if run.returncode not in (0, 1, EXIT_LOCKED)]
+    if bad:
+        sys.exit(f"bench: run exited {bad[0].returncode}: {bad[0].stderr}")
+    return [json.loads(run.stdout) for run in runs if run.returncode != EXIT_LOCKED]
+
+
+def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
+    """100 hosts x 100 instances in one PostgreSQL database: concurrent runs (8 at a time) next
+    to the same runs one after another, each with its host's own test-driver document."""
+    hosts = [f"fleet-{number:03d}" for number in range(host_count)]
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        url = cluster.url()
+        if compute_recover("db", "upgrade", "--db", url).returncode != 0:
+            sys.exit("bench: db upgrade failed")
+        fleet = write_fleet(workdir, hosts, FLEET_INSTANCES)
+        print(f"fleet: {host_count} hosts x {FLEET_INSTANCES} instances, one PostgreSQL database, "
+              "one `compute-recover run` process per host (--lock-timeout 0: a run that would wait is refused)")
+        seconds = {}
+        for label, parallel in (("one after another", 1), (f"concurrent, {FLEET_PARALLEL} at a time", FLEET_PARALLEL)):
+            load_fresh(url, fleet)
+            seconds[parallel], runs = run_hosts(url, [workdir / h for h in hosts], parallel,
+                                                "--resume-guests-state-on-host-boot", "--lock-timeout", "0")
+            reports = reports_of(runs)
+            waits = sum(run.returncode == EXIT_LOCKED for run in runs)
+            print(f"  {label:24}: {seconds[parallel]:6.1f} s wall; actions executed twice "
+                  f"{executed_twice(reports)}, updates lost {lost_updates(url, reports)}, lock waits {waits}")
+        ratio = seconds[FLEET_PARALLEL] / seconds[1]
+        print(f"  ratio concurrent / one after another: {ratio:.2f}   (target <= 0.6)")
+        bench_same_host(workdir, url)
+    finally:
+        cluster.remove()
+
+
+def bench_same_host(workdir: Path, url: str, trials: int = 3) -> None:
+    """Two runs of one host at once: every interrupted hard reboot is rebooted once between them."""
+    fleet = write_fleet(workdir / "twin", ["twin-host"], FLEET_INSTANCES, INTERRUPTED_HARD_REBOOTS)
+    print(f"two concurrent runs of one host, {FLEET_INSTANCES} interrupted hard reboots, {trials} trials:")
+    for trial in range(1, trials + 1):
+        load_fresh(url, fleet)
+        _, runs = run_hosts(url, [workdir / "twin" / "twin-host"] * 2, 2)
+        reports = reports_of(runs)
+        reboots = sum(a["name"] == "reboot" and a["outcome"] in EXECUTED
+                      for report in reports for item in report["instances"] for a in item["actions"])
+        last = max(reports, key=lambda report: report["run_id"])  # its report says what the rows hold now
+        print(f"  trial {trial}: reboots {reboots} (must be {FLEET_INSTANCES}), actions executed twice "
+              f"{executed_twice(reports)}, updates lost {lost_updates(url, [last])}, "
+              f"exit codes {sorted(run.returncode for run in runs)}")
+
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="compute-recover-bench-") as tmp:
@@ -129,6 +253,7 @@ def main() -> None:
         (workdir / "empty-stdin").write_text("")
         bench_decide(workdir)
         bench_host_boot(workdir)
+        bench_fleet(workdir)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,18 @@ def instance_uuid(host: str, number: int) -> str:
     return str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{number}.{host}"))
 
 
-def write_scenario(directory: Path, count: int, seed: int = 7, host: str = "bench-host") -> None:
+INTERRUPTED_HARD_REBOOTS = ((1.0, "active", "rebooting_hard", "running", 5),)
+"""Every guest was hard rebooting when the host went down: each must be rebooted exactly once."""
+
+
+def write_scenario(directory: Path, count: int, seed: int = 7, host: str = "bench-host",
+                   mix: tuple = HOST_BOOT_MIX) -> None:
     """A generated outage scenario of `count` instances on `host` in SPEC §8's format."""
     rng = random.Random(seed)
     instances, domains = [], []
-    shares = [m[0] for m in HOST_BOOT_MIX]
+    shares = [m[0] for m in mix]
     for number in range(1, count + 1):
-        _, vm_state, task_state, db_power, runstate = rng.choices(HOST_BOOT_MIX, weights=shares)[0]
+        _, vm_state, task_state, db_power, runstate = rng.choices(mix, weights=shares)[0]
         uuid = instance_uuid(host, number)
         instances.append({"uuid": uuid, "display_name": f"guest-{number}", "host": host, "node": host,
                           "vm_state": vm_state, "task_state": task_state, "power_state": db_power,
