@@ -63,7 +63,7 @@ test: setup-test
 	@$(VENV)/bin/ruff check recovery states tests
 	@$(VENV)/bin/pytest
 
-bench: setup
+bench: setup-test
 	@$(PY) tests/benchmark.py
 
 lint: setup

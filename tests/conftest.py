@@ -18,9 +18,9 @@ _free_port = free_port
 
 
 @contextmanager
-def private_cluster() -> Iterator[PostgresCluster]:
-    """A started PostgreSQL cluster of the caller's own (to stop or freeze), removed afterwards.
-    Skips when the server binaries are absent; any other start-up failure is an error."""
+def _started_cluster() -> Iterator[PostgresCluster]:
+    """A started PostgreSQL cluster, removed afterwards. Skips when the server binaries are
+    absent; any other start-up failure is an error."""
     try:
         cluster = PostgresCluster()
     except ClusterUnavailable as missing:
@@ -39,8 +39,15 @@ def private_cluster() -> Iterator[PostgresCluster]:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of the `postgres` database on the session's cluster (password auth on)."""
-    with private_cluster() as cluster:
+    with _started_cluster() as cluster:
         yield cluster.url()
+
+
+@pytest.fixture
+def private_pg_cluster() -> Iterator[PostgresCluster]:
+    """A started PostgreSQL cluster of the test's own, to stop, restart or freeze (SIGSTOP)."""
+    with _started_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import private_cluster
-from pg_cluster import PG_PASSWORD, PostgresCluster
+from pg_cluster import PG_PASSWORD
 from scenarios import write_scenario
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -157,16 +156,11 @@ def assert_halted_on_the_database(run: Finished, url: str) -> None:
     assert_operator_safe(run)
 
 
-@pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    with private_cluster() as started:
-        yield started
-
-
 # --- a. PostgreSQL stopped mid-run ---------------------------------------------------------------
 
 
-def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp_path, cluster):
+def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp_path, private_pg_cluster):
+    cluster = private_pg_cluster
     url, scenario = cluster.url(), scenario_in(tmp_path)
     loaded(url, scenario)
     before = instances(url)
@@ -224,7 +218,8 @@ def _plugs(run: Finished, uuid: str) -> bool:
     return [a["name"] for a in item["actions"]][:1] == ["plug_vifs"]
 
 
-def test_postgresql_stopped_mid_run_still_prints_the_table(tmp_path, cluster):
+def test_postgresql_stopped_mid_run_still_prints_the_table(tmp_path, private_pg_cluster):
+    cluster = private_pg_cluster
     url = cluster.url()
     loaded(url, scenario_in(tmp_path))
     run = SlowRun(tmp_path, url)
@@ -244,7 +239,8 @@ def test_postgresql_stopped_mid_run_still_prints_the_table(tmp_path, cluster):
 # --- b. a frozen server ----------------------------------------------------------------------------
 
 
-def test_a_frozen_postgresql_cannot_hang_the_run(tmp_path, cluster):
+def test_a_frozen_postgresql_cannot_hang_the_run(tmp_path, private_pg_cluster):
+    cluster = private_pg_cluster
     url = cluster.url()
     loaded(url, scenario_in(tmp_path))
     before = instances(url)
