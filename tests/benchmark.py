@@ -5,7 +5,9 @@ own process so its peak memory (ru_maxrss) is its own.
 """
 
 import json
+import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -173,6 +175,12 @@ def run_hosts(url: str, scenarios: list[Path], parallel: int, *options: str) -> 
     return time.perf_counter() - started, done
 
 
+def children_cpu_seconds() -> float:
+    """User and system CPU of every process this benchmark has started and waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def executed_twice(reports: list[dict]) -> int:
     """Actions carried out more than once for one instance across all the reports."""
     counts = Counter((item["uuid"], json.dumps(action, sort_keys=True))
@@ -222,12 +230,16 @@ def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
         seconds = {}
         for label, parallel in (("one after another", 1), (f"concurrent, {FLEET_PARALLEL} at a time", FLEET_PARALLEL)):
             load_fresh(url, fleet)
+            runs_cpu, server_cpu = children_cpu_seconds(), cluster.cpu_seconds()
             seconds[parallel], runs = run_hosts(url, [workdir / h for h in hosts], parallel,
                                                 "--resume-guests-state-on-host-boot", "--lock-timeout", "0")
+            runs_cpu, server_cpu = children_cpu_seconds() - runs_cpu, cluster.cpu_seconds() - server_cpu
             reports = reports_of(runs)
             waits = sum(run.returncode == EXIT_LOCKED for run in runs)
             print(f"  {label:24}: {seconds[parallel]:6.1f} s wall; actions executed twice "
                   f"{executed_twice(reports)}, updates lost {lost_updates(url, reports)}, lock waits {waits}")
+            print(f"  {'':24}  CPU: the runs {runs_cpu:5.1f} s, PostgreSQL {server_cpu:5.1f} s; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         ratio = seconds[FLEET_PARALLEL] / seconds[1]
         print(f"  ratio concurrent / one after another: {ratio:.2f}   (target <= 0.6)")
         bench_same_host(workdir, url)

@@ -96,6 +96,13 @@ class PostgresCluster:
         children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == postmaster]
         return [postmaster, *children]
 
+    def cpu_seconds(self) -> float:
+        """CPU the server has used: the postmaster's own and that of its ended children (backends
+        of closed connections), which the kernel adds to the postmaster's when it reaps them."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(tick) for tick in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
     def freeze(self) -> None:
         """SIGSTOP every server process: the kernel still accepts connections, nothing answers."""
         for pid in self.server_pids():

@@ -7,14 +7,12 @@ is asserted is what an operator sees: the exit code, the report (table or JSON),
 journal through `explain`, and that no traceback and no password is ever printed.
 """
 
-import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -23,6 +21,7 @@ from pg_cluster import PG_PASSWORD
 from scenarios import write_scenario
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from test_run import Cli
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "compute-recover"
 HOST = "compute-1"
@@ -33,26 +32,16 @@ CONCURRENCY = 4
 """`run`'s default: at most this many actions are under way when the database goes."""
 
 
-@dataclass
-class Finished:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def doc(self) -> dict:
-        return json.loads(self.stdout)
-
-    def outcomes(self) -> dict[str, str]:
-        return {item["uuid"]: item["outcome"] for item in self.doc["instances"]}
+def outcomes(run: Cli) -> dict[str, str]:
+    return {item["uuid"]: item["outcome"] for item in run.doc["instances"]}
 
 
-def compute_recover(*args: object, timeout: float = 120) -> Finished:
+def compute_recover(*args: object, timeout: float = 120) -> Cli:
     done = subprocess.run([str(CONSOLE_SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=timeout)
-    return Finished(done.returncode, done.stdout, done.stderr)
+    return Cli(done.returncode, done.stdout, done.stderr)
 
 
-def assert_operator_safe(*outputs: Finished) -> None:
+def assert_operator_safe(*outputs: Cli) -> None:
     """No traceback and not a character of the password, in any output."""
     for output in outputs:
         for stream in (output.stdout, output.stderr):
@@ -86,14 +75,14 @@ class SlowRun:
             assert time.monotonic() < deadline, "the run never got going"
             time.sleep(0.01)
 
-    def finish(self, timeout: float = 120) -> Finished:
+    def finish(self, timeout: float = 120) -> Cli:
         try:
             stdout, stderr = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.communicate()
             raise
-        return Finished(self.process.returncode, stdout, stderr)
+        return Cli(self.process.returncode, stdout, stderr)
 
 
 def scenario_in(workdir: Path) -> Path:
@@ -139,7 +128,7 @@ def assert_report_matches_rows(doc: dict, before: dict[str, dict], after: dict[s
             assert (after[uuid]["vm_state"], after[uuid]["task_state"]) == (item["vm_state"], item["task_state"])
 
 
-def assert_halted_on_the_database(run: Finished, url: str) -> None:
+def assert_halted_on_the_database(run: Cli, url: str) -> None:
     """Exit 1 (the run failed), the reason names the database (masked), and most of the host
     was never reached: the run stopped starting actions when the database went."""
     assert run.exit_code == 1, run.stderr
@@ -182,15 +171,15 @@ def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp
     second = compute_recover("run", "--scenario", scenario, "--db", url, "--resume-guests-state-on-host-boot",
                              "--json")
     assert second.exit_code == 0, second.stderr
-    assert set(second.outcomes().values()) == {"ok"}
+    assert set(outcomes(second).values()) == {"ok"}
     runs = {row["id"]: row for row in rows(url, "SELECT id, status, exit_code FROM recovery_runs")}
     assert (runs[first.doc["run_id"]]["status"], runs[first.doc["run_id"]]["exit_code"]) == ("interrupted", None)
     assert (runs[second.doc["run_id"]]["status"], runs[second.doc["run_id"]]["exit_code"]) == ("finished", 0)
 
     # The killed run's story: what it completed, and what it meant to do but never started.
-    outcomes = first.outcomes()
-    done = next(u for u, o in outcomes.items() if o == "ok" and _plugs(first, u))
-    never = next(u for u, o in outcomes.items() if o == "not-started" and _plugs(first, u))
+    first_outcomes = outcomes(first)
+    done = next(u for u, o in first_outcomes.items() if o == "ok" and _plugs(first, u))
+    never = next(u for u, o in first_outcomes.items() if o == "not-started" and _plugs(first, u))
     for uuid, action_line in ((done, "plug_vifs: ok"), (never, "plug_vifs: pending")):
         explained = compute_recover("explain", uuid, "--db", url)
         assert explained.exit_code == 0, explained.stderr
@@ -212,7 +201,7 @@ def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp
     assert_operator_safe(second, undisturbed)
 
 
-def _plugs(run: Finished, uuid: str) -> bool:
+def _plugs(run: Cli, uuid: str) -> bool:
     """Whether the instance's first action is plug_vifs."""
     item = next(i for i in run.doc["instances"] if i["uuid"] == uuid)
     return [a["name"] for a in item["actions"]][:1] == ["plug_vifs"]
@@ -291,14 +280,14 @@ def test_a_full_disk_halts_the_run_with_every_written_row_intact(tmp_path):
         assert integrity == "ok"
         assert_report_matches_rows(finished.doc, before, instances(url))
         journal = {row["instance_uuid"]: row["outcome"] for row in rows(url, "SELECT * FROM recovery_journal")}
-        for uuid, outcome in finished.outcomes().items():
+        for uuid, outcome in outcomes(finished).items():
             assert journal[uuid] == ("ok" if outcome == "ok" else "pending"), uuid
 
 
 # --- d. a read-only database ------------------------------------------------------------------------
 
 
-def assert_refused_read_only(run: Finished, url: str) -> None:
+def assert_refused_read_only(run: Cli, url: str) -> None:
     """A one-line error naming the database, exit 2 (check --db)."""
     assert run.exit_code == 2
     assert run.stdout == ""
