@@ -5,6 +5,7 @@ own, and by the fleet benchmark. Runs the server as the `postgres` user when we 
 (initdb refuses root).
 """
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -66,6 +67,7 @@ class PostgresCluster:
             os.chown(self.workdir, account.pw_uid, account.pw_gid)
             self.as_server_user = ["runuser", "-u", "postgres", "--"]
         self.data, self.port = self.workdir / "data", free_port()
+        self.frozen = False
         self.options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.workdir} "
                         f"{server_options}")
         (self.workdir / "pwfile").write_text(PG_PASSWORD + "\n")
@@ -105,20 +107,26 @@ class PostgresCluster:
 
     def freeze(self) -> None:
         """SIGSTOP every server process: the kernel still accepts connections, nothing answers."""
-        for pid in self.server_pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
+        self.frozen = True
 
     def thaw(self) -> None:
-        for pid in self.server_pids():
-            os.kill(pid, signal.SIGCONT)
+        self._signal(signal.SIGCONT)
+        self.frozen = False
 
     def remove(self) -> None:
         try:
             if self.running():
-                self.thaw()
+                if self.frozen:
+                    self.thaw()
                 self.stop()
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _signal(self, number: signal.Signals) -> None:
+        for pid in self.server_pids():
+            with contextlib.suppress(ProcessLookupError):  # a backend that ended meanwhile
+                os.kill(pid, number)
 
     def _pg(self, program: str, *args: object) -> None:
         command = [*self.as_server_user, str(self.bindir / program), *map(str, args)]
