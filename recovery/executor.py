@@ -12,6 +12,8 @@ and nothing is written on behalf of an action whose end was not seen.
 """
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -186,6 +188,18 @@ class _Record:
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[Connection]:
+        """A transaction holding this record's write: if it fails (even at commit, after the
+        write went through), the record is again as last committed, and so is the report."""
+        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed)
+        try:
+            with self.db.transaction(what) as conn:
+                yield conn
+        except DatabaseFailure:
+            self.confirmed, self.power_state, self.mark_deleted, self.claimed = saved
+            raise
+
     def lost(self) -> str:
         vm_state, task_state, _ = self.confirmed
         return (f"the record changed since it was decided from {vm_state}/{task_state or NO_TASK}; "
@@ -199,6 +213,8 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     result = InstanceResult(plan.uuid, plan.decision)
     planned = [action for step in plan.decision.steps for action in step.case.actions]
     done = 0
+    if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
+        return _halted(ports, plan, result, planned, record)
     for step in plan.decision.steps:
         record.apply(dict(step.case.writes))
         for action in step.case.actions:
@@ -250,7 +266,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
 def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
     """Claim the row before the first action; False (with the result filled) if the database failed."""
     try:
-        with ports.database.transaction(f"claim instance {plan.uuid}") as conn:
+        with record.transaction(f"claim instance {plan.uuid}") as conn:
             if not record.write(conn):
                 raise LostRace(record.lost())
     except DatabaseFailure as failure:
@@ -279,7 +295,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     result.actions += [ActionResult(action, SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, plan) if result.actions else None
     try:
-        with ports.database.transaction(f"record instance {plan.uuid}") as conn:
+        with record.transaction(f"record instance {plan.uuid}") as conn:
             if not record.write(conn):
                 if not record.claimed and not result.actions:
                     raise LostRace(record.lost())  # nothing written or done yet: decide it again
