@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import click
 
 from recovery import graph as graphs
+from recovery import logs
 from recovery.decide_command import decide_stream
 from recovery.exits import EXIT_FAILED, EXIT_USAGE, fail
 from recovery.facts import (
@@ -28,8 +29,10 @@ from recovery.facts import (
     facts_from_record,
     record_uuid,
 )
+from recovery.formats import FORMATS, Output, chosen_output, error_document, remember_format
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
 from recovery.machine import shared_machine
+from recovery.option_checks import FiniteFloatRange, command_option_callback
 from recovery.render import explanation_json, explanation_text, to_json
 from recovery.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
 from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_LOCK_TIMEOUT
@@ -50,12 +53,24 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
         raise click.BadParameter(f"cannot read config file {path}: {error.strerror}") from error
     except tomllib.TOMLDecodeError as error:
         raise click.BadParameter(f"config file {path} is not valid TOML: {error}") from error
-    known = {p.name for p in ctx.command.params}
-    unknown = sorted(set(config) - known)
+    keys = config_keys(ctx.command)
+    unknown = sorted(set(config) - keys.keys())
     if unknown:
-        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}")
-    ctx.default_map = {**(ctx.default_map or {}), **config}
+        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}; the keys "
+                                 f"of `{ctx.info_name}` are {', '.join(sorted(keys))}")
+    ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: value for key, value in config.items()}}
     return path
+
+
+def config_keys(command: click.Command) -> dict[str, str]:
+    """Config file key → parameter name: a key is the option's long name with underscores
+    (`db` for --db, `json` for --json), as the flags and environment variables spell it."""
+    keys = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in ("config", "help"):
+            long_name = max(param.opts, key=len).lstrip("-")
+            keys[long_name.replace("-", "_")] = param.name
+    return keys
 
 
 def config_option(command):
@@ -97,11 +112,53 @@ def policy_options(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules).")
+class CommandGroup(click.Group):
+    """Click's group, but a usage error after -f json or yaml is also one error object on stdout."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            document = error_document(error.format_message(), error.exit_code)
+            if document is not None:
+                click.echo(document)
+            raise
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules), "
+             "docs/operating.md (logging, output formats, shell completion).")
 @click.version_option(package_name="compute-recover", prog_name="compute-recover")  # looked up only when asked
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="More log: -v what each run does, -vv every action.")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only, and draw no progress bar.")
+@click.option("--log-to", type=click.Choice(logs.TARGETS), default="stderr", show_default=True,
+              envvar=ENV_PREFIX + "LOG_TO", help="Where log records go: stderr, syslog, or the systemd journal.")
+@click.option("--syslog-address", default=logs.SYSLOG_SOCKET, show_default=True, envvar=ENV_PREFIX + "SYSLOG_ADDRESS",
+              help="With --log-to syslog: the syslog socket, or HOST:PORT (UDP).")
+def cli(verbose: int, quiet: bool, log_to: str, syslog_address: str) -> None:
     """Decide, execute and explain the recovery of a compute host's instances after it comes back."""
+    logs.configure(logs.level_for(verbose, quiet), log_to, syslog_address)
+
+
+def output_options(command):
+    """-f/--format, --json (short for -f json) and -c/--column, as the openstack CLI has them."""
+    options = [
+        click.option("-f", "--format", "output_format", type=click.Choice(FORMATS), default="table",
+                     show_default=True, is_eager=True, callback=remember_format, envvar=ENV_PREFIX + "FORMAT",
+                     help="Output format: a table for people; json, value, csv or yaml for programs."),
+        click.option("--json", "as_json", is_flag=True, is_eager=True, callback=remember_format,
+                     envvar=ENV_PREFIX + "JSON", help="Short for -f json."),
+        click.option("-c", "--column", "columns", multiple=True,
+                     help="Only this column (repeat for more); -f value -c uuid prints bare uuids."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, output_format: str, as_json: bool, columns: tuple[str, ...], **kwargs):
+        return command(*args, output=chosen_output(output_format, as_json, columns), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @cli.command()
@@ -146,7 +203,7 @@ def database_option(command):
 
 
 def db_timeout_option(command):
-    return click.option("--db-timeout", type=click.FloatRange(0.1, 3_600), default=DEFAULT_DB_TIMEOUT,
+    return click.option("--db-timeout", type=FiniteFloatRange(0.1, 3_600), default=DEFAULT_DB_TIMEOUT,
                         show_default=True, envvar=ENV_PREFIX + "DB_TIMEOUT",
                         help="Seconds one database call may take before the database counts as failed.")(command)
 
@@ -206,17 +263,18 @@ def recovery_options(command):
                      "[default: the scenario's host, else libvirt's hostname]."),
         click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
                      envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once."),
-        click.option("--stop-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+        click.option("--stop-timeout", type=FiniteFloatRange(0, 86_400), default=60.0, show_default=True,
                      envvar=ENV_PREFIX + "STOP_TIMEOUT",
                      help="Seconds a guest gets to shut down before it is destroyed."),
-        click.option("--lock-timeout", type=click.FloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT,
+        click.option("--lock-timeout", type=FiniteFloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT,
                      show_default=True, envvar=ENV_PREFIX + "LOCK_TIMEOUT",
                      help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
                      "nothing."),
         db_timeout_option,
-        click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND",
+        click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
         click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
+                     callback=command_option_callback,
                      help="Command run once at the end to apply deferred network rules."),
         click.option("--instances-path", type=click.Path(file_okay=False, path_type=Path),
                      default=DEFAULT_INSTANCES_PATH, show_default=True, envvar=ENV_PREFIX + "INSTANCES_PATH",
@@ -235,26 +293,28 @@ def recovery_options(command):
 @cli.command()
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
               help="Decide and report; write nothing to libvirt or the database.")
-@click.option("--json", "as_json", is_flag=True, envvar=ENV_PREFIX + "JSON", help="One JSON document.")
+@output_options
 @recovery_options
-def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
+def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, instances_path: Path, db_url: str | None, libvirt_uri: str,
         host: str | None, options: Options) -> None:
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
-    anything is done to it; the journal is written as the run goes. The rules are in
-    docs/policy.md; running it on a host is in docs/operating.md.
+    anything is done to it; the journal is written as the run goes. On a terminal, a run that takes
+    more than a couple of seconds shows a progress bar until its table. Columns for -c: uuid,
+    start_state, path, actions, outcome, error, vm_state, task_state, power_state, reason. The rules
+    are in docs/policy.md; running it on a host is in docs/operating.md.
     """
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
-    host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, lock_timeout, db_timeout,
+    host_commands.run(scenario, node, dry_run, output, concurrency, stop_timeout, lock_timeout, db_timeout,
                       plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options, instances_path)
 
 
 def _positive(name: str, default: float, help_text: str):
-    return click.option(f"--{name}", type=click.FloatRange(0.1, 86_400), default=default, show_default=True,
+    return click.option(f"--{name}", type=FiniteFloatRange(0.1, 86_400), default=default, show_default=True,
                         envvar=ENV_PREFIX + name.upper().replace("-", "_"), help=help_text)
 
 
@@ -297,10 +357,10 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
 @cli.group(invoke_without_command=True)
 @click.option("--host", help="Only this host's services.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-@click.option("--service-down-time", type=click.FloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
+@click.option("--service-down-time", type=FiniteFloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
               envvar=ENV_PREFIX + "SERVICE_DOWN_TIME",
               help="Seconds without a heartbeat after which a service is down (Nova's service_down_time).")
-@click.option("--report-interval", type=click.FloatRange(0), default=DEFAULT_REPORT_INTERVAL, show_default=True,
+@click.option("--report-interval", type=FiniteFloatRange(0), default=DEFAULT_REPORT_INTERVAL, show_default=True,
               envvar=ENV_PREFIX + "REPORT_INTERVAL",
               help="The services' heartbeat interval: a down time not above it is raised to 2.5 intervals.")
 @database_option

@@ -1,7 +1,9 @@
 """The bodies of `compute-recover run` and `explain <uuid>`: they open the database and libvirt."""
 
+import logging
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -12,34 +14,55 @@ from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_data
 from recovery.db import journal as journals
 from recovery.db.lock import LockTimeout
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
+from recovery.executor import InstanceResult
 from recovery.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_USAGE, fail
 from recovery.facts import FactsError, Options, facts_from_record
+from recovery.formats import DOCUMENT_FORMATS, Output, document_text, print_rows, rows_table, selected_columns
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
 from recovery.network import NetworkHook
+from recovery.progress import RunProgress
 from recovery.render import explanation_json, explanation_text, format_action, to_json, walk_lines
-from recovery.report import print_run, run_json
+from recovery.report import RUN_COLUMNS, print_report, run_json, run_rows
 from recovery.scenario_seed import ScenarioError, read_db_json
 from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings
 from states.enums import PowerState
 
+log = logging.getLogger(__name__)
+TABLE = Output()
 
-def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
+
+def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
         options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
+    columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
+    console = _stdout_console()
     db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
     try:
         require_schema(db, dry_run)
         hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
                                concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
-        result = recover(hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
+        network = NetworkHook(plug_vifs_command, network_apply_command)
+        if output.for_people and console.is_terminal and not _quiet():
+            with RunProgress(console, host) as progress:
+                result = recover(hypervisor, db, settings, network, progress.finished)
+        else:
+            result = recover(hypervisor, db, settings, network)
     finally:
         db.close()
-    print_result(result, as_json)
+    print_result(result, output, columns, console)
     sys.exit(result.exit_code)
+
+
+def _stdout_console() -> Console:
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _quiet() -> bool:
+    return bool(click.get_current_context().find_root().params.get("quiet"))
 
 
 def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
@@ -57,17 +80,32 @@ def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
     return host or socket.gethostname(), libvirt_uri, node
 
 
-def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook) -> RunResult:
+def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
+            on_result: Callable[[InstanceResult], None] | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal exits with its code."""
-    return _boot(HostBoot(shared_machine(), hypervisor, db, settings, network), db, settings.host,
-                 settings.lock_timeout)
+    log.info("recovering host %s (node %s)%s", settings.host, settings.node,
+             " as a dry run" if settings.dry_run else "")
+    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result), db, settings.host,
+                   settings.lock_timeout)
+    if result.halted:
+        log.error("run %s stopped early: %s", result.run_id, result.halted)
+    log.info("run %s on host %s finished in %.2f s with exit code %d: %s", result.run_id, settings.host,
+             result.seconds, result.exit_code, ", ".join(f"{k} {v}" for k, v in result.totals.items() if v))
+    return result
 
 
-def print_result(result: RunResult, as_json: bool) -> None:
-    if as_json:
-        click.echo(to_json(run_json(result), indent=2))
+def print_result(result: RunResult, output: Output = TABLE, columns: list[str] | None = None,
+                 console: Console | None = None) -> None:
+    """The run in the chosen format: the table, the whole document (json, yaml), or rows of -c columns."""
+    doc = run_json(result)
+    if output.for_people and not output.columns:
+        print_report(doc, console or _stdout_console())
+    elif output.for_people:
+        (console or _stdout_console()).print(rows_table(run_rows(doc), columns or list(RUN_COLUMNS)))
+    elif output.format in DOCUMENT_FORMATS and not output.columns:
+        click.echo(document_text(doc, output.format))
     else:
-        print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
+        print_rows(run_rows(doc), columns or list(RUN_COLUMNS), output.format)
 
 
 def require_schema(db: Database, dry_run: bool) -> None:
