@@ -29,11 +29,11 @@ from recovery.facts import (
     facts_from_record,
     record_uuid,
 )
-from recovery.formats import FORMATS, Output, chosen_output, error_document, remember_format
+from recovery.formats import FORMATS, Output, chosen_output, emit, error_document, remember_format, selected_columns
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
 from recovery.machine import shared_machine
 from recovery.option_checks import FiniteFloatRange, command_option_callback
-from recovery.render import explanation_json, explanation_text, to_json
+from recovery.render import explanation_json, explanation_text, format_action
 from recovery.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
 from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_LOCK_TIMEOUT
 from states.enums import RunningDeletedInstanceAction
@@ -214,43 +214,70 @@ def libvirt_option(command):
 
 
 @cli.command()
-@click.argument("uuid", required=False)
+@click.argument("instance", required=False)
 @click.option("--facts", "facts_text", help="Explain this facts record (JSON, or - for stdin) instead of a journal.")
-@click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are, as the "
+              "instance's last run would (its host and options; flags given win).")
+@click.option("--limit", type=click.IntRange(1), help="Only the newest N runs of the journal [default: all].")
+@output_options
 @database_option
 @db_timeout_option
 @libvirt_option
 @config_option
 @policy_options
-def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool, db_url: str | None,
-            db_timeout: float, libvirt_uri: str, host: str, options: Options) -> None:
+@click.pass_context
+def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, limit: int | None,
+            output: Output, db_url: str | None, db_timeout: float, libvirt_uri: str, host: str,
+            options: Options) -> None:
     """Explain why the machine decides what it does for one instance.
 
-    With UUID: the journal of past runs, newest first, and with --live what it
-    would decide now. With --facts: one facts record, no database needed.
+    INSTANCE is a uuid, an instance's name, or its libvirt domain's name: the journal of past runs,
+    newest first, and with --live what it would decide now. With --facts: one facts record, no
+    database needed. Facts print in the spelling `decide` and --facts read, so they can be fed back.
+    Columns for -c: run_id, run_host, run_started_at, run_status, dry_run, start_state, path,
+    actions, outcome, error, final_state, reason (with --facts: uuid, state, path, actions, vm_state,
+    task_state, reason).
     """
-    if uuid is not None:
+    if facts_text is not None:
+        _explain_facts(instance, facts_text, host, options, output)
+        return
+    if instance is None:
+        raise click.UsageError("give an instance (uuid, name or domain name), or --facts JSON (or -)")
+    from recovery import explain_command  # imported on use: `decide` starts without the database and libvirt
+
+    given = frozenset(name for name in Options.__dataclass_fields__ if _given(ctx, name))
+    request = explain_command.LiveRequest(libvirt_uri, host if _given(ctx, "host") else None, options, given)
+    explain_command.explain_journal(instance, request if live else None, output, limit, db_url, db_timeout,
+                                    libvirt_uri)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether an option was set (flag, environment or config file) rather than left at its default."""
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+
+FACTS_COLUMNS = ("uuid", "state", "path", "actions", "vm_state", "task_state", "reason")
+
+
+def _explain_facts(instance: str | None, facts_text: str, host: str, options: Options, output: Output) -> None:
+    columns = selected_columns(FACTS_COLUMNS, output.columns)
+    uuid = None
+    if instance is not None:
         try:
-            uuid = canonical_uuid(uuid)
+            uuid = canonical_uuid(instance)
         except InputError as error:
             fail(str(error), EXIT_USAGE)
-    if facts_text is not None:
-        record = _read_facts_argument(facts_text)
-        if isinstance(record, dict):
-            record.setdefault("uuid", uuid or "(facts)")
-        try:
-            facts = facts_from_record(record, host, options)
-        except FactsError as error:
-            fail(f"--facts: {error}", EXIT_USAGE)
-        doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts)}
-        click.echo(to_json(doc, indent=2) if as_json else explanation_text(doc))
-        return
-    if uuid is None:
-        raise click.UsageError("give an instance UUID, or --facts JSON (or -)")
-    from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
-
-    host_commands.explain_journal(uuid, live, as_json, db_url, db_timeout, libvirt_uri, host, options)
+    record = _read_facts_argument(facts_text)
+    if isinstance(record, dict):
+        record.setdefault("uuid", uuid or "(facts)")
+    try:
+        facts = facts_from_record(record, host, options)
+    except FactsError as error:
+        fail(f"--facts: {error}", EXIT_USAGE)
+    doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record.get("host"))}
+    row = {**doc, "path": " → ".join(step["rule"] for step in doc["path"]),
+           "actions": ", ".join(format_action(a) for a in doc["actions"])}
+    emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))
 
 
 def recovery_options(command):
@@ -356,7 +383,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
 
 @cli.group(invoke_without_command=True)
 @click.option("--host", help="Only this host's services.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@output_options
 @click.option("--service-down-time", type=FiniteFloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
               envvar=ENV_PREFIX + "SERVICE_DOWN_TIME",
               help="Seconds without a heartbeat after which a service is down (Nova's service_down_time).")
@@ -365,14 +392,16 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
               help="The services' heartbeat interval: a down time not above it is raised to 2.5 intervals.")
 @database_option
 @click.pass_context
-def services(ctx: click.Context, host: str | None, as_json: bool, service_down_time: float, report_interval: float,
+def services(ctx: click.Context, host: str | None, output: Output, service_down_time: float, report_interval: float,
              db_url: str | None) -> None:
     """List the service records as `openstack compute service list` does: status, and state up or down
-    by Nova's rule (not forced down, and a heartbeat within the service down time)."""
+    by Nova's rule (not forced down, and a heartbeat within the service down time). Columns for -c:
+    id, binary, host, zone, status, state, updated_at, last_seen_up, report_count, disabled_reason,
+    forced_down."""
     if ctx.invoked_subcommand is None:
         from recovery import service_commands
 
-        service_commands.list_services(host, as_json, db_url, service_down_time, report_interval)
+        service_commands.list_services(host, output, db_url, service_down_time, report_interval)
 
 
 @services.command("set")

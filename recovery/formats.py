@@ -9,13 +9,14 @@ there would read as data): the exit code and the message on stderr tell.
 
 import csv
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
 FORMATS = ("table", "json", "value", "csv", "yaml")
@@ -115,3 +116,24 @@ def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
     for row in rows:
         table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
     return table
+
+
+def emit(output: Output, doc: object, rows: Callable[[], list[dict]], columns: list[str],
+         for_people: Callable[[], None]) -> None:
+    """A command's result in the chosen format: its own layout for people (a table of the -c columns
+    with -c), its whole document in json or yaml (rows of the -c columns with -c), rows in value and csv."""
+    if output.for_people and not output.columns:
+        for_people()
+    elif output.for_people:
+        stdout_console().print(rows_table(rows(), columns))
+    elif output.format in DOCUMENT_FORMATS and not output.columns:
+        click.echo(document_text(doc, output.format))
+    else:
+        print_rows(rows(), columns, output.format)
+
+
+def stdout_console() -> "Console":
+    """rich's console on stdout: the terminal's width there, 200 columns into a pipe or file."""
+    from rich.console import Console  # imported on use: `decide` starts without rich
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
