@@ -119,13 +119,13 @@ def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
 
 
 def emit(output: Output, doc: object, rows: Callable[[], list[dict]], columns: list[str],
-         for_people: Callable[[], None]) -> None:
+         for_people: Callable[[], None], headers: dict[str, str] | None = None) -> None:
     """A command's result in the chosen format: its own layout for people (a table of the -c columns
     with -c), its whole document in json or yaml (rows of the -c columns with -c), rows in value and csv."""
     if output.for_people and not output.columns:
         for_people()
     elif output.for_people:
-        stdout_console().print(rows_table(rows(), columns))
+        stdout_console().print(rows_table(rows(), columns, headers=headers))
     elif output.format in DOCUMENT_FORMATS and not output.columns:
         click.echo(document_text(doc, output.format))
     else:

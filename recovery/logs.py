@@ -69,11 +69,10 @@ def _syslog_handler(address: str) -> logging.Handler:
     """RFC 3164 lines to the local syslog socket (or a host:port over UDP), facility daemon."""
     host, _, port = address.rpartition(":")
     target: str | tuple[str, int] = (host, int(port)) if host and port.isdigit() else address
-    try:
-        handler = logging.handlers.SysLogHandler(target, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
-    except OSError as error:
-        fail(f"--log-to syslog: cannot reach syslog at {address} ({error.strerror or error}): start a syslog "
-             "daemon, give --syslog-address, or use --log-to stderr", EXIT_USAGE)
+    if isinstance(target, str) and not os.path.exists(target):  # the handler would drop every record silently
+        fail(f"--log-to syslog: cannot reach syslog at {address} (no such socket): start a syslog daemon, give "
+             "--syslog-address, or use --log-to stderr", EXIT_USAGE)
+    handler = logging.handlers.SysLogHandler(target, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
     handler.setFormatter(logging.Formatter(f"{IDENTIFIER}[{os.getpid()}]: %(levelname)s %(name)s: %(message)s"))
     return handler
 

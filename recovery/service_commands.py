@@ -59,7 +59,7 @@ def list_services(host: str | None, output: Output, db_url: str | None, configur
     now = utcnow()
     docs = [service_json(row, now, down_time) for row in rows]
     emit(output, docs, lambda: docs, columns,
-         lambda: stdout_console().print(rows_table(docs, columns, headers=SERVICE_COLUMNS)))
+         lambda: stdout_console().print(rows_table(docs, columns, headers=SERVICE_COLUMNS)), SERVICE_COLUMNS)
 
 
 def set_service(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,

@@ -1,0 +1,286 @@
+"""The operator's interface as a person or a script sees it (docs/operating.md): output formats and
+columns, errors as objects in machine formats, config keys, option checks before acting, logging,
+explain by name and agreeing with the journal, shell completion.
+
+Real libvirt test driver and real SQLite files through the click commands; syslog through a real
+datagram socket the test listens on.
+"""
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from test_run import FIXTURES, HOST, U, cli_run, invoke, load_scenario, query, script, uri
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "compute-recover"
+
+
+def scenario_run(path: Path, *options: str):
+    """`run` on power-outage without --json (cli_run adds it), after loading the scenario."""
+    load_scenario(path, "power-outage")
+    return invoke("run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--stop-timeout", "1",
+                  *options)
+
+
+# --- -f/--format and -c/--column -----------------------------------------------------------------
+
+
+def test_value_format_with_one_column_prints_bare_uuids(tmp_path):
+    out = scenario_run(tmp_path / "db.sqlite", "-f", "value", "-c", "uuid")
+    assert out.exit_code == 0, out.stderr
+    recovered = {row["instance_uuid"] for row in query(tmp_path / "db.sqlite", "SELECT * FROM recovery_journal")}
+    assert sorted(out.stdout.split("\n")[:-1]) == sorted(recovered)
+
+
+def test_csv_has_a_header_and_one_row_per_instance(tmp_path):
+    out = scenario_run(tmp_path / "db.sqlite", "-f", "csv", "--resume-guests-state-on-host-boot")
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert list(rows[0]) == ["uuid", "start_state", "path", "actions", "outcome", "error", "vm_state", "task_state",
+                             "power_state", "reason"]
+    row = next(r for r in rows if r["uuid"] == U("03"))
+    assert (row["start_state"], row["outcome"], row["vm_state"], row["task_state"]) == (
+        "active/rebooting/shutdown", "ok", "active", "")
+    assert row["actions"] == 'reboot(type="hard"): ok'
+
+
+def test_yaml_is_the_run_document_and_columns_make_rows(tmp_path):
+    out = scenario_run(tmp_path / "db.sqlite", "-f", "yaml")
+    doc = yaml.safe_load(out.stdout)
+    assert doc["host"] == HOST and len(doc["instances"]) == doc["totals"]["instances"]
+    again = invoke("run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{tmp_path / 'db.sqlite'}",
+                   "-f", "json", "-c", "UUID", "-c", "outcome")
+    assert {tuple(row) for row in json.loads(again.stdout)} == {("uuid", "outcome")}
+
+
+def test_an_unknown_column_is_refused_before_anything_is_done(tmp_path):
+    out = scenario_run(tmp_path / "db.sqlite", "-f", "value", "-c", "uuid", "-c", "colour")
+    assert out.exit_code == 2
+    assert "unknown column(s) colour: the columns are uuid, start_state," in out.stderr
+    assert not query(tmp_path / "db.sqlite", "SELECT * FROM recovery_runs")
+
+
+def test_json_and_another_format_together_is_a_usage_error(tmp_path):
+    out = scenario_run(tmp_path / "db.sqlite", "--json", "-f", "csv")
+    assert out.exit_code == 2 and "--json is short for -f json" in out.stderr
+
+
+def test_services_in_value_and_csv(tmp_path):
+    path = tmp_path / "db.sqlite"
+    assert cli_run(path, "power-outage").exit_code == 0
+    value = invoke("services", "--db", f"sqlite:///{path}", "-f", "value", "-c", "host", "-c", "state")
+    assert value.stdout == f"{HOST} up\n"
+    table = invoke("services", "--db", f"sqlite:///{path}", "-c", "Host", "-c", "Forced Down")
+    assert "Host" in table.stdout and "Forced Down" in table.stdout and "Binary" not in table.stdout
+
+
+# --- fatal errors in machine formats -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "parse"), [(("--json",), json.loads), (("-f", "yaml"), yaml.safe_load)])
+def test_a_fatal_error_is_one_object_on_stdout_in_json_and_yaml(tmp_path, fmt, parse):
+    out = invoke("run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{tmp_path / 'none.sqlite'}",
+                 *fmt)
+    assert out.exit_code == 2
+    message = out.stderr.strip().removeprefix("compute-recover: ")
+    assert parse(out.stdout) == {"error": message, "exit_code": 2}
+    assert "no database file" in message
+
+
+def test_a_usage_error_after_json_is_an_object_too(tmp_path):
+    out = invoke("run", "--json", "--stop-timeout", "nan", "--db", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert out.exit_code == 2
+    assert json.loads(out.stdout) == {
+        "error": "Invalid value for '--stop-timeout': 'nan' is not a finite number of seconds", "exit_code": 2}
+
+
+def test_value_and_csv_print_no_error_on_stdout(tmp_path):
+    out = invoke("run", "-f", "value", "-c", "uuid", "--db", f"sqlite:///{tmp_path / 'none.sqlite'}")
+    assert out.exit_code == 2 and out.stdout == "" and "no database file" in out.stderr
+
+
+# --- options checked before acting ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_stop_timeout_must_be_a_finite_number_in_range(tmp_path, value):
+    out = scenario_run(tmp_path / "db.sqlite", "--stop-timeout", value)
+    assert out.exit_code == 2 and "--stop-timeout" in out.stderr
+    assert not query(tmp_path / "db.sqlite", "SELECT * FROM recovery_runs")
+
+
+@pytest.mark.parametrize("option", ["--plug-vifs-command", "--network-apply-command"])
+def test_a_missing_hook_command_stops_the_run_before_the_first_instance(tmp_path, option):
+    missing = scenario_run(tmp_path / "db.sqlite", option, "plug-my-vifs --fast")
+    assert missing.exit_code == 2
+    assert missing.stderr == (f"compute-recover: {option}: plug-my-vifs is not found on PATH: give its absolute "
+                              "path or install it\n")
+    not_executable = tmp_path / "hook"
+    not_executable.write_text("#!/bin/sh\n")
+    out = invoke("run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{tmp_path / 'db.sqlite'}",
+                 option, str(not_executable))
+    assert out.exit_code == 2 and f"{not_executable} is not an executable file" in out.stderr
+    assert not query(tmp_path / "db.sqlite", "SELECT * FROM recovery_runs")
+
+
+def test_a_hook_on_path_is_accepted(tmp_path):
+    assert scenario_run(tmp_path / "db.sqlite", "--network-apply-command", "true").exit_code == 0
+
+
+def test_a_failed_network_apply_is_said_once(tmp_path):
+    apply = script(tmp_path, "apply", "sys.exit('iptables-restore: line 3 failed')")
+    out = scenario_run(tmp_path / "db.sqlite", "--network-apply-command", apply)
+    assert out.exit_code == 1
+    assert "network apply failed (exit 1): iptables-restore: line 3 failed" in out.stdout
+    assert out.stdout.count("network apply") == 1
+
+
+# --- config file keys ----------------------------------------------------------------------------
+
+
+def test_config_keys_are_the_option_names(tmp_path):
+    path = tmp_path / "db.sqlite"
+    load_scenario(path, "power-outage")
+    config = tmp_path / "recover.toml"
+    config.write_text(f'db = "sqlite:///{path}"\njson = true\nstop_timeout = 1\n'
+                      f'scenario = "{FIXTURES / "power-outage"}"\n')
+    out = invoke("run", "--config", config)
+    assert out.exit_code == 0, out.stderr
+    assert out.doc["host"] == HOST and query(path, "SELECT * FROM recovery_runs")
+
+
+def test_an_unknown_config_key_names_it_and_the_valid_keys(tmp_path):
+    config = tmp_path / "recover.toml"
+    config.write_text('db_url = "sqlite:///x"\n')
+    out = invoke("run", "--config", config)
+    assert out.exit_code == 2
+    assert "names unknown options: db_url; the keys of `run` are " in out.stderr
+    assert "db, db_timeout, destroy_after_evacuate," in out.stderr
+
+
+# --- logging -------------------------------------------------------------------------------------
+
+
+def test_verbose_logs_go_to_stderr_never_into_json(tmp_path):
+    path = tmp_path / "db.sqlite"
+    load_scenario(path, "power-outage")
+    out = invoke("-vv", "run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
+    assert out.doc["run_id"] == 1
+    assert f"compute-recover: INFO recovery.host_commands: recovering host {HOST}" in out.stderr
+    assert "run 1 on host compute-1 finished" in out.stderr
+    assert f"DEBUG recovery.executor: {U('03')}: reboot" in out.stderr
+    quiet = invoke("-q", "run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
+    assert quiet.stderr == "" and quiet.doc["run_id"] == 2
+
+
+def test_syslog_receives_the_runs_log(tmp_path):
+    address = str(tmp_path / "log.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(5)
+        path = tmp_path / "db.sqlite"
+        load_scenario(path, "power-outage")
+        result = invoke("-v", "--log-to", "syslog", "--syslog-address", address, "run", "--scenario",
+                        FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
+        assert result.exit_code == 0 and result.stderr == ""
+        first = listener.recv(65536).decode()
+    assert first.startswith(f"<30>compute-recover[{os.getpid()}]: INFO recovery.host_commands: recovering host")
+
+
+def test_log_targets_that_are_not_there_are_one_line_and_exit_2(tmp_path):
+    syslog = invoke("--log-to", "syslog", "--syslog-address", str(tmp_path / "nothing"), "decide")
+    assert syslog.exit_code == 2 and "--log-to syslog: cannot reach syslog at" in syslog.stderr
+    if not Path("/run/systemd/journal/socket").exists():
+        journal = invoke("--log-to", "journal", "decide")
+        assert journal.exit_code == 2
+        assert journal.stderr == ("compute-recover: --log-to journal: no systemd journal here "
+                                  "(/run/systemd/journal/socket is missing): use --log-to syslog or stderr\n")
+
+
+# --- explain -------------------------------------------------------------------------------------
+
+
+def test_explain_by_instance_name_and_by_domain_name(tmp_path):
+    path = tmp_path / "db.sqlite"
+    assert cli_run(path, "power-outage").exit_code == 0
+    db = f"sqlite:///{path}"
+    by_name = invoke("explain", "soft-reboot-became-hard", "--db", db, "--json")
+    assert by_name.exit_code == 0, by_name.stderr
+    assert by_name.doc["uuid"] == U("03")
+    by_domain = invoke("explain", "instance-00000003", "--db", db, "--libvirt-uri", uri("power-outage"), "--json")
+    assert by_domain.doc["uuid"] == U("03")
+    nothing = invoke("explain", "no-such-guest", "--db", db, "--libvirt-uri", uri("power-outage"))
+    assert nothing.exit_code == 2 and "no instance or libvirt domain is named 'no-such-guest'" in nothing.stderr
+
+
+def test_an_ambiguous_name_lists_the_candidates(tmp_path):
+    path = tmp_path / "db.sqlite"
+    assert cli_run(path, "power-outage").exit_code == 0
+    with __import__("sqlite3").connect(path) as con:
+        con.execute("UPDATE instances SET display_name = 'web' WHERE uuid IN (?, ?)", (U("01"), U("02")))
+    out = invoke("explain", "web", "--db", f"sqlite:///{path}")
+    assert out.exit_code == 2
+    assert out.stderr == (f"compute-recover: 'web' names 2 instances: {U('01')} (instance 'web' on host compute-1); "
+                          f"{U('02')} (instance 'web' on host compute-1) — give one uuid\n")
+
+
+def test_explain_limit_shows_the_newest_runs(tmp_path):
+    path = tmp_path / "db.sqlite"
+    for _ in range(3):
+        assert cli_run(path, "power-outage").exit_code == 0
+    out = invoke("explain", U("01"), "--db", f"sqlite:///{path}", "--limit", "2", "-f", "value", "-c", "run_id")
+    assert out.stdout == "3\n2\n"
+
+
+def test_explain_live_decides_as_the_last_run_did(tmp_path):
+    path = tmp_path / "db.sqlite"
+    assert cli_run(path, "power-outage", "--resume-guests-state-on-host-boot").exit_code == 0
+    db, libvirt = f"sqlite:///{path}", uri("power-outage")
+    live = invoke("explain", U("22"), "--db", db, "--live", "--libvirt-uri", libvirt, "--json").doc["live"]
+    assert live["host"] == HOST and live["decided"] == "as run 1 on host compute-1"
+    assert live["options"]["resume_guests_state_on_host_boot"] is True
+    assert live["facts"]["host"] == HOST and "owned by" not in live["reason"]
+    flagged = invoke("explain", U("22"), "--db", db, "--live", "--libvirt-uri", libvirt, "--host", "compute-9",
+                     "--no-destroy-after-evacuate", "--json").doc["live"]
+    assert flagged["host"] == "compute-9" and flagged["decided"] == "as run 1 on host compute-1, except what the " \
+        "flags give"
+    assert flagged["options"] == {"resume_guests_state_on_host_boot": True, "destroy_after_evacuate": False,
+                                  "running_deleted_instance_action": "log"}
+    assert flagged["actions"] == []
+
+
+def test_explain_facts_feed_back_into_decide_and_explain(tmp_path):
+    path = tmp_path / "db.sqlite"
+    assert cli_run(path, "power-outage", "--resume-guests-state-on-host-boot").exit_code == 0
+    for nn in ("03", "13", "18", "22"):
+        run = invoke("explain", U(nn), "--db", f"sqlite:///{path}", "--json").doc["runs"][0]
+        assert run["facts"]["task_state"] != "none"
+        line = json.dumps({"uuid": U(nn), **run["facts"]}) + "\n"
+        decided = subprocess.run([CONSOLE_SCRIPT, "decide", "--host", HOST, "--resume-guests-state-on-host-boot"],
+                                 input=line, capture_output=True, text=True, check=True)
+        decision = json.loads(decided.stdout)
+        assert [a["name"] for a in decision["actions"]] == [a["name"] for a in run["actions"]]
+        assert decision["path"] == run["path"]
+        again = invoke("explain", "--facts", json.dumps(run["facts"]), "--host", HOST,
+                       "--resume-guests-state-on-host-boot", "--json")
+        assert again.exit_code == 0, again.stderr
+        assert again.doc["facts"] == run["facts"] and again.doc["path"] == run["path"]
+
+
+# --- shell completion ----------------------------------------------------------------------------
+
+
+def test_shell_completion_completes_commands_and_options():
+    env = {**os.environ, "_COMPUTE_RECOVER_COMPLETE": "bash_complete", "COMP_WORDS": "compute-recover ex",
+           "COMP_CWORD": "1"}
+    done = subprocess.run([CONSOLE_SCRIPT], env=env, capture_output=True, text=True)
+    assert done.stdout.split() == ["plain,explain"]
+    env |= {"COMP_WORDS": "compute-recover run -f ", "COMP_CWORD": "3"}
+    done = subprocess.run([CONSOLE_SCRIPT], env=env, capture_output=True, text=True)
+    assert done.stdout.split() == [f"plain,{f}" for f in ("table", "json", "value", "csv", "yaml")]
