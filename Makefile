@@ -7,11 +7,13 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/compute-recover
 STAMP := $(VENV)/.installed
 DEMO_DB := sqlite:///build/demo/demo.sqlite
-# libvirt-python compiles against libvirt-dev (found through pkg-config) and Python's headers.
-SYSTEM_PACKAGES := libvirt-dev pkg-config gcc
+# libvirt-python compiles against libvirt-dev (found through pkg-config) and Python's headers;
+# systemd-python (--log-to journal) against libsystemd-dev.
+SYSTEM_PACKAGES := libvirt-dev libsystemd-dev pkg-config gcc
 # The suite starts a throwaway PostgreSQL 15 server and a throwaway MariaDB server of its own, and a
-# libvirtd of its own (when none runs) with QEMU guests sitting in firmware (SeaBIOS comes with qemu-system-x86).
-TEST_SYSTEM_PACKAGES := postgresql mariadb-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
+# libvirtd of its own (when none runs) with QEMU guests sitting in firmware (SeaBIOS comes with qemu-system-x86);
+# it watches the progress bar in an 80-column tmux terminal.
+TEST_SYSTEM_PACKAGES := tmux postgresql mariadb-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils
 
 # Install the Debian packages named in $(1) that are missing; silent when none are.

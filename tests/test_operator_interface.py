@@ -10,14 +10,18 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from test_run import FIXTURES, HOST, U, cli_run, invoke, load_scenario, query, script, uri
+
+from recovery import logs
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "compute-recover"
 
@@ -284,3 +288,104 @@ def test_shell_completion_completes_commands_and_options():
     env |= {"COMP_WORDS": "compute-recover run -f ", "COMP_CWORD": "3"}
     done = subprocess.run([CONSOLE_SCRIPT], env=env, capture_output=True, text=True)
     assert done.stdout.split() == [f"plain,{f}" for f in ("table", "json", "value", "csv", "yaml")]
+
+
+# --- the progress bar, in a real terminal (tmux, 80 columns) ------------------------------------
+
+
+class Terminal:
+    """A tmux session 80 columns wide running one shell command line."""
+
+    def __init__(self, name: str, command: str):
+        self.name = name
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "50"], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", name, command + "; echo EXIT=$?", "Enter"], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-t", self.name, "-S", "-"],
+                              capture_output=True, text=True, check=True).stdout
+
+    def wait_for(self, text: str, seconds: float = 60) -> str:
+        deadline = time.monotonic() + seconds
+        while text not in (screen := self.screen()):
+            assert time.monotonic() < deadline, f"{text!r} never appeared:\n{screen}"
+            time.sleep(0.2)
+        return screen
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False)
+
+
+@pytest.fixture
+def slow_run(tmp_path):
+    """A run of power-outage that takes several seconds: each VIF plug sleeps, one instance at a time."""
+    path = tmp_path / "db.sqlite"
+    load_scenario(path, "power-outage")
+    plug = tmp_path / "slow-plug"
+    plug.write_text("#!/bin/sh\nsleep 0.3\n")
+    plug.chmod(0o755)
+    return (f"COMPUTE_RECOVER_DB=sqlite:///{path} {CONSOLE_SCRIPT} run --scenario {FIXTURES / 'power-outage'} "
+            f"--concurrency 1 --stop-timeout 1 --plug-vifs-command {plug}")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (make test installs it)")
+def test_a_long_run_on_a_terminal_shows_a_progress_bar_then_the_table(slow_run, tmp_path):
+    terminal = Terminal(f"cr-progress-{os.getpid()}", slow_run)
+    try:
+        during = terminal.wait_for(" done, 0 failed")
+        bar = next(line for line in during.splitlines() if "recovering compute-1" in line)
+        assert len(bar) <= 80
+        after = terminal.wait_for("EXIT=0")
+    finally:
+        terminal.close()
+    assert "recovering compute-1" not in after, "the bar is gone once the table is printed"
+    lines = after.rsplit("EXIT=$?", 1)[1].splitlines()  # what the run printed, after the command typed
+    assert [line for line in lines if len(line) > 80] == []
+    assert {U(nn) for nn in ("01", "03", "22")} <= {word for line in lines for word in line.split()}
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (make test installs it)")
+@pytest.mark.parametrize("tail", ["--json", "-f value -c uuid", "> out.txt"])
+def test_no_progress_bar_in_machine_formats_or_into_a_file(slow_run, tmp_path, tail):
+    terminal = Terminal(f"cr-noprogress-{os.getpid()}", f"cd {tmp_path} && {slow_run} {tail}")
+    try:
+        time.sleep(4)  # the bar would be drawn after 2 s
+        during = terminal.screen()
+        after = terminal.wait_for("EXIT=0")
+    finally:
+        terminal.close()
+    assert "recovering compute-1" not in during + after
+    if tail.startswith(">"):
+        assert "recovering" not in (tmp_path / "out.txt").read_text()
+
+
+@pytest.fixture
+def journal_socket():
+    """A datagram socket where systemd-journald's would be, read by the test (only where no journald runs)."""
+    socket_path = Path(logs.JOURNAL_SOCKET)
+    if socket_path.exists() or os.geteuid() != 0:
+        pytest.skip("a journald runs here (its socket exists), or not root: the journal socket cannot be stood in for")
+    made = [p for p in reversed(socket_path.parents) if not p.exists()]
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(socket_path))
+    listener.settimeout(5)
+    try:
+        yield listener
+    finally:
+        listener.close()
+        socket_path.unlink()
+        for directory in reversed(made):
+            directory.rmdir()
+
+
+def test_the_journal_receives_structured_records(tmp_path, journal_socket):
+    path = tmp_path / "db.sqlite"
+    load_scenario(path, "power-outage")
+    result = invoke("-v", "--log-to", "journal", "run", "--scenario", FIXTURES / "power-outage", "--db",
+                    f"sqlite:///{path}", "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    fields = dict(line.split("=", 1) for line in journal_socket.recv(65536).decode().splitlines() if "=" in line)
+    assert fields["MESSAGE"].startswith("recovering host compute-1")
+    assert (fields["PRIORITY"], fields["SYSLOG_IDENTIFIER"], fields["LOGGER"]) == (
+        "6", "compute-recover", "recovery.host_commands")
