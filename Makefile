@@ -75,8 +75,10 @@ demo: setup
 	@echo "== compute-recover run: the power-outage scenario (libvirt test driver + SQLite), guests resumed =="
 	-@$(CLI) run --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot
 	@echo
-	@echo "== compute-recover explain: why the interrupted soft reboot became a hard one =="
-	@$(CLI) explain 6c1a0b52-0000-4000-8000-000000000003 --db $(DEMO_DB)
+	@echo "== compute-recover explain, by the instance's name: why the interrupted soft reboot became a hard one, =="
+	@echo "== and (--live) what it would decide now, as host and with the options of that run =="
+	@$(CLI) explain soft-reboot-became-hard --db $(DEMO_DB) --live \
+		--libvirt-uri test://$(CURDIR)/fixtures/power-outage/libvirt.xml
 
 test: setup-test
 	@$(VENV)/bin/ruff check recovery states tests

@@ -88,13 +88,13 @@ def _power_label(value: int | None) -> str:
 def live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Options, str]:
     """The host and options of the instance's last run, with the flags given winning; and where they came from."""
     if last_run is None:
-        return live.host or socket.gethostname(), live.options, "no run has journaled it: this host and the flags"
+        return live.host or socket.gethostname(), live.options, "no run has journaled it, so with the flags' options"
     recorded = last_run.get("run_options") or {}
     kept = {name: recorded[name] for name in Options.__dataclass_fields__
             if name in recorded and name not in live.given_options}
-    source = f"as run {last_run['run_id']} on host {last_run['run_host']}"
+    source = f"as run {last_run['run_id']} on host {last_run['run_host']} decided it"
     if live.host or live.given_options:
-        source += ", except what the flags give"
+        source += ", except where flags say otherwise"
     return live.host or last_run["run_host"], replace(live.options, **kept), source
 
 
@@ -142,7 +142,7 @@ def journal_text(doc: dict) -> str:
                      f"{_power_label(run['final_power_state'])}")
     if doc["live"] is not None:
         live = doc["live"]
-        lines += ["", f"== what the machine would decide now (--live) as host {live['host']}: {live['decided']}"]
+        lines += ["", f"== what the machine would decide now (--live) as host {live['host']}, {live['decided']}"]
         lines.append(live["error"] if "error" in live else explanation_text(live))
     return "\n".join(lines)
 

@@ -247,13 +247,13 @@ def test_explain_live_decides_as_the_last_run_did(tmp_path):
     assert cli_run(path, "power-outage", "--resume-guests-state-on-host-boot").exit_code == 0
     db, libvirt = f"sqlite:///{path}", uri("power-outage")
     live = invoke("explain", U("22"), "--db", db, "--live", "--libvirt-uri", libvirt, "--json").doc["live"]
-    assert live["host"] == HOST and live["decided"] == "as run 1 on host compute-1"
+    assert live["host"] == HOST and live["decided"] == "as run 1 on host compute-1 decided it"
     assert live["options"]["resume_guests_state_on_host_boot"] is True
     assert live["facts"]["host"] == HOST and "owned by" not in live["reason"]
     flagged = invoke("explain", U("22"), "--db", db, "--live", "--libvirt-uri", libvirt, "--host", "compute-9",
                      "--no-destroy-after-evacuate", "--json").doc["live"]
-    assert flagged["host"] == "compute-9" and flagged["decided"] == "as run 1 on host compute-1, except what the " \
-        "flags give"
+    assert flagged["host"] == "compute-9"
+    assert flagged["decided"] == "as run 1 on host compute-1 decided it, except where flags say otherwise"
     assert flagged["options"] == {"resume_guests_state_on_host_boot": True, "destroy_after_evacuate": False,
                                   "running_deleted_instance_action": "log"}
     assert flagged["actions"] == []
