@@ -85,7 +85,7 @@ def _power_label(value: int | None) -> str:
     return PowerState(value).label if value is not None else "?"
 
 
-def live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Options, str]:
+def _live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Options, str]:
     """The host and options of the instance's last run, with the flags given winning; and where they came from."""
     if last_run is None:
         return live.host or socket.gethostname(), live.options, "no run has journaled it, so with the flags' options"
@@ -99,7 +99,7 @@ def live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Option
 
 
 def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict | None) -> dict | None:
-    host, options, source = live_settings(live, last_run)
+    host, options, source = _live_settings(live, last_run)
     log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
     found = live_record(db, open_hypervisor(live.libvirt_uri, read_only=True), uuid, host)
     if found is None:

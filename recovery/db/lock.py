@@ -87,7 +87,7 @@ def _mysql_name(host: str) -> str:
 
 
 def _log_wait(host: str, timeout: float) -> None:
-    log.warning("another recovery of host %s holds its lock: waiting up to %g s (--lock-timeout)", host, timeout)
+    log.info("another recovery of host %s holds its lock: waiting up to %g s (--lock-timeout)", host, timeout)
 
 
 def _mysql_lock(conn: Connection, host: str, timeout: float) -> bool:
