@@ -7,11 +7,13 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/compute-recover
 STAMP := $(VENV)/.installed
 DEMO_DB := sqlite:///build/demo/demo.sqlite
-# libvirt-python compiles against libvirt-dev (found through pkg-config) and Python's headers.
-SYSTEM_PACKAGES := libvirt-dev pkg-config gcc
+# libvirt-python compiles against libvirt-dev (found through pkg-config) and Python's headers;
+# systemd-python (--log-to journal) against libsystemd-dev.
+SYSTEM_PACKAGES := libvirt-dev libsystemd-dev pkg-config gcc
 # The suite starts a throwaway PostgreSQL 15 server and a throwaway MariaDB server of its own, and a
-# libvirtd of its own (when none runs) with QEMU guests sitting in firmware (SeaBIOS comes with qemu-system-x86).
-TEST_SYSTEM_PACKAGES := postgresql mariadb-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
+# libvirtd of its own (when none runs) with QEMU guests sitting in firmware (SeaBIOS comes with qemu-system-x86);
+# it watches the progress bar in an 80-column tmux terminal.
+TEST_SYSTEM_PACKAGES := tmux postgresql mariadb-server libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils
 
 # Install the Debian packages named in $(1) that are missing; silent when none are.
@@ -73,8 +75,10 @@ demo: setup
 	@echo "== compute-recover run: the power-outage scenario (libvirt test driver + SQLite), guests resumed =="
 	-@$(CLI) run --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot
 	@echo
-	@echo "== compute-recover explain: why the interrupted soft reboot became a hard one =="
-	@$(CLI) explain 6c1a0b52-0000-4000-8000-000000000003 --db $(DEMO_DB)
+	@echo "== compute-recover explain, by the instance's name: why the interrupted soft reboot became a hard one, =="
+	@echo "== and (--live) what it would decide now, as host and with the options of that run =="
+	@$(CLI) explain soft-reboot-became-hard --db $(DEMO_DB) --live \
+		--libvirt-uri test://$(CURDIR)/fixtures/power-outage/libvirt.xml
 
 test: setup-test
 	@$(VENV)/bin/ruff check recovery states tests

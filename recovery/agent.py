@@ -27,7 +27,7 @@ from recovery.settings import AgentSettings, RunSettings
 from states.enums import PowerState
 from states.power_sync import DELAYED_EVENTS, EVENT_POWER_STATE, LifecycleEvent
 
-log = logging.getLogger("compute_recover.agent")
+log = logging.getLogger(__name__)
 
 GUEST_STARTING_ACTIONS = frozenset({"start", "resume_guest", "reboot", "unpause"})
 """Actions after which the run expects the guest running (for the guests-running metric)."""

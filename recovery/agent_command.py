@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sdnotify
 
+from recovery import logs
 from recovery.agent import Agent, guests_started
 from recovery.exits import EXIT_OK, EXIT_USAGE, fail
 from recovery.facts import Options
@@ -43,7 +44,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
           db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, db_url: str | None,
           libvirt_uri: str, host: str | None, options: Options, settings: AgentSettings,
           metrics_port: int | None, metrics_address: str, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
-    _log_to_stderr()
+    logs.raise_to_info()
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     systemd, metrics = Systemd(), Metrics()
     db = open_db(db_url, timeout=db_timeout)
@@ -67,26 +68,17 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
         metrics.record_run(result)
         if result.halted is None:
             metrics.beat()  # the run's closing heartbeat
-        print_result(result, as_json=False)
+        print_result(result)
         keeper.start(started, guests_started(result))
         keeper.on_tick = systemd.ping
         systemd.notify(f"READY=1\nSTATUS=host {host} recovered (exit code {result.exit_code}); keeping its records")
         keeper.serve()
         systemd.notify("STOPPING=1")
-        logging.getLogger("compute_recover.agent").info("stopped by a signal: the work in hand was finished")
+        logging.getLogger(__name__).info("stopped by a signal: the work in hand was finished")
     finally:
         metrics.close()
         db.close()
     sys.exit(EXIT_OK)
-
-
-def _log_to_stderr() -> None:
-    """The agent's own log lines on stderr (the journal, under systemd); other libraries' stay quiet."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("compute_recover")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def _serve_metrics(metrics: Metrics, port: int, address: str) -> None:

@@ -9,6 +9,7 @@ and writes nothing.
 import time
 import uuid as uuidlib
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -146,8 +147,11 @@ class HostBoot:
     """One run of the routine over an open hypervisor and database."""
 
     def __init__(self, machine: RecoveryMachine, hypervisor: Hypervisor, database: Database,
-                 settings: RunSettings, network: NetworkHook | None = None):
+                 settings: RunSettings, network: NetworkHook | None = None,
+                 on_result: Callable[[InstanceResult], None] | None = None):
         self.machine = machine
+        self.on_result = on_result
+        """Called from the worker threads with each executed instance's result (the progress bar)."""
         self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt())
         self.settings = settings
 
@@ -292,7 +296,13 @@ class HostBoot:
         if self.settings.dry_run:
             return [self._planned(plan) for plan in plans]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-            return list(pool.map(self._execute_one, plans))
+            return list(pool.map(self._execute_and_report, plans))
+
+    def _execute_and_report(self, plan: Plan) -> InstanceResult:
+        result = self._execute_one(plan)
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
 
     @staticmethod
     def _planned(plan: Plan) -> InstanceResult:

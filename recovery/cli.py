@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import click
 
 from recovery import graph as graphs
+from recovery import logs
 from recovery.decide_command import decide_stream
 from recovery.exits import EXIT_FAILED, EXIT_USAGE, fail
 from recovery.facts import (
@@ -28,9 +29,11 @@ from recovery.facts import (
     facts_from_record,
     record_uuid,
 )
+from recovery.formats import FORMATS, Output, chosen_output, emit, error_document, remember_format, selected_columns
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
 from recovery.machine import shared_machine
-from recovery.render import explanation_json, explanation_text, to_json
+from recovery.option_checks import FiniteFloatRange, command_option_callback
+from recovery.render import explanation_json, explanation_text, format_action
 from recovery.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
 from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_LOCK_TIMEOUT
 from states.enums import RunningDeletedInstanceAction
@@ -50,12 +53,24 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
         raise click.BadParameter(f"cannot read config file {path}: {error.strerror}") from error
     except tomllib.TOMLDecodeError as error:
         raise click.BadParameter(f"config file {path} is not valid TOML: {error}") from error
-    known = {p.name for p in ctx.command.params}
-    unknown = sorted(set(config) - known)
+    keys = config_keys(ctx.command)
+    unknown = sorted(set(config) - keys.keys())
     if unknown:
-        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}")
-    ctx.default_map = {**(ctx.default_map or {}), **config}
+        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}; the keys "
+                                 f"of `{ctx.info_name}` are {', '.join(sorted(keys))}")
+    ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: value for key, value in config.items()}}
     return path
+
+
+def config_keys(command: click.Command) -> dict[str, str]:
+    """Config file key → parameter name: a key is the option's long name with underscores
+    (`db` for --db, `json` for --json), as the flags and environment variables spell it."""
+    keys = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in ("config", "help"):
+            long_name = max(param.opts, key=len).lstrip("-")
+            keys[long_name.replace("-", "_")] = param.name
+    return keys
 
 
 def config_option(command):
@@ -97,11 +112,53 @@ def policy_options(command):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules).")
+class CommandGroup(click.Group):
+    """Click's group, but a usage error after -f json or yaml is also one error object on stdout."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            document = error_document(error.format_message(), error.exit_code)
+            if document is not None:
+                click.echo(document)
+            raise
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules), "
+             "docs/operating.md (logging, output formats, shell completion).")
 @click.version_option(package_name="compute-recover", prog_name="compute-recover")  # looked up only when asked
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="More log: -v what each run does, -vv every action.")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only, and draw no progress bar.")
+@click.option("--log-to", type=click.Choice(logs.TARGETS), default="stderr", show_default=True,
+              envvar=ENV_PREFIX + "LOG_TO", help="Where log records go: stderr, syslog, or the systemd journal.")
+@click.option("--syslog-address", default=logs.SYSLOG_SOCKET, show_default=True, envvar=ENV_PREFIX + "SYSLOG_ADDRESS",
+              help="With --log-to syslog: the syslog socket, or HOST:PORT (UDP).")
+def cli(verbose: int, quiet: bool, log_to: str, syslog_address: str) -> None:
     """Decide, execute and explain the recovery of a compute host's instances after it comes back."""
+    logs.configure(logs.level_for(verbose, quiet), log_to, syslog_address)
+
+
+def output_options(command):
+    """-f/--format, --json (short for -f json) and -c/--column, as the openstack CLI has them."""
+    options = [
+        click.option("-f", "--format", "output_format", type=click.Choice(FORMATS), default="table",
+                     show_default=True, is_eager=True, callback=remember_format, envvar=ENV_PREFIX + "FORMAT",
+                     help="Output format: a table for people; json, value, csv or yaml for programs."),
+        click.option("--json", "as_json", is_flag=True, is_eager=True, callback=remember_format,
+                     envvar=ENV_PREFIX + "JSON", help="Short for -f json."),
+        click.option("-c", "--column", "columns", multiple=True,
+                     help="Only this column (repeat for more); -f value -c uuid prints bare uuids."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, output_format: str, as_json: bool, columns: tuple[str, ...], **kwargs):
+        return command(*args, output=chosen_output(output_format, as_json, columns), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @cli.command()
@@ -146,7 +203,7 @@ def database_option(command):
 
 
 def db_timeout_option(command):
-    return click.option("--db-timeout", type=click.FloatRange(0.1, 3_600), default=DEFAULT_DB_TIMEOUT,
+    return click.option("--db-timeout", type=FiniteFloatRange(0.1, 3_600), default=DEFAULT_DB_TIMEOUT,
                         show_default=True, envvar=ENV_PREFIX + "DB_TIMEOUT",
                         help="Seconds one database call may take before the database counts as failed.")(command)
 
@@ -157,43 +214,70 @@ def libvirt_option(command):
 
 
 @cli.command()
-@click.argument("uuid", required=False)
+@click.argument("instance", required=False)
 @click.option("--facts", "facts_text", help="Explain this facts record (JSON, or - for stdin) instead of a journal.")
-@click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
+@click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are, as the "
+              "instance's last run would (its host and options; flags given win).")
+@click.option("--limit", type=click.IntRange(1), help="Only the newest N runs of the journal [default: all].")
+@output_options
 @database_option
 @db_timeout_option
 @libvirt_option
 @config_option
 @policy_options
-def explain(uuid: str | None, facts_text: str | None, live: bool, as_json: bool, db_url: str | None,
-            db_timeout: float, libvirt_uri: str, host: str, options: Options) -> None:
+@click.pass_context
+def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, limit: int | None,
+            output: Output, db_url: str | None, db_timeout: float, libvirt_uri: str, host: str,
+            options: Options) -> None:
     """Explain why the machine decides what it does for one instance.
 
-    With UUID: the journal of past runs, newest first, and with --live what it
-    would decide now. With --facts: one facts record, no database needed.
+    INSTANCE is a uuid, an instance's name, or its libvirt domain's name: the journal of past runs,
+    newest first, and with --live what it would decide now. With --facts: one facts record, no
+    database needed. Facts print in the spelling `decide` and --facts read, so they can be fed back.
+    Columns for -c: run_id, run_host, run_started_at, run_status, dry_run, start_state, path,
+    actions, outcome, error, final_state, reason (with --facts: uuid, state, path, actions, vm_state,
+    task_state, reason).
     """
-    if uuid is not None:
+    if facts_text is not None:
+        _explain_facts(instance, facts_text, host, options, output)
+        return
+    if instance is None:
+        raise click.UsageError("give an instance (uuid, name or domain name), or --facts JSON (or -)")
+    from recovery import explain_command  # imported on use: `decide` starts without the database and libvirt
+
+    given = frozenset(name for name in Options.__dataclass_fields__ if _given(ctx, name))
+    request = explain_command.LiveRequest(libvirt_uri, host if _given(ctx, "host") else None, options, given)
+    explain_command.explain_journal(instance, request if live else None, output, limit, db_url, db_timeout,
+                                    libvirt_uri)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether an option was set (flag, environment or config file) rather than left at its default."""
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+
+FACTS_COLUMNS = ("uuid", "state", "path", "actions", "vm_state", "task_state", "reason")
+
+
+def _explain_facts(instance: str | None, facts_text: str, host: str, options: Options, output: Output) -> None:
+    columns = selected_columns(FACTS_COLUMNS, output.columns)
+    uuid = None
+    if instance is not None:
         try:
-            uuid = canonical_uuid(uuid)
+            uuid = canonical_uuid(instance)
         except InputError as error:
             fail(str(error), EXIT_USAGE)
-    if facts_text is not None:
-        record = _read_facts_argument(facts_text)
-        if isinstance(record, dict):
-            record.setdefault("uuid", uuid or "(facts)")
-        try:
-            facts = facts_from_record(record, host, options)
-        except FactsError as error:
-            fail(f"--facts: {error}", EXIT_USAGE)
-        doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts)}
-        click.echo(to_json(doc, indent=2) if as_json else explanation_text(doc))
-        return
-    if uuid is None:
-        raise click.UsageError("give an instance UUID, or --facts JSON (or -)")
-    from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
-
-    host_commands.explain_journal(uuid, live, as_json, db_url, db_timeout, libvirt_uri, host, options)
+    record = _read_facts_argument(facts_text)
+    if isinstance(record, dict):
+        record.setdefault("uuid", uuid or "(facts)")
+    try:
+        facts = facts_from_record(record, host, options)
+    except FactsError as error:
+        fail(f"--facts: {error}", EXIT_USAGE)
+    doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record.get("host"))}
+    row = {**doc, "path": " → ".join(step["rule"] for step in doc["path"]),
+           "actions": ", ".join(format_action(a) for a in doc["actions"])}
+    emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))
 
 
 def recovery_options(command):
@@ -206,17 +290,18 @@ def recovery_options(command):
                      "[default: the scenario's host, else libvirt's hostname]."),
         click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
                      envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once."),
-        click.option("--stop-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+        click.option("--stop-timeout", type=FiniteFloatRange(0, 86_400), default=60.0, show_default=True,
                      envvar=ENV_PREFIX + "STOP_TIMEOUT",
                      help="Seconds a guest gets to shut down before it is destroyed."),
-        click.option("--lock-timeout", type=click.FloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT,
+        click.option("--lock-timeout", type=FiniteFloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT,
                      show_default=True, envvar=ENV_PREFIX + "LOCK_TIMEOUT",
                      help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
                      "nothing."),
         db_timeout_option,
-        click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND",
+        click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
         click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
+                     callback=command_option_callback,
                      help="Command run once at the end to apply deferred network rules."),
         click.option("--instances-path", type=click.Path(file_okay=False, path_type=Path),
                      default=DEFAULT_INSTANCES_PATH, show_default=True, envvar=ENV_PREFIX + "INSTANCES_PATH",
@@ -235,26 +320,28 @@ def recovery_options(command):
 @cli.command()
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
               help="Decide and report; write nothing to libvirt or the database.")
-@click.option("--json", "as_json", is_flag=True, envvar=ENV_PREFIX + "JSON", help="One JSON document.")
+@output_options
 @recovery_options
-def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
+def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, instances_path: Path, db_url: str | None, libvirt_uri: str,
         host: str | None, options: Options) -> None:
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
-    anything is done to it; the journal is written as the run goes. The rules are in
-    docs/policy.md; running it on a host is in docs/operating.md.
+    anything is done to it; the journal is written as the run goes. On a terminal, a run that takes
+    more than a couple of seconds shows a progress bar until its table. Columns for -c: uuid,
+    start_state, path, actions, outcome, error, vm_state, task_state, power_state, reason. The rules
+    are in docs/policy.md; running it on a host is in docs/operating.md.
     """
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
-    host_commands.run(scenario, node, dry_run, as_json, concurrency, stop_timeout, lock_timeout, db_timeout,
+    host_commands.run(scenario, node, dry_run, output, concurrency, stop_timeout, lock_timeout, db_timeout,
                       plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options, instances_path)
 
 
 def _positive(name: str, default: float, help_text: str):
-    return click.option(f"--{name}", type=click.FloatRange(0.1, 86_400), default=default, show_default=True,
+    return click.option(f"--{name}", type=FiniteFloatRange(0.1, 86_400), default=default, show_default=True,
                         envvar=ENV_PREFIX + name.upper().replace("-", "_"), help=help_text)
 
 
@@ -296,23 +383,25 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
 
 @cli.group(invoke_without_command=True)
 @click.option("--host", help="Only this host's services.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
-@click.option("--service-down-time", type=click.FloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
+@output_options
+@click.option("--service-down-time", type=FiniteFloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
               envvar=ENV_PREFIX + "SERVICE_DOWN_TIME",
               help="Seconds without a heartbeat after which a service is down (Nova's service_down_time).")
-@click.option("--report-interval", type=click.FloatRange(0), default=DEFAULT_REPORT_INTERVAL, show_default=True,
+@click.option("--report-interval", type=FiniteFloatRange(0), default=DEFAULT_REPORT_INTERVAL, show_default=True,
               envvar=ENV_PREFIX + "REPORT_INTERVAL",
               help="The services' heartbeat interval: a down time not above it is raised to 2.5 intervals.")
 @database_option
 @click.pass_context
-def services(ctx: click.Context, host: str | None, as_json: bool, service_down_time: float, report_interval: float,
+def services(ctx: click.Context, host: str | None, output: Output, service_down_time: float, report_interval: float,
              db_url: str | None) -> None:
     """List the service records as `openstack compute service list` does: status, and state up or down
-    by Nova's rule (not forced down, and a heartbeat within the service down time)."""
+    by Nova's rule (not forced down, and a heartbeat within the service down time). Columns for -c:
+    id, binary, host, zone, status, state, updated_at, last_seen_up, report_count, disabled_reason,
+    forced_down."""
     if ctx.invoked_subcommand is None:
         from recovery import service_commands
 
-        service_commands.list_services(host, as_json, db_url, service_down_time, report_interval)
+        service_commands.list_services(host, output, db_url, service_down_time, report_interval)
 
 
 @services.command("set")

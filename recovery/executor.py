@@ -11,6 +11,7 @@ A run that loses its database or its hypervisor is halted: no instance starts an
 and nothing is written on behalf of an action whose end was not seen.
 """
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ INTERRUPTED = "interrupted"
 """The run halted while this instance was being recovered: what its last action did is unknown,
 and its record holds what was claimed; the next run decides it again."""
 PENDING = "pending"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -243,18 +246,22 @@ HALTED = object()
 
 def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -> object | None:
     """Run one action and record its outcome; None on success, else the error (or HALTED)."""
+    log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
     try:
         _run_action(ports, plan, action)
     except HypervisorLost as lost:
+        log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
         result.actions.append(ActionResult(action, INTERRUPTED, str(lost)))
         return HALTED
     except DatabaseFailure as failure:
+        log.error("%s: %s: the database failed: %s", plan.uuid, action.name, failure)
         ports.halt.stop(str(failure), database=True)
         result.actions.append(ActionResult(action, INTERRUPTED, str(failure)))
         return HALTED
     except Exception as error:  # one action's failure is reported, never raised
         text = _one_line(error)
+        log.warning("%s: %s failed: %s", plan.uuid, action.name, text)
         result.actions.append(ActionResult(action, FAILED, text))
         result.error = result.error or f"{action.name}: {text}"
         result.outcome = FAILED

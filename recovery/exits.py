@@ -28,5 +28,11 @@ MEANINGS: dict[int, str] = {
 
 
 def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr; with -f json or yaml also the error as one object on stdout."""
+    from recovery.formats import error_document
+
     click.echo(f"compute-recover: {message}", err=True)
+    document = error_document(message, code)
+    if document is not None:
+        click.echo(document)
     sys.exit(code)

@@ -216,3 +216,28 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
         options.destroy_after_evacuate,
         options.running_deleted_instance_action,
     )
+
+
+def decide_record(facts: Facts, host: str | None) -> dict:
+    """Facts as a `decide` input record (docs/decide.md), the inverse of `facts_from_record`: fed
+    back to `decide` or `explain --facts` with the same --host and options, it decides the same.
+    `host` is the instance's host as recorded; the options are not part of a record."""
+    evacuation = None
+    if facts.evacuation_status is not None:
+        evacuation = {"status": facts.evacuation_status, "shared_storage": facts.shared_storage}
+    return {
+        "vm_state": facts.vm_state,
+        "task_state": record_task_state(facts.task_state),
+        "power_state": facts.power_state,
+        "db_power_state": facts.db_power_state,
+        "host": host,
+        "old_vm_state": facts.old_vm_state,
+        "domain_present": facts.domain_present,
+        "evacuation": evacuation,
+        "deleted": facts.deleted,
+    }
+
+
+def options_of(facts: Facts) -> dict:
+    """The run's options a decision read, by their names as flags and config keys spell them."""
+    return {name: getattr(facts, name) for name in Options.__dataclass_fields__}

@@ -1,45 +1,61 @@
 """The bodies of `compute-recover run` and `explain <uuid>`: they open the database and libvirt."""
 
+import logging
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from recovery.boot import HostBoot, Refused, RunResult, live_record
+from recovery.boot import HostBoot, Refused, RunResult
 from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
 from recovery.db import journal as journals
 from recovery.db.lock import LockTimeout
-from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
+from recovery.executor import InstanceResult
 from recovery.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_USAGE, fail
-from recovery.facts import FactsError, Options, facts_from_record
+from recovery.facts import Options
+from recovery.formats import Output, emit, selected_columns, stdout_console
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
 from recovery.network import NetworkHook
-from recovery.render import explanation_json, explanation_text, format_action, to_json, walk_lines
-from recovery.report import print_run, run_json
+from recovery.progress import RunProgress
+from recovery.report import RUN_COLUMNS, print_report, run_json, run_rows
 from recovery.scenario_seed import ScenarioError, read_db_json
 from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings
-from states.enums import PowerState
+
+log = logging.getLogger(__name__)
+TABLE = Output()
 
 
-def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
+def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
         options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
+    columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
+    console = stdout_console()
     db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
     try:
         require_schema(db, dry_run)
         hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
                                concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
-        result = recover(hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
+        network = NetworkHook(plug_vifs_command, network_apply_command)
+        if output.for_people and console.is_terminal and not _quiet():
+            with RunProgress(console, host) as progress:
+                result = recover(hypervisor, db, settings, network, progress.finished)
+        else:
+            result = recover(hypervisor, db, settings, network)
     finally:
         db.close()
-    print_result(result, as_json)
+    print_result(result, output, columns, console)
     sys.exit(result.exit_code)
+
+
+def _quiet() -> bool:
+    return bool(click.get_current_context().find_root().params.get("quiet"))
 
 
 def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
@@ -57,17 +73,26 @@ def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
     return host or socket.gethostname(), libvirt_uri, node
 
 
-def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook) -> RunResult:
+def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
+            on_result: Callable[[InstanceResult], None] | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal exits with its code."""
-    return _boot(HostBoot(shared_machine(), hypervisor, db, settings, network), db, settings.host,
-                 settings.lock_timeout)
+    log.info("recovering host %s (node %s)%s", settings.host, settings.node,
+             " as a dry run" if settings.dry_run else "")
+    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result), db, settings.host,
+                   settings.lock_timeout)
+    if result.halted:
+        log.error("run %s stopped early: %s", result.run_id, result.halted)
+    log.info("run %s on host %s finished in %.2f s with exit code %d: %s", result.run_id, settings.host,
+             result.seconds, result.exit_code, ", ".join(f"{k} {v}" for k, v in result.totals.items() if v))
+    return result
 
 
-def print_result(result: RunResult, as_json: bool) -> None:
-    if as_json:
-        click.echo(to_json(run_json(result), indent=2))
-    else:
-        print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
+def print_result(result: RunResult, output: Output = TABLE, columns: list[str] | None = None,
+                 console: Console | None = None) -> None:
+    """The run in the chosen format: the table, the whole document (json, yaml), or rows of -c columns."""
+    doc = run_json(result)
+    emit(output, doc, lambda: run_rows(doc), columns or list(RUN_COLUMNS),
+         lambda: print_report(doc, console or stdout_console()))
 
 
 def require_schema(db: Database, dry_run: bool) -> None:
@@ -111,89 +136,6 @@ def _scenario_node(data: dict, host: str) -> str:
 
 def _warn(text: str) -> None:
     click.echo(f"warning: {text}", err=True)
-
-
-def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, db_timeout: float, libvirt_uri: str,
-                    host: str, options: Options) -> None:
-    db = open_db(db_url, read_only=True, timeout=db_timeout)
-    try:
-        entries = journals.journal_for(db, uuid) if db.has_tables("recovery_journal", "recovery_runs") else []
-        row = db.load_instances_by_uuid([uuid]).get(uuid.lower()) if db.has_tables("instances") else None
-        if not entries and row is None:
-            fail(f"unknown instance {uuid}: no instance record and no journal entry in {db.masked_url}; "
-                 "check the uuid and --db", EXIT_USAGE)
-        identity = None if row is None else {
-            "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
-        live_doc = _live_explanation(db, uuid, libvirt_uri, host, options) if live else None
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
-    finally:
-        db.close()
-    doc = {"uuid": uuid.lower(), "instance": identity, "runs": [_journal_json(e) for e in entries], "live": live_doc}
-    click.echo(to_json(doc, indent=2) if as_json else journal_text(doc))
-
-
-def _journal_json(entry: dict) -> dict:
-    keep = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "facts", "considered",
-            "path", "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
-    doc = {k: entry.get(k) for k in keep}
-    doc["run_started_at"] = f"{entry['run_started_at']:%Y-%m-%d %H:%M:%S} UTC"  # stored as naive UTC, like Nova
-    return doc
-
-
-def _live_explanation(db: Database, uuid: str, libvirt_uri: str, host: str, options: Options) -> dict | None:
-    found = live_record(db, open_hypervisor(libvirt_uri, read_only=True), uuid, host)
-    if found is None:
-        return None
-    record, _row = found
-    try:
-        facts = facts_from_record(record, host, options)
-    except FactsError as error:
-        return {"error": f"bad database row: {error}"}
-    return explanation_json(shared_machine(), facts)
-
-
-def journal_text(doc: dict) -> str:
-    identity = doc["instance"]
-    if identity is None:
-        lines = [f"instance {doc['uuid']}: its record is gone from the database; journal only"]
-    else:
-        lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'}): host {identity['host']}, "
-                 f"node {identity['node']}" + (", record deleted" if identity["deleted"] else "")]
-    if not doc["runs"]:
-        lines.append("no run has journaled it yet" + ("" if doc["live"] else "; add --live to decide it now"))
-    for number, run in enumerate(doc["runs"]):
-        label = "newest run" if number == 0 else "earlier run"
-        lines.append("")
-        lines.append(f"== {label} {run['run_id']} on host {run['run_host']} at {run['run_started_at']}"
-                     + (" (dry run)" if run["dry_run"] else "") + _status_note(run))
-        if run["facts"] is None:
-            lines.append(f"not decided: {run['error']}")
-            continue
-        lines += walk_lines({**run, "state": run["start_state"]})
-        lines.append(f"why: {run['reason']}")
-        lines.append("actions:")
-        for action in run["actions"] or []:
-            lines.append(f"  {format_action(action)}: {action['outcome']}"
-                         + (f" — {action['error']}" if action.get("error") else ""))
-        if not run["actions"]:
-            lines.append("  none")
-        power = PowerState(run["final_power_state"]).label if run["final_power_state"] is not None else "?"
-        lines.append(f"outcome: {run['outcome']}" + (f" — {run['error']}" if run["error"] else ""))
-        lines.append(f"record after the run: {run['final_vm_state']}/{run['final_task_state'] or 'none'}/{power}")
-    if doc["live"] is not None:
-        lines += ["", "== what the machine would decide now (--live)"]
-        live = doc["live"]
-        lines.append(live["error"] if "error" in live else explanation_text(live))
-    return "\n".join(lines)
-
-
-def _status_note(run: dict) -> str:
-    if run.get("run_status") == RUN_INTERRUPTED:
-        return " (interrupted: the run never finished; what it intended and what it completed are below)"
-    if run.get("run_status") == RUN_RUNNING:
-        return " (still running, or killed and not yet marked interrupted by the host's next run)"
-    return ""
 
 
 def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Database:

@@ -2,7 +2,7 @@
 
 import json
 
-from recovery.facts import Facts
+from recovery.facts import Facts, decide_record, options_of
 from recovery.machine import Consideration, Decision, RecoveryMachine
 from states.policy import Action
 
@@ -54,11 +54,14 @@ def considerations_json(considerations: tuple[Consideration, ...]) -> list[dict]
     return [{"rule": c.rule, "state": c.state, "matched": c.matched, "why": list(c.why)} for c in considerations]
 
 
-def explanation_json(machine: RecoveryMachine, facts: Facts) -> dict:
+def explanation_json(machine: RecoveryMachine, facts: Facts, host: str | None) -> dict:
+    """The decision and why; its facts as a `decide` record (of an instance recorded on `host`), so
+    that they can be fed back to `decide` or `explain --facts`."""
     decision = machine.decide(facts)
     return {
         "state": decision.start_state,
-        "facts": facts._asdict(),
+        "facts": decide_record(facts, host),
+        "options": options_of(facts),
         "considered": considerations_json(machine.consider(facts)),
         **{k: v for k, v in decision_json(decision).items() if k != "state"},
     }
@@ -73,6 +76,9 @@ def walk_lines(doc: dict) -> list[str]:
     """Start state, facts, every rule considered and the path: what a decision and a journal entry share."""
     lines = [f"start state: {doc['state']}", "facts:"]
     lines += [f"  {name} = {to_json(value)}" for name, value in doc["facts"].items()]
+    if doc.get("options"):
+        lines.append("options:")
+        lines += [f"  {name} = {to_json(value)}" for name, value in doc["options"].items()]
     lines.append("rules considered:")
     for item in doc["considered"]:
         mark = "MATCH" if item["matched"] else "no"

@@ -2,6 +2,7 @@
 
 from rich import box
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +38,27 @@ def run_json(result: RunResult) -> dict:
         "totals": result.totals,
         "seconds": round(result.seconds, 3),
     }
+
+
+RUN_COLUMNS = ("uuid", "start_state", "path", "actions", "outcome", "error", "vm_state", "task_state",
+               "power_state", "reason")
+"""The columns of `run -f value|csv` and of `-c`: one row an instance, every cell one line of text."""
+
+
+def run_rows(doc: dict) -> list[dict]:
+    """The run document's instances as flat rows of RUN_COLUMNS."""
+    return [{
+        "uuid": item["uuid"],
+        "start_state": item["state"],
+        "path": " → ".join(step["rule"] for step in item["path"]),
+        "actions": ", ".join(f"{format_action(a)}: {a['outcome']}" for a in item["actions"]),
+        "outcome": item["outcome"],
+        "error": item["error"],
+        "vm_state": item["vm_state"],
+        "task_state": item["task_state"],
+        "power_state": item["power_state"],
+        "reason": item["reason"],
+    } for item in doc["instances"]]
 
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
@@ -112,6 +134,6 @@ def print_report(doc: dict, console: Console) -> None:
         console.print(f"[bold red]run stopped early:[/] {doc['halted']} — instances not reached were left as they "
                       "were, for the next run", highlight=False)
     if doc["network_error"]:
-        console.print(f"[bold red]network apply failed:[/] {doc['network_error']}", highlight=False)
+        console.print(f"[bold red]{escape(doc['network_error'])}[/]", highlight=False)  # it says what failed
     shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", "ok", "failed")}
     console.print(", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s", highlight=False)

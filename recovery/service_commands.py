@@ -1,18 +1,15 @@
 """The bodies of `compute-recover services` (as `openstack compute service list` shows services)
 and `services set` (as `openstack compute service set` changes them)."""
 
-import json
-import sys
 from datetime import datetime
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from recovery.db import DatabaseError, ServiceRow, schema
 from recovery.db import services as records
 from recovery.db.store import utcnow
 from recovery.exits import EXIT_USAGE, fail
+from recovery.formats import Output, emit, rows_table, selected_columns, stdout_console
 from recovery.host_commands import open_db
 from recovery.servicegroup import is_up, service_down_time
 
@@ -39,8 +36,15 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds")
 
 
-def list_services(host: str | None, as_json: bool, db_url: str | None, configured_down_time: float,
+SERVICE_COLUMNS = {"id": "ID", "binary": "Binary", "host": "Host", "zone": "Zone", "status": "Status",
+                   "state": "State", "updated_at": "Updated At", "last_seen_up": "Last Seen Up",
+                   "report_count": "Reports", "disabled_reason": "Disabled Reason", "forced_down": "Forced Down"}
+"""The listing's columns (for -c) and their table headers, as `openstack compute service list` orders them."""
+
+
+def list_services(host: str | None, output: Output, db_url: str | None, configured_down_time: float,
                   report_interval: float) -> None:
+    columns = selected_columns(list(SERVICE_COLUMNS), output.columns)
     db = open_db(db_url, read_only=True)
     try:
         if not db.has_tables("services"):
@@ -54,16 +58,8 @@ def list_services(host: str | None, as_json: bool, db_url: str | None, configure
     down_time = service_down_time(configured_down_time, report_interval)
     now = utcnow()
     docs = [service_json(row, now, down_time) for row in rows]
-    if as_json:
-        click.echo(json.dumps(docs, indent=2))
-        return
-    table = Table("ID", "Binary", "Host", "Zone", "Status", "State", "Updated At", "Last Seen Up", "Reports",
-                  "Disabled Reason", "Forced Down")
-    for doc in docs:
-        table.add_row(*(str(v) if v is not None else "-" for v in (
-            doc["id"], doc["binary"], doc["host"], doc["zone"], doc["status"], doc["state"], doc["updated_at"],
-            doc["last_seen_up"], doc["report_count"], doc["disabled_reason"], doc["forced_down"])))
-    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+    emit(output, docs, lambda: docs, columns,
+         lambda: stdout_console().print(rows_table(docs, columns, headers=SERVICE_COLUMNS)), SERVICE_COLUMNS)
 
 
 def set_service(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,

@@ -243,11 +243,11 @@ def test_explain_json_from_stdin():
     result = explain("--facts", "-", "--json", "--resume-guests-state-on-host-boot", stdin=json.dumps(SNAPSHOT))
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert set(doc) == {"uuid", "state", "facts", "considered", "path", "actions", "vm_state", "task_state",
-                        "reason"}
+    assert set(doc) == {"uuid", "state", "facts", "options", "considered", "path", "actions", "vm_state",
+                        "task_state", "reason"}
     assert doc["uuid"] == "(facts)"
     assert doc["state"] == "active/image_snapshot/shutdown"
-    assert doc["facts"]["owned"] is True and doc["facts"]["resume_guests_state_on_host_boot"] is True
+    assert doc["facts"]["host"] is None and doc["options"]["resume_guests_state_on_host_boot"] is True
     assert [s["rule"] for s in doc["path"]] == ["interrupted_snapshot", "plug_vifs", "resume_guest"]
     assert doc["actions"] == [{"name": "plug_vifs"}, {"name": "resume_guest"}]
     assert (doc["vm_state"], doc["task_state"]) == ("active", None)

@@ -363,8 +363,8 @@ def test_identity_refusal_changes_nothing(tmp_path, scenario, words):
 
     out = cli_run(path, scenario, "--resume-guests-state-on-host-boot")
     assert out.exit_code == 3
-    assert out.stdout == ""
     message = out.stderr.strip()
+    assert json.loads(out.stdout) == {"error": message.removeprefix("compute-recover: "), "exit_code": 3}
     assert "\n" not in message and message.startswith("compute-recover: refused:")
     for word in words:
         assert word in message
@@ -613,8 +613,8 @@ def test_explain_after_two_runs(tmp_path):
     assert first["start_state"] == "active/rebooting/shutdown" and first["outcome"] == "ok"
     assert first["actions"] == [{"name": "reboot", "type": "hard", "outcome": "ok", "error": None}]
     assert first["path"][0]["rule"] == "retry_reboot"
-    assert first["facts"]["resume_guests_state_on_host_boot"] is True
-    assert doc["runs"][0]["facts"]["resume_guests_state_on_host_boot"] is False
+    assert first["options"]["resume_guests_state_on_host_boot"] is True
+    assert doc["runs"][0]["options"]["resume_guests_state_on_host_boot"] is False
     matched = [c["rule"] for c in first["considered"] if c["matched"]]
     assert matched == ["retry_reboot"]
     assert all(c["why"] for c in first["considered"])

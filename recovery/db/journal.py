@@ -97,7 +97,7 @@ def finish_run(db: Database, run_id: int, exit_code: int, totals: Mapping[str, A
 
 def journal_for(db: Database, uuid: str, limit: int | None = None) -> list[dict[str, Any]]:
     """An instance's journal entries, newest run first, each with its run's host, started_at,
-    dry_run and status (as `run_host`, `run_started_at`, `dry_run`, `run_status`)."""
+    dry_run, status and options (as `run_host`, `run_started_at`, `dry_run`, `run_status`, `run_options`)."""
     statement = (
         select(
             *RecoveryJournal.__table__.columns,
@@ -105,6 +105,7 @@ def journal_for(db: Database, uuid: str, limit: int | None = None) -> list[dict[
             RecoveryRun.started_at.label("run_started_at"),
             RecoveryRun.dry_run,
             RecoveryRun.status.label("run_status"),
+            RecoveryRun.options.label("run_options"),
         )
         .join(RecoveryRun, RecoveryRun.id == RecoveryJournal.run_id)
         .where(RecoveryJournal.instance_uuid == uuid.lower())
@@ -113,7 +114,8 @@ def journal_for(db: Database, uuid: str, limit: int | None = None) -> list[dict[
     )
     with db.reading("read the journal") as conn:
         rows = conn.execute(statement).mappings().all()
-    return [{**row, **{name: json.loads(row[name]) for name in JOURNAL_JSON_FIELDS}} for row in rows]
+    json_fields = (*JOURNAL_JSON_FIELDS, "run_options")
+    return [{**row, **{name: json.loads(row[name]) for name in json_fields}} for row in rows]
 
 
 def _row(run_id: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -8,6 +8,7 @@ the database or the kernel when its holder dies (kill -9 included), so it can ne
 
 import fcntl
 import hashlib
+import logging
 import os
 import struct
 import threading
@@ -21,6 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.db.engine import DatabaseError, Watchdog
 from recovery.db.store import Database, DatabaseFailure
+
+log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.1
 
@@ -79,6 +82,7 @@ def _release(conn: Connection, statement: str, key: dict[str, Any]) -> None:
 def _pg_lock(conn: Connection, host: str, timeout: float) -> bool:
     key = struct.unpack(">q", _key(host))[0]
     deadline = time.monotonic() + timeout
+    waiting = False
     while True:
         if conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
             conn.commit()
@@ -86,6 +90,9 @@ def _pg_lock(conn: Connection, host: str, timeout: float) -> bool:
         conn.commit()
         if time.monotonic() >= deadline:
             return False
+        if not waiting:
+            waiting = True
+            _log_wait(host, timeout)
         time.sleep(POLL_INTERVAL_S)
 
 
@@ -93,7 +100,12 @@ def _mysql_name(host: str) -> str:
     return "compute-recover:" + _key(host).hex()  # GET_LOCK names are at most 64 characters
 
 
+def _log_wait(host: str, timeout: float) -> None:
+    log.info("another recovery of host %s holds its lock: waiting up to %g s (--lock-timeout)", host, timeout)
+
+
 def _mysql_lock(conn: Connection, host: str, timeout: float) -> bool:
+    log.debug("taking the lock of host %s (GET_LOCK waits up to %g s)", host, timeout)
     got = conn.execute(text("SELECT GET_LOCK(:key, :timeout)"), {"key": _mysql_name(host), "timeout": timeout})
     return got.scalar() == 1
 
@@ -133,6 +145,8 @@ def _file_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
     offset = SQLITE_LOCK_BASE + int.from_bytes(_key(host)[:4], "big")
     with _descriptor(db, host) as fd:
         deadline = time.monotonic() + timeout
+        if not _try_lock(fd, offset, fcntl.F_WRLCK):
+            _log_wait(host, timeout)
         while not _try_lock(fd, offset, fcntl.F_WRLCK):
             if time.monotonic() >= deadline:
                 raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
