@@ -20,24 +20,31 @@ from recovery.network import NetworkHook
 from recovery.render import explanation_json, explanation_text, format_action, to_json, walk_lines
 from recovery.report import print_run, run_json
 from recovery.scenario_seed import ScenarioError, read_db_json
-from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings
+from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings, default_journal_path
 from states.enums import PowerState
 
 
 def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
-        options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
+        options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH, journal_db_url: str | None = None) -> None:
+    """`run` (and `plan`, which is a dry run): `journal_db_url` names the journal's own database."""
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
+    journal = None
     try:
-        require_schema(db, dry_run)
+        if journal_db_url is not None and not dry_run:
+            journal = open_db(journal_db_url, timeout=db_timeout, option="--journal-db")
+        nova_cell = require_schema(db, dry_run, journal)
         hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
-                               concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
-        result = recover(hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command))
+                               concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout,
+                               nova_cell=nova_cell)
+        result = recover(hypervisor, db, settings, NetworkHook(plug_vifs_command, network_apply_command), journal)
     finally:
         db.close()
+        if journal is not None:
+            journal.close()
     print_result(result, as_json)
     sys.exit(result.exit_code)
 
@@ -57,10 +64,11 @@ def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
     return host or socket.gethostname(), libvirt_uri, node
 
 
-def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook) -> RunResult:
+def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
+            journal: Database | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal exits with its code."""
-    return _boot(HostBoot(shared_machine(), hypervisor, db, settings, network), db, settings.host,
-                 settings.lock_timeout)
+    return _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, journal), journal or db,
+                 settings.host, settings.lock_timeout)
 
 
 def print_result(result: RunResult, as_json: bool) -> None:
@@ -70,15 +78,27 @@ def print_result(result: RunResult, as_json: bool) -> None:
         print_run(result, Console(highlight=False, width=None if sys.stdout.isatty() else 200))
 
 
-def require_schema(db: Database, dry_run: bool) -> None:
-    """A real run writes the journal: its tables must be there (made by `db upgrade`, never by `run`)."""
+def require_schema(db: Database, dry_run: bool, journal: Database | None = None) -> bool:
+    """A real run writes the journal: its tables must be there (made by `db upgrade`, never by `run`),
+    in `journal` when given, else in `db`, which then must not be Nova's own cell database.
+    Whether `db` is Nova's cell database."""
     try:
+        nova_cell = schema.is_nova_cell(db)
+        if (dry_run or journal is not None) and not db.has_tables("instances", "services", "compute_nodes",
+                                                                  "migrations"):
+            fail(f"database {db.masked_url} has no instance records (no `instances` table): load a scenario "
+                 "with `compute-recover scenario load`, or check --db", EXIT_USAGE)
         if dry_run:
-            if not db.has_tables("instances", "services", "compute_nodes", "migrations"):
-                fail(f"database {db.masked_url} has no instance records (no `instances` table): load a scenario "
-                     "with `compute-recover scenario load`, or check --db", EXIT_USAGE)
+            return nova_cell
+        if journal is not None:
+            schema.require(journal, schema.JOURNAL_BRANCHES)
+        elif nova_cell:
+            fail(f"database {db.masked_url} is Nova's own cell database: a real run keeps its journal in a database "
+                 f"of its own — add --journal-db URL (bare --journal-db: {default_journal_path()}), made once by "
+                 "`compute-recover db upgrade --journal-db URL`; nothing was changed", EXIT_USAGE)
         else:
             schema.require(db)
+        return nova_cell
     except DatabaseError as error:
         fail(str(error), EXIT_USAGE)
 
@@ -114,14 +134,19 @@ def _warn(text: str) -> None:
 
 
 def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, db_timeout: float, libvirt_uri: str,
-                    host: str, options: Options) -> None:
+                    host: str, options: Options, journal_db_url: str | None = None) -> None:
+    """The journal is read from `journal_db_url` when given (runs made against a Nova database), else from --db."""
     db = open_db(db_url, read_only=True, timeout=db_timeout)
+    journal = db if journal_db_url is None else open_db(journal_db_url, read_only=True, timeout=db_timeout,
+                                                        option="--journal-db")
     try:
-        entries = journals.journal_for(db, uuid) if db.has_tables("recovery_journal", "recovery_runs") else []
+        has_journal = journal.has_tables("recovery_journal", "recovery_runs")
+        entries = journals.journal_for(journal, uuid) if has_journal else []
         row = db.load_instances_by_uuid([uuid]).get(uuid.lower()) if db.has_tables("instances") else None
         if not entries and row is None:
-            fail(f"unknown instance {uuid}: no instance record and no journal entry in {db.masked_url}; "
-                 "check the uuid and --db", EXIT_USAGE)
+            where = db.masked_url if journal is db else f"{db.masked_url} or {journal.masked_url}"
+            fail(f"unknown instance {uuid}: no instance record and no journal entry in {where}; "
+                 "check the uuid, --db and --journal-db", EXIT_USAGE)
         identity = None if row is None else {
             "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
         live_doc = _live_explanation(db, uuid, libvirt_uri, host, options) if live else None
@@ -129,6 +154,8 @@ def explain_journal(uuid: str, live: bool, as_json: bool, db_url: str | None, db
         fail(str(error), EXIT_USAGE)
     finally:
         db.close()
+        if journal is not db:
+            journal.close()
     doc = {"uuid": uuid.lower(), "instance": identity, "runs": [_journal_json(e) for e in entries], "live": live_doc}
     click.echo(to_json(doc, indent=2) if as_json else journal_text(doc))
 
@@ -196,11 +223,15 @@ def _status_note(run: dict) -> str:
     return ""
 
 
-def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Database:
+def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S,
+            option: str = "--db") -> Database:
     try:
         return open_database(db_url, read_only=read_only, timeout=timeout)
     except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
+        text = str(error)
+        if option != "--db":  # the message names the option to check
+            text = text.replace("COMPUTE_RECOVER_DB", "COMPUTE_RECOVER_JOURNAL_DB").replace("--db", option)
+        fail(text, EXIT_USAGE)
 
 
 def open_hypervisor(uri: str, read_only: bool, instances_path: Path = DEFAULT_INSTANCES_PATH) -> Hypervisor:
