@@ -38,6 +38,8 @@ from recovery.settings import (
     DEFAULT_DB_TIMEOUT,
     DEFAULT_INSTANCES_PATH,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STATE_DIR,
+    JOURNAL_FILE,
     default_journal_path,
 )
 from states.enums import RunningDeletedInstanceAction
@@ -158,13 +160,19 @@ def db_timeout_option(command):
                         help="Seconds one database call may take before the database counts as failed.")(command)
 
 
+def _journal_default(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A bare --journal-db names the state directory's journal file (looked up when the command runs)."""
+    return default_journal_path() if value == "" else value
+
+
 def journal_db_option(command):
     return click.option("--journal-db", "journal_db_url", envvar=ENV_PREFIX + "JOURNAL_DB", default=None,
-                        is_flag=False, flag_value=default_journal_path(),
-                        help="SQLAlchemy URL (or SQLite path) of a database of its own for compute-recover's journal, "
-                        f"made by `db upgrade --journal-db`; given alone: {default_journal_path()} (directory: "
-                        "$COMPUTE_RECOVER_STATE_DIR). Needed when --db is Nova's cell database, which then gets "
-                        "no table or row of compute-recover's [default: the journal is in --db].")(command)
+                        is_flag=False, flag_value="", callback=_journal_default,
+                        help="SQLAlchemy URL (or SQLite path) of a database of its own for compute-recover's "
+                        f"journal, made by `db upgrade --journal-db`; given alone: {JOURNAL_FILE} in "
+                        f"$COMPUTE_RECOVER_STATE_DIR, else in {DEFAULT_STATE_DIR}. Needed when --db is Nova's cell "
+                        "database, which then gets no table or row of compute-recover's "
+                        "[default: the journal is in --db].")(command)
 
 
 def libvirt_option(command):
@@ -321,12 +329,15 @@ def _positive(name: str, default: float, help_text: str):
               help="Address the metrics port listens on.")
 @click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
               help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
+@journal_db_option
+@nova_conf_options()
 @recovery_options
 def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout: float, lock_timeout: float,
           db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, instances_path: Path,
           db_url: str | None, libvirt_uri: str, host: str | None, options: Options, report_interval: float,
           sync_power_state_interval: float, update_resources_interval: float, lifecycle_event_delay: float,
-          metrics_port: int | None, metrics_address: str, metrics_textfile: str | None) -> None:
+          metrics_port: int | None, metrics_address: str, metrics_textfile: str | None,
+          journal_db_url: str | None) -> None:
     """Recover this host as `run` does, then stay and keep its records true.
 
     Heartbeats the service record, syncs power states from libvirt's lifecycle events and
@@ -342,7 +353,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
                              lifecycle_event_delay=lifecycle_event_delay, metrics_textfile=metrics_textfile)
     agent_command.agent(scenario, node, concurrency, stop_timeout, lock_timeout, db_timeout, plug_vifs_command,
                         network_apply_command, db_url, libvirt_uri, host, options, settings, metrics_port,
-                        metrics_address, instances_path)
+                        metrics_address, instances_path, journal_db_url)
 
 
 @cli.group(invoke_without_command=True)

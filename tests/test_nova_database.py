@@ -34,9 +34,9 @@ def U(nn: str) -> str:
     return f"6c1a0b52-0000-4000-8000-0000000000{nn}"
 
 
-def invoke(*args: object, stdin: str | None = None) -> Any:
-    return CliRunner().invoke(cli, [str(a) for a in args], input=stdin,
-                              env={"COMPUTE_RECOVER_DB": None, "COMPUTE_RECOVER_STATE_DIR": None})
+def invoke(*args: object, stdin: str | None = None, state_dir: Path | None = None) -> Any:
+    env = {"COMPUTE_RECOVER_DB": None, "COMPUTE_RECOVER_STATE_DIR": str(state_dir) if state_dir else None}
+    return CliRunner().invoke(cli, [str(a) for a in args], input=stdin, env=env)
 
 
 @pytest.fixture
@@ -287,6 +287,20 @@ def test_a_real_run_on_a_nova_database_keeps_novas_conventions_and_journals_else
     assert explained.exit_code == EXIT_OK, explained.output
     [latest] = json.loads(explained.stdout)["runs"]
     assert latest["outcome"] == "ok" and [a["name"] for a in latest["actions"]] == ["restart_deletion"]
+
+
+def test_a_bare_journal_db_is_the_state_directorys_journal_file_made_by_db_upgrade(nova_url, tmp_path):
+    state = tmp_path / "state"
+
+    made = invoke("db", "upgrade", "--journal-db", state_dir=state)
+    out = invoke("run", "--scenario", POWER_OUTAGE, "--db", nova_url, "--json", "--stop-timeout", "1",
+                 "--journal-db", state_dir=state)
+
+    assert made.exit_code == EXIT_OK and out.exit_code == EXIT_OK, made.output + out.output
+    journal = state / "journal.sqlite"
+    assert (state.stat().st_mode & 0o777, journal.stat().st_mode & 0o777) == (0o700, 0o600)
+    assert tables(f"sqlite:///{journal}") == {"recovery_alembic_version", "recovery_runs", "recovery_journal"}
+    assert len(rows(f"sqlite:///{journal}", "SELECT id FROM recovery_runs")) == 1
 
 
 def test_a_real_run_does_not_create_novas_compute_node_or_service_rows(database_url, journal_url, tmp_path):
