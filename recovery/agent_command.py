@@ -13,7 +13,15 @@ import sdnotify
 from recovery.agent import Agent, guests_started
 from recovery.exits import EXIT_OK, EXIT_USAGE, fail
 from recovery.facts import Options
-from recovery.host_commands import open_db, open_hypervisor, print_result, recover, require_schema, resolve_target
+from recovery.host_commands import (
+    open_db,
+    open_hypervisor,
+    open_journal,
+    print_result,
+    recover,
+    require_schema,
+    resolve_target,
+)
 from recovery.hypervisor import Hypervisor, start_event_loop
 from recovery.metrics import Metrics
 from recovery.network import NetworkHook
@@ -48,7 +56,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     systemd, metrics = Systemd(), Metrics()
     db = open_db(db_url, timeout=db_timeout)
-    journal = None if journal_db_url is None else open_db(journal_db_url, timeout=db_timeout, option="--journal-db")
+    journal = open_journal(journal_db_url, db, db_timeout)
     try:
         nova_cell = require_schema(db, False, journal)
         start_event_loop()  # before the connection is opened: libvirt binds its events to the loop then

@@ -33,8 +33,8 @@ def run(scenario: str | None, node: str | None, dry_run: bool, as_json: bool, co
     db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
     journal = None
     try:
-        if journal_db_url is not None and not dry_run:
-            journal = open_db(journal_db_url, timeout=db_timeout, option="--journal-db")
+        if not dry_run:
+            journal = open_journal(journal_db_url, db, db_timeout)
         nova_cell = require_schema(db, dry_run, journal)
         hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
@@ -232,6 +232,18 @@ def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAUL
         if option != "--db":  # the message names the option to check
             text = text.replace("COMPUTE_RECOVER_DB", "COMPUTE_RECOVER_JOURNAL_DB").replace("--db", option)
         fail(text, EXIT_USAGE)
+
+
+def open_journal(journal_db_url: str | None, records: Database, timeout: float) -> Database | None:
+    """The journal's own database, if one is named and it is not the records' database itself
+    (then the journal stays beside the records, written in the same transactions)."""
+    if journal_db_url is None:
+        return None
+    journal = open_db(journal_db_url, timeout=timeout, option="--journal-db")
+    if journal.url == records.url:
+        journal.close()
+        return None
+    return journal
 
 
 def open_hypervisor(uri: str, read_only: bool, instances_path: Path = DEFAULT_INSTANCES_PATH) -> Hypervisor:

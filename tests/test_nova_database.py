@@ -334,3 +334,16 @@ def test_a_real_run_refuses_a_renamed_host_on_a_nova_database_and_changes_nothin
     assert out.exit_code == EXIT_REFUSED and "renamed" in out.stderr
     assert snapshot(database_url) == before
     assert rows(journal_url, "SELECT id FROM recovery_runs") == []
+
+
+def test_a_journal_db_naming_the_records_database_itself_keeps_the_journal_beside_the_records(tmp_path):
+    """Not two connections to one file, each waiting for the other's write lock: one database, one transaction."""
+    url = f"sqlite:///{tmp_path / 'own.sqlite'}"
+    for command in (("db", "upgrade"), ("scenario", "load", POWER_OUTAGE)):
+        assert invoke(*command, "--db", url).exit_code == EXIT_OK
+
+    out = invoke("run", "--scenario", POWER_OUTAGE, "--db", url, "--journal-db", url, "--json", "--stop-timeout", "1",
+                 "--db-timeout", "5")
+
+    assert out.exit_code == EXIT_OK, out.output
+    assert len(rows(url, "SELECT id FROM recovery_runs")) == 1
