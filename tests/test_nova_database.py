@@ -9,6 +9,11 @@ are read from the Nova tables here with plain SQL, independently of compute-reco
 
 import hashlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime
 from pathlib import Path
@@ -347,3 +352,32 @@ def test_a_journal_db_naming_the_records_database_itself_keeps_the_journal_besid
 
     assert out.exit_code == EXIT_OK, out.output
     assert len(rows(url, "SELECT id FROM recovery_runs")) == 1
+
+
+def test_the_agent_on_a_nova_database_journals_elsewhere_and_heartbeats_novas_service(tmp_path, journal_url):
+    url = f"sqlite:///{tmp_path / 'nova.sqlite'}"
+    create_nova_schema(url)
+    insert_nova_scenario(url, power_outage_with_destination_node())
+    notify_path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(60)
+        agent = subprocess.Popen(
+            [Path(sys.executable).parent / "compute-recover", "agent", "--scenario", POWER_OUTAGE, "--db", url,
+             "--journal-db", journal_url, "--stop-timeout", "1"],
+            env=os.environ | {"NOTIFY_SOCKET": str(notify_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)  # fmt: skip
+        try:
+            while "READY=1" not in notify.recv(4096).decode():
+                pass
+            agent.send_signal(signal.SIGTERM)
+            _out, err = agent.communicate(timeout=60)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+
+    assert agent.returncode == EXIT_OK, err
+    assert not {t for t in tables(url) if t.startswith("recovery_")}
+    assert [r["status"] for r in rows(journal_url, "SELECT status FROM recovery_runs")] == ["finished"]
+    [service] = rows(url, select(services).where(services.c.host == HOST, services.c.deleted == 0))
+    assert service["last_seen_up"] is not None and service["report_count"] >= 42
