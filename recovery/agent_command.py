@@ -66,7 +66,8 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
         if metrics_port is not None:
             _serve_metrics(metrics, metrics_port, metrics_address)
         keeper = Agent(db, hypervisor, run, settings, metrics,
-                       reopen=lambda: Hypervisor.open(libvirt_uri, instances_path=instances_path))
+                       reopen=lambda: Hypervisor.open(libvirt_uri, instances_path=instances_path),
+                       workers=concurrency)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _signum, _frame: keeper.stop())
         keeper.listen()

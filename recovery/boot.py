@@ -33,7 +33,7 @@ from recovery.executor import (
     final_entry,
 )
 from recovery.exits import EXIT_FAILED, EXIT_OK
-from recovery.facts import FactsError, facts_from_record, record_task_state
+from recovery.facts import Facts, FactsError, facts_from_record, record_task_state
 from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
 from recovery.input_bounds import NOVA_INTEGER_MAX
 from recovery.machine import Decision, RecoveryMachine
@@ -301,7 +301,7 @@ class HostBoot:
                 reports.append(DomainReport(row.key, domain.name, names, decision.reason))
         return plans, failures, reports
 
-    def _plan_for(self, row: InstanceRow, facts, evacuation: MigrationRow | None) -> Plan:
+    def _plan_for(self, row: InstanceRow, facts: Facts, evacuation: MigrationRow | None) -> Plan:
         return Plan(row.key, self.machine.decide(facts), writable=facts.owned and not facts.deleted,
                     evacuation_id=evacuation.id if evacuation else None,
                     stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at)

@@ -224,13 +224,13 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
         record.apply(dict(step.case.writes))
         for action in step.case.actions:
             if ports.halt.reason is not None:
-                return _halted(result, planned[done:], record, ports.halt.reason)
+                return _halted(ports, plan, result, planned[done:], record)
             if not record.claimed and not _claim(ports, plan, record, result):
                 return result
             error = _attempt(ports, plan, action, result)
             done += 1
             if error is HALTED:
-                return _halted(result, planned[done:], record, ports.halt.reason or "the hypervisor is gone")
+                return _halted(ports, plan, result, planned[done:], record)
             if error is not None:
                 record.apply(action_effects(action, succeeded=False))
                 if ACTIONS[action.name].stops_on_failure:
@@ -238,7 +238,7 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
                 continue
             record.apply(action_effects(action, succeeded=True))
             if done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
-                return _halted(result, planned[done:], record, ports.halt.reason or "")
+                return _halted(ports, plan, result, planned[done:], record)
     return _finish(ports, plan, record, result, [])
 
 
@@ -315,13 +315,21 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     return result
 
 
-def _halted(result: InstanceResult, remaining: list[Action], record: _Record, reason: str) -> InstanceResult:
-    """Stop this instance where it is: no failure writes, nothing more written."""
+def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],
+            record: _Record) -> InstanceResult:
+    """Stop this instance where it is: no record write at all (no failure writes either); the journal
+    says where it stopped, if the database is still there."""
     result.actions += [ActionResult(action, NOT_STARTED) for action in remaining]
     started = any(a.outcome != NOT_STARTED for a in result.actions)
     result.outcome = INTERRUPTED if started else NOT_STARTED
-    result.error = result.error or f"the run stopped: {reason}"
+    result.error = result.error or f"the run stopped: {ports.halt.reason}"
     result.vm_state, result.task_state = record.confirmed[:2]
+    if plan.journal_id is not None and not ports.halt.database_failed:
+        try:
+            with ports.journal_database.transaction(f"journal where {plan.uuid} stopped") as conn:
+                update_entry(conn, plan.journal_id, final_entry(result))
+        except DatabaseFailure as failure:
+            ports.halt.stop(str(failure), database=True)
     return result
 
 

@@ -218,10 +218,14 @@ class Guests:
         return dom
 
     def _find(self, uuid: str) -> libvirt.virDomain | None:
-        try:
-            return self.conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError:
-            return None
+        for attempt in range(2):
+            try:
+                return self.conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN or attempt:
+                    return None
+                self.conn = libvirt.open(URI)  # libvirtd was restarted under this test: connect again
+        return None
 
     def state(self, uuid: str) -> tuple[int, int] | None:
         """libvirt's (state, reason) of the domain, None when it is not defined."""

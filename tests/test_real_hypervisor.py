@@ -11,6 +11,7 @@ the exit codes.
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -209,6 +210,7 @@ def test_power_outage_on_real_guests(guests: Guests, workdir: Path) -> None:
 
     # the rows are what the policy writes on libvirt's test driver for the same scenario
     reference = workdir / "reference.sqlite"
+    seeded_database(reference, read_db_json(OUTAGE / "db.json"))
     on_test_driver = subprocess.run(
         [str(CLI), "run", "--scenario", str(OUTAGE), "--db", f"sqlite:///{reference}", "--json",
          "--stop-timeout", "1", "--resume-guests-state-on-host-boot"], capture_output=True, text=True)
@@ -424,3 +426,118 @@ def test_undefine_takes_managed_save_and_snapshot_metadata_along(guests: Guests,
     hv.destroy_and_undefine(GUEST)
 
     assert guests.state(GUEST) is None
+
+
+# -- a hypervisor lost mid-run ----------------------------------------------------------------------
+
+
+def twelve_to_resume(guests: Guests) -> tuple[dict, list[str]]:
+    """Twelve shut-off guests whose records say they were running: each one is plugged, then started."""
+    uuids = [f"6c1a0b52-0000-4000-8000-0000000001{n:02d}" for n in range(12)]
+    for number, uuid in enumerate(uuids):
+        guests.define(f"instance-000001{number:02x}", uuid)
+    instances = [{"uuid": uuid, "display_name": f"resume-{n}", "host": HOST, "node": HOST, "vm_state": "active",
+                  "task_state": None, "power_state": "running"} for n, uuid in enumerate(uuids)]
+    return {"host": HOST, "instances": instances,
+            "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]}, uuids
+
+
+def test_libvirtd_killed_mid_run_is_not_an_instance_failure(daemon: Daemon, guests: Guests, workdir: Path) -> None:
+    """kill -9 of libvirtd 3 s into a run of 12 starts: the run stops starting actions, reports and finishes
+    its journal, writes no failure for what it did not reach; once libvirtd is back, the next run leaves
+    every guest running, as an uninterrupted run would have."""
+    if not daemon.owned:
+        pytest.skip("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
+    data, uuids = twelve_to_resume(guests)
+    url = seeded_database(workdir / "db.sqlite", data)
+    plug = workdir / "slow-plug"
+    plug.write_text("#!/bin/sh\nsleep 0.5\n")
+    plug.chmod(0o755)
+    command = [CLI, "run", "--db", url, "--libvirt-uri", URI, "--host", HOST, "--node", HOST, "--json",
+               "--resume-guests-state-on-host-boot", "--concurrency", "2", "--plug-vifs-command", plug]
+    run = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def started_guests() -> int:
+        try:
+            journal = rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid").values()
+        except sqlite3.Error:
+            return 0
+        return sum(e["outcome"] == "ok" for e in journal)
+
+    try:
+        wait_for(lambda: started_guests() >= 2, timeout=120, what="the run to have started two guests")
+        daemon.kill()
+        out, err = run.communicate(timeout=300)
+    finally:
+        daemon.start()
+
+    assert run.returncode == 1, err  # the run failed: not "refused", not a usage error
+    assert "Traceback" not in err
+    report = json.loads(out)
+    assert report["halted"] and report["halted"].startswith("lost the hypervisor")
+    outcomes = {i["uuid"]: i["outcome"] for i in report["instances"]}
+    assert set(outcomes.values()) <= {"ok", "interrupted", "not-started"}
+    assert "not-started" in outcomes.values()
+    records = rows(workdir / "db.sqlite", "instances", "uuid")
+    assert {(r["vm_state"], r["task_state"]) for r in records.values()} == {("active", None)}  # no error, no stop
+    [run_row] = rows(workdir / "db.sqlite", "recovery_runs", "id").values()
+    assert run_row["status"] == "finished" and run_row["exit_code"] == 1
+    journal = rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")
+    assert {e["outcome"] for e in journal.values()} == set(outcomes.values())
+
+    again = recover(url, "--resume-guests-state-on-host-boot")
+
+    assert again.returncode == 0, again.stderr
+    assert all(guests.state(uuid)[0] == RUNNING for uuid in uuids)
+    records = rows(workdir / "db.sqlite", "instances", "uuid")
+    assert {(r["vm_state"], r["task_state"], r["power_state"]) for r in records.values()} == {("active", None, 1)}
+
+
+# -- the agent on real guests ---------------------------------------------------------------------------
+
+
+def test_the_agent_keeps_real_guests_records_true(daemon: Daemon, guests: Guests, workdir: Path) -> None:
+    """The agent on real QEMU: a guest killed behind its back is recorded stopped within 30 s; a stopped
+    instance's guest started by hand is shut off again; an instance with a task_state is left alone; a
+    reboot does not stop anything; SIGTERM exits 0."""
+    killed, stopped, busy, rebooted = (f"6c1a0b52-0000-4000-8000-0000000002{n:02d}" for n in range(4))
+    records = {killed: ("active", None, "running"), stopped: ("stopped", None, "shutdown"),
+               busy: ("active", None, "running"), rebooted: ("active", None, "running")}
+    domains = {uuid: guests.define(f"instance-000002{n:02x}", uuid) for n, uuid in enumerate(records)}
+    for uuid in (killed, busy, rebooted):
+        guests.start(domains[uuid])
+    instances = [{"uuid": uuid, "host": HOST, "node": HOST, "vm_state": vm, "task_state": task, "power_state": power}
+                 for uuid, (vm, task, power) in records.items()]
+    url = seeded_database(workdir / "db.sqlite", {"host": HOST, "instances": instances,
+                                                  "services": [{"host": HOST, "binary": "nova-compute"}]})
+    command = [CLI, "agent", "--db", url, "--libvirt-uri", URI, "--host", HOST, "--node", HOST,
+               "--report-interval", "1", "--lifecycle-event-delay", "3", "--stop-timeout", "3"]
+    agent = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+
+    def record(uuid: str) -> tuple:
+        row = rows(workdir / "db.sqlite", "instances", "uuid")[uuid]
+        return row["vm_state"], row["task_state"], row["power_state"]
+
+    try:
+        wait_for(lambda: rows(workdir / "db.sqlite", "recovery_runs", "id")
+                 and next(iter(rows(workdir / "db.sqlite", "recovery_runs", "id").values()))["status"] == "finished",
+                 timeout=60, what="the agent's recovery to finish")
+        with sqlite3.connect(workdir / "db.sqlite") as con:  # a snapshot starts after the recovery
+            con.execute("UPDATE instances SET task_state = 'image_uploading' WHERE uuid = ?", (busy,))
+        guests.crash(domains[killed])
+        guests.crash(domains[busy])
+        guests.start(domains[stopped])
+        domains[rebooted].reboot(0)
+        wait_for(lambda: record(killed)[0] == "stopped", timeout=30, what="the killed guest's record to be stopped")
+        assert record(killed)[2] in (4, 6)  # shutdown or crashed
+        wait_for(lambda: not domains[stopped].isActive(), timeout=30, what="the hand-started guest to be stopped")
+        time.sleep(5)  # past the STOPPED event delay
+        assert record(busy) == ("active", "image_uploading", 1)  # nothing happens to an instance with a task
+        assert record(rebooted)[:2] == ("active", None) and domains[rebooted].isActive()
+        agent.send_signal(signal.SIGTERM)
+        _out, err = agent.communicate(timeout=60)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert agent.returncode == 0, err
+    assert record(stopped)[:2] == ("stopped", None)

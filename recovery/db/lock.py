@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from recovery.db.engine import Watchdog
+from recovery.db.engine import DatabaseError, Watchdog
 from recovery.db.store import Database
 
 POLL_INTERVAL_S = 0.1
@@ -51,8 +52,8 @@ def host_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
             acquire, release = _mysql_lock(conn, host, timeout), "SELECT RELEASE_LOCK(:key)"
             key = {"key": _mysql_name(host)}
         else:
-            raise LockTimeout(f"no host lock is implemented for {backend} databases; use SQLite, "
-                              "PostgreSQL or MySQL/MariaDB")
+            raise DatabaseError(f"no host lock is implemented for {backend} databases: use SQLite, "
+                                "PostgreSQL or MySQL/MariaDB")
         if not acquire:
             raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
         try:
@@ -84,15 +85,36 @@ def _mysql_lock(conn: Connection, host: str, timeout: float) -> bool:
     return got.scalar() == 1
 
 
+_SPARE_DESCRIPTORS: dict[str, list[int]] = {}
+"""Descriptors of database files, kept open once used and handed out again: closing any descriptor
+of a file drops every POSIX lock this process holds on it, SQLite's own included (SQLite keeps its
+descriptors open for the same reason). Each holder gets a descriptor of its own, because locks of
+one open file description never conflict with each other."""
+_SPARE_GUARD = threading.Lock()
+
+
+@contextmanager
+def _descriptor(path: str) -> Iterator[int]:
+    real = os.path.realpath(path)
+    with _SPARE_GUARD:
+        spare = _SPARE_DESCRIPTORS.setdefault(real, [])
+        fd = spare.pop() if spare else None
+    if fd is None:
+        fd = os.open(real, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        with _SPARE_GUARD:
+            _SPARE_DESCRIPTORS[real].append(fd)
+
+
 @contextmanager
 def _file_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
     """An exclusive lock on one byte of the database file, chosen by host. Open-file-description
     locks (not POSIX process locks) so that SQLite closing its own descriptors of the same file
     in this process can never drop it."""
-    path = db.url.database
     offset = SQLITE_LOCK_BASE + int.from_bytes(_key(host)[:4], "big")
-    fd = os.open(path, os.O_RDWR)
-    try:
+    with _descriptor(db.url.database) as fd:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd, offset, fcntl.F_WRLCK):
             if time.monotonic() >= deadline:
@@ -102,8 +124,6 @@ def _file_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
             yield
         finally:
             _try_lock(fd, offset, fcntl.F_UNLCK)
-    finally:
-        os.close(fd)
 
 
 def _try_lock(fd: int, offset: int, kind: Any) -> bool:
