@@ -167,7 +167,7 @@ class _Record:
 
     def __init__(self, ports: Ports, plan: Plan):
         facts = plan.decision.facts
-        self.db, self.plan = ports.database, plan
+        self.ports, self.db, self.plan = ports, ports.database, plan
         self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
         self.vm_state, self.task_state = self.confirmed[:2]
         self.power_state: str | None = None
@@ -207,6 +207,19 @@ class _Record:
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[tuple[Connection, Connection]]:
+        """A transaction holding this record's write, and its journal's (Ports.recording): if it
+        fails (even at commit, after the write went through), the record is again as last
+        committed, and so is the report."""
+        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed)
+        try:
+            with self.ports.recording(what) as connections:
+                yield connections
+        except DatabaseFailure:
+            self.confirmed, self.power_state, self.mark_deleted, self.claimed = saved
+            raise
+
     def lost(self) -> str:
         vm_state, task_state, _ = self.confirmed
         return (f"the record changed since it was decided from {vm_state}/{task_state or NO_TASK}; "
@@ -220,6 +233,8 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     result = InstanceResult(plan.uuid, plan.decision)
     planned = [action for step in plan.decision.steps for action in step.case.actions]
     done = 0
+    if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
+        return _halted(ports, plan, result, planned, record)
     for step in plan.decision.steps:
         record.apply(dict(step.case.writes))
         for action in step.case.actions:
@@ -271,7 +286,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
 def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
     """Claim the row before the first action; False (with the result filled) if the database failed."""
     try:
-        with ports.database.transaction(f"claim instance {plan.uuid}") as conn:
+        with record.transaction(f"claim instance {plan.uuid}") as (conn, _journal):
             if not record.write(conn):
                 raise LostRace(record.lost())
     except DatabaseFailure as failure:
@@ -300,7 +315,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     result.actions += [ActionResult(action, SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, plan) if result.actions else None
     try:
-        with ports.recording(f"record instance {plan.uuid}") as (conn, journal):
+        with record.transaction(f"record instance {plan.uuid}") as (conn, journal):
             if not record.write(conn):
                 if not record.claimed and not result.actions:
                     raise LostRace(record.lost())  # nothing written or done yet: decide it again

@@ -5,18 +5,27 @@ own process so its peak memory (ru_maxrss) is its own.
 """
 
 import json
+import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 import uuid as uuidlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import libvirt
 from databases import migrated_database
+from pg_cluster import ClusterUnavailable, PostgresCluster
+from scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
+from sqlalchemy import select
 
 from recovery.boot import HostBoot
+from recovery.db import Instance, open_database
+from recovery.exits import EXIT_LOCKED
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
@@ -93,45 +102,6 @@ def bench_decide(workdir: Path) -> None:
     print(f"  ratio decide / parse+print  : {ratio:6.2f}x   (target <= 3x; peak memory target < 200 MB)")
 
 
-HOST_BOOT_MIX = (
-    # (share, vm_state, task_state, db power, libvirt runstate): mostly guests shut off by the outage
-    (0.70, "active", None, "running", 5),
-    (0.10, "stopped", None, "shutdown", 5),
-    (0.05, "active", "rebooting", "running", 5),
-    (0.05, "active", "image_snapshot", "running", 5),
-    (0.04, "active", "powering-off", "running", 1),
-    (0.03, "building", "spawning", "nostate", None),
-    (0.03, "error", None, "shutdown", 5),
-)
-
-
-def write_scenario(directory: Path, count: int, seed: int = 7) -> None:
-    """A generated outage scenario of `count` instances in the format of docs/scenarios.md."""
-    rng = random.Random(seed)
-    instances, domains = [], []
-    shares = [m[0] for m in HOST_BOOT_MIX]
-    for number in range(1, count + 1):
-        _, vm_state, task_state, db_power, runstate = rng.choices(HOST_BOOT_MIX, weights=shares)[0]
-        uuid = str(uuidlib.UUID(int=number))
-        instances.append({"uuid": uuid, "display_name": f"guest-{number}", "host": HOST, "node": HOST,
-                          "vm_state": vm_state, "task_state": task_state, "power_state": db_power,
-                          "vcpus": 1, "memory_mb": 512, "root_gb": 1})
-        if runstate is not None:
-            domains.append(
-                "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
-                f"<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory>"
-                f"<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>"
-            )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "libvirt.xml").write_text(
-        "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>2</sockets><cores>32</cores><threads>2</threads>"
-        "<active>128</active><model>x86_64</model></cpu><memory>1073741824</memory>"
-        + "".join(domains) + "</node>"
-    )
-    services = [{"host": HOST, "binary": "nova-compute", "topic": "compute", "report_count": 1}]
-    (directory / "db.json").write_text(json.dumps({"host": HOST, "instances": instances, "services": services}))
-
-
 def read_statements(workdir: Path, count: int) -> int:
     """SQL statements a dry run issues for `count` instances: must not grow with the count."""
     scenario = workdir / f"scenario-{count}"
@@ -160,6 +130,138 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
         print(f"  {label:9}: {elapsed:6.2f} s wall, peak {peak_mb:4.0f} MB   (target <= {target:.0f} s)")
     small, large = read_statements(workdir, 500), read_statements(workdir, count)
     print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
+
+FLEET_HOSTS = 100
+FLEET_INSTANCES = 100
+FLEET_PARALLEL = 8
+EXECUTED = ("ok", "failed", "interrupted")
+"""Action outcomes that mean the action was carried out (or begun)."""
+
+
+def compute_recover(*args: object) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("compute-recover")
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+
+
+def write_fleet(workdir: Path, hosts: list[str], count: int, mix: tuple = HOST_BOOT_MIX) -> Path:
+    """Each host's own scenario directory (its test-driver document and db.json), and a directory
+    whose db.json holds every host's records, for one `scenario load`; returns that directory."""
+    instances, services = [], []
+    for number, host in enumerate(hosts):
+        write_scenario(workdir / host, count, seed=number, host=host, mix=mix)
+        data = json.loads((workdir / host / "db.json").read_text())
+        instances += data["instances"]
+        services += data["services"]
+    fleet = workdir / "fleet"
+    fleet.mkdir(exist_ok=True)
+    (fleet / "db.json").write_text(json.dumps({"host": hosts[0], "instances": instances, "services": services}))
+    return fleet
+
+
+def load_fresh(url: str, fleet: Path) -> None:
+    done = compute_recover("scenario", "load", fleet, "--db", url, "--replace")
+    if done.returncode != 0:
+        sys.exit(f"bench: scenario load failed: {done.stderr}")
+
+
+def run_hosts(url: str, scenarios: list[Path], parallel: int, *options: str) -> tuple[float, list]:
+    """`compute-recover run` for each host's scenario, `parallel` processes at a time: wall
+    seconds and each run's finished process."""
+    def one(scenario: Path) -> subprocess.CompletedProcess:
+        return compute_recover("run", "--scenario", scenario, "--db", url, "--json", *options)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        done = list(pool.map(one, scenarios))
+    return time.perf_counter() - started, done
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU of every process this benchmark has started and waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def executed_twice(reports: list[dict]) -> int:
+    """Actions carried out more than once for one instance across all the reports."""
+    counts = Counter((item["uuid"], json.dumps(action, sort_keys=True))
+                     for report in reports for item in report["instances"]
+                     for action in ({k: v for k, v in a.items() if k not in ("outcome", "error")}
+                                    for a in item["actions"] if a["outcome"] in EXECUTED))
+    return sum(n - 1 for n in counts.values() if n > 1)
+
+
+def lost_updates(url: str, reports: list[dict]) -> int:
+    """Instances whose record is not what their own run's report says it wrote."""
+    db = open_database(url, read_only=True)
+    try:
+        with db.reading("read the fleet's records") as conn:
+            rows = {uuid: (vm, task) for uuid, vm, task in conn.execute(
+                select(Instance.uuid, Instance.vm_state, Instance.task_state))}
+    finally:
+        db.close()
+    return sum(rows[item["uuid"]] != (item["vm_state"], item["task_state"])
+               for report in reports for item in report["instances"])
+
+
+def reports_of(runs: list[subprocess.CompletedProcess]) -> list[dict]:
+    bad = [run for run in runs if run.returncode not in (0, 1, EXIT_LOCKED)]
+    if bad:
+        sys.exit(f"bench: run exited {bad[0].returncode}: {bad[0].stderr}")
+    return [json.loads(run.stdout) for run in runs if run.returncode != EXIT_LOCKED]
+
+
+def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
+    """100 hosts x 100 instances in one PostgreSQL database: concurrent runs (8 at a time) next
+    to the same runs one after another, each with its host's own test-driver document."""
+    hosts = [f"fleet-{number:03d}" for number in range(host_count)]
+    try:
+        cluster = PostgresCluster()
+    except ClusterUnavailable as missing:
+        print(f"fleet: skipped: {missing}")
+        return
+    try:
+        cluster.start()
+        url = cluster.url()
+        if compute_recover("db", "upgrade", "--db", url).returncode != 0:
+            sys.exit("bench: db upgrade failed")
+        fleet = write_fleet(workdir, hosts, FLEET_INSTANCES)
+        print(f"fleet: {host_count} hosts x {FLEET_INSTANCES} instances, one PostgreSQL database, "
+              "one `compute-recover run` process per host (--lock-timeout 0: a run that would wait is refused)")
+        seconds = {}
+        for label, parallel in (("one after another", 1), (f"concurrent, {FLEET_PARALLEL} at a time", FLEET_PARALLEL)):
+            load_fresh(url, fleet)
+            runs_cpu, server_cpu = children_cpu_seconds(), cluster.cpu_seconds()
+            seconds[parallel], runs = run_hosts(url, [workdir / h for h in hosts], parallel,
+                                                "--resume-guests-state-on-host-boot", "--lock-timeout", "0")
+            runs_cpu, server_cpu = children_cpu_seconds() - runs_cpu, cluster.cpu_seconds() - server_cpu
+            reports = reports_of(runs)
+            waits = sum(run.returncode == EXIT_LOCKED for run in runs)
+            print(f"  {label:24}: {seconds[parallel]:6.1f} s wall; actions executed twice "
+                  f"{executed_twice(reports)}, updates lost {lost_updates(url, reports)}, lock waits {waits}")
+            print(f"  {'':24}  CPU: the runs {runs_cpu:5.1f} s, PostgreSQL {server_cpu:5.1f} s; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        ratio = seconds[FLEET_PARALLEL] / seconds[1]
+        print(f"  ratio concurrent / one after another: {ratio:.2f}   (target <= 0.6)")
+        bench_same_host(workdir, url)
+    finally:
+        cluster.remove()
+
+
+def bench_same_host(workdir: Path, url: str, trials: int = 3) -> None:
+    """Two runs of one host at once: every interrupted hard reboot is rebooted once between them."""
+    fleet = write_fleet(workdir / "twin", ["twin-host"], FLEET_INSTANCES, INTERRUPTED_HARD_REBOOTS)
+    print(f"two concurrent runs of one host, {FLEET_INSTANCES} interrupted hard reboots, {trials} trials:")
+    for trial in range(1, trials + 1):
+        load_fresh(url, fleet)
+        _, runs = run_hosts(url, [workdir / "twin" / "twin-host"] * 2, 2)
+        reports = reports_of(runs)
+        reboots = sum(a["name"] == "reboot" and a["outcome"] in EXECUTED
+                      for report in reports for item in report["instances"] for a in item["actions"])
+        last = max(reports, key=lambda report: report["run_id"])  # its report says what the rows hold now
+        print(f"  trial {trial}: reboots {reboots} (must be {FLEET_INSTANCES}), actions executed twice "
+              f"{executed_twice(reports)}, updates lost {lost_updates(url, [last])}, "
+              f"exit codes {sorted(run.returncode for run in runs)}")
 
 
 def guests_to_resume(count: int) -> dict:
@@ -229,6 +331,7 @@ def main() -> None:
         bench_decide(workdir)
         bench_host_boot(workdir)
         bench_real_guests(workdir)
+        bench_fleet(workdir)
 
 
 if __name__ == "__main__":

@@ -5,21 +5,18 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pymysql
 import pytest
+from pg_cluster import ClusterError, ClusterUnavailable, PostgresCluster, free_port
 from sqlalchemy.engine import make_url
-
-PG_PASSWORD = "s3cret-pg-password"
-"""The test cluster's superuser password: password auth is on, so URLs must carry it and every
-message must hide it."""
 
 MARIADB_USER = "compute_recover"
 MARIADB_PASSWORD = "s3cret-maria-password"
@@ -32,22 +29,23 @@ MARIADB_START_TIMEOUT_S = 60
 _database_names = itertools.count()
 
 
-def _pg_bindir() -> Path | None:
-    """The newest Debian-installed PostgreSQL server binaries, else initdb on PATH."""
-    installed = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda initdb: int(initdb.parent.parent.name) if initdb.parent.parent.name.isdigit() else 0,
-    )
-    if installed:
-        return installed[-1].parent
-    on_path = shutil.which("initdb")
-    return Path(on_path).parent if on_path else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@contextmanager
+def _started_cluster() -> Iterator[PostgresCluster]:
+    """A started PostgreSQL cluster, removed afterwards. Skips when the server binaries are
+    absent; any other start-up failure is an error."""
+    try:
+        cluster = PostgresCluster()
+    except ClusterUnavailable as missing:
+        pytest.skip(str(missing))
+    except ClusterError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        cluster.start()
+        yield cluster
+    except ClusterError as error:
+        pytest.fail(str(error), pytrace=False)
+    finally:
+        cluster.remove()
 
 
 def _server_workdir(prefix: str, account: str) -> tuple[Path, str | None]:
@@ -72,34 +70,16 @@ def _failed(command: object, returncode: int | None, output: str, log: Path) -> 
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    """URL of the `postgres` database on a fresh cluster on a free loopback port, run as the
-    `postgres` user when we are root (initdb refuses root); stopped and removed at session end.
-    Skips when the server binaries are absent; any other start-up failure is an error."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
-    workdir, account = _server_workdir("compute-recover-pg-", "postgres")
-    as_server_user = ["runuser", "-u", account, "--"] if account else []
-    data, port = workdir / "data", _free_port()
-    (workdir / "pwfile").write_text(PG_PASSWORD + "\n")
+    """URL of the `postgres` database on the session's cluster (password auth on)."""
+    with _started_cluster() as cluster:
+        yield cluster.url()
 
-    def run(*command: object) -> None:
-        done = subprocess.run([*as_server_user, *map(str, command)], capture_output=True, text=True)
-        if done.returncode != 0:
-            _failed(command[0], done.returncode, done.stderr, workdir / "server.log")
 
-    server_options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={workdir} -c fsync=off"
-    try:
-        run(
-            bindir / "initdb", "-D", data, "-U", "postgres", f"--pwfile={workdir / 'pwfile'}",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-locale", "--encoding=UTF8", "--no-sync",
-        )  # fmt: skip
-        run(bindir / "pg_ctl", "-D", data, "-l", workdir / "server.log", "-o", server_options, "-w", "start")
-        yield f"postgresql+psycopg://postgres:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
-    finally:
-        if (data / "postmaster.pid").exists():
-            run(bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
-        shutil.rmtree(workdir, ignore_errors=True)
+@pytest.fixture
+def private_pg_cluster() -> Iterator[PostgresCluster]:
+    """A started PostgreSQL cluster of the test's own, to stop, restart or freeze (SIGSTOP)."""
+    with _started_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture
@@ -124,7 +104,7 @@ def mariadb_url() -> Iterator[str]:
         pytest.skip("MariaDB server binaries (mariadb-install-db, mariadbd) not found: apt-get install mariadb-server")
     workdir, account = _server_workdir("compute-recover-mariadb-", "mysql")
     run_as = [f"--user={account}"] if account else []
-    data, log, port = workdir / "data", workdir / "server.log", _free_port()
+    data, log, port = workdir / "data", workdir / "server.log", free_port()
     small = ["--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M"]
     init = workdir / "init.sql"  # run by the server at start-up: the only way in is the password account
     init.write_text(

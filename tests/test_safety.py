@@ -15,12 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid as uuidlib
 from pathlib import Path
 
 import psycopg
 import pytest
 from databases import migrated_database
+from scenarios import INTERRUPTED_HARD_REBOOTS, write_scenario
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -53,28 +53,10 @@ def load(url: str, scenario: Path) -> None:
         assert done.returncode == 0, done.stderr
 
 
-def write_reboots(directory: Path, count: int, host: str = HOST, nodes: bool = True) -> Path:
-    """`count` guests whose hard reboot was interrupted (shut off, task reboot_started_hard)."""
-    instances, domains = [], []
-    for number in range(1, count + 1):
-        uuid = str(uuidlib.UUID(int=number))
-        instances.append({"uuid": uuid, "host": host, "node": host, "vm_state": "active",
-                          "task_state": "reboot_started_hard", "power_state": "running"})
-        domains.append(
-            "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
-            f"<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>64</memory>"
-            f"<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>5</test:runstate></domain>"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "libvirt.xml").write_text(
-        "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads>"
-        "<active>8</active><model>x86_64</model></cpu><memory>16777216</memory>" + "".join(domains) + "</node>"
-    )
-    data = {"host": host, "instances": instances,
-            "services": [{"host": host, "binary": "nova-compute", "topic": "compute"}],
-            "compute_nodes": [{"host": host, "hypervisor_hostname": host}] if nodes else []}
-    (directory / "db.json").write_text(json.dumps(data))
-    return directory
+def write_reboots(directory: Path, count: int) -> Path:
+    """`count` guests whose hard reboot was interrupted (shut off, task rebooting_hard), on a host
+    whose compute node record does not exist yet."""
+    return write_scenario(directory, count, host=HOST, mix=INTERRUPTED_HARD_REBOOTS)
 
 
 def actions_named(report: dict, name: str) -> list[str]:
@@ -171,7 +153,7 @@ def test_the_host_lock_holds_on_postgresql_across_sessions(pg_database_url):
 
 
 def test_concurrent_first_boots_on_postgresql_make_one_compute_node(tmp_path, pg_database_url):
-    scenario = write_reboots(tmp_path / "first-boot", 20, nodes=False)
+    scenario = write_reboots(tmp_path / "first-boot", 20)
     load(pg_database_url, scenario)
 
     runs = [start("run", "--scenario", scenario, "--db", pg_database_url, "--json") for _ in range(4)]

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -204,7 +205,7 @@ class Watchdog:
     _create_lock = threading.Lock()
 
     def __init__(self) -> None:
-        self._deadlines: dict[int, tuple[float, Any]] = {}
+        self._deadlines: dict[int, tuple[float, Any, float]] = {}
         self._lock = threading.Lock()
         threading.Thread(target=self._watch, name="db-watchdog", daemon=True).start()
 
@@ -217,16 +218,26 @@ class Watchdog:
 
     def guard(self, engine: Engine, timeout: float) -> None:
         """Every connection `engine` hands out (for one operation) must be back within `timeout`."""
+        event.listen(engine, "checkout", lambda dbapi_connection, _record, _proxy: self._arm(dbapi_connection, timeout))
+        event.listen(engine, "checkin", lambda dbapi_connection, _record: self._disarm(dbapi_connection))
 
-        def arm(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-            with self._lock:
-                self._deadlines[id(dbapi_connection)] = (time.monotonic() + timeout, dbapi_connection)
+    @contextlib.contextmanager
+    def suspended(self, dbapi_connection: Any) -> Iterator[None]:
+        """Leave a connection unwatched while it is held on purpose (the host lock's session, for
+        as long as the lock is awaited and held); watched again, with a fresh limit, afterwards."""
+        with self._lock:
+            armed = self._deadlines.pop(id(dbapi_connection), None)
+        try:
+            yield
+        finally:
+            if armed is not None:
+                self._arm(dbapi_connection, armed[2])
 
-        event.listen(engine, "checkout", arm)
-        event.listen(engine, "checkin", lambda dbapi_connection, _record: self.disarm(dbapi_connection))
+    def _arm(self, dbapi_connection: Any, timeout: float) -> None:
+        with self._lock:
+            self._deadlines[id(dbapi_connection)] = (time.monotonic() + timeout, dbapi_connection, timeout)
 
-    def disarm(self, dbapi_connection: Any) -> None:
-        """Stop watching a connection: returned, or held on purpose (the host lock's session)."""
+    def _disarm(self, dbapi_connection: Any) -> None:
         with self._lock:
             self._deadlines.pop(id(dbapi_connection), None)
 
@@ -235,7 +246,7 @@ class Watchdog:
             time.sleep(0.25)
             now = time.monotonic()
             with self._lock:
-                late = [conn for deadline, conn in self._deadlines.values() if deadline < now]
+                late = [conn for deadline, conn, _ in self._deadlines.values() if deadline < now]
                 for conn in late:
                     self._deadlines.pop(id(conn), None)
             for conn in late:

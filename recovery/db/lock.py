@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.db.engine import DatabaseError, Watchdog
-from recovery.db.store import Database
+from recovery.db.store import Database, DatabaseFailure
 
 POLL_INTERVAL_S = 0.1
 
@@ -44,23 +45,35 @@ def host_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
             yield
         return
     with db.reading(f"open the lock session for {host}") as conn:
-        Watchdog.shared().disarm(conn.connection.dbapi_connection)  # held for the whole run on purpose
+        watchdog, session = Watchdog.shared(), conn.connection.dbapi_connection
         if backend == "postgresql":
-            acquire, release = _pg_lock(conn, host, timeout), "SELECT pg_advisory_unlock(:key)"
-            key = {"key": struct.unpack(">q", _key(host))[0]}
+            acquire, release = _pg_lock, "SELECT pg_advisory_unlock(:key)"
+            key: dict[str, Any] = {"key": struct.unpack(">q", _key(host))[0]}
         elif backend in ("mysql", "mariadb"):
-            acquire, release = _mysql_lock(conn, host, timeout), "SELECT RELEASE_LOCK(:key)"
+            acquire, release = _mysql_lock, "SELECT RELEASE_LOCK(:key)"
             key = {"key": _mysql_name(host)}
         else:
             raise DatabaseError(f"no host lock is implemented for {backend} databases: use SQLite, "
                                 "PostgreSQL or MySQL/MariaDB")
-        if not acquire:
-            raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
+        with watchdog.suspended(session):  # waiting for the lock may take up to `timeout`
+            if not acquire(conn, host, timeout):
+                raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
         try:
-            yield
+            with watchdog.suspended(session):  # held, idle, for the whole run on purpose
+                yield
         finally:
-            conn.execute(text(release), key)
-            conn.commit()
+            _release(conn, release, key)
+
+
+def _release(conn: Connection, statement: str, key: dict[str, Any]) -> None:
+    """Watched again, so a frozen server cannot hold the run here. A session that is gone
+    (server stopped, connection severed) took its lock with it: the server releases a dead
+    session's locks, so there is nothing left to release and the run's report still goes out."""
+    try:
+        conn.execute(text(statement), key)
+        conn.commit()
+    except SQLAlchemyError:
+        pass
 
 
 def _pg_lock(conn: Connection, host: str, timeout: float) -> bool:
@@ -94,13 +107,17 @@ _SPARE_GUARD = threading.Lock()
 
 
 @contextmanager
-def _descriptor(path: str) -> Iterator[int]:
-    real = os.path.realpath(path)
+def _descriptor(db: Database, host: str) -> Iterator[int]:
+    real = os.path.realpath(db.url.database)
     with _SPARE_GUARD:
         spare = _SPARE_DESCRIPTORS.setdefault(real, [])
         fd = spare.pop() if spare else None
     if fd is None:
-        fd = os.open(real, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fd = os.open(real, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as error:  # a read-only file or file system: a run could not write anyway
+            raise DatabaseFailure(f"database {db.masked_url} failed to take the lock for {host}: "
+                                  f"{error.strerror}") from None
     try:
         yield fd
     finally:
@@ -114,7 +131,7 @@ def _file_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
     locks (not POSIX process locks) so that SQLite closing its own descriptors of the same file
     in this process can never drop it."""
     offset = SQLITE_LOCK_BASE + int.from_bytes(_key(host)[:4], "big")
-    with _descriptor(db.url.database) as fd:
+    with _descriptor(db, host) as fd:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd, offset, fcntl.F_WRLCK):
             if time.monotonic() >= deadline:

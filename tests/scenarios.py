@@ -1,0 +1,56 @@
+"""Generated outage scenarios (a host's libvirt test-driver document and its db.json), for the
+benchmark and the fault tests: as many instances as wanted, on any host."""
+
+import json
+import random
+import uuid as uuidlib
+from pathlib import Path
+
+HOST_BOOT_MIX = (
+    # (share, vm_state, task_state, db power, libvirt runstate): mostly guests shut off by the outage
+    (0.70, "active", None, "running", 5),
+    (0.10, "stopped", None, "shutdown", 5),
+    (0.05, "active", "rebooting", "running", 5),
+    (0.05, "active", "image_snapshot", "running", 5),
+    (0.04, "active", "powering-off", "running", 1),
+    (0.03, "building", "spawning", "nostate", None),
+    (0.03, "error", None, "shutdown", 5),
+)
+
+
+def instance_uuid(host: str, number: int) -> str:
+    """Distinct on every host of a fleet; stable from run to run."""
+    return str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{number}.{host}"))
+
+
+INTERRUPTED_HARD_REBOOTS = ((1.0, "active", "rebooting_hard", "running", 5),)
+"""Every guest was hard rebooting when the host went down: each must be rebooted exactly once."""
+
+
+def write_scenario(directory: Path, count: int, seed: int = 7, host: str = "bench-host",
+                   mix: tuple = HOST_BOOT_MIX) -> Path:
+    """A generated outage scenario of `count` instances on `host` in the format of docs/scenarios.md."""
+    rng = random.Random(seed)
+    instances, domains = [], []
+    shares = [m[0] for m in mix]
+    for number in range(1, count + 1):
+        _, vm_state, task_state, db_power, runstate = rng.choices(mix, weights=shares)[0]
+        uuid = instance_uuid(host, number)
+        instances.append({"uuid": uuid, "display_name": f"guest-{number}", "host": host, "node": host,
+                          "vm_state": vm_state, "task_state": task_state, "power_state": db_power,
+                          "vcpus": 1, "memory_mb": 512, "root_gb": 1})
+        if runstate is not None:
+            domains.append(
+                "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
+                f"<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory>"
+                f"<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "libvirt.xml").write_text(
+        "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>2</sockets><cores>32</cores><threads>2</threads>"
+        "<active>128</active><model>x86_64</model></cpu><memory>1073741824</memory>"
+        + "".join(domains) + "</node>"
+    )
+    services = [{"host": host, "binary": "nova-compute", "topic": "compute", "report_count": 1}]
+    (directory / "db.json").write_text(json.dumps({"host": host, "instances": instances, "services": services}))
+    return directory
