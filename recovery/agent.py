@@ -215,7 +215,7 @@ class Agent:
 
     def _task_heartbeat(self) -> None:
         try:
-            self.db.heartbeat(self.run.host)
+            self.db.heartbeat(self.run.host, create=not self.run.nova_cell)
         except DatabaseError as error:
             log.warning("heartbeat not written: %s", error)
             return
@@ -240,7 +240,7 @@ class Agent:
         try:
             capacity = self.hv.capacity()
             self.db.upsert_compute_node(self.run.host, self.run.node, capacity.vcpus, capacity.memory_mb,
-                                        capacity.local_gb)
+                                        capacity.local_gb, create=not self.run.nova_cell)
         except HypervisorLost as lost:
             self._lost(str(lost))
         except (HypervisorError, DatabaseError) as error:

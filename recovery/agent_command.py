@@ -14,7 +14,15 @@ from recovery import logs
 from recovery.agent import Agent, guests_started
 from recovery.exits import EXIT_OK, EXIT_USAGE, fail
 from recovery.facts import Options
-from recovery.host_commands import open_db, open_hypervisor, print_result, recover, require_schema, resolve_target
+from recovery.host_commands import (
+    open_db,
+    open_hypervisor,
+    open_journal,
+    print_result,
+    recover,
+    require_schema,
+    resolve_target,
+)
 from recovery.hypervisor import Hypervisor, start_event_loop
 from recovery.metrics import Metrics
 from recovery.network import NetworkHook
@@ -43,17 +51,19 @@ class Systemd:
 def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout: float, lock_timeout: float,
           db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, db_url: str | None,
           libvirt_uri: str, host: str | None, options: Options, settings: AgentSettings,
-          metrics_port: int | None, metrics_address: str, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
+          metrics_port: int | None, metrics_address: str, instances_path: Path = DEFAULT_INSTANCES_PATH,
+          journal_db_url: str | None = None) -> None:
     logs.raise_to_info()
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     systemd, metrics = Systemd(), Metrics()
     db = open_db(db_url, timeout=db_timeout)
+    journal = open_journal(journal_db_url, db, db_timeout)
     try:
-        require_schema(db, dry_run=False)
+        nova_cell = require_schema(db, False, journal)
         start_event_loop()  # before the connection is opened: libvirt binds its events to the loop then
         hypervisor = open_hypervisor(libvirt_uri, read_only=False, instances_path=instances_path)
         run = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, concurrency=concurrency,
-                          stop_timeout=stop_timeout, lock_timeout=lock_timeout)
+                          stop_timeout=stop_timeout, lock_timeout=lock_timeout, nova_cell=nova_cell)
         if metrics_port is not None:
             _serve_metrics(metrics, metrics_port, metrics_address)
         keeper = Agent(db, hypervisor, run, settings, metrics,
@@ -64,7 +74,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
         keeper.listen()
         systemd.notify(f"STATUS=recovering host {host}")
         started = time.monotonic()
-        result = recover(hypervisor, db, run, NetworkHook(plug_vifs_command, network_apply_command))
+        result = recover(hypervisor, db, run, NetworkHook(plug_vifs_command, network_apply_command), journal=journal)
         metrics.record_run(result)
         if result.halted is None:
             metrics.beat()  # the run's closing heartbeat
@@ -78,6 +88,8 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
     finally:
         metrics.close()
         db.close()
+        if journal is not None:
+            journal.close()
     sys.exit(EXIT_OK)
 
 

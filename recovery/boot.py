@@ -148,11 +148,12 @@ class HostBoot:
 
     def __init__(self, machine: RecoveryMachine, hypervisor: Hypervisor, database: Database,
                  settings: RunSettings, network: NetworkHook | None = None,
-                 on_result: Callable[[InstanceResult], None] | None = None):
+                 on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None):
+        """`journal`: the database the run is journaled in, when not `database` (a Nova cell database)."""
         self.machine = machine
         self.on_result = on_result
         """Called from the worker threads with each executed instance's result (the progress bar)."""
-        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt())
+        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal)
         self.settings = settings
 
     def run(self) -> RunResult:
@@ -166,9 +167,10 @@ class HostBoot:
             result = self._recover(None, warnings, None)
         else:
             capacity = hv.capacity()  # read now: the compute node is still updated if libvirt goes later
-            with host_lock(db, settings.host, settings.lock_timeout):
+            with host_lock(db, settings.host, settings.lock_timeout):  # in the records' database: shared by all
                 db.prepare_for_writes()
-                run_id = journals.start_run(db, settings.host, self._options_json())
+                self.ports.journal_database.prepare_for_writes()
+                run_id = journals.start_run(self.ports.journal_database, settings.host, self._options_json())
                 result = self._recover(run_id, warnings, capacity)
         result.seconds = time.perf_counter() - started
         return result
@@ -184,7 +186,8 @@ class HostBoot:
         plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
         warnings += self._evacuation_warnings(by_domain, evacuations)
         if run_id is not None:
-            ids = journals.insert_entries(db, run_id, self._entries(plans, failures, by_domain))
+            ids = journals.insert_entries(self.ports.journal_database, run_id,
+                                          self._entries(plans, failures, by_domain))
             for plan in plans:
                 plan.journal_id = ids.get(plan.uuid)
         results = list(failures)
@@ -205,17 +208,32 @@ class HostBoot:
     def _close_run(self, result: RunResult, capacity: HostCapacity | None) -> None:
         """pre_start_hook and post_start_hook, then the run's end in the journal. A database that
         failed during the run is tried once more: if it is back, the journal is finished."""
-        db, settings, halt = self.ports.database, self.settings, self.ports.halt
         try:
-            if capacity is not None and not halt.database_failed:
-                db.upsert_compute_node(settings.host, settings.node, capacity.vcpus, capacity.memory_mb,
-                                       capacity.local_gb)
-                db.heartbeat(settings.host)
-            journals.finish_run(db, result.run_id, result.exit_code, result.totals)
+            if capacity is not None and not self.ports.halt.database_failed:
+                result.warnings += self._update_host_records(capacity)
+            journals.finish_run(self.ports.journal_database, result.run_id, result.exit_code, result.totals)
         except DatabaseError as error:
             result.halted = result.halted or str(error)
             result.warnings.append(f"the run's journal could not be finished ({error}); the host's next run "
                                    "marks it interrupted")
+
+    def _update_host_records(self, capacity: HostCapacity) -> list[str]:
+        """pre_start_hook and post_start_hook: the compute node's capacity and usage, and the service's
+        heartbeat. On a Nova cell database a missing record is not created (warned instead): Nova's
+        nova-compute creates both, with what compute-recover does not know (the hypervisor's type,
+        version and CPU description; the service's uuid and object version)."""
+        db, settings = self.ports.database, self.settings
+        create = not settings.nova_cell
+        warnings = []
+        node = db.upsert_compute_node(settings.host, settings.node, capacity.vcpus, capacity.memory_mb,
+                                      capacity.local_gb, create=create)
+        if node is None:
+            warnings.append(f"no compute node {settings.node!r} of host {settings.host} in the Nova database: not "
+                            "created here (nova-compute creates it when it starts)")
+        if not db.heartbeat(settings.host, create=create):
+            warnings.append(f"no nova-compute service of host {settings.host} in the Nova database: not created "
+                            "here (nova-compute creates it when it starts)")
+        return warnings
 
     def _power_now(self, results: list[InstanceResult], by_domain: dict[str, DomainInfo]) -> dict[str, str]:
         """Power states for the report: re-read in one call; from before the run if libvirt is gone."""
@@ -344,7 +362,7 @@ class HostBoot:
         fresh = self._plan_for(row, facts, evacuation)
         fresh.journal_id = plan.journal_id
         if fresh.journal_id is not None:
-            with db.transaction(f"journal the new decision for {plan.uuid}") as conn:
+            with self.ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
                 journals.update_entry(conn, fresh.journal_id, self._decision_entry(fresh.decision))
         return fresh
 

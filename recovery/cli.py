@@ -32,10 +32,19 @@ from recovery.facts import (
 from recovery.formats import FORMATS, Output, chosen_output, emit, error_document, remember_format, selected_columns
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
 from recovery.machine import shared_machine
+from recovery.nova_options import nova_conf_options
 from recovery.option_checks import FiniteFloatRange, command_option_callback
 from recovery.render import explanation_json, explanation_text, format_action
 from recovery.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
-from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_LOCK_TIMEOUT
+from recovery.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DB_TIMEOUT,
+    DEFAULT_INSTANCES_PATH,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STATE_DIR,
+    JOURNAL_FILE,
+    default_journal_path,
+)
 from states.enums import RunningDeletedInstanceAction
 from states.power_sync import LIFECYCLE_DELAY
 
@@ -86,7 +95,7 @@ def policy_options(command):
         click.option("--host", default=None, envvar=ENV_PREFIX + "HOST",
                      help="This compute host's name, as the database records it [default: the scenario's host, "
                      "else the machine's hostname]."),
-        click.option("--resume-guests-state-on-host-boot", is_flag=True, default=False,
+        click.option("--resume-guests-state-on-host-boot/--no-resume-guests-state-on-host-boot", default=False,
                      envvar=ENV_PREFIX + "RESUME_GUESTS_STATE_ON_HOST_BOOT",
                      help="Restart guests that were running before the host went down."),
         click.option("--destroy-after-evacuate/--no-destroy-after-evacuate", default=True,
@@ -208,6 +217,21 @@ def db_timeout_option(command):
                         help="Seconds one database call may take before the database counts as failed.")(command)
 
 
+def _journal_default(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A bare --journal-db names the state directory's journal file (looked up when the command runs)."""
+    return default_journal_path() if value == "" else value
+
+
+def journal_db_option(command):
+    return click.option("--journal-db", "journal_db_url", envvar=ENV_PREFIX + "JOURNAL_DB", default=None,
+                        is_flag=False, flag_value="", callback=_journal_default,
+                        help="SQLAlchemy URL (or SQLite path) of a database of its own for compute-recover's "
+                        f"journal, made by `db upgrade --journal-db`; given alone: {JOURNAL_FILE} in "
+                        f"$COMPUTE_RECOVER_STATE_DIR, else in {DEFAULT_STATE_DIR}. Needed when --db is Nova's cell "
+                        "database, which then gets no table or row of compute-recover's "
+                        "[default: the journal is in --db].")(command)
+
+
 def libvirt_option(command):
     return click.option("--libvirt-uri", envvar=ENV_PREFIX + "LIBVIRT_URI", default="qemu:///system",
                         show_default=True, help="The hypervisor to recover.")(command)
@@ -221,14 +245,16 @@ def libvirt_option(command):
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N runs of the journal [default: all].")
 @output_options
 @database_option
+@journal_db_option
 @db_timeout_option
 @libvirt_option
+@nova_conf_options()
 @config_option
 @policy_options
 @click.pass_context
 def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, limit: int | None,
-            output: Output, db_url: str | None, db_timeout: float, libvirt_uri: str, host: str,
-            options: Options) -> None:
+            output: Output, db_url: str | None, journal_db_url: str | None, db_timeout: float, libvirt_uri: str,
+            host: str, options: Options) -> None:
     """Explain why the machine decides what it does for one instance.
 
     INSTANCE is a uuid, an instance's name, or its libvirt domain's name: the journal of past runs,
@@ -248,7 +274,7 @@ def explain(ctx: click.Context, instance: str | None, facts_text: str | None, li
     given = frozenset(name for name in Options.__dataclass_fields__ if _given(ctx, name))
     request = explain_command.LiveRequest(libvirt_uri, host if _given(ctx, "host") else None, options, given)
     explain_command.explain_journal(instance, request if live else None, output, limit, db_url, db_timeout,
-                                    libvirt_uri)
+                                    libvirt_uri, journal_db_url)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -280,14 +306,20 @@ def _explain_facts(instance: str | None, facts_text: str, host: str, options: Op
     emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))
 
 
+TARGET_OPTIONS = (
+    click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
+                 help="Scenario directory: recover its libvirt.xml (test driver) as its db.json's host; load "
+                 "its records first with `compute-recover scenario load`."),
+    click.option("--node", envvar=ENV_PREFIX + "NODE", help="Hypervisor hostname of the compute node "
+                 "[default: the scenario's host, else libvirt's hostname]."),
+)
+"""Which host and node: shared by `run`, `agent` and `plan`."""
+
+
 def recovery_options(command):
     """The options of a recovery, shared by `run` and `agent` (which recovers as `run` does)."""
     options = [
-        click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
-                     help="Scenario directory: recover its libvirt.xml (test driver) as its db.json's host; load "
-                     "its records first with `compute-recover scenario load`."),
-        click.option("--node", envvar=ENV_PREFIX + "NODE", help="Hypervisor hostname of the compute node "
-                     "[default: the scenario's host, else libvirt's hostname]."),
+        *TARGET_OPTIONS,
         click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
                      envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once."),
         click.option("--stop-timeout", type=FiniteFloatRange(0, 86_400), default=60.0, show_default=True,
@@ -321,11 +353,13 @@ def recovery_options(command):
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
               help="Decide and report; write nothing to libvirt or the database.")
 @output_options
+@journal_db_option
+@nova_conf_options(verbose=True)
 @recovery_options
 def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, instances_path: Path, db_url: str | None, libvirt_uri: str,
-        host: str | None, options: Options) -> None:
+        host: str | None, options: Options, journal_db_url: str | None) -> None:
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
@@ -337,7 +371,32 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
     host_commands.run(scenario, node, dry_run, output, concurrency, stop_timeout, lock_timeout, db_timeout,
-                      plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options, instances_path)
+                      plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options, instances_path,
+                      journal_db_url)
+
+
+@cli.command()
+@output_options
+@TARGET_OPTIONS[0]
+@TARGET_OPTIONS[1]
+@db_timeout_option
+@database_option
+@libvirt_option
+@nova_conf_options(verbose=True)
+@config_option
+@policy_options
+def plan(output: Output, scenario: str | None, node: str | None, db_timeout: float, db_url: str | None,
+         libvirt_uri: str, host: str | None, options: Options) -> None:
+    """What nova-compute's start would do on this host, and why: read only.
+
+    Every instance and domain of the host through the same decisions as `run`, reported in the
+    same table (or -f json, --json, ...) as a dry run. The database is read in a read-only transaction (Nova's
+    cell database included: no table, row or file is made) and libvirt through a read-only
+    connection. Against Nova: docs/nova.md.
+    """
+    from recovery import plan_command
+
+    plan_command.plan(scenario, node, output, db_timeout, db_url, libvirt_uri, host, options)
 
 
 def _positive(name: str, default: float, help_text: str):
@@ -357,12 +416,15 @@ def _positive(name: str, default: float, help_text: str):
               help="Address the metrics port listens on.")
 @click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
               help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
+@journal_db_option
+@nova_conf_options()
 @recovery_options
 def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout: float, lock_timeout: float,
           db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, instances_path: Path,
           db_url: str | None, libvirt_uri: str, host: str | None, options: Options, report_interval: float,
           sync_power_state_interval: float, update_resources_interval: float, lifecycle_event_delay: float,
-          metrics_port: int | None, metrics_address: str, metrics_textfile: str | None) -> None:
+          metrics_port: int | None, metrics_address: str, metrics_textfile: str | None,
+          journal_db_url: str | None) -> None:
     """Recover this host as `run` does, then stay and keep its records true.
 
     Heartbeats the service record, syncs power states from libvirt's lifecycle events and
@@ -378,7 +440,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
                              lifecycle_event_delay=lifecycle_event_delay, metrics_textfile=metrics_textfile)
     agent_command.agent(scenario, node, concurrency, stop_timeout, lock_timeout, db_timeout, plug_vifs_command,
                         network_apply_command, db_url, libvirt_uri, host, options, settings, metrics_port,
-                        metrics_address, instances_path)
+                        metrics_address, instances_path, journal_db_url)
 
 
 @cli.group(invoke_without_command=True)
@@ -428,13 +490,16 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @database_option
+@journal_db_option
 @db_timeout_option
-def db_upgrade(db_url: str | None, db_timeout: float) -> None:
+def db_upgrade(db_url: str | None, journal_db_url: str | None, db_timeout: float) -> None:
     """Create compute-recover's tables in --db, or bring them up to this version (the only command
-    that changes a schema). An SQLite file is created if missing, readable by its owner only."""
+    that changes a schema). With --journal-db: only the journal's tables, in that database (--db,
+    which may be Nova's cell database, is not touched). An SQLite file is created if missing,
+    readable by its owner only."""
     from recovery import admin_commands
 
-    admin_commands.db_upgrade(db_url, db_timeout)
+    admin_commands.db_upgrade(db_url, db_timeout, journal_db_url)
 
 
 @cli.group("scenario")

@@ -4,7 +4,8 @@ Claim before act: before its first action an instance's row is claimed by a comp
 the (vm_state, task_state, updated_at) it was decided from, which writes the decision's own
 writes and a new updated_at, so a concurrent writer is detected before any action, never after.
 Steps then run in order; each action's outcome is journaled as it completes, and the state the
-actions reached is written, with the journal's final word, in one last transaction. An action
+actions reached is written, with the journal's final word, in one last transaction (two, the
+record's first, when the journal has a database of its own). An action
 that fails applies Nova's failure writes, and one that stops on failure skips the rest.
 
 A run that loses its database or its hypervisor is halted: no instance starts another action,
@@ -103,9 +104,27 @@ class Halt:
 class Ports:
     hypervisor: Hypervisor
     database: Database
+    """The instance records (Nova's tables)."""
     network: NetworkHook
     stop_timeout: float = 60.0
     halt: Halt = field(default_factory=Halt)
+    journal: Database | None = None
+    """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
+
+    @property
+    def journal_database(self) -> Database:
+        return self.journal or self.database
+
+    @contextmanager
+    def recording(self, what: str) -> Iterator[tuple[Connection, Connection]]:
+        """A record write and its journal entry: one transaction in one database; in two, the
+        journal's commits after the record's, so the journal never claims a write that failed."""
+        if self.journal is None:
+            with self.database.transaction(what) as conn:
+                yield conn, conn
+            return
+        with self.journal.transaction(f"journal: {what}") as journal, self.database.transaction(what) as records:
+            yield records, journal
 
 
 class LostRace(Exception):
@@ -151,7 +170,7 @@ class _Record:
 
     def __init__(self, ports: Ports, plan: Plan):
         facts = plan.decision.facts
-        self.db, self.plan = ports.database, plan
+        self.ports, self.db, self.plan = ports, ports.database, plan
         self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
         self.vm_state, self.task_state = self.confirmed[:2]
         self.power_state: str | None = None
@@ -192,13 +211,14 @@ class _Record:
         return True
 
     @contextmanager
-    def transaction(self, what: str) -> Iterator[Connection]:
-        """A transaction holding this record's write: if it fails (even at commit, after the
-        write went through), the record is again as last committed, and so is the report."""
+    def transaction(self, what: str) -> Iterator[tuple[Connection, Connection]]:
+        """A transaction holding this record's write, and its journal's (Ports.recording): if it
+        fails (even at commit, after the write went through), the record is again as last
+        committed, and so is the report."""
         saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed)
         try:
-            with self.db.transaction(what) as conn:
-                yield conn
+            with self.ports.recording(what) as connections:
+                yield connections
         except DatabaseFailure:
             self.confirmed, self.power_state, self.mark_deleted, self.claimed = saved
             raise
@@ -273,7 +293,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
 def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
     """Claim the row before the first action; False (with the result filled) if the database failed."""
     try:
-        with record.transaction(f"claim instance {plan.uuid}") as conn:
+        with record.transaction(f"claim instance {plan.uuid}") as (conn, _journal):
             if not record.write(conn):
                 raise LostRace(record.lost())
     except DatabaseFailure as failure:
@@ -289,7 +309,7 @@ def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remainin
     if plan.journal_id is None:
         return True
     try:
-        with ports.database.transaction(f"journal the progress of {plan.uuid}") as conn:
+        with ports.journal_database.transaction(f"journal the progress of {plan.uuid}") as conn:
             update_entry(conn, plan.journal_id, {"actions": _actions_json(result, remaining)})
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
@@ -298,18 +318,18 @@ def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remainin
 
 
 def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, skipped: list[Action]) -> InstanceResult:
-    """Write the state reached and the journal's final word in one transaction."""
+    """Write the state reached and the journal's final word (in one transaction when they share a database)."""
     result.actions += [ActionResult(action, SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, plan) if result.actions else None
     try:
-        with record.transaction(f"record instance {plan.uuid}") as conn:
+        with record.transaction(f"record instance {plan.uuid}") as (conn, journal):
             if not record.write(conn):
                 if not record.claimed and not result.actions:
                     raise LostRace(record.lost())  # nothing written or done yet: decide it again
                 result.outcome, result.error = CONFLICT, record.lost()
             result.vm_state, result.task_state = record.confirmed[:2]
             if plan.journal_id is not None:
-                update_entry(conn, plan.journal_id, final_entry(result))
+                update_entry(journal, plan.journal_id, final_entry(result))
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = INTERRUPTED, f"the outcome could not be recorded: {failure}"
@@ -328,7 +348,7 @@ def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Ac
     result.vm_state, result.task_state = record.confirmed[:2]
     if plan.journal_id is not None and not ports.halt.database_failed:
         try:
-            with ports.database.transaction(f"journal where {plan.uuid} stopped") as conn:
+            with ports.journal_database.transaction(f"journal where {plan.uuid} stopped") as conn:
                 update_entry(conn, plan.journal_id, final_entry(result))
         except DatabaseFailure as failure:
             ports.halt.stop(str(failure), database=True)

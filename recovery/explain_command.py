@@ -39,16 +39,21 @@ class LiveRequest:
 
 
 def explain_journal(instance: str, live: LiveRequest | None, output: Output, limit: int | None,
-                    db_url: str | None, db_timeout: float, libvirt_uri: str) -> None:
+                    db_url: str | None, db_timeout: float, libvirt_uri: str, journal_db_url: str | None = None) -> None:
+    """The journal is read from `journal_db_url` when given (runs made against a Nova database), else from --db."""
     columns = selected_columns(RUN_COLUMNS, output.columns)
     db = open_db(db_url, read_only=True, timeout=db_timeout)
+    journal = db if journal_db_url is None else open_db(journal_db_url, read_only=True, timeout=db_timeout,
+                                                        option="--journal-db")
     try:
         uuid = resolve_instance(db, instance, libvirt_uri)
-        entries = journals.journal_for(db, uuid, limit) if db.has_tables("recovery_journal", "recovery_runs") else []
+        has_journal = journal.has_tables("recovery_journal", "recovery_runs")
+        entries = journals.journal_for(journal, uuid, limit) if has_journal else []
         row = db.load_instances_by_uuid([uuid]).get(uuid) if db.has_tables("instances") else None
         if not entries and row is None:
-            fail(f"unknown instance {uuid}: no instance record and no journal entry in {db.masked_url}; "
-                 "check the uuid and --db", EXIT_USAGE)
+            where = db.masked_url if journal is db else f"{db.masked_url} or {journal.masked_url}"
+            fail(f"unknown instance {uuid}: no instance record and no journal entry in {where}; "
+                 "check the uuid, --db and --journal-db", EXIT_USAGE)
         identity = None if row is None else {
             "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
         live_doc = _live_explanation(db, uuid, live, entries[0] if entries else None) if live else None
@@ -56,6 +61,8 @@ def explain_journal(instance: str, live: LiveRequest | None, output: Output, lim
         fail(str(error), EXIT_USAGE)
     finally:
         db.close()
+        if journal is not db:
+            journal.close()
     owner = identity["host"] if identity else None
     doc = {"uuid": uuid, "instance": identity, "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
     emit(output, doc, lambda: [_run_row(run) for run in doc["runs"]], columns, lambda: click.echo(journal_text(doc)))

@@ -23,7 +23,7 @@ from recovery.network import NetworkHook
 from recovery.progress import RunProgress
 from recovery.report import RUN_COLUMNS, print_report, run_json, run_rows
 from recovery.scenario_seed import ScenarioError, read_db_json
-from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings
+from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings, default_journal_path
 
 log = logging.getLogger(__name__)
 TABLE = Output()
@@ -32,24 +32,31 @@ TABLE = Output()
 def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
-        options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
+        options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH, journal_db_url: str | None = None) -> None:
+    """`run`: `journal_db_url` names the journal's own database."""
     columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     console = stdout_console()
     db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
+    journal = None
     try:
-        require_schema(db, dry_run)
+        if not dry_run:
+            journal = open_journal(journal_db_url, db, db_timeout)
+        nova_cell = require_schema(db, dry_run, journal)
         hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
-                               concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout)
+                               concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout,
+                               nova_cell=nova_cell)
         network = NetworkHook(plug_vifs_command, network_apply_command)
         if output.for_people and console.is_terminal and not _quiet():
             with RunProgress(console, host) as progress:
-                result = recover(hypervisor, db, settings, network, progress.finished)
+                result = recover(hypervisor, db, settings, network, progress.finished, journal)
         else:
-            result = recover(hypervisor, db, settings, network)
+            result = recover(hypervisor, db, settings, network, journal=journal)
     finally:
         db.close()
+        if journal is not None:
+            journal.close()
     print_result(result, output, columns, console)
     sys.exit(result.exit_code)
 
@@ -74,12 +81,12 @@ def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
 
 
 def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
-            on_result: Callable[[InstanceResult], None] | None = None) -> RunResult:
+            on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal exits with its code."""
     log.info("recovering host %s (node %s)%s", settings.host, settings.node,
              " as a dry run" if settings.dry_run else "")
-    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result), db, settings.host,
-                   settings.lock_timeout)
+    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result, journal), journal or db,
+                   settings.host, settings.lock_timeout)
     if result.halted:
         log.error("run %s stopped early: %s", result.run_id, result.halted)
     log.info("run %s on host %s finished in %.2f s with exit code %d: %s", result.run_id, settings.host,
@@ -95,15 +102,27 @@ def print_result(result: RunResult, output: Output = TABLE, columns: list[str] |
          lambda: print_report(doc, console or stdout_console()))
 
 
-def require_schema(db: Database, dry_run: bool) -> None:
-    """A real run writes the journal: its tables must be there (made by `db upgrade`, never by `run`)."""
+def require_schema(db: Database, dry_run: bool, journal: Database | None = None) -> bool:
+    """A real run writes the journal: its tables must be there (made by `db upgrade`, never by `run`),
+    in `journal` when given, else in `db`, which then must not be Nova's own cell database.
+    Whether `db` is Nova's cell database."""
     try:
+        nova_cell = schema.is_nova_cell(db)
+        if (dry_run or journal is not None) and not db.has_tables("instances", "services", "compute_nodes",
+                                                                  "migrations"):
+            fail(f"database {db.masked_url} has no instance records (no `instances` table): load a scenario "
+                 "with `compute-recover scenario load`, or check --db", EXIT_USAGE)
         if dry_run:
-            if not db.has_tables("instances", "services", "compute_nodes", "migrations"):
-                fail(f"database {db.masked_url} has no instance records (no `instances` table): load a scenario "
-                     "with `compute-recover scenario load`, or check --db", EXIT_USAGE)
+            return nova_cell
+        if journal is not None:
+            schema.require(journal, schema.JOURNAL_BRANCHES)
+        elif nova_cell:
+            fail(f"database {db.masked_url} is Nova's own cell database: a real run keeps its journal in a database "
+                 f"of its own — add --journal-db URL (bare --journal-db: {default_journal_path()}), made once by "
+                 "`compute-recover db upgrade --journal-db URL`; nothing was changed", EXIT_USAGE)
         else:
             schema.require(db)
+        return nova_cell
     except DatabaseError as error:
         fail(str(error), EXIT_USAGE)
 
@@ -138,11 +157,27 @@ def _warn(text: str) -> None:
     click.echo(f"warning: {text}", err=True)
 
 
-def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Database:
+def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S,
+            option: str = "--db") -> Database:
     try:
         return open_database(db_url, read_only=read_only, timeout=timeout)
     except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
+        text = str(error)
+        if option != "--db":  # the message names the option to check
+            text = text.replace("COMPUTE_RECOVER_DB", "COMPUTE_RECOVER_JOURNAL_DB").replace("--db", option)
+        fail(text, EXIT_USAGE)
+
+
+def open_journal(journal_db_url: str | None, records: Database, timeout: float) -> Database | None:
+    """The journal's own database, if one is named and it is not the records' database itself
+    (then the journal stays beside the records, written in the same transactions)."""
+    if journal_db_url is None:
+        return None
+    journal = open_db(journal_db_url, timeout=timeout, option="--journal-db")
+    if journal.url == records.url:
+        journal.close()
+        return None
+    return journal
 
 
 def open_hypervisor(uri: str, read_only: bool, instances_path: Path = DEFAULT_INSTANCES_PATH) -> Hypervisor:

@@ -1,5 +1,6 @@
 """What one run of the host boot routine is asked to do."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,18 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_INSTANCES_PATH = Path("/var/lib/nova/instances")
 """Nova's instances_path: where an instance's local disks live, in a directory named by its uuid."""
 
+STATE_DIR_ENV = "COMPUTE_RECOVER_STATE_DIR"
+DEFAULT_STATE_DIR = "/var/lib/compute-recover"
+"""Where compute-recover keeps its own state on a host: the journal database beside a Nova one."""
+
+JOURNAL_FILE = "journal.sqlite"
+
+
+def default_journal_path() -> str:
+    """The journal database a bare `--journal-db` names: a local SQLite file in
+    $COMPUTE_RECOVER_STATE_DIR, else in DEFAULT_STATE_DIR."""
+    return os.path.join(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR, JOURNAL_FILE)
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -28,6 +41,8 @@ class RunSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     stop_timeout: float = 60.0
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    nova_cell: bool = False
+    """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
 
 
 @dataclass(frozen=True)

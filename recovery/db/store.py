@@ -236,13 +236,14 @@ class Database:
             return conn.execute(statement).rowcount
 
     def upsert_compute_node(
-        self, host: str, hypervisor_hostname: str, vcpus: int, memory_mb: int, local_gb: int
-    ) -> ComputeNodeRow:
+        self, host: str, hypervisor_hostname: str, vcpus: int, memory_mb: int, local_gb: int, create: bool = True
+    ) -> ComputeNodeRow | None:
         """Record the host's capacity and, computed in SQL from its live instances, the used
         amounts and running guest count (Nova's pre_start_hook); create the node when missing.
 
         Called under the host lock, and the table has Nova's unique key on (host,
-        hypervisor_hostname, deleted), so two first boots can never make two rows. Sizes outside
+        hypervisor_hostname, deleted), so two first boots can never make two rows. Without
+        `create`, a missing node stays missing (None). Sizes outside
         Nova's Integer range are bad rows (refused before any action) and are not counted, so
         the sums cannot overflow.
         """
@@ -271,23 +272,29 @@ class Database:
         this_node = _node_of(host) & (ComputeNode.hypervisor_hostname == hypervisor_hostname)
         with self.transaction(f"update the compute node of {host}") as conn:
             if conn.execute(update(ComputeNode).where(this_node).values(values)).rowcount == 0:
+                if not create:
+                    return None
                 identity = {"uuid": str(uuidlib.uuid4()), "host": host, "hypervisor_hostname": hypervisor_hostname}
                 conn.execute(insert(ComputeNode).values(identity | values | {"created_at": now}))
             return _rows(conn, ComputeNodeRow, ComputeNode, this_node)[0]
 
-    def heartbeat(self, host: str) -> None:
+    def heartbeat(self, host: str, create: bool = True) -> bool:
         """Report this host's nova-compute service alive as Nova's servicegroup driver does
-        (report_count + 1, last_seen_up = now), creating the record on first start."""
+        (report_count + 1, last_seen_up = now), creating the record on first start when `create`;
+        whether the record exists now."""
         now = utcnow()
         bump = {"report_count": Service.report_count + 1, "updated_at": now, "last_seen_up": now}
         with self.transaction(f"report service {host} alive") as conn:
             if conn.execute(update(Service).where(_compute_service(host)).values(bump)).rowcount:
-                return
+                return True
+            if not create:
+                return False
             conn.execute(
                 insert(Service)
                 .values(host=host, binary="nova-compute", topic="compute", report_count=1)
                 .values(created_at=now, updated_at=now, last_seen_up=now)
             )
+            return True
 
 
 # --- Helpers -----------------------------------------------------------------------------------

@@ -1,0 +1,20 @@
+"""The body of `compute-recover plan`: the read-only view of what nova-compute's start would do.
+
+It is the dry-run path of the host boot routine (recovery.boot.HostBoot), nothing of its own: a
+read-only database session (no DDL, no row, no file, whatever the database is), a read-only
+libvirt connection, the same decisions and the same report as `run --dry-run`.
+"""
+
+from recovery import host_commands
+from recovery.facts import Options
+from recovery.formats import Output
+from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT
+
+STOP_TIMEOUT_UNUSED = 60.0
+"""A plan stops no guest; the routine's settings still carry a value."""
+
+
+def plan(scenario: str | None, node: str | None, output: Output, db_timeout: float, db_url: str | None,
+         libvirt_uri: str, host: str | None, options: Options) -> None:
+    host_commands.run(scenario, node, True, output, DEFAULT_CONCURRENCY, STOP_TIMEOUT_UNUSED, DEFAULT_LOCK_TIMEOUT,
+                      db_timeout, None, None, db_url, libvirt_uri, host, options)
