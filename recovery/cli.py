@@ -387,5 +387,27 @@ def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: s
     click.echo(graphs.mermaid(edge_list) if fmt == "mermaid" else graphs.dot(edge_list))
 
 
+def policy_source_options(command):
+    """Which policy table a command judges: a copy in a file, states/ at a git revision, or the installed one."""
+    command = click.option("--rev", "revision", help="The policy of states/policy.py at this git revision "
+                           "(e.g. HEAD~3), read with git show.")(command)
+    return click.option("--policy-module", type=click.Path(dir_okay=False),
+                        help="A copy of states/policy.py to judge instead of the installed policy.")(command)
+
+
+@cli.command()
+@policy_source_options
+def verify(policy_module: str | None, revision: str | None) -> None:
+    """Prove the policy's invariants over every state and every class of facts.
+
+    Totality, determinism, the decision cache, safety (no domain destroyed without evidence),
+    convergence within 3 runs, and agreement of the walk with the machine's own triggers, each
+    checked exhaustively (docs/verify.md). Exit 1 with a counterexample when one fails.
+    """
+    from recovery import proof_commands
+
+    proof_commands.verify_command(policy_module, revision)
+
+
 def main() -> None:
     cli()
