@@ -409,5 +409,33 @@ def verify(policy_module: str | None, revision: str | None) -> None:
     proof_commands.verify_command(policy_module, revision)
 
 
+@cli.command()
+@click.option("--a", "a_settings", multiple=True, metavar="NAME=VALUE",
+              help="A decision option of side a (repeatable): resume=off, destroy_after_evacuate=on, "
+              "running_deleted_instance_action=reap; unset options take their defaults.")
+@click.option("--b", "b_settings", multiple=True, metavar="NAME=VALUE", help="A decision option of side b.")
+@click.option("--a-rev", help="Side a's policy: states/policy.py at this git revision (e.g. HEAD~3).")
+@click.option("--b-rev", help="Side b's policy: states/policy.py at this git revision.")
+@click.option("--a-policy-module", type=click.Path(dir_okay=False), help="Side a's policy: a copy of states/policy.py.")
+@click.option("--b-policy-module", type=click.Path(dir_okay=False), help="Side b's policy: a copy of states/policy.py.")
+@click.option("--host", help="With --db: the host whose instances it would affect.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@database_option
+@db_timeout_option
+def diff(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_rev: str | None, b_rev: str | None,
+         a_policy_module: str | None, b_policy_module: str | None, host: str | None, as_json: bool,
+         db_url: str | None, db_timeout: float) -> None:
+    """List every state and class of facts whose decision differs between two sides.
+
+    A side is a policy table (the installed one, a copy, or a git revision) with decision options.
+    A decision differs when it starts other actions or leaves the record in another state. With
+    --db and --host, also the instances of that host it would affect (read-only). docs/diff.md.
+    """
+    from recovery import proof_commands
+
+    proof_commands.diff_command(a_settings, b_settings, (a_policy_module, a_rev), (b_policy_module, b_rev), db_url,
+                                host, db_timeout, as_json)
+
+
 def main() -> None:
     cli()
