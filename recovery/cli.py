@@ -29,11 +29,12 @@ from recovery.facts import (
     record_uuid,
 )
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
+from recovery.instance_policy import PolicyValueError, parse_duration, parse_resume
 from recovery.machine import shared_machine
 from recovery.render import explanation_json, explanation_text, to_json
 from recovery.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
 from recovery.settings import DEFAULT_CONCURRENCY, DEFAULT_DB_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_LOCK_TIMEOUT
-from states.enums import RunningDeletedInstanceAction
+from states.enums import ResumePolicy, RunningDeletedInstanceAction
 from states.power_sync import LIFECYCLE_DELAY
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
@@ -65,6 +66,20 @@ def config_option(command):
     )(command)
 
 
+def _checked(parse):
+    """A click callback refusing a value `parse` (of recovery.instance_policy) rejects, with its message."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value, f"--{param.name.replace('_', '-')}")
+            except PolicyValueError as error:
+                raise click.BadParameter(str(error)) from None
+        return value
+
+    return callback
+
+
 def policy_options(command):
     """The options that change decisions, shared by every command that decides."""
     options = [
@@ -81,13 +96,21 @@ def policy_options(command):
                      type=click.Choice([a.value for a in RunningDeletedInstanceAction]),
                      envvar=ENV_PREFIX + "RUNNING_DELETED_INSTANCE_ACTION", show_default=True,
                      help="What to do with a domain whose instance record is deleted."),
+        click.option("--resume-policy", default=ResumePolicy.IF_WAS_RUNNING.value, show_default=True,
+                     callback=_checked(parse_resume), envvar=ENV_PREFIX + "RESUME_POLICY",
+                     help="Resume policy of instances without recover:resume metadata: always, never, "
+                     "if-was-running (Nova's rule) or if-down-less-than:<duration> (docs/recovery-policy.md)."),
+        click.option("--max-downtime", default=None, callback=_checked(parse_duration),
+                     envvar=ENV_PREFIX + "MAX_DOWNTIME", help="Resume no guest when the host was down this long or "
+                     "longer (e.g. 1h, 30m) [default: no limit]."),
     ]
 
     @functools.wraps(command)
     def wrapper(*args, resume_guests_state_on_host_boot, destroy_after_evacuate,
-                running_deleted_instance_action, **kwargs):
+                running_deleted_instance_action, resume_policy, max_downtime, **kwargs):
         options = Options(resume_guests_state_on_host_boot, destroy_after_evacuate,
-                          running_deleted_instance_action)
+                          running_deleted_instance_action, resume_policy,
+                          None if max_downtime is None else parse_duration(max_downtime, "--max-downtime"))
         if kwargs.get("host") is None and kwargs.get("scenario") is None:
             kwargs["host"] = socket.gethostname()
         return command(*args, options=options, **kwargs)

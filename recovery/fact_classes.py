@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts
 from recovery.machine import show_value
-from states.enums import EVACUATION_PENDING_STATUSES, RunningDeletedInstanceAction
+from states.enums import EVACUATION_PENDING_STATUSES, ResumePolicy, RunningDeletedInstanceAction
 from states.policy import TRIPLE_FIELDS, Rule
 
 OTHER = "<any other value>"
@@ -36,6 +36,8 @@ FIELD_DOMAINS: dict[str, tuple[tuple, bool]] = {
     "resume_guests_state_on_host_boot": (_BOOLEAN, False),
     "destroy_after_evacuate": (_BOOLEAN, False),
     "running_deleted_instance_action": (tuple(a.value for a in RunningDeletedInstanceAction), False),
+    "resume_policy": (tuple(p.value for p in ResumePolicy), False),
+    "down_too_long": (_BOOLEAN, False),
 }
 """The values each non-triple fact can take (and whether strings beyond them can occur)."""
 

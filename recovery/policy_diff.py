@@ -15,7 +15,8 @@ from recovery.machine import Decision, RecoveryMachine
 from recovery.policy_source import PolicyTable
 from states.enums import RunningDeletedInstanceAction
 
-OPTION_FIELDS = tuple(f.name for f in fields(Options))
+OPTION_FIELDS = tuple(f.name for f in fields(Options) if f.name in Facts._fields)
+"""The options that are facts themselves (--max-downtime is not: it decides the fact down_too_long)."""
 OPTION_ALIASES = {"resume": "resume_guests_state_on_host_boot"}
 """Short names accepted for the options in `--a`/`--b` settings."""
 

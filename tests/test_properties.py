@@ -15,7 +15,7 @@ from recovery.graph import takeable_edges
 from recovery.machine import RecoveryMachine, shared_machine
 from recovery.render import decision_json
 from recovery.verify import CONVERGENCE_BOUND, attach_model, convergence, fire_triggers, safety
-from states.enums import NO_TASK, RunningDeletedInstanceAction
+from states.enums import NO_TASK, ResumePolicy, RunningDeletedInstanceAction
 from states.policy import ACTIONS, POLICY
 
 FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,6 +45,7 @@ any_facts = st.builds(
     evacuation_status=st.sampled_from(EVACUATION_STATUSES), shared_storage=st.booleans(), deleted=st.booleans(),
     resume_guests_state_on_host_boot=st.booleans(), destroy_after_evacuate=st.booleans(),
     running_deleted_instance_action=st.sampled_from(RDIA),
+    resume_policy=st.sampled_from([p.value for p in ResumePolicy]), down_too_long=st.booleans(),
 )
 """Every combination of the enumerations and facts, consistent or not."""
 

@@ -35,14 +35,14 @@ def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
 def test_the_installed_policy_holds_every_invariant_over_the_whole_space():
     result = verify()
     assert result.exit_code == 0, result.stdout
-    assert "3,096 states x 1,536 fact classes" in result.stdout
-    assert "= 4,755,456 cases per invariant" in result.stdout
+    assert "3,096 states x 12,288 fact classes" in result.stdout
+    assert "= 38,043,648 cases per invariant" in result.stdout
     rows = re.findall(r"^  (\S+(?: \S+)?) +(holds|FAILS) +([\d,]+) symbolic cases covering ([\d,]+) cases$",
                       result.stdout, re.MULTILINE)
     assert [name for name, *_ in rows] == [
         "totality", "determinism", "decision cache", "safety", "convergence", "trigger agreement"]
     for _name, verdict, _symbolic, covered in rows:
-        assert verdict == "holds" and covered == "4,755,456"
+        assert verdict == "holds" and covered == "38,043,648"
     assert result.stdout.rstrip().endswith("every invariant holds")
 
 
@@ -58,7 +58,7 @@ def test_a_rule_broken_in_a_copy_of_the_policy_gives_a_counterexample_and_exit_1
     assert "running_deleted_instance_action=reap" in counterexample
     assert "problem:  reap_domain destroys the domain, but the record is not deleted" in counterexample
     assert '"deleted": false' in counterexample and '"name": "reap_domain"' in counterexample
-    assert "1 invariant(s) fail" in result.stdout
+    assert re.search(r"checked [\d,]+ symbolic cases standing for [\d,]+ cases: 2 invariant\(s\) fail", result.stdout)
 
 
 def test_a_rule_that_never_settles_fails_convergence(tmp_path):
@@ -99,8 +99,7 @@ def test_the_policy_at_head_is_the_committed_table():
 
 
 CLASSES = fact_classes(guard_tests(POLICY), EVIDENCE_TESTS)
-TRIPLES = (("active", "none", "shutdown"), ("active", "deleting", "running"), ("error", "resize_migrating", "nostate"),
-           ("deleted", "none", "running"), ("stopped", "rebooting", "paused"))
+TRIPLES = (("active", "none", "shutdown"), ("active", "deleting", "running"))
 
 
 def test_values_a_guard_cannot_tell_apart_share_a_class():
@@ -129,4 +128,4 @@ def test_every_symbolic_case_decides_as_every_combination_it_stands_for():
                 facts = Facts(*triple, *values)
                 assert decision_summary(machine.decide(facts)) == decision_summary(decision), facts
         assert seen == {case for case, _ in cases}
-        assert sum(case.covered(CLASSES) for case, _ in cases) == 1536
+        assert sum(case.covered(CLASSES) for case, _ in cases) == 12_288
