@@ -11,6 +11,7 @@ from math import prod
 
 from recovery.fact_classes import ALL_TRIPLES, FACT_FIELDS, FactClass, SymbolicCase, explore, fact_classes, guard_tests
 from recovery.facts import POWER_STATES, Facts, Options, facts_from_record
+from recovery.instance_policy import PolicyValueError, parse_resume
 from recovery.machine import Decision, RecoveryMachine
 from recovery.policy_source import PolicyTable
 from states.enums import RunningDeletedInstanceAction
@@ -41,6 +42,11 @@ def parse_setting(text: str) -> tuple[str, object]:
         if value not in choices:
             raise DiffSettingError(f"{text!r}: {field} is one of {', '.join(choices)}")
         return field, value
+    if field == "resume_policy":
+        try:
+            return field, parse_resume(value, field)[0]
+        except PolicyValueError as error:
+            raise DiffSettingError(str(error)) from None
     if value not in _BOOLEAN_WORDS:
         raise DiffSettingError(f"{text!r}: {field} is on or off")
     return field, _BOOLEAN_WORDS[value]

@@ -75,6 +75,14 @@ def test_the_cli_lists_each_change_with_both_sides():
     assert not any(line.startswith("active/none/running ") for line in lines), "a running guest is never resumed"
 
 
+def test_the_host_default_resume_policy_is_a_side_option():
+    """Turning --resume-policy never on a host that resumes: exactly the guests Nova's rule would resume stay off."""
+    policy = installed_policy()
+    never = compare(side(policy, ("resume=on",)), side(policy, ("resume=on", "resume_policy=never")))
+    resume = compare(side(policy, ("resume=off",)), side(policy, ("resume=on",)))
+    assert expanded(never) == expanded(resume)
+
+
 def test_identical_sides_differ_nowhere():
     result = diff("--json")
     doc = json.loads(result.stdout)
