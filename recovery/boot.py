@@ -100,7 +100,7 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
         )
 
 
-def _record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None) -> dict:
+def instance_record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None) -> dict:
     """A database row and its domain's power state (None: no domain) as a decide input record,
     so that rows are validated exactly as `decide` validates its input."""
     return {
@@ -140,7 +140,7 @@ def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> t
         return None
     power = hypervisor.power_state(row.key)
     evacuation = db.evacuation_of(host, row.uuid)
-    return _record(row, None if power is PowerState.NOSTATE else power, evacuation), row
+    return instance_record(row, None if power is PowerState.NOSTATE else power, evacuation), row
 
 
 class HostBoot:
@@ -292,7 +292,8 @@ class HostBoot:
             try:
                 _check_row(row)
                 power = domain.power_state if domain else None
-                facts = facts_from_record(_record(row, power, evacuation), self.settings.host, self.settings.options)
+                record = instance_record(row, power, evacuation)
+                facts = facts_from_record(record, self.settings.host, self.settings.options)
             except FactsError as error:
                 failures.append(InstanceResult(row.key, None, outcome=FAILED,
                                                error=f"bad database row: {error}; fix the instances row",

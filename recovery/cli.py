@@ -31,6 +31,7 @@ from recovery.facts import (
 )
 from recovery.formats import FORMATS, Output, chosen_output, emit, error_document, remember_format, selected_columns
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
+from recovery.instance_policy import PolicyValueError, parse_duration, parse_resume
 from recovery.machine import shared_machine
 from recovery.nova_options import nova_conf_options
 from recovery.option_checks import FiniteFloatRange, command_option_callback
@@ -45,7 +46,7 @@ from recovery.settings import (
     JOURNAL_FILE,
     default_journal_path,
 )
-from states.enums import RunningDeletedInstanceAction
+from states.enums import ResumePolicy, RunningDeletedInstanceAction
 from states.power_sync import LIFECYCLE_DELAY
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
@@ -89,6 +90,20 @@ def config_option(command):
     )(command)
 
 
+def _checked(parse):
+    """A click callback refusing a value `parse` (of recovery.instance_policy) rejects, with its message."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value, f"--{param.name.replace('_', '-')}")
+            except PolicyValueError as error:
+                raise click.BadParameter(str(error)) from None
+        return value
+
+    return callback
+
+
 def policy_options(command):
     """The options that change decisions, shared by every command that decides."""
     options = [
@@ -105,13 +120,21 @@ def policy_options(command):
                      type=click.Choice([a.value for a in RunningDeletedInstanceAction]),
                      envvar=ENV_PREFIX + "RUNNING_DELETED_INSTANCE_ACTION", show_default=True,
                      help="What to do with a domain whose instance record is deleted."),
+        click.option("--resume-policy", default=ResumePolicy.IF_WAS_RUNNING.value, show_default=True,
+                     callback=_checked(parse_resume), envvar=ENV_PREFIX + "RESUME_POLICY",
+                     help="Resume policy of instances without recover:resume metadata: always, never, "
+                     "if-was-running (Nova's rule) or if-down-less-than:<duration> (docs/recovery-policy.md)."),
+        click.option("--max-downtime", default=None, callback=_checked(parse_duration),
+                     envvar=ENV_PREFIX + "MAX_DOWNTIME", help="Resume no guest when the host was down this long or "
+                     "longer (e.g. 1h, 30m) [default: no limit]."),
     ]
 
     @functools.wraps(command)
     def wrapper(*args, resume_guests_state_on_host_boot, destroy_after_evacuate,
-                running_deleted_instance_action, **kwargs):
+                running_deleted_instance_action, resume_policy, max_downtime, **kwargs):
         options = Options(resume_guests_state_on_host_boot, destroy_after_evacuate,
-                          running_deleted_instance_action)
+                          running_deleted_instance_action, resume_policy,
+                          None if max_downtime is None else parse_duration(max_downtime, "--max-downtime"))
         if kwargs.get("host") is None and kwargs.get("scenario") is None:
             kwargs["host"] = socket.gethostname()
         return command(*args, options=options, **kwargs)
@@ -539,6 +562,56 @@ def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: s
     if not (full or vm_state or task_state or power_state):
         edge_list = graphs.summary(edge_list)
     click.echo(graphs.mermaid(edge_list) if fmt == "mermaid" else graphs.dot(edge_list))
+
+
+def policy_source_options(command):
+    """Which policy table a command judges: a copy in a file, states/ at a git revision, or the installed one."""
+    command = click.option("--rev", "revision", help="The policy of states/policy.py at this git revision "
+                           "(e.g. HEAD~3), read with git show.")(command)
+    return click.option("--policy-module", type=click.Path(dir_okay=False),
+                        help="A copy of states/policy.py to judge instead of the installed policy.")(command)
+
+
+@cli.command()
+@policy_source_options
+def verify(policy_module: str | None, revision: str | None) -> None:
+    """Prove the policy's invariants over every state and every class of facts.
+
+    Totality, determinism, the decision cache, safety (no domain destroyed without evidence),
+    convergence within 3 runs, and agreement of the walk with the machine's own triggers, each
+    checked exhaustively (docs/verify.md). Exit 1 with a counterexample when one fails.
+    """
+    from recovery import proof_commands
+
+    proof_commands.verify_command(policy_module, revision)
+
+
+@cli.command()
+@click.option("--a", "a_settings", multiple=True, metavar="NAME=VALUE",
+              help="A decision option of side a (repeatable): resume=off, destroy_after_evacuate=on, "
+              "running_deleted_instance_action=reap; unset options take their defaults.")
+@click.option("--b", "b_settings", multiple=True, metavar="NAME=VALUE", help="A decision option of side b.")
+@click.option("--a-rev", help="Side a's policy: states/policy.py at this git revision (e.g. HEAD~3).")
+@click.option("--b-rev", help="Side b's policy: states/policy.py at this git revision.")
+@click.option("--a-policy-module", type=click.Path(dir_okay=False), help="Side a's policy: a copy of states/policy.py.")
+@click.option("--b-policy-module", type=click.Path(dir_okay=False), help="Side b's policy: a copy of states/policy.py.")
+@click.option("--host", help="With --db: the host whose instances it would affect.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@database_option
+@db_timeout_option
+def diff(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_rev: str | None, b_rev: str | None,
+         a_policy_module: str | None, b_policy_module: str | None, host: str | None, as_json: bool,
+         db_url: str | None, db_timeout: float) -> None:
+    """List every state and class of facts whose decision differs between two sides.
+
+    A side is a policy table (the installed one, a copy, or a git revision) with decision options.
+    A decision differs when it starts other actions or leaves the record in another state. With
+    --db and --host, also the instances of that host it would affect (read-only). docs/diff.md.
+    """
+    from recovery import proof_commands
+
+    proof_commands.diff_command(a_settings, b_settings, (a_policy_module, a_rev), (b_policy_module, b_rev), db_url,
+                                host, db_timeout, as_json)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from recovery.db import Database, DatabaseError
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
 from recovery.exits import EXIT_USAGE, fail
-from recovery.facts import Facts, FactsError, Options, decide_record, facts_from_record
+from recovery.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of
 from recovery.formats import Output, emit, selected_columns
 from recovery.host_commands import open_db, open_hypervisor
 from recovery.instance_names import resolve_instance
@@ -77,7 +77,7 @@ def _journal_json(entry: dict, owner: str | None) -> dict:
         facts = Facts(**entry["facts"])
         host = entry["run_host"] if facts.owned else owner or f"(not {entry['run_host']})"
         doc["facts"] = decide_record(facts, host)
-        doc["options"] = {name: entry["facts"][name] for name in Options.__dataclass_fields__}
+        doc["options"] = options_of(facts)
     return doc
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from recovery.input_bounds import NOVA_STRING_LENGTH, InputError, bounded_string, canonical_uuid, shown
-from states.enums import NO_TASK, PowerState, RunningDeletedInstanceAction, TaskState, VmState
+from recovery.instance_policy import PolicyValueError, resume_facts
+from states.enums import NO_TASK, PowerState, ResumePolicy, RunningDeletedInstanceAction, TaskState, VmState
 
 VM_STATES = tuple(s.value for s in VmState)
 TASK_STATES = (NO_TASK, *(t.value for t in TaskState))
@@ -39,6 +40,10 @@ class Options:
     resume_guests_state_on_host_boot: bool = False
     destroy_after_evacuate: bool = True
     running_deleted_instance_action: str = RunningDeletedInstanceAction.LOG.value
+    resume_policy: str = ResumePolicy.IF_WAS_RUNNING.value
+    """The host default for instances without `recover:resume` metadata (recovery.instance_policy)."""
+    max_downtime: float | None = None
+    """Seconds the host may have been down for guests to be resumed; None: no limit."""
 
 
 class Facts(NamedTuple):
@@ -57,6 +62,9 @@ class Facts(NamedTuple):
     resume_guests_state_on_host_boot: bool
     destroy_after_evacuate: bool
     running_deleted_instance_action: str
+    resume_policy: str = ResumePolicy.IF_WAS_RUNNING.value
+    down_too_long: bool = False
+    """The host was down at least as long as the instance's if-down-less-than or --max-downtime allows."""
 
     @property
     def state(self) -> str:
@@ -201,6 +209,7 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
     evacuation = record.get("evacuation")
     if evacuation is not None:
         _check_evacuation(evacuation)
+    resume_policy, down_too_long = _resume_facts(record, options)
     return uuid, Facts(
         vm_state,
         task_state,
@@ -215,6 +224,8 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
         options.resume_guests_state_on_host_boot,
         options.destroy_after_evacuate,
         options.running_deleted_instance_action,
+        resume_policy,
+        down_too_long,
     )
 
 
@@ -239,5 +250,22 @@ def decide_record(facts: Facts, host: str | None) -> dict:
 
 
 def options_of(facts: Facts) -> dict:
-    """The run's options a decision read, by their names as flags and config keys spell them."""
-    return {name: getattr(facts, name) for name in Options.__dataclass_fields__}
+    """The run's options a decision read, by their names as flags and config keys spell them (the
+    downtime limit is read through the fact it gives, down_too_long)."""
+    return {name: getattr(facts, name) for name in Options.__dataclass_fields__ if name in Facts._fields}
+
+
+def _resume_facts(record: dict, options: Options) -> tuple[str, bool]:
+    """The instance's resume policy and whether the host was down too long for it (docs/recovery-policy.md)."""
+    metadata, down = record.get("metadata"), record.get("host_down_seconds")
+    if metadata is None and down is None and options.max_downtime is None:
+        return options.resume_policy, False  # the common case, checked with no parsing
+    if metadata is not None and (type(metadata) is not dict or any(
+            type(k) is not str or type(v) is not str for k, v in metadata.items())):
+        raise FactsError(f"metadata must be null or an object of strings, not {shown(metadata)}")
+    if down is not None and (type(down) not in (int, float) or down < 0):
+        raise FactsError(f"host_down_seconds must be null or a number of seconds >= 0, not {shown(down)}")
+    try:
+        return resume_facts(metadata or {}, options.resume_policy, options.max_downtime, down)
+    except PolicyValueError as error:
+        raise FactsError(str(error)) from None

@@ -200,6 +200,10 @@ class RecoveryMachine:
             steps = self._walks[key] = self.walk(facts)
         return _decision(facts, steps)
 
+    def decide_afresh(self, facts: Facts) -> Decision:
+        """Decide by walking, without the cache: for facts partly unknown (recovery.fact_classes)."""
+        return _decision(facts, self.walk(facts))
+
     def consider(self, facts: Facts) -> tuple[Consideration, ...]:
         """Every rule in order with why it matched or not, up to where the walk ended."""
         found = self._considerations.get(facts)

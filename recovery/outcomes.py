@@ -7,12 +7,13 @@ succeeds, and the property suite uses them to prove convergence.
 from recovery.facts import Facts
 from recovery.machine import Decision
 from states.enums import NO_TASK
-from states.policy import ACTIONS, Action
+from states.policy import ACTIONS, Action, ActionOutcome
 
 
-def action_effects(action: Action, succeeded: bool) -> dict[str, object]:
+def action_effects(action: Action, succeeded: bool,
+                   vocabulary: dict[str, ActionOutcome] = ACTIONS) -> dict[str, object]:
     """The fact changes an action causes, by the vocabulary's declared outcomes."""
-    outcome = ACTIONS[action.name]
+    outcome = vocabulary[action.name]
     if not succeeded:
         return dict(outcome.on_failure)
     effects = dict(outcome.on_success)
@@ -33,9 +34,9 @@ def apply_effects(facts: Facts, effects: dict[str, object]) -> Facts:
     return facts._replace(**changes)
 
 
-def after_success(decision: Decision) -> Facts:
+def after_success(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACTIONS) -> Facts:
     """The facts once the decision's writes are made and all its actions succeeded."""
     facts = decision.facts._replace(vm_state=decision.vm_state, task_state=decision.task_state or NO_TASK)
     for action in decision.actions:
-        facts = apply_effects(facts, action_effects(action, succeeded=True))
+        facts = apply_effects(facts, action_effects(action, succeeded=True, vocabulary=vocabulary))
     return facts

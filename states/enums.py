@@ -106,5 +106,16 @@ class RunningDeletedInstanceAction(StrEnum):
     NOOP = "noop"
 
 
+class ResumePolicy(StrEnum):
+    """When a guest that is not running is started again (instance metadata `recover:resume`)."""
+
+    ALWAYS = "always"
+    NEVER = "never"
+    IF_WAS_RUNNING = "if-was-running"
+    """Nova's rule: it ran before the host went down and resume_guests_state_on_host_boot is on."""
+    IF_DOWN_LESS_THAN = "if-down-less-than"
+    """It ran before, and the host was down less than the duration given with it."""
+
+
 EVACUATION_PENDING_STATUSES = frozenset({"accepted", "pre-migrating", "done"})
 """Migration statuses under which this host still has to clean up an evacuated copy."""

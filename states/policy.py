@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from states.enums import (
     EVACUATION_PENDING_STATUSES,
+    ResumePolicy,
     RunningDeletedInstanceAction,
     TaskState,
     VmState,
@@ -161,6 +162,14 @@ def _task(*tasks) -> Condition:
 EVACUATED = is_in("evacuation_status", *_PENDING)
 DOMAIN_HERE = is_in("domain_present", True)
 NOT_RUNNING = not_in("power_state", "running")
+WAS_RUNNING = is_in("db_power_state", "running")
+DOWN_TOO_LONG = is_in("down_too_long", True)
+_TOO_LONG = ("the host was down longer than allowed (its recover:resume=if-down-less-than duration, or "
+             "--max-downtime), so it is left off")
+
+
+def _resume(policy: ResumePolicy) -> Condition:
+    return is_in("resume_policy", policy.value)
 
 POLICY: tuple[Rule, ...] = (
     Rule(
@@ -458,11 +467,42 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule(
         "resume_guest",
-        "_init_instance: resume_guests_state_on_host_boot -> driver.resume_state_on_host_boot",
-        "the guest ran before the host went down",
+        "_init_instance: resume_guests_state_on_host_boot -> driver.resume_state_on_host_boot; beyond Nova: "
+        "instance metadata recover:resume and --max-downtime",
+        "the guest is started again as its resume policy asks",
         (
             case(
-                is_in("db_power_state", "running"), NOT_RUNNING,
+                _resume(ResumePolicy.NEVER), WAS_RUNNING, NOT_RUNNING,
+                reason="it was running before the host went down, but its metadata says recover:resume=never, "
+                "so it stays off",
+            ),
+            case(
+                _resume(ResumePolicy.ALWAYS), NOT_RUNNING, DOWN_TOO_LONG,
+                reason=f"its metadata says recover:resume=always, but {_TOO_LONG}",
+            ),
+            case(
+                _resume(ResumePolicy.ALWAYS), NOT_RUNNING,
+                reason="it is not running and its metadata says recover:resume=always, so the guest is resumed",
+                actions=(act("resume_guest"),),
+            ),
+            case(
+                _resume(ResumePolicy.IF_DOWN_LESS_THAN), WAS_RUNNING, NOT_RUNNING, DOWN_TOO_LONG,
+                reason=f"it was running before the host went down, but {_TOO_LONG}",
+            ),
+            case(
+                _resume(ResumePolicy.IF_DOWN_LESS_THAN), WAS_RUNNING, NOT_RUNNING,
+                reason="it was running before the host went down, which was down for less than its "
+                "recover:resume=if-down-less-than duration, so the guest is resumed",
+                actions=(act("resume_guest"),),
+            ),
+            case(
+                _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NOT_RUNNING,
+                is_in("resume_guests_state_on_host_boot", True), DOWN_TOO_LONG,
+                reason=f"it was running before the host went down and resume_guests_state_on_host_boot is on, "
+                f"but {_TOO_LONG}",
+            ),
+            case(
+                _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NOT_RUNNING,
                 is_in("resume_guests_state_on_host_boot", True),
                 reason="it was running before the host went down and resume_guests_state_on_host_boot is on, "
                 "so the guest is resumed",

@@ -257,7 +257,7 @@ def test_explain_live_decides_as_the_last_run_did(tmp_path):
     assert flagged["host"] == "compute-9"
     assert flagged["decided"] == "as run 1 on host compute-1 decided it, except where flags say otherwise"
     assert flagged["options"] == {"resume_guests_state_on_host_boot": True, "destroy_after_evacuate": False,
-                                  "running_deleted_instance_action": "log"}
+                                  "running_deleted_instance_action": "log", "resume_policy": "if-was-running"}
     assert flagged["actions"] == []
 
 

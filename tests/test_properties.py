@@ -8,15 +8,14 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from transitions.core import MachineError
 
 from recovery.cli import cli
 from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, Options, facts_from_record
 from recovery.graph import takeable_edges
 from recovery.machine import RecoveryMachine, shared_machine
-from recovery.outcomes import after_success
 from recovery.render import decision_json
-from states.enums import NO_TASK, RunningDeletedInstanceAction
+from recovery.verify import CONVERGENCE_BOUND, attach_model, convergence, fire_triggers, safety
+from states.enums import NO_TASK, ResumePolicy, RunningDeletedInstanceAction
 from states.policy import ACTIONS, POLICY
 
 FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -46,6 +45,7 @@ any_facts = st.builds(
     evacuation_status=st.sampled_from(EVACUATION_STATUSES), shared_storage=st.booleans(), deleted=st.booleans(),
     resume_guests_state_on_host_boot=st.booleans(), destroy_after_evacuate=st.booleans(),
     running_deleted_instance_action=st.sampled_from(RDIA),
+    resume_policy=st.sampled_from([p.value for p in ResumePolicy]), down_too_long=st.booleans(),
 )
 """Every combination of the enumerations and facts, consistent or not."""
 
@@ -127,23 +127,8 @@ def test_exactly_these_actions_destroy_a_domain():
 def test_no_domain_is_destroyed_without_evidence(f):
     """No decision destroys or undefines a domain except on rule 1's evidence (a pending evacuation away),
     a deleted instance record (marked deleted, vm_state deleted, or a deletion in progress), or an explicit
-    orphan option (running_deleted_instance_action reap)."""
-    decision = shared_machine().decide(f)
-    destructive = [a.name for a in decision.actions if ACTIONS[a.name].destroys_domain]
-    evacuated_away = f.evacuation_status in PENDING
-    deleted_record = f.deleted or f.vm_state == "deleted" or f.task_state == "deleting"
-    if destructive:
-        assert evacuated_away or deleted_record, (f, destructive)
-    for name in destructive:
-        if name == "destroy_evacuated":
-            assert evacuated_away and f.domain_present and f.destroy_after_evacuate, f
-        elif name == "reap_domain":
-            assert f.deleted and f.running_deleted_instance_action == "reap" and f.domain_present, f
-            assert not evacuated_away, f
-        else:
-            assert name == "restart_deletion"
-            assert f.task_state == "deleting" and f.owned and not f.deleted and not evacuated_away, f
-    assert len(destructive) <= 1
+    orphan option (running_deleted_instance_action reap); `compute-recover verify` proves it for every class."""
+    assert SAFETY(f) is None, f
 
 
 @FAST
@@ -170,29 +155,11 @@ def test_an_instance_of_another_host_is_left_alone(f):
 @FAST
 @given(facts)
 def test_deciding_again_after_success_reaches_a_fixed_point_within_three_steps(f):
-    machine = shared_machine()
-    trail = [f]
-    for _ in range(3):
-        trail.append(after_success(machine.decide(trail[-1])))
-    last = trail[-1]
-    assert after_success(machine.decide(last)) == last, "not a fixed point after 3 steps:\n" + "\n".join(
-        f"  {step.state} {step}" for step in trail)
-    final = machine.decide(last)
-    assert (final.vm_state, final.task_state or NO_TASK) == (last.vm_state, last.task_state)
-    assert {a.name for a in final.actions} <= {"plug_vifs"}, "a second run only re-plugs network interfaces"
+    assert CONVERGENCE_BOUND == 3
+    assert CONVERGENCE(f) is None, f
 
 
 # -- the machine is the source of truth ----------------------------------------------------------
-
-
-class Instance:
-    """A bare model object for `transitions`; records the case of every transition that fires."""
-
-    def __init__(self):
-        self.fired_cases = []
-
-    def record_case(self, event_data):
-        self.fired_cases.append(event_data.transition.conditions[0].func.case)
 
 
 @pytest.fixture(scope="module")
@@ -201,32 +168,12 @@ def model():
 
     (Adding a model to 3,096 states costs ~10 ms, so it is added once and moved with set_state.)
     """
-    machine, instance = fresh_machine(), Instance()
+    machine = fresh_machine()
     assert machine is not shared_machine()
-    machine.machine.after_state_change = "record_case"
-    machine.machine.add_model(instance, initial=ALL_STATE_NAMES_SORTED[0])
+    instance = attach_model(machine)
     yield instance
     machine.machine.remove_model(instance)
     assert instance not in machine.machine.models
-
-
-def fire_triggers(machine: RecoveryMachine, model: Instance, f: Facts) -> tuple[str, list[tuple]]:
-    """Fire each rule's trigger on the real `transitions` machine, in priority order, honouring stop/continue."""
-    machine.machine.set_state(f.state, model=model)
-    model.fired_cases.clear()
-    fired = []
-    for rule in machine.policy:
-        before = model.state
-        try:
-            moved = model.trigger(rule.name, facts=f)
-        except MachineError:  # no transition for this rule leaves this state
-            continue
-        if moved:
-            case = model.fired_cases.pop()
-            fired.append((rule.name, rule.cases.index(case), before, model.state, case.actions))
-            if rule.stop:
-                break
-    return model.state, fired
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -354,3 +301,5 @@ def test_the_graph_leaves_out_transitions_behind_a_rule_that_always_matches():
 
 
 TAKEABLE = takeable_edges(shared_machine())
+SAFETY = safety(shared_machine(), ACTIONS)
+CONVERGENCE = convergence(shared_machine(), ACTIONS)
