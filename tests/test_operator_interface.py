@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 from test_run import FIXTURES, HOST, U, cli_run, invoke, load_scenario, query, script, uri
+from test_safety import busy_host
 from test_safety import cli as safety_cli
-from test_safety import load, slow_plug, start, wait_for_running_run
 
 from recovery import logs
 
@@ -394,16 +394,8 @@ def test_the_journal_receives_structured_records(tmp_path, journal_socket):
 
 
 def test_a_lock_wait_is_logged_with_verbose(tmp_path):
-    path = tmp_path / "db.sqlite"
-    url = f"sqlite:///{path}"
-    load(url, FIXTURES / "clean-host")
-    first = start("run", "--scenario", FIXTURES / "clean-host", "--db", url, "--resume-guests-state-on-host-boot",
-                  "--concurrency", "1", "--plug-vifs-command", slow_plug(tmp_path, 1.5), "--json")
-    try:
-        wait_for_running_run(path)
+    with busy_host(tmp_path) as (_path, url, _holder, _first):
         second = safety_cli("-v", "run", "--scenario", FIXTURES / "clean-host", "--db", url, "--lock-timeout", "0.5")
-    finally:
-        first.communicate(timeout=120)
     assert second.returncode == 4
     assert second.stderr.splitlines()[1] == ("compute-recover: INFO recovery.db.lock: another recovery of host "
                                              "compute-1 holds its lock: waiting up to 0.5 s (--lock-timeout)")

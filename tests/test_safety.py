@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -98,25 +100,34 @@ def test_two_concurrent_runs_of_one_host_execute_every_action_exactly_once(tmp_p
     assert all(i["outcome"] == "ok" for report in reports for i in report["instances"])
 
 
-def test_a_second_run_of_a_busy_host_gives_up_after_the_lock_timeout_naming_the_holder(tmp_path):
+@contextmanager
+def busy_host(tmp_path: Path) -> Iterator[tuple[Path, str, dict, dict]]:
+    """A clean-host run holding its host's lock (slow VIF plugs) for the block: the database path, its URL,
+    the holder's run row, and (after the block) the holder's exit code and stderr."""
     path = tmp_path / "db.sqlite"
     url = f"sqlite:///{path}"
     load(url, FIXTURES / "clean-host")
     first = start("run", "--scenario", FIXTURES / "clean-host", "--db", url, "--resume-guests-state-on-host-boot",
                   "--concurrency", "1", "--plug-vifs-command", slow_plug(tmp_path, 1.5), "--json")
+    ended: dict = {}
     try:
-        holder = wait_for_running_run(path)
+        yield path, url, wait_for_running_run(path), ended
+    finally:
+        _out, ended["stderr"] = first.communicate(timeout=120)
+        ended["returncode"] = first.returncode
+
+
+def test_a_second_run_of_a_busy_host_gives_up_after_the_lock_timeout_naming_the_holder(tmp_path):
+    with busy_host(tmp_path) as (path, url, holder, first):
         waited = time.monotonic()
         second = cli("run", "--scenario", FIXTURES / "clean-host", "--db", url, "--lock-timeout", "0.5")
         waited = time.monotonic() - waited
-    finally:
-        _out, err = first.communicate(timeout=120)
     assert second.returncode == EXIT_LOCKED and second.stdout == ""
     message = second.stderr.strip()
     assert "\n" not in message and "another recovery of host compute-1 is running" in message
     assert f"pid {holder['pid']}" in message and "--lock-timeout" in message and "nothing was changed" in message
     assert 0.5 <= waited < 30
-    assert first.returncode == EXIT_OK, err
+    assert first["returncode"] == EXIT_OK, first["stderr"]
     assert len(query(path, "SELECT * FROM recovery_runs")) == 1  # the refused run left no row
 
 
