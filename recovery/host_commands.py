@@ -153,10 +153,6 @@ def _scenario_node(data: dict, host: str) -> str:
     return names.pop() if len(names) == 1 else host
 
 
-def _warn(text: str) -> None:
-    click.echo(f"warning: {text}", err=True)
-
-
 def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S,
             option: str = "--db") -> Database:
     try:
