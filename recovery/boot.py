@@ -155,6 +155,7 @@ class HostBoot:
         """Called from the worker threads with each executed instance's result (the progress bar)."""
         self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal)
         self.settings = settings
+        self._decision_entries: dict[Facts, dict] = {}
 
     def run(self) -> RunResult:
         """Raises Refused (nothing changed), LockTimeout (nothing changed), HypervisorError or
@@ -368,14 +369,19 @@ class HostBoot:
         return fresh
 
     def _decision_entry(self, decision: Decision) -> dict:
-        return {
-            "start_state": decision.start_state,
-            "facts": decision.facts._asdict(),
-            "path": path_json(decision),
-            "considered": considerations_json(self.machine.consider(decision.facts)),
-            "actions": [{**action_json(a), "outcome": PENDING, "error": None} for a in decision.actions],
-            "reason": decision.reason,
-        }
+        """The journal's account of a decision. Equal facts share one (its values the same objects),
+        so that the journal encodes it once for all the instances that share it."""
+        entry = self._decision_entries.get(decision.facts)
+        if entry is None:
+            entry = self._decision_entries[decision.facts] = {
+                "start_state": decision.start_state,
+                "facts": decision.facts._asdict(),
+                "path": path_json(decision),
+                "considered": considerations_json(self.machine.consider(decision.facts)),
+                "actions": [{**action_json(a), "outcome": PENDING, "error": None} for a in decision.actions],
+                "reason": decision.reason,
+            }
+        return entry
 
     def _entries(self, plans: list[Plan], failures: list[InstanceResult], by_domain: dict[str, DomainInfo]):
         """Every decision as journaled before anything is executed: pending where there is work."""

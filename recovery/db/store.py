@@ -106,6 +106,18 @@ class Database:
             yield conn
 
     @contextmanager
+    def connection(self, what: str) -> Iterator[Connection]:
+        """A connection held for several transactions (`transaction_on`): one pool checkout for all."""
+        with self._failing(what), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction_on(self, conn: Connection, what: str) -> Iterator[Connection]:
+        """One transaction on a held connection; failures as `transaction`'s."""
+        with self._failing(what), conn.begin():
+            yield conn
+
+    @contextmanager
     def _failing(self, what: str) -> Iterator[None]:
         try:
             yield
