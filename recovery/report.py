@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recovery.boot import RunResult
+from recovery.instance_policy import format_duration
 from recovery.render import action_json, format_action, path_json
 
 
@@ -30,6 +31,7 @@ def run_json(result: RunResult) -> dict:
         "run_id": result.run_id,
         "host": result.settings.host,
         "dry_run": result.settings.dry_run,
+        "host_down_seconds": result.host_down_seconds,
         "warnings": result.warnings,
         "instances": instances,
         "domains": [d.__dict__ for d in result.domains],
@@ -114,6 +116,12 @@ def _instance_table(title: str, instances: list[dict], width: int) -> Table:
     return table
 
 
+def _downtime(seconds: float | None) -> str:
+    if seconds is None:
+        return "downtime unknown (no heartbeat recorded)"
+    return f"host was down {format_duration(seconds)}"
+
+
 def print_run(result: RunResult, console: Console) -> None:
     print_report(run_json(result), console)
 
@@ -123,6 +131,7 @@ def print_report(doc: dict, console: Console) -> None:
     for warning in doc["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
+    title += f", {_downtime(doc['host_down_seconds'])}"
     if doc["instances"]:
         console.print(_instance_table(title, doc["instances"], console.width))
     else:
