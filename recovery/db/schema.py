@@ -23,6 +23,8 @@ VERSION_TABLE = "recovery_alembic_version"
 """Our own version table: Nova's cell database has an `alembic_version` of its own."""
 
 BRANCHES = ("cell", "journal")
+CELL_BRANCHES = ("cell",)
+"""What holds the records a run reads (a dry run reads, and needs, no journal)."""
 JOURNAL_BRANCHES = ("journal",)
 """What a journal database of its own holds (`--journal-db`)."""
 
