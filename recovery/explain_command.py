@@ -138,9 +138,7 @@ def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict
         facts = facts_from_record(record, host, options)
     except FactsError as error:
         return {"host": host, "decided": source, "error": f"bad database row: {error}"}
-    explanation = explanation_json(shared_machine(), facts, record.get("host"))
-    explanation["facts"] |= {"metadata": record["metadata"], "host_down_seconds": down}
-    return {"host": host, "decided": source, **explanation}
+    return {"host": host, "decided": source, **explanation_json(shared_machine(), facts, record)}
 
 
 def journal_text(doc: dict) -> str:

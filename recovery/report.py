@@ -117,9 +117,10 @@ def _instance_table(title: str, instances: list[dict], width: int) -> Table:
 
 
 def _downtime(seconds: float | None) -> str:
+    """The line above the table: how long the host was down before this run, by its last heartbeat."""
     if seconds is None:
-        return "downtime unknown (no heartbeat recorded)"
-    return f"host was down {format_duration(seconds)}"
+        return "host was down: unknown (no heartbeat recorded)"
+    return f"host was down {format_duration(seconds)} (since its last heartbeat)"
 
 
 def print_run(result: RunResult, console: Console) -> None:
@@ -130,8 +131,8 @@ def print_report(doc: dict, console: Console) -> None:
     """The run report as `run_json` builds it, laid out for the console's width."""
     for warning in doc["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(_downtime(doc["host_down_seconds"]), highlight=False)
     title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
-    title += f", {_downtime(doc['host_down_seconds'])}"
     if doc["instances"]:
         console.print(_instance_table(title, doc["instances"], console.width))
     else:
