@@ -86,11 +86,11 @@ def _journal_json(entry: dict, owner: str | None) -> dict:
         if "host_down_seconds" in run_options:  # journaled by runs that read the downtime
             doc["facts"]["host_down_seconds"] = run_options["host_down_seconds"]
             doc["options"]["max_downtime"] = run_options.get("max_downtime")
-            doc["downtime"] = downtime_note(facts, run_options["host_down_seconds"], run_options.get("max_downtime"))
+            doc["downtime"] = _downtime_note(facts, run_options["host_down_seconds"], run_options.get("max_downtime"))
     return doc
 
 
-def downtime_note(facts: Facts, down: float | None, max_downtime: float | None) -> str:
+def _downtime_note(facts: Facts, down: float | None, max_downtime: float | None) -> str:
     """How long the host was down, against the limit the decision compared it with."""
     said = "host was down " + ("for an unknown time (no heartbeat recorded)" if down is None else format_duration(down))
     if facts.resume_policy == ResumePolicy.IF_DOWN_LESS_THAN.value:

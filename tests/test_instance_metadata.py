@@ -12,13 +12,15 @@ from alembic import command
 from alembic.config import Config
 from click.testing import CliRunner
 from databases import migrated_database
+from hypothesis import given
+from hypothesis import strategies as st
 from nova_cell_schema import create_nova_schema, insert_nova_scenario
 from sqlalchemy import insert, inspect
 
 from recovery.cli import cli
 from recovery.db import InstanceMetadata, ServiceRow, open_database
 from recovery.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from recovery.instance_policy import format_duration
+from recovery.instance_policy import MAX_DURATION_SECONDS, format_duration, parse_duration
 from recovery.scenario_seed import ScenarioError, parse_db_json, seed
 from recovery.servicegroup import host_down_seconds
 
@@ -293,4 +295,13 @@ def test_host_down_seconds_reads_last_seen_up_then_updated_at_never_created_at()
 ])
 def test_durations_are_spelled_in_their_two_largest_units(seconds, spelled):
     assert format_duration(seconds) == spelled
+
+
+@given(st.floats(min_value=1, max_value=MAX_DURATION_SECONDS))
+def test_a_spelled_duration_never_overstates_and_is_short_by_less_than_its_last_unit(seconds):
+    parts = format_duration(seconds).split()
+    unit = {part: parse_duration("1" + part[-1], "unit") for part in parts}  # `0m` is no duration of its own
+    spelled = sum(int(part[:-1]) * unit[part] for part in parts)
+    assert len(parts) <= 2
+    assert spelled <= seconds < spelled + unit[parts[-1]]
 
