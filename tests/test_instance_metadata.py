@@ -305,3 +305,13 @@ def test_a_spelled_duration_never_overstates_and_is_short_by_less_than_its_last_
     assert len(parts) <= 2
     assert spelled <= seconds < spelled + unit[parts[-1]]
 
+
+
+def test_diff_with_a_database_leaves_out_a_guest_whose_metadata_decides_it_either_way(tmp_path):
+    _scenario, url = loaded(tmp_path, [guest(1), guest(2, {"recover:resume": "never"})],
+                            {"last_seen_up": ago(minutes=5)})
+
+    code, out, err = invoke("diff", "--a", "resume=off", "--b", "resume=on", "--db", url, "--host", HOST, "--json")
+
+    assert code == EXIT_OK, err
+    assert [item["name"] for item in json.loads(out)["affected"]] == ["guest-1"]
