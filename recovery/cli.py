@@ -323,7 +323,7 @@ def _explain_facts(instance: str | None, facts_text: str, host: str, options: Op
         facts = facts_from_record(record, host, options)
     except FactsError as error:
         fail(f"--facts: {error}", EXIT_USAGE)
-    doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record.get("host"))}
+    doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record)}
     row = {**doc, "path": " → ".join(step["rule"] for step in doc["path"]),
            "actions": ", ".join(format_action(a) for a in doc["actions"])}
     emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))

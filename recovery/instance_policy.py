@@ -6,6 +6,7 @@ longer than the instance (or the host's --max-downtime) allows.
 """
 
 import re
+from itertools import pairwise
 
 from recovery.input_bounds import shown
 from states.enums import ResumePolicy
@@ -15,6 +16,8 @@ DOWN_LESS_THAN = ResumePolicy.IF_DOWN_LESS_THAN.value
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 MAX_DURATION_SECONDS = 366 * 86_400
+_SPELLED = sorted(_UNITS.items(), key=lambda unit: -unit[1])
+"""The units, largest first, as durations are printed."""
 
 
 class PolicyValueError(ValueError):
@@ -30,6 +33,17 @@ def parse_duration(text: str, what: str) -> float:
     if not 0 < seconds <= MAX_DURATION_SECONDS:
         raise PolicyValueError(f"{what} {shown(text)} must be more than 0 and at most 366d")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A duration the way people read it, in its two largest units, the second left out when the
+    duration is whole in the first: `1h`, `2h 0m` (2 h and some seconds), `5m 12s`, `3d 4h`."""
+    whole = int(seconds)
+    for (unit, size), (smaller, smaller_size) in pairwise(_SPELLED):
+        if whole >= size:
+            first, rest = divmod(whole, size)
+            return f"{first}{unit}" + (f" {rest // smaller_size}{smaller}" if rest else "")
+    return f"{whole}s"
 
 
 def parse_resume(text: str, what: str = RESUME_KEY) -> tuple[str, float | None]:
