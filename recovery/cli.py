@@ -377,7 +377,7 @@ def recovery_options(command):
               help="Decide and report; write nothing to libvirt or the database.")
 @output_options
 @journal_db_option
-@nova_conf_options(verbose=True)
+@nova_conf_options()
 @recovery_options
 def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
@@ -405,7 +405,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
 @db_timeout_option
 @database_option
 @libvirt_option
-@nova_conf_options(verbose=True)
+@nova_conf_options()
 @config_option
 @policy_options
 def plan(output: Output, scenario: str | None, node: str | None, db_timeout: float, db_url: str | None,
