@@ -131,6 +131,25 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
     small, large = read_statements(workdir, 500), read_statements(workdir, count)
     print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
 
+def bench_plan(workdir: Path, count: int = 5_000) -> None:
+    """`plan --out` then `run --plan` of a host, beside the plain real run of bench_host_boot."""
+    scenario = workdir / "plan-scenario"
+    write_scenario(scenario, count)
+    url = f"sqlite:///{workdir / 'plan.sqlite'}"
+    seed_if_empty(migrated_database(url), json.loads((scenario / "db.json").read_text()))
+    exe = str(Path(sys.executable).with_name("compute-recover"))
+    target = ["--scenario", str(scenario), "--db", url, "--json"]
+    plan_file = workdir / "plan.json"
+    print(f"plan, then apply, generated {count:,}-instance scenario (test driver + SQLite), whole command")
+    for label, command in (("plan --out", [exe, "plan", "--out", str(plan_file), "--resume-guests-state-on-host-boot"]),
+                           ("run --plan", [exe, "run", "--plan", str(plan_file)])):
+        elapsed, peak_mb, status = measure(command + target, workdir / "empty-stdin")
+        if status != 0:
+            sys.exit(f"bench: {label} exited {status}")
+        print(f"  {label}: {elapsed:6.2f} s wall, peak {peak_mb:4.0f} MB")
+    print(f"  plan file: {plan_file.stat().st_size / 1e6:.1f} MB")
+
+
 FLEET_HOSTS = 100
 FLEET_INSTANCES = 100
 FLEET_PARALLEL = 8
@@ -330,6 +349,7 @@ def main() -> None:
         (workdir / "empty-stdin").write_text("")
         bench_decide(workdir)
         bench_host_boot(workdir)
+        bench_plan(workdir)
         bench_real_guests(workdir)
         bench_fleet(workdir)
 

@@ -21,7 +21,14 @@ from click.testing import CliRunner
 from scenarios import instance_uuid, write_scenario
 from sqlalchemy import create_engine, text
 
+from recovery.boot import HostBoot
 from recovery.cli import cli
+from recovery.db import open_database
+from recovery.facts import Options
+from recovery.hypervisor import Hypervisor
+from recovery.machine import shared_machine
+from recovery.plan_file import PlanApplication, parse_plan
+from recovery.settings import RunSettings
 
 HOST = "plan-host"
 COUNT = 30
@@ -255,6 +262,29 @@ def test_a_decision_option_given_to_the_run_must_be_the_plans(host, tmp_path):
     assert path.read_bytes() == before
     same = apply_plan(host, url, tmp_path / "plan.json", "--no-resume-guests-state-on-host-boot")
     assert same.exit_code == 0, same.stderr
+
+
+def test_applying_a_plan_issues_no_statement_more_than_a_run(tmp_path):
+    """The comparison with the plan is in memory: as many SQL statements as a plain run of the same host."""
+    scenario = write_scenario(tmp_path / "scenario", 200, host=HOST)
+    counts = {}
+    for name in ("plain", "planned"):
+        url = loaded(scenario, f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+        screen = None
+        if name == "planned":
+            make_plan(scenario, url, tmp_path / "plan.json", "--resume-guests-state-on-host-boot")
+            screen = PlanApplication(parse_plan((tmp_path / "plan.json").read_bytes(), "plan.json"))
+        db = open_database(url)
+        settings = RunSettings(host=HOST, node=HOST, options=Options(True), stop_timeout=1)
+        try:
+            hypervisor = Hypervisor.open(f"test://{scenario / 'libvirt.xml'}", read_only=False)
+            with db.count_statements() as counter:
+                result = HostBoot(shared_machine(), hypervisor, db, settings, screen=screen).run()
+        finally:
+            db.close()
+        assert result.totals["ok"] == 200, result.totals
+        counts[name] = counter.count
+    assert counts["planned"] == counts["plain"]
 
 
 # --- plan files that must not be applied ----------------------------------------------------------
