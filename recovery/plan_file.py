@@ -15,6 +15,7 @@ read and the claim is caught too.
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import asdict, dataclass, replace
@@ -48,6 +49,8 @@ DECISION_FIELDS = ("path", "actions", "vm_state", "task_state")
 """What of a decision must be as planned for it to be executed (its reason is prose around them)."""
 MAX_URI_LENGTH = 4096
 MAKE_ANOTHER = "make a new plan with `compute-recover plan --out FILE`"
+
+log = logging.getLogger(__name__)
 
 
 class PlanFileError(ValueError):
@@ -280,6 +283,8 @@ class PlanApplication:
                 raise PlanFileError(f"plan file {plan.name} was made for {what} {planned!r}, not {now!r}: a plan is "
                                     f"applied only where it was made (check --host, --node, --libvirt-uri, "
                                     f"--scenario), or {MAKE_ANOTHER}")
+        log.info("applying plan %s (sha256 %s, made at %s): %d instance(s)", plan.name, plan.sha256, plan.made_at,
+                 len(plan.instances))
         return replace(settings, options=plan.options,
                        applied_plan={"file": plan.name, "sha256": plan.sha256, "made_at": plan.made_at})
 
@@ -380,6 +385,7 @@ class PlanWriter:
                 os.close(directory)
         except OSError as error:
             raise PlanFileError(f"cannot write plan file {self.path}: {error.strerror}") from None
+        log.info("wrote plan %s: %d instance(s)", self.path, len(ordered))
 
     def discard(self) -> None:
         """Remove the temporary file if it was not renamed (the command failed or was stopped)."""
