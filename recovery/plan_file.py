@@ -61,9 +61,10 @@ class PlanFileError(ValueError):
 
 
 def checksum(body: dict) -> str:
-    """sha256 of the document without its checksum, in one canonical spelling (sorted keys, no spaces)."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the document without its checksum, in one canonical spelling (sorted keys, no spaces,
+    ASCII only: a hostile file's lone surrogate is escaped, not an encoding error)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _stamp(value: datetime | None) -> str | None:

@@ -337,6 +337,7 @@ HOSTILE = {
     "bad record": (bad_record, "instances[0]: unknown vm_state 'exploded'"),
     "bad option": (other_options, "options.resume_policy 'sometimes' is not a resume policy"),
     "not UTF-8": (lambda d: "\udcff", "not valid UTF-8"),
+    "lone surrogate": (lambda d: json.dumps({**d, "host": "\ud800"}), "does not match its checksum"),
 }
 
 
