@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scenarios import instance_uuid, write_scenario
 from sqlalchemy import create_engine, text
 
@@ -27,7 +29,7 @@ from recovery.db import open_database
 from recovery.facts import Options
 from recovery.hypervisor import Hypervisor
 from recovery.machine import shared_machine
-from recovery.plan_file import PlanApplication, parse_plan
+from recovery.plan_file import PlanApplication, PlanFileError, parse_plan
 from recovery.settings import RunSettings
 
 HOST = "plan-host"
@@ -355,6 +357,37 @@ def test_a_bad_plan_file_is_refused_in_one_line_and_changes_nothing(host, tmp_pa
     assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr
     assert path.read_bytes() == before
     assert not list(tmp_path.glob("db.sqlite-*"))  # not even opened for writing
+
+
+@pytest.fixture(scope="module")
+def plan_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A whole plan file of a small host, made once for the damage properties."""
+    directory = tmp_path_factory.mktemp("plan")
+    scenario = write_scenario(directory / "scenario", 8, host=HOST)
+    make_plan(scenario, loaded(scenario, f"sqlite:///{directory / 'db.sqlite'}"), directory / "plan.json")
+    return (directory / "plan.json").read_bytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_cut_of_a_plan_file_is_refused(plan_bytes, data):
+    cut = data.draw(st.integers(0, len(plan_bytes) - 2))
+    with pytest.raises(PlanFileError):
+        parse_plan(plan_bytes[:cut], "plan.json")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_changed_byte_is_refused_or_means_the_same_plan(plan_bytes, data):
+    """A byte changed anywhere: refused, or (a space made a tab) the very same plan."""
+    where = data.draw(st.integers(0, len(plan_bytes) - 1))
+    byte = data.draw(st.integers(0, 255).filter(lambda b: b != plan_bytes[where]))
+    damaged = plan_bytes[:where] + bytes([byte]) + plan_bytes[where + 1:]
+    try:
+        plan = parse_plan(damaged, "plan.json")
+    except PlanFileError:
+        return
+    assert plan.instances == parse_plan(plan_bytes, "plan.json").instances
 
 
 def test_a_plan_for_another_host_changes_nothing_on_a_database_server(host, server_database_url, tmp_path):
