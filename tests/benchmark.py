@@ -115,11 +115,17 @@ def read_statements(workdir: Path, count: int) -> int:
     return counter.count
 
 
-def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
-    scenario = workdir / "scenario"
+def seeded_host(workdir: Path, name: str, count: int) -> tuple[Path, str]:
+    """A generated scenario of `count` instances and the URL of an SQLite database holding its records."""
+    scenario = workdir / f"{name}-scenario"
     write_scenario(scenario, count)
-    url = f"sqlite:///{workdir / 'boot.sqlite'}"
+    url = f"sqlite:///{workdir / f'{name}.sqlite'}"
     seed_if_empty(migrated_database(url), json.loads((scenario / "db.json").read_text()))
+    return scenario, url
+
+
+def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
+    scenario, url = seeded_host(workdir, "boot", count)
     exe = str(Path(sys.executable).with_name("compute-recover"))
     base = [exe, "run", "--scenario", str(scenario), "--db", url, "--resume-guests-state-on-host-boot", "--json"]
     print(f"compute-recover run, generated {count:,}-instance scenario (test driver + SQLite), whole command")
@@ -131,12 +137,10 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
     small, large = read_statements(workdir, 500), read_statements(workdir, count)
     print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
 
+
 def bench_plan(workdir: Path, count: int = 5_000) -> None:
     """`plan --out` then `run --plan` of a host, beside the plain real run of bench_host_boot."""
-    scenario = workdir / "plan-scenario"
-    write_scenario(scenario, count)
-    url = f"sqlite:///{workdir / 'plan.sqlite'}"
-    seed_if_empty(migrated_database(url), json.loads((scenario / "db.json").read_text()))
+    scenario, url = seeded_host(workdir, "plan", count)
     exe = str(Path(sys.executable).with_name("compute-recover"))
     target = ["--scenario", str(scenario), "--db", url, "--json"]
     plan_file = workdir / "plan.json"
