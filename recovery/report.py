@@ -64,7 +64,7 @@ def run_rows(doc: dict) -> list[dict]:
 
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
-                  "not-started": "yellow", "interrupted": "bold red"}
+                  "not-started": "yellow", "interrupted": "bold red", "changed": "yellow", "unplanned": "yellow"}
 UUID_WIDTH = 36
 WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
