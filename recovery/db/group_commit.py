@@ -3,9 +3,8 @@
 Every instance step is written before the step after it starts (a claim before the first action,
 each action's outcome as it completes), so a run of thousands of instances makes thousands of small
 transactions, and their cost, not the hypervisor's, bounds the run. Workers that want a write at
-the same moment hand it here; the first becomes the leader: it takes a connection, runs every
-queued write in one transaction and commits, and goes on with the writes queued meanwhile, on the
-same connection, for at most `lead_seconds` (well inside any database call's time limit). Each
+the same moment hand it here; the first becomes the leader: it runs every queued write in one
+transaction and commits, and goes on with the writes queued meanwhile on the same connection. Each
 worker still returns only once its own write is committed, so no guarantee is weakened.
 
 A write is a function of the open transaction. If one raises, nothing of its batch is kept: the
@@ -15,7 +14,6 @@ own (a statement or the commit failing in the database) reaches every writer of 
 """
 
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -31,13 +29,16 @@ class RolledBack(Exception):
     """Another write of the same transaction failed, so this one was rolled back too: write again."""
 
 
-@dataclass
 class _Write:
-    what: str
-    work: Callable[[object], object]
-    done: bool = False
-    result: object = None
-    error: BaseException | None = None
+    """One writer's write; `woken` is a lock held until the write is done or its writer is to lead."""
+
+    __slots__ = ("done", "error", "result", "what", "woken", "work")
+
+    def __init__(self, what: str, work: Callable[[object], object]) -> None:
+        self.what, self.work = what, work
+        self.done, self.result, self.error = False, None, None
+        self.woken = threading.Lock()
+        self.woken.acquire()
 
 
 @dataclass
@@ -47,48 +48,51 @@ class GroupCommit(Generic[Held, Connections]):
 
     hold: Callable[[], AbstractContextManager[Held]]
     begin: Callable[[Held, str], AbstractContextManager[Connections]]
-    lead_seconds: float = 0.25
     _queue: list[_Write] = field(default_factory=list)
     _leading: bool = False
-    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def write(self, what: str, work: Callable[[Connections], Result]) -> Result:
         """Run `work` in a committed transaction, with whatever other writes are waiting."""
         mine = _Write(what, work)
-        with self._changed:
+        with self._lock:
             self._queue.append(mine)
-            while not mine.done:
-                if self._leading:
-                    self._changed.wait()
-                    continue
-                batch, self._queue, self._leading = self._queue, [], True
-                self._changed.release()
-                try:
-                    self._lead(batch)
-                finally:
-                    self._changed.acquire()
-                    self._leading = False
-                    self._changed.notify_all()
+            lead, self._leading = not self._leading, True
+        if not lead:
+            mine.woken.acquire()  # each writer is woken once: done, or handed the lead
+        if not mine.done:
+            self._lead()
         if mine.error is not None:
             raise mine.error
         return mine.result  # type: ignore[return-value]
 
-    def _lead(self, batch: list[_Write]) -> None:
-        """Commit `batch`, then whatever queued meanwhile, until the queue is empty or the turn is up."""
-        deadline = time.monotonic() + self.lead_seconds
+    def _lead(self) -> None:
+        """Commit what is queued, and what queues meanwhile, on one connection, until the queue is
+        empty; then hand the lead to the first writer still waiting, if one came in between. A
+        connection is never held idle (a watched one would be cut as hung)."""
+        batch: list[_Write] = []
         try:
             with self.hold() as held:
-                while batch:
-                    _commit(partial(self.begin, held), batch)
-                    with self._changed:
-                        self._changed.notify_all()
-                        if time.monotonic() > deadline:
-                            return
+                while True:
+                    with self._lock:
                         batch, self._queue = self._queue, []
-        except BaseException as error:  # no connection: each writer not yet served gets why
+                    if not batch:
+                        break
+                    _commit(partial(self.begin, held), batch)
+                    for write in batch:
+                        write.woken.release()
+        except BaseException as error:  # no connection: each writer waiting gets why
+            with self._lock:
+                batch, self._queue = [w for w in batch if not w.done] + self._queue, []
             for write in batch:
-                if not write.done:
-                    write.error, write.done = error, True
+                write.error, write.done = error, True
+                write.woken.release()
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].woken.release()  # not done: its writer leads next
+                else:
+                    self._leading = False
 
 
 def _commit(begin: Callable[[str], AbstractContextManager], batch: list[_Write]) -> None:
