@@ -191,6 +191,7 @@ class InstanceRow:
     updated_at: datetime | None = None
     system_metadata: dict[str, str | None] = field(default_factory=dict)
     """Live system metadata by key, e.g. `old_vm_state` for a resize revert."""
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

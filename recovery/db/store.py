@@ -302,7 +302,7 @@ class Database:
 
 _Row = TypeVar("_Row")
 
-_INSTANCE_COLUMNS = [getattr(Instance, f.name) for f in fields(InstanceRow) if f.name != "system_metadata"]
+_INSTANCE_COLUMNS = [getattr(Instance, f.name) for f in fields(InstanceRow) if f.name not in ("system_metadata", "metadata")]
 
 
 def _instances(conn: Connection, where: ColumnElement[bool]) -> list[InstanceRow]:
