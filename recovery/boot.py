@@ -35,15 +35,18 @@ from recovery.executor import (
 )
 from recovery.exits import EXIT_FAILED, EXIT_OK
 from recovery.facts import Facts, FactsError, facts_from_record, record_task_state
-from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
+from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError, HypervisorLost
 from recovery.input_bounds import NOVA_INTEGER_MAX
+from recovery.instance_policy import PolicyValueError, StartOrder, start_order
 from recovery.machine import Decision, RecoveryMachine
 from recovery.network import NetworkHook
+from recovery.readiness import not_ready_because
 from recovery.render import action_json, considerations_json, path_json
 from recovery.settings import RunSettings
+from recovery.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
 from states.enums import PowerState
 
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED)
+OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, NOT_READY)
 
 
 class Refused(Exception):
@@ -71,6 +74,10 @@ class RunResult:
     halted: str | None = None
     """Why the run stopped starting actions (database or hypervisor gone), if it did."""
     seconds: float = 0.0
+    started: float = 0.0
+    """When the run began (time.monotonic()): the tiers' times are reported from it."""
+    tiers: list[TierReport] = field(default_factory=list)
+    """The tiers of ordered restart, lowest priority first."""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -173,6 +180,7 @@ class HostBoot:
                 run_id = journals.start_run(self.ports.journal_database, settings.host, self._options_json())
                 result = self._recover(run_id, warnings, capacity)
         result.seconds = time.perf_counter() - started
+        result.started = time.monotonic() - result.seconds
         return result
 
     def _recover(self, run_id: int | None, warnings: list[str], capacity: HostCapacity | None) -> RunResult:
@@ -190,17 +198,22 @@ class HostBoot:
                                           self._entries(plans, failures, by_domain))
             for plan in plans:
                 plan.journal_id = ids.get(plan.uuid)
-        results = list(failures)
+        executed: list[InstanceResult] = []
+        tiers: list[TierReport] = []
         network_error = None
         try:
-            results += self._execute_all([p for p in plans if p.evacuation_id is not None])
-            results += self._execute_all([p for p in plans if p.evacuation_id is None])
+            executed += self._execute_all([p for p in plans if p.evacuation_id is not None])
+            executed += self._execute_all([p for p in plans if p.evacuation_id is None and p.order is None])
+            ordered, tiers = self._execute_tiers([p for p in plans if p.evacuation_id is None and p.order])
+            executed += ordered
         finally:
             if not settings.dry_run:
                 network_error = self._apply_network()
+        position = {plan.uuid: number for number, plan in enumerate(plans)}
+        results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         halted = self.ports.halt.reason
         result = RunResult(run_id, settings, results, domain_reports, self._power_now(results, by_domain), warnings,
-                           network_error=network_error, halted=halted)
+                           network_error=network_error, halted=halted, tiers=tiers)
         if run_id is not None:
             self._close_run(result, capacity)
         return result
@@ -299,7 +312,17 @@ class HostBoot:
                                                error=f"bad database row: {error}; fix the instances row",
                                                vm_state=row.vm_state, task_state=row.task_state))
                 continue
-            plans.append(self._plan_for(row, facts, evacuation))
+            plan = self._plan_for(row, facts, evacuation)
+            if starts_guest(plan.decision):
+                try:
+                    plan.order = start_order(row.metadata)
+                except PolicyValueError as error:
+                    failures.append(InstanceResult(row.key, plan.decision, outcome=FAILED,
+                                                   error=f"bad instance metadata: {error}; set it right (openstack "
+                                                   "server set --property KEY=VALUE) or unset it",
+                                                   vm_state=row.vm_state, task_state=row.task_state))
+                    continue
+            plans.append(plan)
             if domain is not None and row.key not in rows:
                 decision = plans[-1].decision
                 names = ", ".join(a.name for a in decision.actions) or "none"
@@ -317,8 +340,34 @@ class HostBoot:
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
             return list(pool.map(self._execute_and_report, plans))
 
+    def _execute_tiers(self, plans: list[Plan]) -> tuple[list[InstanceResult], list[TierReport]]:
+        """The instances that start a guest, tier by tier (recovery/tiers.py)."""
+        tiers = tiers_of(plans)
+        if self.settings.dry_run:
+            return [self._planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+            return run_tiers(tiers, pool, self._execute_and_report, self._not_ready_because,
+                             self.settings.tier_timeout, self.ports.halt, self._journal_not_ready)
+
+    def _not_ready_because(self, uuid: str, order: StartOrder) -> str | None:
+        try:
+            return not_ready_because(self.ports.hypervisor, uuid, order)
+        except HypervisorLost as lost:
+            self.ports.halt.stop(f"lost the hypervisor: {lost}")
+            return str(lost)
+
+    def _journal_not_ready(self, plan: Plan, result: InstanceResult) -> None:
+        if plan.journal_id is None or self.ports.halt.database_failed:
+            return
+        try:
+            with self.ports.journal_database.transaction(f"journal that {plan.uuid} is not ready") as conn:
+                journals.update_entry(conn, plan.journal_id, {"outcome": result.outcome, "error": result.error})
+        except DatabaseError as error:
+            self.ports.halt.stop(str(error), database=True)
+
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)
+        result.order = plan.order
         if self.on_result is not None:
             self.on_result(result)
         return result
@@ -328,7 +377,7 @@ class HostBoot:
         decision = plan.decision
         return InstanceResult(plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions],
                               outcome=SKIPPED, vm_state=decision.facts.vm_state,
-                              task_state=record_task_state(decision.facts.task_state))
+                              task_state=record_task_state(decision.facts.task_state), order=plan.order)
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
         if _nothing_to_do(plan.decision):
@@ -361,7 +410,7 @@ class HostBoot:
             return None
         evacuation = db.evacuation_of(self.settings.host, row.uuid) if facts.evacuation_status else None
         fresh = self._plan_for(row, facts, evacuation)
-        fresh.journal_id = plan.journal_id
+        fresh.journal_id, fresh.order = plan.journal_id, plan.order
         if fresh.journal_id is not None:
             with self.ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
                 journals.update_entry(conn, fresh.journal_id, self._decision_entry(fresh.decision))

@@ -302,7 +302,8 @@ class Database:
 
 _Row = TypeVar("_Row")
 
-_INSTANCE_COLUMNS = [getattr(Instance, f.name) for f in fields(InstanceRow) if f.name not in ("system_metadata", "metadata")]
+_INSTANCE_COLUMNS = [getattr(Instance, f.name) for f in fields(InstanceRow)
+                     if f.name not in ("system_metadata", "metadata")]
 
 
 def _instances(conn: Connection, where: ColumnElement[bool]) -> list[InstanceRow]:
