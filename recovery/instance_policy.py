@@ -44,11 +44,11 @@ def parse_duration(text: str, what: str, at_most: float = MAX_DURATION_SECONDS) 
         raise PolicyValueError(f"{what} {shown(text)} is not a duration: use a number with s, m, h or d (e.g. 30m)")
     seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if not 0 < seconds <= at_most:
-        raise PolicyValueError(f"{what} {shown(text)} must be more than 0 and at most {_duration_text(at_most)}")
+        raise PolicyValueError(f"{what} {shown(text)} must be more than 0 and at most {duration_text(at_most)}")
     return seconds
 
 
-def _duration_text(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     """Seconds in the largest unit that divides them: 366d, 1h, 90s."""
     for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
         if seconds % size == 0:
@@ -100,7 +100,7 @@ class StartOrder:
     def describe(self) -> str:
         """The readiness check, as the report and explain print it."""
         check = f"tcp:{self.port} at {self.address}" if self.ready == READY_TCP else self.ready
-        return check + (f" after {_duration_text(self.start_delay)}" if self.start_delay else "")
+        return check + (f" after {duration_text(self.start_delay)}" if self.start_delay else "")
 
 
 DEFAULT_ORDER = StartOrder()
