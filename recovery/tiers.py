@@ -14,8 +14,10 @@ the clock.
 import functools
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
+from contextlib import suppress
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 
 from recovery.executor import OK, Halt, InstanceResult, Plan
 from recovery.instance_policy import READY_RUNNING, StartOrder
@@ -134,20 +136,24 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
     for tier in tiers:
         report = TierReport(tier.priority, len(tier.plans), began=time.monotonic())
         waiting = TierWait(report.began + timeout)
-        running: dict[Future, Plan] = {pool.submit(execute, plan): plan for plan in tier.plans}
+        finished: SimpleQueue[Future] = SimpleQueue()
+        running: dict[Future, Plan] = {}
+        for plan in tier.plans:
+            running[pool.submit(execute, plan)] = plan
+        for future in running:  # a queue, not concurrent.futures.wait: that walks every future at each call
+            future.add_done_callback(finished.put)
         by_uuid = {plan.uuid: plan for plan in tier.plans}
         while running or not (waiting.done(time.monotonic()) or halt.reason):
             pause = waiting.wake_in(time.monotonic())
             if running:
-                finished, _ = wait(running, timeout=pause, return_when=FIRST_COMPLETED)
+                with suppress(Empty):
+                    future = finished.get(timeout=pause)
+                    plan, result = running.pop(future), future.result()
+                    results.append(result)
+                    if result.outcome == OK and result.decision is not None and starts_guest(result.decision):
+                        waiting.started(plan.uuid, plan.order, time.monotonic())
             else:
                 time.sleep(pause or 0.0)
-                finished = set()
-            for future in finished:
-                plan, result = running.pop(future), future.result()
-                results.append(result)
-                if result.outcome == OK and result.decision is not None and starts_guest(result.decision):
-                    waiting.started(plan.uuid, plan.order, time.monotonic())
             if not (waiting.done(time.monotonic()) or halt.reason):
                 for uuid, order in waiting.due(time.monotonic()):
                     waiting.checked(uuid, not_ready_because(uuid, order), time.monotonic())
