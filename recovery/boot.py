@@ -35,12 +35,11 @@ from recovery.executor import (
 )
 from recovery.exits import EXIT_FAILED, EXIT_OK
 from recovery.facts import Facts, FactsError, facts_from_record, record_task_state
-from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError, HypervisorLost
+from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
 from recovery.input_bounds import NOVA_INTEGER_MAX
-from recovery.instance_policy import PolicyValueError, StartOrder, start_order
+from recovery.instance_policy import PolicyValueError, start_order
 from recovery.machine import Decision, RecoveryMachine
 from recovery.network import NetworkHook
-from recovery.readiness import not_ready_because
 from recovery.render import action_json, considerations_json, path_json
 from recovery.settings import RunSettings
 from recovery.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
@@ -166,7 +165,7 @@ class HostBoot:
     def run(self) -> RunResult:
         """Raises Refused (nothing changed), LockTimeout (nothing changed), HypervisorError or
         DatabaseError before the run starts; once started, always returns a result."""
-        started = time.perf_counter()
+        started, began = time.perf_counter(), time.monotonic()
         hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
         warnings = hv.preflight()
         check_identity(db, settings, hv.domains())
@@ -180,7 +179,7 @@ class HostBoot:
                 run_id = journals.start_run(self.ports.journal_database, settings.host, self._options_json())
                 result = self._recover(run_id, warnings, capacity)
         result.seconds = time.perf_counter() - started
-        result.started = time.monotonic() - result.seconds
+        result.started = began
         return result
 
     def _recover(self, run_id: int | None, warnings: list[str], capacity: HostCapacity | None) -> RunResult:
@@ -346,24 +345,7 @@ class HostBoot:
         if self.settings.dry_run:
             return [self._planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-            return run_tiers(tiers, pool, self._execute_and_report, self._not_ready_because,
-                             self.settings.tier_timeout, self.ports.halt, self._journal_not_ready)
-
-    def _not_ready_because(self, uuid: str, order: StartOrder) -> str | None:
-        try:
-            return not_ready_because(self.ports.hypervisor, uuid, order)
-        except HypervisorLost as lost:
-            self.ports.halt.stop(f"lost the hypervisor: {lost}")
-            return str(lost)
-
-    def _journal_not_ready(self, plan: Plan, result: InstanceResult) -> None:
-        if plan.journal_id is None or self.ports.halt.database_failed:
-            return
-        try:
-            with self.ports.journal_database.transaction(f"journal that {plan.uuid} is not ready") as conn:
-                journals.update_entry(conn, plan.journal_id, {"outcome": result.outcome, "error": result.error})
-        except DatabaseError as error:
-            self.ports.halt.stop(str(error), database=True)
+            return run_tiers(tiers, pool, self._execute_and_report, self.ports, self.settings.tier_timeout)
 
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)

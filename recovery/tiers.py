@@ -7,8 +7,8 @@ started is ready by its `recover:ready` check (after its `recover:start-delay`),
 are not in a tier (recovery/boot.py recovers them before the tiers).
 
 `TierWait` is the pure part (what a tier waits on, which checks are due, when it is done: times
-are passed in); `run_tiers` drives it with the executor, the checks (recovery/readiness.py) and
-the clock.
+are passed in); `run_tiers` drives it with the executor, the checks (recovery/readiness.py), the
+journal and the clock.
 """
 
 import functools
@@ -19,10 +19,14 @@ from contextlib import suppress
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 
-from recovery.executor import OK, Halt, InstanceResult, Plan
+from recovery.db import DatabaseError
+from recovery.db.journal import update_entry
+from recovery.executor import OK, InstanceResult, Plan, Ports
+from recovery.hypervisor import HypervisorLost
 from recovery.instance_policy import READY_RUNNING, StartOrder
 from recovery.machine import Decision
 from recovery.outcomes import action_effects
+from recovery.readiness import not_ready_because
 from states.policy import Action
 
 NOT_READY = "not-ready"
@@ -126,11 +130,30 @@ class TierWait:
         return "the tier timeout passed before it was checked"
 
 
-def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], InstanceResult],
-              not_ready_because: Callable[[str, StartOrder], str | None], timeout: float, halt: Halt,
-              on_not_ready: Callable[[Plan, InstanceResult], None]) -> tuple[list[InstanceResult], list[TierReport]]:
-    """Each tier in turn: its plans executed on `pool`, then waited on until ready or `timeout`.
-    A halted run stops waiting (the next tiers' instances then start nothing)."""
+def _check(ports: Ports, uuid: str, order: StartOrder) -> str | None:
+    """Why the guest is not ready (None: it is); a lost hypervisor halts the run."""
+    try:
+        return not_ready_because(ports.hypervisor, uuid, order)
+    except HypervisorLost as lost:
+        ports.halt.stop(f"lost the hypervisor: {lost}")
+        return str(lost)
+
+
+def _journal_not_ready(ports: Ports, plan: Plan, result: InstanceResult) -> None:
+    if plan.journal_id is None or ports.halt.database_failed:
+        return
+    try:
+        with ports.journal_database.transaction(f"journal that {plan.uuid} is not ready") as conn:
+            update_entry(conn, plan.journal_id, {"outcome": result.outcome, "error": result.error})
+    except DatabaseError as error:
+        ports.halt.stop(str(error), database=True)
+
+
+def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], InstanceResult], ports: Ports,
+              timeout: float) -> tuple[list[InstanceResult], list[TierReport]]:
+    """Each tier in turn: its plans executed on `pool`, then its guests checked until ready or `timeout`;
+    one not ready is journaled so. A halted run stops waiting (the next tiers then start nothing)."""
+    halt = ports.halt
     results: list[InstanceResult] = []
     reports = []
     for tier in tiers:
@@ -156,7 +179,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
                 time.sleep(pause or 0.0)
             if not (waiting.done(time.monotonic()) or halt.reason):
                 for uuid, order in waiting.due(time.monotonic()):
-                    waiting.checked(uuid, not_ready_because(uuid, order), time.monotonic())
+                    waiting.checked(uuid, _check(ports, uuid, order), time.monotonic())
         report.ended = time.monotonic()
         late = {} if halt.reason else waiting.not_ready()
         for result in results[-len(tier.plans):]:
@@ -164,7 +187,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
             if result.uuid in late:
                 result.outcome = NOT_READY
                 result.error = f"not ready within the tier timeout ({timeout:g} s): {late[result.uuid]}"
-                on_not_ready(by_uuid[result.uuid], result)
+                _journal_not_ready(ports, by_uuid[result.uuid], result)
         report.not_ready = len(late)
         reports.append(report)
     return results, reports
