@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from recovery.db import Database, DatabaseError, open_database, parse, schema
+from recovery.db import Database, DatabaseError, migrate, open_database, parse, schema
 from recovery.db.urls import sqlite_path
 from recovery.exits import EXIT_USAGE, fail
 from recovery.scenario_seed import ScenarioError, read_db_json, seed
@@ -23,7 +23,7 @@ def db_upgrade(db_url: str | None, timeout: float, journal_db_url: str | None = 
         if journal_db_url is None and schema.is_nova_cell(db):
             fail(f"database {db.masked_url} is Nova's own cell database: compute-recover makes no table there; "
                  "make a journal database of its own with `compute-recover db upgrade --journal-db URL`", EXIT_USAGE)
-        before, after = schema.upgrade(db, branches)
+        before, after = migrate.upgrade(db, branches)
     except DatabaseError as error:
         fail(str(error), EXIT_USAGE)
     finally:

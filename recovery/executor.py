@@ -5,7 +5,9 @@ the (vm_state, task_state, updated_at) it was decided from, which writes the dec
 writes and a new updated_at, so a concurrent writer is detected before any action, never after.
 Steps then run in order; each action's outcome is journaled as it completes, and the state the
 actions reached is written, with the journal's final word, in one last transaction (two, the
-record's first, when the journal has a database of its own). An action
+record's first, when the journal has a database of its own). Each of these writes is committed
+before the step after it, in a transaction it shares with the other workers' writes of the
+moment (recovery.db.group_commit). An action
 that fails applies Nova's failure writes, and one that stops on failure skips the rest.
 
 A run that loses its database or its hypervisor is halted: no instance starts another action,
@@ -14,7 +16,7 @@ and nothing is written on behalf of an action whose end was not seen.
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from recovery.db import Database, DatabaseFailure
+from recovery.db.group_commit import GroupCommit, RolledBack
 from recovery.db.journal import update_entry
 from recovery.facts import record_task_state
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorLost
@@ -117,6 +120,11 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
+    writes: GroupCommit[tuple[Connection, Connection]] = field(init=False)
+    """Every instance's record and journal writes, committed together with the other workers'."""
+
+    def __post_init__(self) -> None:
+        self.writes = GroupCommit(self.recording)
 
     @property
     def journal_database(self) -> Database:
@@ -138,7 +146,9 @@ class LostRace(Exception):
     """The record changed under us before anything was written or done; nothing was."""
 
 
-def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
+def _run_action(ports: Ports, plan: Plan, action: Action) -> bool:
+    """Carry out one action; False when it did nothing outside this process (a run killed right
+    after it has nothing to account for), so its outcome is journaled with the next write."""
     hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
     name = action.name
     if name in ("restart_deletion", "destroy_evacuated", "reap_domain"):
@@ -153,7 +163,7 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
     elif name == "start":
         hv.start(uuid)
     elif name == "plug_vifs":
-        ports.network.plug_vifs(uuid)
+        return ports.network.plug_vifs(uuid)
     elif name == "revert_resize":
         hv.revert_resize(uuid, params["power_on"], ports.stop_timeout)
     elif name == "abort_live_migration":
@@ -170,6 +180,7 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
         hv.shutdown(uuid)
     elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
         raise ValueError(f"no executor for action {name}")
+    return True
 
 
 class _Record:
@@ -217,18 +228,21 @@ class _Record:
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
-    @contextmanager
-    def transaction(self, what: str) -> Iterator[tuple[Connection, Connection]]:
-        """A transaction holding this record's write, and its journal's (Ports.recording): if it
-        fails (even at commit, after the write went through), the record is again as last
-        committed, and so is the report."""
-        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed)
-        try:
-            with self.ports.recording(what) as connections:
-                yield connections
-        except DatabaseFailure:
-            self.confirmed, self.power_state, self.mark_deleted, self.claimed = saved
-            raise
+    def commit(self, what: str, work: Callable[[Connection, Connection], None], result: InstanceResult) -> None:
+        """Run `work` (the record's connection, the journal's) in a committed transaction (Ports.writes).
+        If it is not committed, the record and the report are again as last committed; a write
+        rolled back for another's failure is simply made again."""
+        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+                 result.outcome, result.error, result.vm_state, result.task_state)
+        while True:
+            try:
+                self.ports.writes.write(what, lambda connections: work(*connections))
+                return
+            except BaseException as error:
+                (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+                 result.outcome, result.error, result.vm_state, result.task_state) = saved
+                if not isinstance(error, RolledBack):
+                    raise
 
     def lost(self) -> str:
         vm_state, task_state, _ = self.confirmed
@@ -254,28 +268,31 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
                 return result
             error = _attempt(ports, plan, action, result)
             done += 1
+            acted = error is not NOTHING_DONE
             if error is HALTED:
                 return _halted(ports, plan, result, planned[done:], record)
-            if error is not None:
+            if error not in (None, NOTHING_DONE):
                 record.apply(action_effects(action, succeeded=False))
                 if ACTIONS[action.name].stops_on_failure:
                     return _finish(ports, plan, record, result, planned[done:])
                 continue
             record.apply(action_effects(action, succeeded=True))
-            if done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
+            if acted and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
                 return _halted(ports, plan, result, planned[done:], record)
     return _finish(ports, plan, record, result, [])
 
 
 HALTED = object()
 """What `_attempt` returns when the action's end was not seen because the hypervisor went away."""
+NOTHING_DONE = object()
+"""What `_attempt` returns for a successful action that did nothing outside this process."""
 
 
 def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -> object | None:
-    """Run one action and record its outcome; None on success, else the error (or HALTED)."""
+    """Run one action and record its outcome; None (or NOTHING_DONE) on success, else the error (or HALTED)."""
     log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
     try:
-        _run_action(ports, plan, action)
+        acted = _run_action(ports, plan, action)
     except HypervisorLost as lost:
         log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
@@ -294,15 +311,17 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
         result.outcome = FAILED
         return error
     result.actions.append(ActionResult(action, OK))
-    return None
+    return None if acted else NOTHING_DONE
 
 
 def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
     """Claim the row before the first action; False (with the result filled) if the database failed."""
+    def claim(conn: Connection, _journal: Connection) -> None:
+        if not record.write(conn):
+            raise LostRace(record.lost())
+
     try:
-        with record.transaction(f"claim instance {plan.uuid}") as (conn, _journal):
-            if not record.write(conn):
-                raise LostRace(record.lost())
+        record.commit(f"claim instance {plan.uuid}", claim, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = NOT_STARTED, str(failure)
@@ -316,8 +335,8 @@ def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remainin
     if plan.journal_id is None:
         return True
     try:
-        with ports.journal_database.transaction(f"journal the progress of {plan.uuid}") as conn:
-            update_entry(conn, plan.journal_id, {"actions": _actions_json(result, remaining)})
+        _journal(ports, f"journal the progress of {plan.uuid}", plan.journal_id,
+                 {"actions": _actions_json(result, remaining)})
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         return False
@@ -328,15 +347,17 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     """Write the state reached and the journal's final word (in one transaction when they share a database)."""
     result.actions += [ActionResult(action, SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, plan) if result.actions else None
+    def finish(conn: Connection, journal: Connection) -> None:
+        if not record.write(conn):
+            if not record.claimed and not result.actions:
+                raise LostRace(record.lost())  # nothing written or done yet: decide it again
+            result.outcome, result.error = CONFLICT, record.lost()
+        result.vm_state, result.task_state = record.confirmed[:2]
+        if plan.journal_id is not None:
+            update_entry(journal, plan.journal_id, final_entry(result))
+
     try:
-        with record.transaction(f"record instance {plan.uuid}") as (conn, journal):
-            if not record.write(conn):
-                if not record.claimed and not result.actions:
-                    raise LostRace(record.lost())  # nothing written or done yet: decide it again
-                result.outcome, result.error = CONFLICT, record.lost()
-            result.vm_state, result.task_state = record.confirmed[:2]
-            if plan.journal_id is not None:
-                update_entry(journal, plan.journal_id, final_entry(result))
+        record.commit(f"record instance {plan.uuid}", finish, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = INTERRUPTED, f"the outcome could not be recorded: {failure}"
@@ -355,11 +376,20 @@ def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Ac
     result.vm_state, result.task_state = record.confirmed[:2]
     if plan.journal_id is not None and not ports.halt.database_failed:
         try:
-            with ports.journal_database.transaction(f"journal where {plan.uuid} stopped") as conn:
-                update_entry(conn, plan.journal_id, final_entry(result))
+            _journal(ports, f"journal where {plan.uuid} stopped", plan.journal_id, final_entry(result))
         except DatabaseFailure as failure:
             ports.halt.stop(str(failure), database=True)
     return result
+
+
+def _journal(ports: Ports, what: str, entry_id: int, changes: dict[str, Any]) -> None:
+    """A journal entry's update alone, committed with the other workers' writes."""
+    while True:
+        try:
+            ports.writes.write(what, lambda connections: update_entry(connections[1], entry_id, changes))
+            return
+        except RolledBack:
+            continue
 
 
 def _power_after(ports: Ports, plan: Plan) -> str | None:

@@ -7,14 +7,18 @@ triple admit, to the triple its record writes lead to, guarded by its
 conditions on the other facts. Deciding walks that graph from the instance's
 start state: rules in priority order, first matching case wins, a stopping
 rule ends the walk, a continuing one moves to its destination and the walk
-goes on with the next rule. The walk reads the machine's own transition table
-rather than firing `trigger()` per instance, which would cost milliseconds per
-instance at 100,000 instances.
+goes on with the next rule.
+
+The walk reads an index of the same transitions, built straight from the cases,
+rather than firing `trigger()` per instance (milliseconds each at 100,000
+instances); compiling the `transitions` machine itself takes most of a second,
+so it is built only when asked for (`graph`, `verify`), and `verify` proves the
+index and the machine's own triggers agree.
 """
 
 import itertools
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 
 from transitions import Machine
 
@@ -64,6 +68,15 @@ class CaseGuard:
         self._checks = tuple(
             (_FACT_INDEX[c.field], c.values, c.negated) for c in case.when if c.field not in TRIPLE_FIELDS
         )
+        self.tests = frozenset((index, values) for index, values, _negated in self._checks)
+        """The (fact index, values) membership tests the guard reads facts through."""
+        self._triple_checks = tuple(
+            (TRIPLE_FIELDS.index(c.field), c.values, c.negated) for c in case.when if c.field in TRIPLE_FIELDS
+        )
+
+    def admits(self, triple: tuple[str, ...]) -> bool:
+        """Whether the case's conditions on vm_state, task_state and power_state admit `triple`."""
+        return all((triple[index] in values) != negated for index, values, negated in self._triple_checks)
 
     @property
     def always(self) -> bool:
@@ -132,7 +145,7 @@ def _admitted_triples(case: Case) -> itertools.product:
 
 def _sources_by_dest(case: Case) -> dict[str, list[str]]:
     """The case's transitions, grouped by destination: one add_transition call per group is
-    several times faster to build than one per source (the machine is built at every start)."""
+    several times faster to build than one per source."""
     by_dest: dict[str, list[str]] = {}
     for triple in _admitted_triples(case):
         by_dest.setdefault(state_name(*_writes_applied(triple, case)), []).append(state_name(*triple))
@@ -144,46 +157,65 @@ class RecoveryMachine:
 
     def __init__(self, policy: tuple[Rule, ...] = POLICY):
         self.policy = policy
-        self.machine = Machine(model=None, states=list(ALL_STATES), auto_transitions=False, initial=None,
-                               send_event=True)
-        for rule_index, rule in enumerate(policy):
-            for case in rule.cases:
-                guard = CaseGuard(rule_index, rule, case)
-                for dest, sources in _sources_by_dest(case).items():
-                    self.machine.add_transition(rule.name, sources, dest, conditions=[guard])
-        self._outgoing = self._index_outgoing()
-        self._fact_tests = tuple(sorted({
-            (_FACT_INDEX[c.field], c.values)
-            for rule in policy for case in rule.cases for c in case.when if c.field not in TRIPLE_FIELDS
-        }, key=repr))
+        self._guards = tuple(
+            CaseGuard(rule_index, rule, case) for rule_index, rule in enumerate(policy) for case in rule.cases
+        )
+        self._outgoing: dict[str, tuple[tuple[int, CaseGuard, str], ...]] = {}
+        self._tests_from: dict[tuple[str, str, str], tuple[tuple[int, frozenset], ...]] = {}
         self._walks: dict[tuple, tuple[Step, ...]] = {}
         self._considerations: dict[Facts, tuple[Consideration, ...]] = {}
 
+    @cached_property
+    def machine(self) -> Machine:
+        """The policy as a `transitions` machine: one trigger per rule, one transition per case
+        and source, guarded by the case's conditions on the other facts."""
+        machine = Machine(model=None, states=list(ALL_STATES), auto_transitions=False, initial=None,
+                          send_event=True)
+        for guard in self._guards:
+            for dest, sources in _sources_by_dest(guard.case).items():
+                machine.add_transition(guard.rule.name, sources, dest, conditions=[guard])
+        return machine
+
     def abstract_key(self, facts: Facts) -> tuple:
-        """The start state and the truth of every fact test a guard can make.
+        """The start state and the truth of every fact test a guard on the walk's way can make.
 
         Guards read facts only through these tests, so facts with equal keys
         walk the same path; the key space is small enough to cache walks by it.
         """
-        return (facts[0], facts[1], facts[2], *[facts[index] in values for index, values in self._fact_tests])
+        triple = facts[0], facts[1], facts[2]
+        tests = self._tests_from.get(triple)
+        if tests is None:
+            tests = self._tests_from[triple] = self._fact_tests_from(state_name(*triple))
+        return (*triple, *[facts[index] in values for index, values in tests])
 
-    def _index_outgoing(self) -> dict[str, tuple[tuple[int, CaseGuard, str], ...]]:
-        """Per state, its transitions in priority order, read back from the machine."""
-        outgoing: dict[str, list[tuple[int, CaseGuard, str]]] = {state: [] for state in ALL_STATES}
-        for event in self.machine.events.values():
-            for source, transitions in event.transitions.items():
-                for transition in transitions:
-                    guard = transition.conditions[0].func
-                    outgoing[source].append((guard.rule_index, guard, transition.dest))
-        return {state: tuple(sorted(entries, key=lambda e: e[0])) for state, entries in outgoing.items()}
+    def _fact_tests_from(self, start: str) -> tuple[tuple[int, frozenset], ...]:
+        """The fact tests of every guard on a transition reachable from `start`: the only facts
+        its walks can read, so the only ones its cache key needs."""
+        seen, todo, tests = {start}, [start], set()
+        while todo:
+            for _index, guard, dest in self.transitions_from(todo.pop()):
+                tests |= guard.tests
+                if dest not in seen:
+                    seen.add(dest)
+                    todo.append(dest)
+        return tuple(sorted(tests, key=repr))
 
     def transitions_from(self, state: str) -> tuple[tuple[int, CaseGuard, str], ...]:
-        return self._outgoing[state]
+        """The state's transitions in priority order, as (rule index, guard, destination); indexed
+        when first asked for, since a run meets only a few of the states."""
+        found = self._outgoing.get(state)
+        if found is None:
+            triple = tuple(state.split("/"))
+            found = self._outgoing[state] = tuple(
+                (guard.rule_index, guard, state_name(*_writes_applied(triple, guard.case)))
+                for guard in self._guards if guard.admits(triple)
+            )
+        return found
 
     def walk(self, facts: Facts) -> tuple[Step, ...]:
         state, next_rule, steps = facts.state, 0, []
         while True:
-            for rule_index, guard, dest in self._outgoing[state]:
+            for rule_index, guard, dest in self.transitions_from(state):
                 if rule_index >= next_rule and guard.holds(facts):
                     steps.append(Step(guard.rule, guard.case, state, dest))
                     if guard.rule.stop:
@@ -193,8 +225,10 @@ class RecoveryMachine:
             else:
                 return tuple(steps)
 
-    def decide(self, facts: Facts) -> Decision:
-        key = self.abstract_key(facts)
+    def decide(self, facts: Facts, key: tuple | None = None) -> Decision:
+        """`key`: the facts' abstract_key, when the caller has it already."""
+        if key is None:
+            key = self.abstract_key(facts)
         steps = self._walks.get(key)
         if steps is None:
             steps = self._walks[key] = self.walk(facts)

@@ -46,7 +46,7 @@ class DecisionPrinter:
         key = self.machine.abstract_key(facts)
         tail = self._tails.get(key)
         if tail is None:
-            tail = self._tails[key] = to_json(decision_json(self.machine.decide(facts)))[1:]
+            tail = self._tails[key] = to_json(decision_json(self.machine.decide(facts, key)))[1:]
         return '{"uuid": ' + to_json(uuid) + ", " + tail
 
 

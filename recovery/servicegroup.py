@@ -6,8 +6,10 @@ compares the absolute difference, so a clock running ahead does not read as down
 """
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from recovery.db.models import ServiceRow
+if TYPE_CHECKING:  # the command line reads the defaults here without loading the database layer
+    from recovery.db.models import ServiceRow
 
 DEFAULT_REPORT_INTERVAL = 10.0
 """Seconds between heartbeats (Nova's report_interval)."""
@@ -27,11 +29,11 @@ def service_down_time(configured: float = DEFAULT_SERVICE_DOWN_TIME,
     return configured
 
 
-def last_heartbeat(service: ServiceRow) -> datetime | None:
+def last_heartbeat(service: "ServiceRow") -> datetime | None:
     return service.last_seen_up or service.updated_at or service.created_at
 
 
-def is_up(service: ServiceRow, now: datetime, down_time: float) -> bool:
+def is_up(service: "ServiceRow", now: datetime, down_time: float) -> bool:
     """`now` is naive UTC, as the records store time."""
     if service.forced_down:
         return False

@@ -1,7 +1,7 @@
 """The database layer: tables (models), opening (engine, urls), reads and writes (store), the
-run journal (journal), the host lock (lock), and the schema's migrations (schema)."""
+run journal (journal), the host lock (lock), and the schema's migrations (schema, imported by
+the commands that need it: Alembic is slow to load)."""
 
-from recovery.db import schema
 from recovery.db.engine import (
     DB_ENV,
     DEFAULT_DB_TIMEOUT_S,
@@ -59,5 +59,4 @@ __all__ = [
     "ServiceRow",
     "default_url",
     "open_database",
-    "schema",
 ]

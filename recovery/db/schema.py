@@ -1,5 +1,8 @@
-"""The schema, created and changed only by `compute-recover db upgrade` (Alembic migrations in
-recovery/migrations), and the check every writing command makes before it writes.
+"""What schema a database holds, and the check every writing command makes before it writes.
+
+The schema is created and changed only by `compute-recover db upgrade` (recovery.db.migrate, with
+Alembic migrations in recovery/migrations). Checking it needs no Alembic, which takes a noticeable
+part of a run's start to load: the check reads the version table and compares it with `HEADS`.
 
 Two branches: `cell` holds the part of Nova's cell schema compute-recover uses, for a database of
 its own; `journal` holds compute-recover's own tables. A real Nova cell database (`is_nova_cell`)
@@ -7,13 +10,9 @@ gets neither: its tables are Nova's, and compute-recover's journal lives in a da
 (`--journal-db`), which gets the `journal` branch only.
 """
 
-from pathlib import Path
+import re
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from recovery.db.engine import DatabaseError
 from recovery.db.store import Database
@@ -21,6 +20,10 @@ from recovery.db.urls import masked
 
 VERSION_TABLE = "recovery_alembic_version"
 """Our own version table: Nova's cell database has an `alembic_version` of its own."""
+
+HEADS = {"cell": "cell_0001", "journal": "journal_0001"}
+"""The newest revision of each branch this version knows. Revisions are named `<branch>_<number>`,
+numbered in order; a test holds this to the migration scripts."""
 
 BRANCHES = ("cell", "journal")
 JOURNAL_BRANCHES = ("journal",)
@@ -31,57 +34,42 @@ NOVA_MARKS = {"instances": "compute_id", "services": "uuid"}
 
 NOVA_VERSION_TABLE = "alembic_version"
 
-_SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
+REVISION = re.compile(r"^([a-z]+)_(\d{4})$")
 
 
 class SchemaMissing(DatabaseError):
     """The database lacks compute-recover's tables, or has an older version of them."""
 
 
-def _config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(_SCRIPTS))
-    return config
-
-
-def heads(branches: tuple[str, ...] = BRANCHES) -> set[str]:
-    """The newest revision of each branch this compute-recover knows."""
-    script = ScriptDirectory.from_config(_config())
-    return {script.get_revision(f"{branch}@head").revision for branch in branches}
-
-
 def current(db: Database) -> set[str]:
     """The revisions the database is at (empty when it has no compute-recover tables)."""
     with db.reading("read its schema version") as conn:
-        return set(MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_heads())
-
-
-def upgrade(db: Database, branches: tuple[str, ...] = BRANCHES) -> tuple[set[str], set[str]]:
-    """Bring `branches` to their newest revision; (revisions before, after)."""
-    before = current(db)
-    config = _config()
-    with db.transaction("upgrade its schema") as conn:
-        config.attributes["connection"] = conn
-        for branch in branches:
-            command.upgrade(config, f"{branch}@head")
-    return before, current(db)
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return set()
+        return {row[0] for row in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
 
 
 def require(db: Database, branches: tuple[str, ...] = BRANCHES) -> None:
     """Refuse to write to a database whose compute-recover tables are missing or out of date."""
-    have, want = current(db), heads(branches)
+    have = current(db)
     option = "--journal-db" if branches == JOURNAL_BRANCHES else "--db"
     fix = f"run `compute-recover db upgrade {option} {masked(db.url)}`"
     if not have:
         raise SchemaMissing(f"database {db.masked_url} has no compute-recover tables: {fix} first")
-    script = ScriptDirectory.from_config(_config())
-    unknown = {rev for rev in have if _unknown(script, rev)}
+    unknown = {revision for revision in have if not _known(revision)}
     if unknown:
         newer = ", ".join(sorted(unknown))
         raise SchemaMissing(f"database {db.masked_url} has a newer compute-recover schema ({newer}) than this "
                             "version knows: upgrade compute-recover")
-    if not want <= have:
+    if not {HEADS[branch] for branch in branches} <= have:
         raise SchemaMissing(f"database {db.masked_url} has an older compute-recover schema: {fix}")
+
+
+def _known(revision: str) -> bool:
+    """Whether this version has the revision: a branch it knows, numbered no later than its head."""
+    match = REVISION.match(revision)
+    head = HEADS.get(match.group(1)) if match else None
+    return head is not None and int(match.group(2)) <= int(REVISION.match(head).group(2))
 
 
 def is_nova_cell(db: Database) -> bool:
@@ -94,10 +82,3 @@ def is_nova_cell(db: Database) -> bool:
             return True
         return any(table in tables and column in {c["name"] for c in schema.get_columns(table)}
                    for table, column in NOVA_MARKS.items())
-
-
-def _unknown(script: ScriptDirectory, revision: str) -> bool:
-    try:
-        return script.get_revision(revision) is None
-    except Exception:  # alembic raises its own error types for an unknown id
-        return True

@@ -1,0 +1,122 @@
+"""Group commit (recovery.db.group_commit) on a real SQLite file: writes from many threads share
+transactions, yet each comes back only once committed, and one failing write loses no other."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, create_engine, text
+
+from recovery.db.group_commit import GroupCommit, RolledBack
+
+
+def _table(path: Path):
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS written (n INTEGER PRIMARY KEY)"))
+        conn.execute(text("DELETE FROM written"))
+    return engine
+
+
+def _rows(engine) -> set[int]:
+    with engine.connect() as conn:
+        return {n for (n,) in conn.execute(text("SELECT n FROM written"))}
+
+
+def _until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+class Refused(Exception):
+    pass
+
+
+def _writer(group: GroupCommit, failing: set[int], committed_seen: dict[int, bool], engine):
+    """Write n, retrying when rolled back for another's failure, as the executor does."""
+    def write(n: int) -> str:
+        def work(conn: Connection) -> None:
+            conn.execute(text("INSERT INTO written (n) VALUES (:n)"), {"n": n})
+            if n in failing:
+                raise Refused(n)
+
+        while True:
+            try:
+                group.write(f"write {n}", work)
+                committed_seen[n] = n in _rows(engine)  # committed before write() returned
+                return "ok"
+            except RolledBack:
+                continue
+            except Refused:
+                return "refused"
+    return write
+
+
+@settings(max_examples=15, deadline=None)
+@given(count=st.integers(1, 60), failing=st.sets(st.integers(0, 59), max_size=6), threads=st.integers(1, 8))
+def test_every_write_is_committed_once_or_refused_and_a_failing_write_loses_no_other(tmp_path_factory, count,
+                                                                                      failing, threads):
+    engine = _table(tmp_path_factory.mktemp("group") / "db.sqlite")
+    group = GroupCommit(lambda _what: engine.begin())
+    seen: dict[int, bool] = {}
+    with ThreadPoolExecutor(threads) as pool:
+        outcomes = list(pool.map(_writer(group, failing, seen, engine), range(count)))
+    assert _rows(engine) == {n for n in range(count) if n not in failing}
+    assert outcomes == ["refused" if n in failing else "ok" for n in range(count)]
+    assert all(seen.values()) and len(seen) == count - len(failing & set(range(count)))
+
+
+def test_writes_waiting_together_share_one_transaction(tmp_path):
+    engine = _table(tmp_path / "db.sqlite")
+    transactions: list[str] = []
+    release = threading.Event()
+
+    def begin(what: str):
+        transactions.append(what)
+        if len(transactions) == 1:
+            release.wait(5)  # the first transaction is slow: the others queue behind it meanwhile
+        return engine.begin()
+
+    group = GroupCommit(begin)
+
+    def write(n: int) -> None:
+        group.write(f"write {n}", lambda conn: conn.execute(text("INSERT INTO written (n) VALUES (:n)"), {"n": n}))
+
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(write, 0)
+        _until(lambda: transactions)
+        rest = [pool.submit(write, n) for n in range(1, 6)]
+        _until(lambda: len(group._queue) == 5)
+        release.set()
+        for future in [first, *rest]:
+            future.result()
+    assert _rows(engine) == set(range(6))
+    assert transactions == ["write 0", "write 1 (and 4 more writes)"]
+
+
+def test_a_failed_commit_reaches_every_writer_of_the_batch(tmp_path):
+    engine = _table(tmp_path / "db.sqlite")
+
+    class CommitFailed(Exception):
+        pass
+
+    class Failing:
+        def __enter__(self):
+            self.conn = engine.connect()
+            return self.conn
+
+        def __exit__(self, *exc):
+            self.conn.rollback()
+            self.conn.close()
+            raise CommitFailed("disk full")
+
+    group = GroupCommit(lambda _what: Failing())
+    with pytest.raises(CommitFailed, match="disk full"):
+        group.write("write 1", lambda conn: conn.execute(text("INSERT INTO written (n) VALUES (1)")))
+    assert _rows(engine) == set()
