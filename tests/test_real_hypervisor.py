@@ -519,6 +519,8 @@ def test_a_guest_agent_that_never_answers_holds_its_tier_only_until_the_timeout(
     assert first["ended"] - first["began"] >= 2 and second["began"] >= first["ended"]
     assert guests.state(database) == BOOTED and guests.state(application) == BOOTED
     assert rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")[database]["outcome"] == "not-ready"
+    print(f"\ntier 0 (agent) began at {first['began']:.2f} s, gave up at {first['ended']:.2f} s; "
+          f"tier 1 began at {second['began']:.2f} s, done at {second['ended']:.2f} s")
 
 
 # -- the agent on real guests ---------------------------------------------------------------------------
