@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
+from recovery.db.store import utcnow
 from recovery.executor import (
     CONFLICT,
     FAILED,
@@ -41,6 +42,7 @@ from recovery.instance_policy import PolicyValueError, start_order
 from recovery.machine import Decision, RecoveryMachine
 from recovery.network import NetworkHook
 from recovery.render import action_json, considerations_json, path_json
+from recovery.servicegroup import host_down_seconds
 from recovery.settings import RunSettings
 from recovery.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
 from states.enums import PowerState
@@ -77,6 +79,8 @@ class RunResult:
     """When the run began (time.monotonic()): the tiers' times are reported from it."""
     tiers: list[TierReport] = field(default_factory=list)
     """The tiers of ordered restart, lowest priority first."""
+    host_down_seconds: float | None = None
+    """How long the host was down, from its service's last heartbeat before this run; None: unknown."""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -106,9 +110,11 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
         )
 
 
-def instance_record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None) -> dict:
+def instance_record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None,
+                    host_down_seconds: float | None = None) -> dict:
     """A database row and its domain's power state (None: no domain) as a decide input record,
-    so that rows are validated exactly as `decide` validates its input."""
+    with how long the host was down (None: unknown), so that rows are validated exactly as
+    `decide` validates its input."""
     return {
         "uuid": row.key,
         "vm_state": row.vm_state,
@@ -120,6 +126,8 @@ def instance_record(row: InstanceRow, power: PowerState | None, evacuation: Migr
         "domain_present": power is not None,
         "evacuation": {"status": evacuation.status, "dest_host": evacuation.dest_compute} if evacuation else None,
         "deleted": row.deleted,
+        "metadata": row.metadata,
+        "host_down_seconds": host_down_seconds,
     }
 
 
@@ -137,7 +145,8 @@ def _check_row(row: InstanceRow) -> None:
             raise FactsError(f"{name} {value} is outside Nova's Integer range 0..{NOVA_INTEGER_MAX}")
 
 
-def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> tuple[dict, InstanceRow] | None:
+def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str,
+                host_down_seconds: float | None) -> tuple[dict, InstanceRow] | None:
     """One instance's facts as they are now, as a decide input record, with its row: for
     `explain --live` and for deciding again after a lost claim. Reads that one instance only.
     A domain in libvirt's NOSTATE counts as no domain here."""
@@ -146,7 +155,7 @@ def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str) -> t
         return None
     power = hypervisor.power_state(row.key)
     evacuation = db.evacuation_of(host, row.uuid)
-    return instance_record(row, None if power is PowerState.NOSTATE else power, evacuation), row
+    return instance_record(row, None if power is PowerState.NOSTATE else power, evacuation, host_down_seconds), row
 
 
 class HostBoot:
@@ -161,6 +170,9 @@ class HostBoot:
         """Called from the worker threads with each executed instance's result (the progress bar)."""
         self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal)
         self.settings = settings
+        self._decision_entries: dict[Facts, dict] = {}
+        self.host_down_seconds: float | None = None
+        """Read with the host's records before anything is written (the run's heartbeat comes last)."""
 
     def run(self) -> RunResult:
         """Raises Refused (nothing changed), LockTimeout (nothing changed), HypervisorError or
@@ -170,22 +182,27 @@ class HostBoot:
         warnings = hv.preflight()
         check_identity(db, settings, hv.domains())
         if settings.dry_run:
-            result = self._recover(None, warnings, None)
+            result = self._recover(warnings, None)
         else:
             capacity = hv.capacity()  # read now: the compute node is still updated if libvirt goes later
             with host_lock(db, settings.host, settings.lock_timeout):  # in the records' database: shared by all
                 db.prepare_for_writes()
                 self.ports.journal_database.prepare_for_writes()
-                run_id = journals.start_run(self.ports.journal_database, settings.host, self._options_json())
-                result = self._recover(run_id, warnings, capacity)
+                result = self._recover(warnings, capacity)
         result.seconds = time.perf_counter() - started
         result.started = began
         return result
 
-    def _recover(self, run_id: int | None, warnings: list[str], capacity: HostCapacity | None) -> RunResult:
+    def _recover(self, warnings: list[str], capacity: HostCapacity | None) -> RunResult:
+        """A real run opens its journal once the host's records are read, so that the run's
+        options record how long the host was down."""
         hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
         domains = hv.domains()
         snapshot = db.load_host(settings.host)
+        self.host_down_seconds = host_down_seconds(snapshot.service, utcnow())
+        run_id = None
+        if not settings.dry_run:
+            run_id = journals.start_run(self.ports.journal_database, settings.host, self._options_json())
         by_domain = {d.uuid.lower(): d for d in domains}
         evacuations = {m.instance_uuid.lower(): m for m in snapshot.evacuations if m.instance_uuid}
         rows = {row.key: row for row in snapshot.instances}
@@ -212,7 +229,8 @@ class HostBoot:
         results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         halted = self.ports.halt.reason
         result = RunResult(run_id, settings, results, domain_reports, self._power_now(results, by_domain), warnings,
-                           network_error=network_error, halted=halted, tiers=tiers)
+                           network_error=network_error, halted=halted, host_down_seconds=self.host_down_seconds,
+                           tiers=tiers)
         if run_id is not None:
             self._close_run(result, capacity)
         return result
@@ -265,7 +283,8 @@ class HostBoot:
 
     def _options_json(self) -> dict:
         options, settings = self.settings.options, self.settings
-        return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__}
+        return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__,
+                "host_down_seconds": self.host_down_seconds}
 
     def _evacuation_warnings(self, by_domain: dict[str, DomainInfo], evacuations: dict[str, MigrationRow]) -> list[str]:
         """Rule 1 with destroy_after_evacuate off leaves a stale domain: say so."""
@@ -304,7 +323,7 @@ class HostBoot:
             try:
                 _check_row(row)
                 power = domain.power_state if domain else None
-                record = instance_record(row, power, evacuation)
+                record = instance_record(row, power, evacuation, self.host_down_seconds)
                 facts = facts_from_record(record, self.settings.host, self.settings.options)
             except FactsError as error:
                 failures.append(InstanceResult(row.key, None, outcome=FAILED,
@@ -382,7 +401,7 @@ class HostBoot:
         """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
         its journal entry then tells the new decision."""
         db = self.ports.database
-        found = live_record(db, self.ports.hypervisor, plan.uuid, self.settings.host)
+        found = live_record(db, self.ports.hypervisor, plan.uuid, self.settings.host, self.host_down_seconds)
         if found is None:
             return None
         record, row = found
@@ -399,14 +418,19 @@ class HostBoot:
         return fresh
 
     def _decision_entry(self, decision: Decision) -> dict:
-        return {
-            "start_state": decision.start_state,
-            "facts": decision.facts._asdict(),
-            "path": path_json(decision),
-            "considered": considerations_json(self.machine.consider(decision.facts)),
-            "actions": [{**action_json(a), "outcome": PENDING, "error": None} for a in decision.actions],
-            "reason": decision.reason,
-        }
+        """The journal's account of a decision. Equal facts share one (its values the same objects),
+        so that the journal encodes it once for all the instances that share it."""
+        entry = self._decision_entries.get(decision.facts)
+        if entry is None:
+            entry = self._decision_entries[decision.facts] = {
+                "start_state": decision.start_state,
+                "facts": decision.facts._asdict(),
+                "path": path_json(decision),
+                "considered": considerations_json(self.machine.consider(decision.facts)),
+                "actions": [{**action_json(a), "outcome": PENDING, "error": None} for a in decision.actions],
+                "reason": decision.reason,
+            }
+        return entry
 
     def _entries(self, plans: list[Plan], failures: list[InstanceResult], by_domain: dict[str, DomainInfo]):
         """Every decision as journaled before anything is executed: pending where there is work."""

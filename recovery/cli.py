@@ -31,7 +31,7 @@ from recovery.facts import (
 )
 from recovery.formats import FORMATS, Output, chosen_output, emit, error_document, remember_format, selected_columns
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
-from recovery.instance_policy import PolicyValueError, duration_text, parse_duration, parse_resume
+from recovery.instance_policy import PolicyValueError, format_duration, parse_duration, parse_resume
 from recovery.machine import shared_machine
 from recovery.nova_options import nova_conf_options
 from recovery.option_checks import FiniteFloatRange, command_option_callback
@@ -338,7 +338,7 @@ def _explain_facts(instance: str | None, facts_text: str, host: str, options: Op
         facts = facts_from_record(record, host, options)
     except FactsError as error:
         fail(f"--facts: {error}", EXIT_USAGE)
-    doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record.get("host"))}
+    doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record)}
     row = {**doc, "path": " → ".join(step["rule"] for step in doc["path"]),
            "actions": ", ".join(format_action(a) for a in doc["actions"])}
     emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))
@@ -367,7 +367,7 @@ def recovery_options(command):
                      show_default=True, envvar=ENV_PREFIX + "LOCK_TIMEOUT",
                      help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
                      "nothing."),
-        click.option("--tier-timeout", default=duration_text(DEFAULT_TIER_TIMEOUT), show_default=True,
+        click.option("--tier-timeout", default=format_duration(DEFAULT_TIER_TIMEOUT), show_default=True,
                      metavar="DURATION", callback=_duration_seconds(MAX_TIER_TIMEOUT),
                      envvar=ENV_PREFIX + "TIER_TIMEOUT",
                      help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "

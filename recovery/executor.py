@@ -120,25 +120,37 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
-    writes: GroupCommit[tuple[Connection, Connection]] = field(init=False)
+    writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
     """Every instance's record and journal writes, committed together with the other workers'."""
 
     def __post_init__(self) -> None:
-        self.writes = GroupCommit(self.recording)
+        self.writes = GroupCommit(self._connections, self._recording)
 
     @property
     def journal_database(self) -> Database:
         return self.journal or self.database
 
     @contextmanager
-    def recording(self, what: str) -> Iterator[tuple[Connection, Connection]]:
+    def _connections(self) -> Iterator[tuple[Connection, Connection]]:
+        """The records' connection and the journal's (the same one when they share a database)."""
+        with self.database.connection("write the instance records") as records:
+            if self.journal is None:
+                yield records, records
+                return
+            with self.journal.connection("write the journal") as journal:
+                yield records, journal
+
+    @contextmanager
+    def _recording(self, held: tuple[Connection, Connection], what: str) -> Iterator[tuple[Connection, Connection]]:
         """A record write and its journal entry: one transaction in one database; in two, the
         journal's commits after the record's, so the journal never claims a write that failed."""
-        if self.journal is None:
-            with self.database.transaction(what) as conn:
-                yield conn, conn
+        records, journal = held
+        if records is journal:
+            with self.database.transaction_on(records, what):
+                yield records, records
             return
-        with self.journal.transaction(f"journal: {what}") as journal, self.database.transaction(what) as records:
+        with self.journal_database.transaction_on(journal, f"journal: {what}"), \
+                self.database.transaction_on(records, what):
             yield records, journal
 
 

@@ -12,15 +12,18 @@ from recovery.boot import live_record
 from recovery.db import Database, DatabaseError
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
+from recovery.db.services import list_services
+from recovery.db.store import utcnow
 from recovery.exits import EXIT_USAGE, fail
 from recovery.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of
 from recovery.formats import Output, emit, selected_columns
 from recovery.host_commands import open_db, open_hypervisor
 from recovery.instance_names import resolve_instance
-from recovery.instance_policy import PolicyValueError, start_order
+from recovery.instance_policy import PolicyValueError, format_duration, start_order
 from recovery.machine import shared_machine
 from recovery.render import explanation_json, explanation_text, format_action, walk_lines
-from states.enums import PowerState
+from recovery.servicegroup import host_down_seconds
+from states.enums import PowerState, ResumePolicy
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,23 @@ def _journal_json(entry: dict, owner: str | None) -> dict:
         host = entry["run_host"] if facts.owned else owner or f"(not {entry['run_host']})"
         doc["facts"] = decide_record(facts, host)
         doc["options"] = options_of(facts)
+        run_options = entry.get("run_options") or {}
+        if "host_down_seconds" in run_options:  # journaled by runs that read the downtime
+            doc["facts"]["host_down_seconds"] = run_options["host_down_seconds"]
+            doc["options"]["max_downtime"] = run_options.get("max_downtime")
+            doc["downtime"] = _downtime_note(facts, run_options["host_down_seconds"], run_options.get("max_downtime"))
     return doc
+
+
+def _downtime_note(facts: Facts, down: float | None, max_downtime: float | None) -> str:
+    """How long the host was down, against the limit the decision compared it with."""
+    said = "host was down " + ("for an unknown time (no heartbeat recorded)" if down is None else format_duration(down))
+    if facts.resume_policy == ResumePolicy.IF_DOWN_LESS_THAN.value:
+        return f"{said}; its recover:resume=if-down-less-than duration" + (" was reached" if facts.down_too_long else
+                                                                          " was not reached")
+    if max_downtime is not None:
+        return f"{said}; --max-downtime {format_duration(max_downtime)}" + (" reached" if facts.down_too_long else "")
+    return said
 
 
 def _run_row(run: dict) -> dict:
@@ -119,7 +138,9 @@ def _live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Optio
 def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict | None) -> dict | None:
     host, options, source = _live_settings(live, last_run)
     log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
-    found = live_record(db, open_hypervisor(live.libvirt_uri, read_only=True), uuid, host)
+    services = list_services(db, host, "nova-compute")
+    down = host_down_seconds(services[0] if services else None, utcnow())
+    found = live_record(db, open_hypervisor(live.libvirt_uri, read_only=True), uuid, host, down)
     if found is None:
         return None
     record, _row = found
@@ -127,7 +148,7 @@ def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict
         facts = facts_from_record(record, host, options)
     except FactsError as error:
         return {"host": host, "decided": source, "error": f"bad database row: {error}"}
-    return {"host": host, "decided": source, **explanation_json(shared_machine(), facts, record.get("host"))}
+    return {"host": host, "decided": source, **explanation_json(shared_machine(), facts, record)}
 
 
 def journal_text(doc: dict) -> str:
@@ -151,6 +172,8 @@ def journal_text(doc: dict) -> str:
             lines.append(f"not decided: {run['error']}")
             continue
         lines += walk_lines({**run, "state": run["start_state"]})
+        if run.get("downtime"):
+            lines.append(f"downtime: {run['downtime']}")
         lines.append(f"why: {run['reason']}")
         lines.append("actions:")
         for action in run["actions"] or []:

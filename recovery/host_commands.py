@@ -114,6 +114,8 @@ def require_schema(db: Database, dry_run: bool, journal: Database | None = None)
             fail(f"database {db.masked_url} has no instance records (no `instances` table): load a scenario "
                  "with `compute-recover scenario load`, or check --db", EXIT_USAGE)
         if dry_run:
+            if not nova_cell and schema.current(db):  # made by `db upgrade`: its records' tables must be the newest
+                schema.require(db, schema.CELL_BRANCHES)
             return nova_cell
         if journal is not None:
             schema.require(journal, schema.JOURNAL_BRANCHES)

@@ -11,6 +11,7 @@ order keys (`recover:priority`, `recover:ready`, `recover:address`,
 import ipaddress
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from recovery.input_bounds import shown
 from states.enums import ResumePolicy
@@ -20,6 +21,8 @@ DOWN_LESS_THAN = ResumePolicy.IF_DOWN_LESS_THAN.value
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 MAX_DURATION_SECONDS = 366 * 86_400
+_SPELLED = sorted(_UNITS.items(), key=lambda unit: -unit[1])
+"""The units, largest first, as durations are printed."""
 
 PRIORITY_KEY = "recover:priority"
 READY_KEY = "recover:ready"
@@ -44,16 +47,19 @@ def parse_duration(text: str, what: str, at_most: float = MAX_DURATION_SECONDS) 
         raise PolicyValueError(f"{what} {shown(text)} is not a duration: use a number with s, m, h or d (e.g. 30m)")
     seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if not 0 < seconds <= at_most:
-        raise PolicyValueError(f"{what} {shown(text)} must be more than 0 and at most {duration_text(at_most)}")
+        raise PolicyValueError(f"{what} {shown(text)} must be more than 0 and at most {format_duration(at_most)}")
     return seconds
 
 
-def duration_text(seconds: float) -> str:
-    """Seconds in the largest unit that divides them: 366d, 1h, 90s."""
-    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
-        if seconds % size == 0:
-            return f"{seconds // size:g}{unit}"
-    return f"{seconds:g}s"
+def format_duration(seconds: float) -> str:
+    """A duration the way people read it, in its two largest units, the second left out when the
+    duration is whole in the first: `1h`, `2h 0m` (2 h and some seconds), `5m 12s`, `3d 4h`."""
+    whole = int(seconds)
+    for (unit, size), (smaller, smaller_size) in pairwise(_SPELLED):
+        if whole >= size:
+            first, rest = divmod(whole, size)
+            return f"{first}{unit}" + (f" {rest // smaller_size}{smaller}" if rest else "")
+    return f"{whole}s"
 
 
 def parse_resume(text: str, what: str = RESUME_KEY) -> tuple[str, float | None]:
@@ -100,7 +106,7 @@ class StartOrder:
     def describe(self) -> str:
         """The readiness check, as the report and explain print it."""
         check = f"tcp:{self.port} at {self.address}" if self.ready == READY_TCP else self.ready
-        return check + (f" after {duration_text(self.start_delay)}" if self.start_delay else "")
+        return check + (f" after {format_duration(self.start_delay)}" if self.start_delay else "")
 
 
 DEFAULT_ORDER = StartOrder()

@@ -86,7 +86,9 @@ def diff_command(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_sou
 def _host_records(db_url: str, host: str, db_timeout: float) -> list[tuple[str | None, dict]]:
     """The host's instances as decide records, read through a read-only session."""
     from recovery.boot import instance_record
+    from recovery.db.store import utcnow
     from recovery.host_commands import open_db
+    from recovery.servicegroup import host_down_seconds
 
     db = open_db(db_url, read_only=True, timeout=db_timeout)
     try:
@@ -96,7 +98,9 @@ def _host_records(db_url: str, host: str, db_timeout: float) -> list[tuple[str |
     finally:
         db.close()
     evacuations = {m.instance_uuid.lower(): m for m in snapshot.evacuations if m.instance_uuid}
-    return [(row.display_name, instance_record(row, None, evacuations.get(row.key))) for row in snapshot.instances]
+    down = host_down_seconds(snapshot.service, utcnow())
+    return [(row.display_name, instance_record(row, None, evacuations.get(row.key), down))
+            for row in snapshot.instances]
 
 
 def _outcome_text(decision: Decision) -> str:

@@ -54,17 +54,23 @@ def considerations_json(considerations: tuple[Consideration, ...]) -> list[dict]
     return [{"rule": c.rule, "state": c.state, "matched": c.matched, "why": list(c.why)} for c in considerations]
 
 
-def explanation_json(machine: RecoveryMachine, facts: Facts, host: str | None) -> dict:
-    """The decision and why; its facts as a `decide` record (of an instance recorded on `host`), so
-    that they can be fed back to `decide` or `explain --facts`."""
+def explanation_json(machine: RecoveryMachine, facts: Facts, record: dict) -> dict:
+    """The decision and why; its facts as a `decide` record (of an instance recorded on the
+    record's host, with the record's metadata and downtime when it has them), so that they can be
+    fed back to `decide` or `explain --facts`."""
     decision = machine.decide(facts)
+    policy_inputs = {name: record[name] for name in POLICY_INPUTS if name in record}
     return {
         "state": decision.start_state,
-        "facts": decide_record(facts, host),
+        "facts": decide_record(facts, record.get("host")) | policy_inputs,
         "options": options_of(facts),
         "considered": considerations_json(machine.consider(facts)),
         **{k: v for k, v in decision_json(decision).items() if k != "state"},
     }
+
+
+POLICY_INPUTS = ("metadata", "host_down_seconds")
+"""What a record gives that the facts keep only as what it decides (resume_policy, down_too_long)."""
 
 
 def format_action(action: dict) -> str:

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recovery.boot import RunResult
-from recovery.instance_policy import READY_RUNNING
+from recovery.instance_policy import READY_RUNNING, format_duration
 from recovery.render import action_json, format_action, path_json
 from recovery.tiers import TierReport
 
@@ -35,6 +35,7 @@ def run_json(result: RunResult) -> dict:
         "run_id": result.run_id,
         "host": result.settings.host,
         "dry_run": result.settings.dry_run,
+        "host_down_seconds": result.host_down_seconds,
         "warnings": result.warnings,
         "instances": instances,
         "domains": [d.__dict__ for d in result.domains],
@@ -144,6 +145,13 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool) 
     return table
 
 
+def _downtime(seconds: float | None) -> str:
+    """The line above the table: how long the host was down before this run, by its last heartbeat."""
+    if seconds is None:
+        return "host was down: unknown (no heartbeat recorded)"
+    return f"host was down {format_duration(seconds)} (since its last heartbeat)"
+
+
 def print_run(result: RunResult, console: Console) -> None:
     print_report(run_json(result), console)
 
@@ -152,6 +160,7 @@ def print_report(doc: dict, console: Console) -> None:
     """The run report as `run_json` builds it, laid out for the console's width."""
     for warning in doc["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(_downtime(doc["host_down_seconds"]), highlight=False)
     title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
     if doc["instances"]:
         console.print(_instance_table(title, doc["instances"], console.width, ordered(doc)))

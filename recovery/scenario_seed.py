@@ -20,6 +20,7 @@ from recovery.db import (
     ComputeNode,
     Database,
     Instance,
+    InstanceMetadata,
     InstanceSystemMetadata,
     Migration,
     RecoveryJournal,
@@ -64,6 +65,8 @@ class SeedRows:
     deleted_uuids: list[str]
     """Instances to mark deleted the way Nova does (deleted = id) once their ids exist."""
     system_metadata: list[dict[str, Any]]
+    metadata: list[dict[str, Any]]
+    """The user's metadata (instance_metadata rows), where the `recover:*` policy keys live."""
     migrations: list[dict[str, Any]]
     compute_nodes: list[dict[str, Any]]
     services: list[dict[str, Any]]
@@ -94,7 +97,8 @@ def seed(db: Database, data: Mapping[str, Any], source: str = "db.json", *, repl
                             "database, or pass --replace to delete them first")
 
 
-_REPLACED = (RecoveryJournal, RecoveryRun, InstanceSystemMetadata, Instance, Migration, ComputeNode, Service)
+_REPLACED = (RecoveryJournal, RecoveryRun, InstanceSystemMetadata, InstanceMetadata, Instance, Migration, ComputeNode,
+             Service)
 """What --replace empties, children first: the records and the journal that spoke of them."""
 
 
@@ -118,6 +122,7 @@ def seed_if_empty(
         for model, table_rows in (
             (Instance, rows.instances),
             (InstanceSystemMetadata, rows.system_metadata),
+            (InstanceMetadata, rows.metadata),
             (Migration, rows.migrations),
             (ComputeNode, rows.compute_nodes),
             (Service, rows.services),
@@ -141,14 +146,14 @@ def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
     ignored: set[str] = set()
     top = _record(data, source, "", _top_schema(), ignored, Instance)  # its host is every instance's host
     host = top["host"]
-    instances, deleted_uuids, system_metadata = [], [], []
+    instances, deleted_uuids, system_metadata, user_metadata = [], [], [], []
     seen: set[str] = set()
     for row in _table(top, "instances", source, _instance_schema(host), ignored, Instance):
         if row["uuid"] in seen:
             raise ScenarioError(f"{source}: instances[{len(instances)}].uuid: duplicate uuid {row['uuid']}")
         seen.add(row["uuid"])
-        metadata = row.pop("system_metadata")
-        system_metadata += [{"instance_uuid": row["uuid"], "key": k, "value": v} for k, v in metadata.items()]
+        system_metadata += _metadata_rows(row["uuid"], row.pop("system_metadata"))
+        user_metadata += _metadata_rows(row["uuid"], row.pop("metadata"))
         if row.pop("deleted"):
             deleted_uuids.append(row["uuid"])
             row["deleted_at"] = row["deleted_at"] or _utcnow()
@@ -157,11 +162,16 @@ def parse_db_json(data: Mapping[str, Any], source: str = "db.json") -> SeedRows:
         instances=instances,
         deleted_uuids=deleted_uuids,
         system_metadata=system_metadata,
+        metadata=user_metadata,
         migrations=_table(top, "migrations", source, _MIGRATION, ignored, Migration),
         compute_nodes=_table(top, "compute_nodes", source, _compute_node_schema(host), ignored, ComputeNode),
         services=_table(top, "services", source, _service_schema(host), ignored, Service),
         ignored_fields=sorted(ignored),
     )
+
+
+def _metadata_rows(instance_uuid: str, metadata: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"instance_uuid": instance_uuid, "key": key, "value": value} for key, value in metadata.items()]
 
 
 # --- Converters: return the column value or raise ValueError saying what was expected ----------
@@ -220,7 +230,8 @@ def _power_state(value: Any) -> int:
 
 
 def _metadata(value: Any) -> dict[str, str]:
-    """Each key and value becomes an instance_system_metadata row, so each must fit its column."""
+    """Each key and value becomes a row of instance_system_metadata (or, alike, instance_metadata),
+    so each must fit its column."""
     if not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
         raise ValueError("expected an object of string values")
     columns = InstanceSystemMetadata.__table__.columns
@@ -277,6 +288,7 @@ def _instance_schema(host: str) -> Schema:
         "root_gb": (_amount, 1),
         "launched_at": (_time, None),
         "system_metadata": (_metadata, lambda _row: {}),
+        "metadata": (_metadata, lambda _row: {}),
     }
 
 

@@ -33,6 +33,14 @@ def last_heartbeat(service: "ServiceRow") -> datetime | None:
     return service.last_seen_up or service.updated_at or service.created_at
 
 
+def host_down_seconds(service: "ServiceRow | None", now: datetime) -> float | None:
+    """How long the host has been down, from its service's last heartbeat (`last_seen_up`, else
+    `updated_at`; not `created_at`, which says when it was registered, not when it was last up).
+    Whole seconds; None when there is no record of one; a clock behind the database's reads as 0."""
+    beat = service and (service.last_seen_up or service.updated_at)
+    return None if beat is None else float(max(0, round((now - beat).total_seconds())))
+
+
 def is_up(service: "ServiceRow", now: datetime, down_time: float) -> bool:
     """`now` is naive UTC, as the records store time."""
     if service.forced_down:

@@ -307,7 +307,7 @@ def insert_nova_scenario(url: str, data: Mapping[str, Any], now: datetime | None
     one transaction: every NOT NULL column filled, `created_at` set, uuids on services, nodes and
     migrations, each node tied to its host's nova-compute service, each instance's `compute_id`
     and each migration's `dest_compute_id` pointing at the node it names, and a deleted instance
-    (with its system metadata) soft-deleted as Nova does it: `deleted = id`, `deleted_at` set."""
+    (with its system and user metadata) soft-deleted as Nova does it: `deleted = id`, `deleted_at` set."""
     now = now or datetime.now(UTC).replace(tzinfo=None)
     rows = parse_db_json(data)
     live = {"created_at": now, "deleted": 0}
@@ -328,6 +328,7 @@ def insert_nova_scenario(url: str, data: Mapping[str, Any], now: datetime | None
             _insert(conn, instances, [{**_instance_row(row, owners[row["uuid"]], node_ids), **live}
                                       for row in rows.instances])  # fmt: skip
             _insert(conn, instance_system_metadata, [{**meta, **live} for meta in rows.system_metadata])
+            _insert(conn, instance_metadata, [{**meta, **live} for meta in rows.metadata])
             _insert(conn, migrations, [
                 {
                     **migration, **live, "uuid": str(uuidlib.uuid4()), "hidden": False, "cross_cell_move": False,
@@ -386,10 +387,7 @@ def _instance_row(
 
 
 def _soft_delete_instances(conn: Connection, uuids: list[str], now: datetime) -> None:
-    """Nova's soft delete: the row's own id into `deleted`, and its system metadata with it."""
+    """Nova's soft delete: the row's own id into `deleted`, and its system and user metadata with it."""
     conn.execute(update(instances).where(instances.c.uuid.in_(uuids)).values(deleted=instances.c.id))
-    conn.execute(
-        update(instance_system_metadata)
-        .where(instance_system_metadata.c.instance_uuid.in_(uuids))
-        .values(deleted=instance_system_metadata.c.id, deleted_at=now)
-    )
+    for table in (instance_system_metadata, instance_metadata):
+        conn.execute(update(table).where(table.c.instance_uuid.in_(uuids)).values(deleted=table.c.id, deleted_at=now))

@@ -344,7 +344,8 @@ def test_load_host_returns_live_instances_with_metadata_pending_evacuations_node
 def test_load_host_issues_the_same_number_of_statements_for_10_and_200_instances(db):
     def fleet(host: str, count: int) -> tuple[list[dict], list[dict]]:
         uuids = [f"{host}-{index:04d}" for index in range(count)]
-        instances = [instance(u, host=host, system_metadata={"old_vm_state": "active", "k": u}) for u in uuids]
+        instances = [instance(u, host=host, system_metadata={"old_vm_state": "active", "k": u},
+                              metadata={"recover:resume": "never", "k": u}) for u in uuids]
         return instances, [{**evacuation(u), "source_compute": host} for u in uuids]
 
     small, small_migrations = fleet("small", 10)
@@ -359,6 +360,7 @@ def test_load_host_issues_the_same_number_of_statements_for_10_and_200_instances
     assert (len(small_snapshot.instances), len(big_snapshot.instances)) == (10, 200)
     assert (len(small_snapshot.evacuations), len(big_snapshot.evacuations)) == (10, 200)
     assert all(row.system_metadata["k"] == row.uuid for row in big_snapshot.instances)
+    assert all(row.metadata["k"] == row.uuid for row in big_snapshot.instances)
     assert 0 < small_reads.count == big_reads.count <= 5
 
 

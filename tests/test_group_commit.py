@@ -4,12 +4,14 @@ transactions, yet each comes back only once committed, and one failing write los
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.db.group_commit import GroupCommit, RolledBack
 
@@ -20,6 +22,17 @@ def _table(path: Path):
         conn.execute(text("CREATE TABLE IF NOT EXISTS written (n INTEGER PRIMARY KEY)"))
         conn.execute(text("DELETE FROM written"))
     return engine
+
+
+def _group(engine, begin=None) -> GroupCommit:
+    """Writes through one held connection of `engine`, each batch in `begin(connection, what)`."""
+    return GroupCommit(engine.connect, begin or (lambda conn, _what: _begin(conn)))
+
+
+@contextmanager
+def _begin(conn: Connection):
+    with conn.begin():
+        yield conn
 
 
 def _rows(engine) -> set[int]:
@@ -63,7 +76,7 @@ def _writer(group: GroupCommit, failing: set[int], committed_seen: dict[int, boo
 def test_every_write_is_committed_once_or_refused_and_a_failing_write_loses_no_other(tmp_path_factory, count,
                                                                                       failing, threads):
     engine = _table(tmp_path_factory.mktemp("group") / "db.sqlite")
-    group = GroupCommit(lambda _what: engine.begin())
+    group = _group(engine)
     seen: dict[int, bool] = {}
     with ThreadPoolExecutor(threads) as pool:
         outcomes = list(pool.map(_writer(group, failing, seen, engine), range(count)))
@@ -77,13 +90,13 @@ def test_writes_waiting_together_share_one_transaction(tmp_path):
     transactions: list[str] = []
     release = threading.Event()
 
-    def begin(what: str):
+    def begin(conn: Connection, what: str):
         transactions.append(what)
         if len(transactions) == 1:
             release.wait(5)  # the first transaction is slow: the others queue behind it meanwhile
-        return engine.begin()
+        return _begin(conn)
 
-    group = GroupCommit(begin)
+    group = _group(engine, begin)
 
     def write(n: int) -> None:
         group.write(f"write {n}", lambda conn: conn.execute(text("INSERT INTO written (n) VALUES (:n)"), {"n": n}))
@@ -106,17 +119,69 @@ def test_a_failed_commit_reaches_every_writer_of_the_batch(tmp_path):
     class CommitFailed(Exception):
         pass
 
-    class Failing:
-        def __enter__(self):
-            self.conn = engine.connect()
-            return self.conn
-
-        def __exit__(self, *exc):
-            self.conn.rollback()
-            self.conn.close()
+    @contextmanager
+    def failing(conn: Connection, _what: str):
+        with conn.begin() as transaction:
+            yield conn
+            transaction.rollback()
             raise CommitFailed("disk full")
 
-    group = GroupCommit(lambda _what: Failing())
+    group = _group(engine, failing)
     with pytest.raises(CommitFailed, match="disk full"):
         group.write("write 1", lambda conn: conn.execute(text("INSERT INTO written (n) VALUES (1)")))
     assert _rows(engine) == set()
+
+
+def test_a_statement_failing_in_the_database_is_every_writers_failure(tmp_path):
+    """As recovery.db's transactions do, the transaction reports a database error as its own
+    failure: then it is the whole batch's, not one write's to retry around."""
+    engine = _table(tmp_path / "db.sqlite")
+
+    class DatabaseDown(Exception):
+        pass
+
+    @contextmanager
+    def begin(conn: Connection, _what: str):
+        try:
+            with conn.begin():
+                yield conn
+        except SQLAlchemyError as error:
+            raise DatabaseDown(type(error).__name__) from None
+
+    group = _group(engine, begin)
+    release, started = threading.Event(), threading.Event()
+
+    def first(conn: Connection) -> None:
+        started.set()
+        release.wait(5)
+
+    def insert(n: int):
+        return lambda conn: conn.execute(text("INSERT INTO written (n) VALUES (:n)"), {"n": n})
+
+    with ThreadPoolExecutor(3) as pool:
+        held = pool.submit(group.write, "hold", first)
+        started.wait(5)
+        duplicate = pool.submit(group.write, "insert 7 again", lambda conn: (insert(7)(conn), insert(7)(conn)))
+        other = pool.submit(group.write, "insert 8", insert(8))
+        _until(lambda: len(group._queue) == 2)
+        release.set()
+        held.result()
+        for future in (duplicate, other):
+            with pytest.raises(DatabaseDown, match="IntegrityError"):
+                future.result()
+    assert _rows(engine) == set()
+
+
+def test_without_a_connection_every_writer_is_told_why():
+    class Unreachable(Exception):
+        pass
+
+    def hold():
+        raise Unreachable("connection refused")
+
+    group = GroupCommit(hold, lambda conn, _what: _begin(conn))
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(group.write, f"write {n}", lambda conn: None) for n in range(8)]
+        for future in futures:
+            with pytest.raises(Unreachable, match="connection refused"):
+                future.result()

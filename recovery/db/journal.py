@@ -70,8 +70,8 @@ def running_run(db: Database, host: str) -> RunHolder | None:
 
 def insert_entries(db: Database, run_id: int, entries: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Record decisions in bulk before anything is executed; the entry id of each instance uuid."""
-    now = utcnow()
-    rows = (_row(run_id, entry, now) for entry in entries)
+    now, encoded = utcnow(), {}
+    rows = (_row(run_id, entry, now, encoded) for entry in entries)
     with db.transaction("journal the decisions") as conn:
         while batch := list(itertools.islice(rows, JOURNAL_BATCH)):
             conn.execute(insert(RecoveryJournal), batch)
@@ -125,10 +125,17 @@ def journal_for(db: Database, uuid: str, limit: int | None = None) -> list[dict[
     return [{**row, **{name: json.loads(row[name]) for name in json_fields}} for row in rows]
 
 
-def _row(run_id: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def _row(run_id: int, entry: Mapping[str, Any], now: datetime, encoded: dict[int, tuple[Any, str]]) -> dict[str, Any]:
+    """`encoded`: JSON text already made for a value by its id (the value is held there, so that its
+    id is not reused): entries sharing a decision's values are encoded once."""
     unknown = entry.keys() - JOURNAL_FIELDS
     if unknown:
         raise ValueError(f"journal entry has unknown field(s) {sorted(unknown)}")
     row = {name: entry.get(name) for name in JOURNAL_FIELDS}
-    row |= {name: json.dumps(entry.get(name)) for name in JOURNAL_JSON_FIELDS}
+    for name in JOURNAL_JSON_FIELDS:
+        value = entry.get(name)
+        known = encoded.get(id(value))
+        if known is None:
+            known = encoded[id(value)] = (value, json.dumps(value))
+        row[name] = known[1]
     return row | {"run_id": run_id, "created_at": now, "updated_at": now}

@@ -52,6 +52,21 @@ class InstanceSystemMetadata(SQLModel, table=True):
     deleted: int = 0
 
 
+class InstanceMetadata(SQLModel, table=True):
+    """The user's metadata (`openstack server set --property`), where the `recover:*` policy keys live."""
+
+    __tablename__ = "instance_metadata"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_uuid: str = Field(max_length=36, index=True)
+    key: str = Field(max_length=255)
+    value: str | None = Field(default=None, max_length=255)
+    created_at: datetime | None = Field(default=None, sa_type=DateTime)
+    updated_at: datetime | None = Field(default=None, sa_type=DateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime)
+    deleted: int = 0
+
+
 class Migration(SQLModel, table=True):
     __tablename__ = "migrations"
 
@@ -192,6 +207,7 @@ class InstanceRow:
     system_metadata: dict[str, str | None] = field(default_factory=dict)
     """Live system metadata by key, e.g. `old_vm_state` for a resize revert."""
     metadata: dict[str, str] = field(default_factory=dict)
+    """Live user metadata by key, e.g. `recover:resume` (docs/recovery-policy.md)."""
 
     @property
     def key(self) -> str:

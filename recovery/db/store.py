@@ -27,8 +27,10 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.engine import URL
@@ -41,6 +43,7 @@ from recovery.db.models import (
     HostSnapshot,
     Instance,
     InstanceChanges,
+    InstanceMetadata,
     InstanceRow,
     InstanceSystemMetadata,
     Migration,
@@ -106,6 +109,18 @@ class Database:
             yield conn
 
     @contextmanager
+    def connection(self, what: str) -> Iterator[Connection]:
+        """A connection held for several transactions (`transaction_on`): one pool checkout for all."""
+        with self._failing(what), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction_on(self, conn: Connection, what: str) -> Iterator[Connection]:
+        """One transaction on a held connection; failures as `transaction`'s."""
+        with self._failing(what), conn.begin():
+            yield conn
+
+    @contextmanager
     def _failing(self, what: str) -> Iterator[None]:
         try:
             yield
@@ -146,8 +161,9 @@ class Database:
     # Reads
 
     def load_host(self, host: str) -> HostSnapshot:
-        """This host's live instances with metadata, pending evacuations away from it, its
-        compute nodes and its service: five statements whatever the instance count."""
+        """This host's live instances with their system and user metadata, pending evacuations away
+        from it, its compute nodes and its service (whose last heartbeat tells how long the host was
+        down, read before the run writes a new one): five statements whatever the instance count."""
         on_host = (Instance.host == host) & (Instance.deleted == 0)
         with self.reading(f"load host {host}") as conn:
             return HostSnapshot(
@@ -302,27 +318,34 @@ class Database:
 
 _Row = TypeVar("_Row")
 
+SYSTEM_METADATA, USER_METADATA = "system", "user"
+
 _INSTANCE_COLUMNS = [getattr(Instance, f.name) for f in fields(InstanceRow)
                      if f.name not in ("system_metadata", "metadata")]
 
 
 def _instances(conn: Connection, where: ColumnElement[bool]) -> list[InstanceRow]:
-    """Instances matching `where` with their live system metadata: two statements."""
+    """Instances matching `where` with their live system and user metadata: two statements (both
+    metadata tables are read in one UNION ALL, told apart by a column naming the table)."""
     rows = conn.execute(select(*_INSTANCE_COLUMNS).where(where).order_by(Instance.id)).all()
-    metadata: dict[str, dict[str, str | None]] = {}
-    meta = InstanceSystemMetadata
-    for instance_uuid, key, value in conn.execute(
-        select(meta.instance_uuid, meta.key, meta.value).where(
-            meta.deleted == 0, meta.instance_uuid.in_(select(Instance.uuid).where(where))
-        )
-    ):
-        metadata.setdefault(instance_uuid, {})[key] = value
+    metadata: dict[str, dict[str, dict[str, str | None]]] = {SYSTEM_METADATA: {}, USER_METADATA: {}}
+    matching = select(Instance.uuid).where(where)
+    live_metadata = union_all(*(
+        select(literal(kind).label("kind"), table.instance_uuid, table.key, table.value)
+        .where(table.deleted == 0, table.instance_uuid.in_(matching))
+        for kind, table in ((SYSTEM_METADATA, InstanceSystemMetadata), (USER_METADATA, InstanceMetadata))
+    ))
+    for kind, instance_uuid, key, value in conn.execute(live_metadata):
+        if value is None and kind == USER_METADATA:
+            continue  # Nova's API never writes a null user value: a key without one says nothing
+        metadata[kind].setdefault(instance_uuid, {})[key] = value
     return [
         InstanceRow(
             **{
                 **row._mapping,
                 "deleted": row.deleted != 0,
-                "system_metadata": metadata.get(row.uuid, {}),
+                "system_metadata": metadata[SYSTEM_METADATA].get(row.uuid, {}),
+                "metadata": metadata[USER_METADATA].get(row.uuid, {}),
             }
         )
         for row in rows
