@@ -12,12 +12,14 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
 from recovery.db.store import utcnow
 from recovery.executor import (
+    CHANGED,
     CONFLICT,
     FAILED,
     INTERRUPTED,
@@ -25,6 +27,7 @@ from recovery.executor import (
     OK,
     PENDING,
     SKIPPED,
+    UNPLANNED,
     ActionResult,
     Halt,
     InstanceResult,
@@ -47,11 +50,22 @@ from recovery.settings import RunSettings
 from recovery.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
 from states.enums import PowerState
 
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, NOT_READY)
+OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
 
 
 class Refused(Exception):
     """Preflight or identity check refused the run; nothing was changed."""
+
+
+class DecisionScreen(Protocol):
+    """Sees every decision before anything is executed, and may hold some back: `plan --out` keeps
+    them for its file, `run --plan` holds back those whose facts changed since the plan."""
+
+    def screen(self, plans: list[Plan], failures: list[InstanceResult]) -> tuple[list[Plan], list[InstanceResult]]:
+        """The plans to execute, and a result for each instance held back (journaled, not acted on)."""
+
+    def recheck(self, plan: Plan) -> InstanceResult | None:
+        """A decision made again after a lost claim: the result if it is held back, else None."""
 
 
 @dataclass
@@ -163,9 +177,11 @@ class HostBoot:
 
     def __init__(self, machine: RecoveryMachine, hypervisor: Hypervisor, database: Database,
                  settings: RunSettings, network: NetworkHook | None = None,
-                 on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None):
+                 on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None,
+                 screen: DecisionScreen | None = None):
         """`journal`: the database the run is journaled in, when not `database` (a Nova cell database)."""
         self.machine = machine
+        self.screen = screen
         self.on_result = on_result
         """Called from the worker threads with each executed instance's result (the progress bar)."""
         self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal)
@@ -208,6 +224,9 @@ class HostBoot:
         rows = {row.key: row for row in snapshot.instances}
         elsewhere = db.load_instances_by_uuid({u for u in (*by_domain, *evacuations) if u not in rows})
         plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
+        if self.screen is not None:
+            plans, held_back = self.screen.screen(plans, failures)
+            failures += held_back
         warnings += self._evacuation_warnings(by_domain, evacuations)
         if run_id is not None:
             ids = journals.insert_entries(self.ports.journal_database, run_id,
@@ -283,8 +302,9 @@ class HostBoot:
 
     def _options_json(self) -> dict:
         options, settings = self.settings.options, self.settings
+        applied = {"plan": settings.applied_plan} if settings.applied_plan else {}
         return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__,
-                "host_down_seconds": self.host_down_seconds}
+                "host_down_seconds": self.host_down_seconds, **applied}
 
     def _evacuation_warnings(self, by_domain: dict[str, DomainInfo], evacuations: dict[str, MigrationRow]) -> list[str]:
         """Rule 1 with destroy_after_evacuate off leaves a stale domain: say so."""
@@ -330,7 +350,7 @@ class HostBoot:
                                                error=f"bad database row: {error}; fix the instances row",
                                                vm_state=row.vm_state, task_state=row.task_state))
                 continue
-            plan = self._plan_for(row, facts, evacuation)
+            plan = self._plan_for(row, record, facts, evacuation)
             if starts_guest(plan.decision):
                 try:
                     plan.order = start_order(row.metadata)
@@ -347,10 +367,10 @@ class HostBoot:
                 reports.append(DomainReport(row.key, domain.name, names, decision.reason))
         return plans, failures, reports
 
-    def _plan_for(self, row: InstanceRow, facts: Facts, evacuation: MigrationRow | None) -> Plan:
+    def _plan_for(self, row: InstanceRow, record: dict, facts: Facts, evacuation: MigrationRow | None) -> Plan:
         return Plan(row.key, self.machine.decide(facts), writable=facts.owned and not facts.deleted,
                     evacuation_id=evacuation.id if evacuation else None,
-                    stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at)
+                    stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record)
 
     def _execute_all(self, plans: list[Plan]) -> list[InstanceResult]:
         if self.settings.dry_run:
@@ -391,7 +411,7 @@ class HostBoot:
                 if fresh is None:
                     return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT,
                                           error="the record vanished or went bad between decision and claim")
-                return execute(self.ports, fresh)
+                return self._held_back(fresh) or execute(self.ports, fresh)
         except LostRace as race:
             return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT, error=str(race))
         except Exception as error:  # one instance's failure never stops the others
@@ -410,12 +430,21 @@ class HostBoot:
         except FactsError:
             return None
         evacuation = db.evacuation_of(self.settings.host, row.uuid) if facts.evacuation_status else None
-        fresh = self._plan_for(row, facts, evacuation)
+        fresh = self._plan_for(row, record, facts, evacuation)
         fresh.journal_id, fresh.order = plan.journal_id, plan.order
         if fresh.journal_id is not None:
             with self.ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
                 journals.update_entry(conn, fresh.journal_id, self._decision_entry(fresh.decision))
         return fresh
+
+    def _held_back(self, plan: Plan) -> InstanceResult | None:
+        """A decision made again after a lost claim passes the screen too (`run --plan`: the row changed
+        since the plan); one held back is journaled as such."""
+        held = self.screen.recheck(plan) if self.screen is not None else None
+        if held is not None and plan.journal_id is not None:
+            with self.ports.journal_database.transaction(f"journal why {plan.uuid} was held back") as conn:
+                journals.update_entry(conn, plan.journal_id, final_entry(held))
+        return held
 
     def _decision_entry(self, decision: Decision) -> dict:
         """The journal's account of a decision. Equal facts share one (its values the same objects),
@@ -443,9 +472,10 @@ class HostBoot:
                 entry |= {"outcome": PENDING}
             yield entry
         for failure in failures:
-            yield {"instance_uuid": failure.uuid, "outcome": failure.outcome, "error": failure.error,
-                   "reason": failure.error, "final_vm_state": failure.vm_state,
-                   "final_task_state": failure.task_state, "path": [], "considered": [], "actions": []}
+            entry = {"instance_uuid": failure.uuid, "reason": failure.error, "path": [], "considered": []}
+            if failure.decision is not None:  # decided but held back by the screen: nothing done
+                entry |= self._decision_entry(failure.decision)
+            yield entry | final_entry(failure)
 
 
 def _nothing_to_do(decision: Decision) -> bool:

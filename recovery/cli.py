@@ -396,12 +396,15 @@ def recovery_options(command):
 @cli.command()
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
               help="Decide and report; write nothing to libvirt or the database.")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Apply this plan file (written by `plan --out`): execute exactly its decisions, holding back each "
+              "instance whose facts changed since; the plan's decision options are used (docs/plan.md).")
 @output_options
 @journal_db_option
-@nova_conf_options(verbose=True)
+@nova_conf_options()
 @recovery_options
-def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, concurrency: int,
-        stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
+def run(scenario: str | None, node: str | None, dry_run: bool, plan_path: Path | None, output: Output,
+        concurrency: int, stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, instances_path: Path, db_url: str | None, libvirt_uri: str,
         host: str | None, options: Options, journal_db_url: str | None, tier_timeout: float) -> None:
     """Recover this host's instances: decide, execute, journal and report.
@@ -416,33 +419,43 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
     """
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
+    applied = None
+    if plan_path is not None:
+        from recovery import plan_file
+
+        context = click.get_current_context()
+        given = frozenset(name for name in Options.__dataclass_fields__ if _given(context, name))
+        applied = plan_file.load_for_run(plan_path, options, given)
     host_commands.run(scenario, node, dry_run, output, concurrency, stop_timeout, lock_timeout, db_timeout,
                       plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options, instances_path,
-                      journal_db_url, tier_timeout=tier_timeout)
+                      journal_db_url, applied, tier_timeout=tier_timeout)
 
 
 @cli.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the plan to this file (JSON, readable by its owner only) for `run --plan` to apply.")
 @output_options
 @TARGET_OPTIONS[0]
 @TARGET_OPTIONS[1]
 @db_timeout_option
 @database_option
 @libvirt_option
-@nova_conf_options(verbose=True)
+@nova_conf_options()
 @config_option
 @policy_options
-def plan(output: Output, scenario: str | None, node: str | None, db_timeout: float, db_url: str | None,
-         libvirt_uri: str, host: str | None, options: Options) -> None:
+def plan(out: Path | None, output: Output, scenario: str | None, node: str | None, db_timeout: float,
+         db_url: str | None, libvirt_uri: str, host: str | None, options: Options) -> None:
     """What nova-compute's start would do on this host, and why: read only.
 
     Every instance and domain of the host through the same decisions as `run`, reported in the
     same table (or -f json, --json, ...) as a dry run. The database is read in a read-only transaction (Nova's
     cell database included: no table, row or file is made) and libvirt through a read-only
-    connection. Against Nova: docs/nova.md.
+    connection. Against Nova: docs/nova.md. With --out, the plan is also written to a file that
+    `run --plan` applies (docs/plan.md).
     """
     from recovery import plan_command
 
-    plan_command.plan(scenario, node, output, db_timeout, db_url, libvirt_uri, host, options)
+    plan_command.plan(scenario, node, output, db_timeout, db_url, libvirt_uri, host, options, out)
 
 
 def _positive(name: str, default: float, help_text: str):

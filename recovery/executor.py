@@ -43,6 +43,10 @@ NOT_STARTED = "not-started"
 INTERRUPTED = "interrupted"
 """The run halted while this instance was being recovered: what its last action did is unknown,
 and its record holds what was claimed; the next run decides it again."""
+CHANGED = "changed"
+"""`run --plan`: the instance's facts (or its decision) changed since the plan was made: nothing was done to it."""
+UNPLANNED = "unplanned"
+"""`run --plan`: the instance is not in the plan (new on the host since): nothing was done to it."""
 PENDING = "pending"
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,8 @@ class Plan:
     updated_at: datetime | None = None
     """The row's updated_at when it was read: part of what a claim compares."""
     journal_id: int | None = None
+    record: dict | None = None
+    """The decide input record it was decided from, as `plan --out` writes it."""
     order: StartOrder | None = None
     """When its guest is started (recovery/tiers.py); None when its decision starts no guest."""
 

@@ -87,6 +87,7 @@ def _journal_json(entry: dict, owner: str | None) -> dict:
             "path", "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
     doc = {k: entry.get(k) for k in keep}
     doc["run_started_at"] = f"{entry['run_started_at']:%Y-%m-%d %H:%M:%S} UTC"  # stored as naive UTC, like Nova
+    doc["plan"] = (entry.get("run_options") or {}).get("plan")
     if entry.get("facts") is not None:
         facts = Facts(**entry["facts"])
         host = entry["run_host"] if facts.owned else owner or f"(not {entry['run_host']})"
@@ -168,6 +169,9 @@ def journal_text(doc: dict) -> str:
         lines.append("")
         lines.append(f"== {label} {run['run_id']} on host {run['run_host']} at {run['run_started_at']}"
                      + (" (dry run)" if run["dry_run"] else "") + _status_note(run))
+        if run["plan"]:
+            plan = run["plan"]
+            lines.append(f"applied plan {plan['file']} (sha256 {plan['sha256']}, made at {plan['made_at']})")
         if run["facts"] is None:
             lines.append(f"not decided: {run['error']}")
             continue

@@ -5,11 +5,12 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from rich.console import Console
 
-from recovery.boot import HostBoot, Refused, RunResult
+from recovery.boot import DecisionScreen, HostBoot, Refused, RunResult
 from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
 from recovery.db import journal as journals
 from recovery.db.lock import LockTimeout
@@ -25,7 +26,11 @@ from recovery.report import RUN_COLUMNS, print_report, run_json, run_rows
 from recovery.scenario_seed import ScenarioError, read_db_json
 from recovery.settings import DEFAULT_INSTANCES_PATH, DEFAULT_TIER_TIMEOUT, RunSettings, default_journal_path
 
+if TYPE_CHECKING:
+    from recovery.plan_file import PlanHook
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 TABLE = Output()
 
 
@@ -33,8 +38,9 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
         options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH, journal_db_url: str | None = None,
-        tier_timeout: float = DEFAULT_TIER_TIMEOUT) -> None:
-    """`run`: `journal_db_url` names the journal's own database."""
+        plan: "PlanHook | None" = None, tier_timeout: float = DEFAULT_TIER_TIMEOUT) -> None:
+    """`run`: `journal_db_url` names the journal's own database; `plan` writes (`plan --out`) or applies
+    (`run --plan`) a plan file."""
     columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     console = stdout_console()
@@ -48,18 +54,32 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
                                concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout,
                                tier_timeout=tier_timeout, nova_cell=nova_cell)
+        if plan is not None:
+            settings = _planned(lambda: plan.settings_for(settings, libvirt_uri))
         network = NetworkHook(plug_vifs_command, network_apply_command)
         if output.for_people and console.is_terminal and not _quiet():
             with RunProgress(console, host) as progress:
-                result = recover(hypervisor, db, settings, network, progress.finished, journal)
+                result = recover(hypervisor, db, settings, network, progress.finished, journal, plan)
         else:
-            result = recover(hypervisor, db, settings, network, journal=journal)
+            result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
     finally:
         db.close()
         if journal is not None:
             journal.close()
+    if plan is not None:
+        _planned(lambda: plan.finish(result))
     print_result(result, output, columns, console)
     sys.exit(result.exit_code)
+
+
+def _planned(step: Callable[[], T]) -> T:
+    """A step of writing or applying a plan file; a refusal is one line and exit 2."""
+    from recovery.plan_file import PlanFileError
+
+    try:
+        return step()
+    except PlanFileError as error:
+        fail(str(error), EXIT_USAGE)
 
 
 def _quiet() -> bool:
@@ -82,12 +102,13 @@ def resolve_target(scenario: str | None, node: str | None, libvirt_uri: str,
 
 
 def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
-            on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None) -> RunResult:
+            on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None,
+            screen: DecisionScreen | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal exits with its code."""
     log.info("recovering host %s (node %s)%s", settings.host, settings.node,
              " as a dry run" if settings.dry_run else "")
-    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result, journal), journal or db,
-                   settings.host, settings.lock_timeout)
+    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result, journal, screen),
+                   journal or db, settings.host, settings.lock_timeout)
     if result.halted:
         log.error("run %s stopped early: %s", result.run_id, result.halted)
     log.info("run %s on host %s finished in %.2f s with exit code %d: %s", result.run_id, settings.host,

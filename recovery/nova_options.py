@@ -11,6 +11,7 @@ a `reap` written in nova.conf is honoured.
 """
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import click
 from click.core import ParameterSource
 
 from recovery.exits import EXIT_USAGE, fail
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # recovery.novaconf (oslo.config, SQLAlchemy) is imported only when a file is given
     from recovery.novaconf import NovaConf, Setting
@@ -119,15 +122,13 @@ def _shown(parameter: str, value: Any) -> str:
     return "(the machine's hostname)" if value is None else str(value)
 
 
-def nova_conf_options(verbose: bool = False) -> Callable:
+def nova_conf_options() -> Callable:
     """`--nova-conf` and `--nova-conf-dir` on a command (applied outside `policy_options`, which turns
-    the policy flags into Options); with `verbose`, also `-v/--verbose`: print each effective option
-    and its source to stderr."""
+    the policy flags into Options). Each effective option and its source is logged at info (`-v`)."""
 
     def decorate(command: Callable) -> Callable:
         @functools.wraps(command)
-        def wrapper(*args: Any, nova_conf_files: tuple[Path, ...], nova_conf_dir: Path | None,
-                    show_sources: bool = False, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, nova_conf_files: tuple[Path, ...], nova_conf_dir: Path | None, **kwargs: Any) -> Any:
             ctx = click.get_current_context()
             conf = None
             if nova_conf_files or nova_conf_dir:
@@ -137,10 +138,8 @@ def nova_conf_options(verbose: bool = False) -> Callable:
                     conf = read_nova_conf(nova_conf_files, nova_conf_dir)
                 except NovaConfError as error:
                     fail(str(error), EXIT_USAGE)
-            effective = apply_nova_conf(ctx, kwargs, conf)
-            if show_sources:
-                for item in effective:
-                    click.echo(f"option {item.option} = {item.shown} ({item.source})", err=True)
+            for item in apply_nova_conf(ctx, kwargs, conf):
+                log.info("option %s = %s (%s)", item.option, item.shown, item.source)
             return command(*args, **kwargs)
 
         options = [
@@ -155,10 +154,6 @@ def nova_conf_options(verbose: bool = False) -> Callable:
                          help="A directory whose *.conf files are read after --nova-conf, in name order, as "
                          "nova-compute's --config-dir."),
         ]
-        if verbose:
-            options.append(click.option("-v", "--verbose", "show_sources", is_flag=True,
-                                        help="Print each effective option and where it came from (flag, "
-                                        "environment, --config, nova.conf file, default) to stderr."))
         for option in reversed(options):
             wrapper = option(wrapper)
         return wrapper

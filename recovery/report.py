@@ -80,7 +80,8 @@ def run_rows(doc: dict) -> list[dict]:
 
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
-                  "not-started": "yellow", "interrupted": "bold red", "not-ready": "yellow"}
+                  "not-started": "yellow", "interrupted": "bold red", "changed": "yellow", "unplanned": "yellow",
+                  "not-ready": "yellow"}
 UUID_WIDTH = 36
 WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""

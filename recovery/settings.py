@@ -48,6 +48,8 @@ class RunSettings:
     tier_timeout: float = DEFAULT_TIER_TIMEOUT
     nova_cell: bool = False
     """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
+    applied_plan: dict[str, str] | None = None
+    """`run --plan`: the plan file's name and sha256, journaled with the run's options."""
 
 
 @dataclass(frozen=True)

@@ -115,11 +115,17 @@ def read_statements(workdir: Path, count: int) -> int:
     return counter.count
 
 
-def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
-    scenario = workdir / "scenario"
+def seeded_host(workdir: Path, name: str, count: int) -> tuple[Path, str]:
+    """A generated scenario of `count` instances and the URL of an SQLite database holding its records."""
+    scenario = workdir / f"{name}-scenario"
     write_scenario(scenario, count)
-    url = f"sqlite:///{workdir / 'boot.sqlite'}"
+    url = f"sqlite:///{workdir / f'{name}.sqlite'}"
     seed_if_empty(migrated_database(url), json.loads((scenario / "db.json").read_text()))
+    return scenario, url
+
+
+def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
+    scenario, url = seeded_host(workdir, "boot", count)
     exe = str(Path(sys.executable).with_name("compute-recover"))
     base = [exe, "run", "--scenario", str(scenario), "--db", url, "--resume-guests-state-on-host-boot", "--json"]
     print(f"compute-recover run, generated {count:,}-instance scenario (test driver + SQLite), whole command")
@@ -130,6 +136,23 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
         print(f"  {label:9}: {elapsed:6.2f} s wall, peak {peak_mb:4.0f} MB   (target <= {target:.0f} s)")
     small, large = read_statements(workdir, 500), read_statements(workdir, count)
     print(f"  SQL statements in a dry run: {small} for 500 instances, {large} for {count:,} (must not grow)")
+
+
+def bench_plan(workdir: Path, count: int = 5_000) -> None:
+    """`plan --out` then `run --plan` of a host, beside the plain real run of bench_host_boot."""
+    scenario, url = seeded_host(workdir, "plan", count)
+    exe = str(Path(sys.executable).with_name("compute-recover"))
+    target = ["--scenario", str(scenario), "--db", url, "--json"]
+    plan_file = workdir / "plan.json"
+    print(f"plan, then apply, generated {count:,}-instance scenario (test driver + SQLite), whole command")
+    for label, command in (("plan --out", [exe, "plan", "--out", str(plan_file), "--resume-guests-state-on-host-boot"]),
+                           ("run --plan", [exe, "run", "--plan", str(plan_file)])):
+        elapsed, peak_mb, status = measure(command + target, workdir / "empty-stdin")
+        if status != 0:
+            sys.exit(f"bench: {label} exited {status}")
+        print(f"  {label}: {elapsed:6.2f} s wall, peak {peak_mb:4.0f} MB")
+    print(f"  plan file: {plan_file.stat().st_size / 1e6:.1f} MB")
+
 
 FLEET_HOSTS = 100
 FLEET_INSTANCES = 100
@@ -330,6 +353,7 @@ def main() -> None:
         (workdir / "empty-stdin").write_text("")
         bench_decide(workdir)
         bench_host_boot(workdir)
+        bench_plan(workdir)
         bench_real_guests(workdir)
         bench_fleet(workdir)
 
