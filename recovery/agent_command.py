@@ -26,7 +26,7 @@ from recovery.host_commands import (
 from recovery.hypervisor import Hypervisor, start_event_loop
 from recovery.metrics import Metrics
 from recovery.network import NetworkHook
-from recovery.settings import DEFAULT_INSTANCES_PATH, AgentSettings, RunSettings
+from recovery.settings import DEFAULT_INSTANCES_PATH, DEFAULT_TIER_TIMEOUT, AgentSettings, RunSettings
 
 
 class Systemd:
@@ -52,7 +52,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
           db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, db_url: str | None,
           libvirt_uri: str, host: str | None, options: Options, settings: AgentSettings,
           metrics_port: int | None, metrics_address: str, instances_path: Path = DEFAULT_INSTANCES_PATH,
-          journal_db_url: str | None = None) -> None:
+          journal_db_url: str | None = None, tier_timeout: float = DEFAULT_TIER_TIMEOUT) -> None:
     logs.raise_to_info()
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
     systemd, metrics = Systemd(), Metrics()
@@ -63,7 +63,8 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
         start_event_loop()  # before the connection is opened: libvirt binds its events to the loop then
         hypervisor = open_hypervisor(libvirt_uri, read_only=False, instances_path=instances_path)
         run = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, concurrency=concurrency,
-                          stop_timeout=stop_timeout, lock_timeout=lock_timeout, nova_cell=nova_cell)
+                          stop_timeout=stop_timeout, lock_timeout=lock_timeout, tier_timeout=tier_timeout,
+                          nova_cell=nova_cell)
         if metrics_port is not None:
             _serve_metrics(metrics, metrics_port, metrics_address)
         keeper = Agent(db, hypervisor, run, settings, metrics,

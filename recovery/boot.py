@@ -41,14 +41,16 @@ from recovery.exits import EXIT_FAILED, EXIT_OK
 from recovery.facts import Facts, FactsError, facts_from_record, record_task_state
 from recovery.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
 from recovery.input_bounds import NOVA_INTEGER_MAX
+from recovery.instance_policy import PolicyValueError, start_order
 from recovery.machine import Decision, RecoveryMachine
 from recovery.network import NetworkHook
 from recovery.render import action_json, considerations_json, path_json
 from recovery.servicegroup import host_down_seconds
 from recovery.settings import RunSettings
+from recovery.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
 from states.enums import PowerState
 
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED)
+OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
 
 
 class Refused(Exception):
@@ -87,6 +89,10 @@ class RunResult:
     halted: str | None = None
     """Why the run stopped starting actions (database or hypervisor gone), if it did."""
     seconds: float = 0.0
+    started: float = 0.0
+    """When the run began (time.monotonic()): the tiers' times are reported from it."""
+    tiers: list[TierReport] = field(default_factory=list)
+    """The tiers of ordered restart, lowest priority first."""
     host_down_seconds: float | None = None
     """How long the host was down, from its service's last heartbeat before this run; None: unknown."""
 
@@ -187,7 +193,7 @@ class HostBoot:
     def run(self) -> RunResult:
         """Raises Refused (nothing changed), LockTimeout (nothing changed), HypervisorError or
         DatabaseError before the run starts; once started, always returns a result."""
-        started = time.perf_counter()
+        started, began = time.perf_counter(), time.monotonic()
         hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
         warnings = hv.preflight()
         check_identity(db, settings, hv.domains())
@@ -200,6 +206,7 @@ class HostBoot:
                 self.ports.journal_database.prepare_for_writes()
                 result = self._recover(warnings, capacity)
         result.seconds = time.perf_counter() - started
+        result.started = began
         return result
 
     def _recover(self, warnings: list[str], capacity: HostCapacity | None) -> RunResult:
@@ -226,17 +233,23 @@ class HostBoot:
                                           self._entries(plans, failures, by_domain))
             for plan in plans:
                 plan.journal_id = ids.get(plan.uuid)
-        results = list(failures)
+        executed: list[InstanceResult] = []
+        tiers: list[TierReport] = []
         network_error = None
         try:
-            results += self._execute_all([p for p in plans if p.evacuation_id is not None])
-            results += self._execute_all([p for p in plans if p.evacuation_id is None])
+            executed += self._execute_all([p for p in plans if p.evacuation_id is not None])
+            executed += self._execute_all([p for p in plans if p.evacuation_id is None and p.order is None])
+            ordered, tiers = self._execute_tiers([p for p in plans if p.evacuation_id is None and p.order])
+            executed += ordered
         finally:
             if not settings.dry_run:
                 network_error = self._apply_network()
+        position = {plan.uuid: number for number, plan in enumerate(plans)}
+        results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         halted = self.ports.halt.reason
         result = RunResult(run_id, settings, results, domain_reports, self._power_now(results, by_domain), warnings,
-                           network_error=network_error, halted=halted, host_down_seconds=self.host_down_seconds)
+                           network_error=network_error, halted=halted, host_down_seconds=self.host_down_seconds,
+                           tiers=tiers)
         if run_id is not None:
             self._close_run(result, capacity)
         return result
@@ -337,7 +350,17 @@ class HostBoot:
                                                error=f"bad database row: {error}; fix the instances row",
                                                vm_state=row.vm_state, task_state=row.task_state))
                 continue
-            plans.append(self._plan_for(row, record, facts, evacuation))
+            plan = self._plan_for(row, record, facts, evacuation)
+            if starts_guest(plan.decision):
+                try:
+                    plan.order = start_order(row.metadata)
+                except PolicyValueError as error:
+                    failures.append(InstanceResult(row.key, plan.decision, outcome=FAILED,
+                                                   error=f"bad instance metadata: {error}; set it right (openstack "
+                                                   "server set --property KEY=VALUE) or unset it",
+                                                   vm_state=row.vm_state, task_state=row.task_state))
+                    continue
+            plans.append(plan)
             if domain is not None and row.key not in rows:
                 decision = plans[-1].decision
                 names = ", ".join(a.name for a in decision.actions) or "none"
@@ -355,8 +378,17 @@ class HostBoot:
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
             return list(pool.map(self._execute_and_report, plans))
 
+    def _execute_tiers(self, plans: list[Plan]) -> tuple[list[InstanceResult], list[TierReport]]:
+        """The instances that start a guest, tier by tier (recovery/tiers.py)."""
+        tiers = tiers_of(plans)
+        if self.settings.dry_run:
+            return [self._planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+            return run_tiers(tiers, pool, self._execute_and_report, self.ports, self.settings.tier_timeout)
+
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)
+        result.order = plan.order
         if self.on_result is not None:
             self.on_result(result)
         return result
@@ -366,7 +398,7 @@ class HostBoot:
         decision = plan.decision
         return InstanceResult(plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions],
                               outcome=SKIPPED, vm_state=decision.facts.vm_state,
-                              task_state=record_task_state(decision.facts.task_state))
+                              task_state=record_task_state(decision.facts.task_state), order=plan.order)
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
         if _nothing_to_do(plan.decision):
@@ -399,7 +431,7 @@ class HostBoot:
             return None
         evacuation = db.evacuation_of(self.settings.host, row.uuid) if facts.evacuation_status else None
         fresh = self._plan_for(row, record, facts, evacuation)
-        fresh.journal_id = plan.journal_id
+        fresh.journal_id, fresh.order = plan.journal_id, plan.order
         if fresh.journal_id is not None:
             with self.ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
                 journals.update_entry(conn, fresh.journal_id, self._decision_entry(fresh.decision))

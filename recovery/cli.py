@@ -31,7 +31,7 @@ from recovery.facts import (
 )
 from recovery.formats import FORMATS, Output, chosen_output, emit, error_document, remember_format, selected_columns
 from recovery.input_bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
-from recovery.instance_policy import PolicyValueError, parse_duration, parse_resume
+from recovery.instance_policy import PolicyValueError, format_duration, parse_duration, parse_resume
 from recovery.machine import shared_machine
 from recovery.nova_options import nova_conf_options
 from recovery.option_checks import FiniteFloatRange, command_option_callback
@@ -43,7 +43,9 @@ from recovery.settings import (
     DEFAULT_INSTANCES_PATH,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STATE_DIR,
+    DEFAULT_TIER_TIMEOUT,
     JOURNAL_FILE,
+    MAX_TIER_TIMEOUT,
     default_journal_path,
 )
 from states.enums import ResumePolicy, RunningDeletedInstanceAction
@@ -100,6 +102,19 @@ def _checked(parse):
             except PolicyValueError as error:
                 raise click.BadParameter(str(error)) from None
         return value
+
+    return callback
+
+
+def _duration_seconds(at_most: float):
+    """A click callback turning a duration (`90s`, `5m`, or seconds) into seconds, refusing one parse_duration
+    (of recovery.instance_policy) rejects, with its message."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, value: str) -> float:
+        try:
+            return parse_duration(value, f"--{param.name.replace('_', '-')}", at_most)
+        except PolicyValueError as error:
+            raise click.BadParameter(str(error)) from None
 
     return callback
 
@@ -352,6 +367,12 @@ def recovery_options(command):
                      show_default=True, envvar=ENV_PREFIX + "LOCK_TIMEOUT",
                      help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
                      "nothing."),
+        click.option("--tier-timeout", default=format_duration(DEFAULT_TIER_TIMEOUT), show_default=True,
+                     metavar="DURATION", callback=_duration_seconds(MAX_TIER_TIMEOUT),
+                     envvar=ENV_PREFIX + "TIER_TIMEOUT",
+                     help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
+                     "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
+                     "(docs/recovery-policy.md)."),
         db_timeout_option,
         click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
@@ -385,14 +406,16 @@ def recovery_options(command):
 def run(scenario: str | None, node: str | None, dry_run: bool, plan_path: Path | None, output: Output,
         concurrency: int, stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, instances_path: Path, db_url: str | None, libvirt_uri: str,
-        host: str | None, options: Options, journal_db_url: str | None) -> None:
+        host: str | None, options: Options, journal_db_url: str | None, tier_timeout: float) -> None:
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
     anything is done to it; the journal is written as the run goes. On a terminal, a run that takes
-    more than a couple of seconds shows a progress bar until its table. Columns for -c: uuid,
-    start_state, path, actions, outcome, error, vm_state, task_state, power_state, reason. The rules
-    are in docs/policy.md; running it on a host is in docs/operating.md.
+    more than a couple of seconds shows a progress bar until its table. Guests it starts go in
+    tiers by recover:priority, each tier waiting for its guests to be ready (docs/recovery-policy.md).
+    Columns for -c: uuid, start_state, path, actions, outcome, error, vm_state, task_state,
+    power_state, tier, ready, reason. The rules are in docs/policy.md; running it on a host is in
+    docs/operating.md.
     """
     from recovery import host_commands  # imported on use: `decide` starts without the database and libvirt
 
@@ -405,7 +428,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, plan_path: Path |
         applied = plan_file.load_for_run(plan_path, options, given)
     host_commands.run(scenario, node, dry_run, output, concurrency, stop_timeout, lock_timeout, db_timeout,
                       plug_vifs_command, network_apply_command, db_url, libvirt_uri, host, options, instances_path,
-                      journal_db_url, applied)
+                      journal_db_url, applied, tier_timeout=tier_timeout)
 
 
 @cli.command()
@@ -460,7 +483,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
           db_url: str | None, libvirt_uri: str, host: str | None, options: Options, report_interval: float,
           sync_power_state_interval: float, update_resources_interval: float, lifecycle_event_delay: float,
           metrics_port: int | None, metrics_address: str, metrics_textfile: str | None,
-          journal_db_url: str | None) -> None:
+          journal_db_url: str | None, tier_timeout: float) -> None:
     """Recover this host as `run` does, then stay and keep its records true.
 
     Heartbeats the service record, syncs power states from libvirt's lifecycle events and
@@ -476,7 +499,7 @@ def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout
                              lifecycle_event_delay=lifecycle_event_delay, metrics_textfile=metrics_textfile)
     agent_command.agent(scenario, node, concurrency, stop_timeout, lock_timeout, db_timeout, plug_vifs_command,
                         network_apply_command, db_url, libvirt_uri, host, options, settings, metrics_port,
-                        metrics_address, instances_path, journal_db_url)
+                        metrics_address, instances_path, journal_db_url, tier_timeout=tier_timeout)
 
 
 @cli.group(invoke_without_command=True)

@@ -29,6 +29,7 @@ from recovery.db.group_commit import GroupCommit, RolledBack
 from recovery.db.journal import update_entry
 from recovery.facts import record_task_state
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorLost
+from recovery.instance_policy import StartOrder
 from recovery.machine import Decision
 from recovery.network import NetworkHook
 from recovery.outcomes import action_effects
@@ -75,6 +76,8 @@ class Plan:
     journal_id: int | None = None
     record: dict | None = None
     """The decide input record it was decided from, as `plan --out` writes it."""
+    order: StartOrder | None = None
+    """When its guest is started (recovery/tiers.py); None when its decision starts no guest."""
 
 
 @dataclass
@@ -88,6 +91,10 @@ class InstanceResult:
     task_state: str | None = None
     power_state: str | None = None
     """Read from libvirt after the actions (None: not read)."""
+    order: StartOrder | None = None
+    """The start order its guest was started in, as its plan's."""
+    ready_seconds: float | None = None
+    """Seconds from its start until its tier saw it ready (None: not awaited, or never ready)."""
 
 
 class Halt:

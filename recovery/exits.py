@@ -7,9 +7,9 @@ import click
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-"""Some instance failed or lost a race to a concurrent change, the run stopped because its database
-or hypervisor went away, some `decide` line was bad, or `run --plan` held an instance back (its
-facts changed since the plan, or it is not in the plan)."""
+"""Some instance failed, lost a race to a concurrent change or was not ready within its tier's timeout,
+the run stopped because its database or hypervisor went away, some `decide` line was bad, or
+`run --plan` held an instance back (its facts changed since the plan, or it is not in the plan)."""
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 """Refused before changing anything: libvirt unreachable or too old, or an identity check failed."""
@@ -18,9 +18,10 @@ EXIT_LOCKED = 4
 
 MEANINGS: dict[int, str] = {
     EXIT_OK: "Every instance recovered (or every input line decided).",
-    EXIT_FAILED: "Some instance failed or lost a race to a concurrent change, the run stopped because its "
-                 "database or hypervisor went away, some `decide` line was bad, or `run --plan` held an instance "
-                 "back (changed since the plan, or not in it).",
+    EXIT_FAILED: "Some instance failed, lost a race to a concurrent change or was not ready within its tier's "
+                 "timeout (--tier-timeout), the run stopped because its database or hypervisor went away, some "
+                 "`decide` line was bad, or `run --plan` held an instance back (changed since the plan, or not "
+                 "in it).",
     EXIT_USAGE: "Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid; a plan "
                 "file that is unreadable, damaged or edited, of another version, for another host, or made with "
                 "other decision options (nothing was done); a plan that cannot be written.",

@@ -19,7 +19,7 @@ from recovery.facts import Facts, FactsError, Options, decide_record, facts_from
 from recovery.formats import Output, emit, selected_columns
 from recovery.host_commands import open_db, open_hypervisor
 from recovery.instance_names import resolve_instance
-from recovery.instance_policy import format_duration
+from recovery.instance_policy import PolicyValueError, format_duration, start_order
 from recovery.machine import shared_machine
 from recovery.render import explanation_json, explanation_text, format_action, walk_lines
 from recovery.servicegroup import host_down_seconds
@@ -68,8 +68,18 @@ def explain_journal(instance: str, live: LiveRequest | None, output: Output, lim
         if journal is not db:
             journal.close()
     owner = identity["host"] if identity else None
-    doc = {"uuid": uuid, "instance": identity, "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
+    doc = {"uuid": uuid, "instance": identity, "start_order": None if row is None else _start_order_json(row.metadata),
+           "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
     emit(output, doc, lambda: [_run_row(run) for run in doc["runs"]], columns, lambda: click.echo(journal_text(doc)))
+
+
+def _start_order_json(metadata: dict[str, str]) -> dict:
+    """The tier and readiness check its metadata gives, used whenever a run starts its guest."""
+    try:
+        order = start_order(metadata)
+    except PolicyValueError as error:
+        return {"error": str(error)}
+    return {"tier": order.priority, "ready": order.describe()}
 
 
 def _journal_json(entry: dict, owner: str | None) -> dict:
@@ -149,6 +159,9 @@ def journal_text(doc: dict) -> str:
     else:
         lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'}): host {identity['host']}, "
                  f"node {identity['node']}" + (", record deleted" if identity["deleted"] else "")]
+        order = doc["start_order"]
+        told = order.get("error") or f"tier {order['tier']}, ready: {order['ready']}"
+        lines.append(f"start order (when a run starts it): {told}")
     if not doc["runs"]:
         lines.append("no run has journaled it yet" + ("" if doc["live"] else "; add --live to decide it now"))
     for number, run in enumerate(doc["runs"]):

@@ -24,7 +24,7 @@ from recovery.network import NetworkHook
 from recovery.progress import RunProgress
 from recovery.report import RUN_COLUMNS, print_report, run_json, run_rows
 from recovery.scenario_seed import ScenarioError, read_db_json
-from recovery.settings import DEFAULT_INSTANCES_PATH, RunSettings, default_journal_path
+from recovery.settings import DEFAULT_INSTANCES_PATH, DEFAULT_TIER_TIMEOUT, RunSettings, default_journal_path
 
 if TYPE_CHECKING:
     from recovery.plan_file import PlanHook
@@ -38,7 +38,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
         stop_timeout: float, lock_timeout: float, db_timeout: float, plug_vifs_command: str | None,
         network_apply_command: str | None, db_url: str | None, libvirt_uri: str, host: str | None,
         options: Options, instances_path: Path = DEFAULT_INSTANCES_PATH, journal_db_url: str | None = None,
-        plan: "PlanHook | None" = None) -> None:
+        plan: "PlanHook | None" = None, tier_timeout: float = DEFAULT_TIER_TIMEOUT) -> None:
     """`run`: `journal_db_url` names the journal's own database; `plan` writes (`plan --out`) or applies
     (`run --plan`) a plan file."""
     columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
@@ -53,7 +53,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
         hypervisor = open_hypervisor(libvirt_uri, read_only=dry_run, instances_path=instances_path)
         settings = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, dry_run=dry_run,
                                concurrency=concurrency, stop_timeout=stop_timeout, lock_timeout=lock_timeout,
-                               nova_cell=nova_cell)
+                               tier_timeout=tier_timeout, nova_cell=nova_cell)
         if plan is not None:
             settings = _planned(lambda: plan.settings_for(settings, libvirt_uri))
         network = NetworkHook(plug_vifs_command, network_apply_command)

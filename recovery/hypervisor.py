@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
+import libvirt_qemu
 import psutil
 
 from recovery.settings import DEFAULT_INSTANCES_PATH
@@ -461,6 +462,15 @@ class Hypervisor:
         """The hypervisor hostname, which the compute node record is keyed on."""
         with self._reading("read the hypervisor hostname"):
             return self._conn.getHostname()
+
+    def guest_agent_ping(self, uuid: str, timeout: int) -> None:
+        """Ping the QEMU guest agent (`guest-ping`), waiting at most `timeout` seconds (1 or more) for
+        its answer; HypervisorError says why it did not answer (no agent configured, none running...)."""
+        dom = self._lookup(uuid)
+        if dom is None:
+            raise HypervisorError(f"cannot ping the guest agent: no domain with uuid {uuid} on {self.uri}")
+        with self._failing("ping the guest agent of", uuid):
+            libvirt_qemu.qemuAgentCommand(dom, '{"execute": "guest-ping"}', timeout, 0)
 
     def watch_lifecycle(self, on_event: Callable[[str, int], None], on_close: Callable[[int], None]) -> None:
         """Call on_event(uuid, libvirt event type) for every lifecycle event of this connection's

@@ -7,8 +7,9 @@ from rich.table import Table
 from rich.text import Text
 
 from recovery.boot import RunResult
-from recovery.instance_policy import format_duration
+from recovery.instance_policy import READY_RUNNING, format_duration
 from recovery.render import action_json, format_action, path_json
+from recovery.tiers import TierReport
 
 
 def run_json(result: RunResult) -> dict:
@@ -26,6 +27,9 @@ def run_json(result: RunResult) -> dict:
             "vm_state": r.vm_state,
             "task_state": r.task_state,
             "power_state": result.power_states.get(r.uuid, "nostate"),
+            "tier": r.order.priority if r.order else None,
+            "ready": r.order.describe() if r.order else None,
+            "ready_seconds": None if r.ready_seconds is None else round(r.ready_seconds, 3),
         })
     return {
         "run_id": result.run_id,
@@ -39,11 +43,21 @@ def run_json(result: RunResult) -> dict:
         "halted": result.halted,
         "totals": result.totals,
         "seconds": round(result.seconds, 3),
+        "tiers": [_tier_json(tier, result.started) for tier in result.tiers],
     }
 
 
+def _tier_json(tier: TierReport, run_started: float) -> dict:
+    """A tier's times in seconds from the run's start (null on a dry run)."""
+    def since_start(moment: float | None) -> float | None:
+        return None if moment is None else round(moment - run_started, 3)
+
+    return {"priority": tier.priority, "instances": tier.instances, "began": since_start(tier.began),
+            "ended": since_start(tier.ended), "not_ready": tier.not_ready}
+
+
 RUN_COLUMNS = ("uuid", "start_state", "path", "actions", "outcome", "error", "vm_state", "task_state",
-               "power_state", "reason")
+               "power_state", "tier", "ready", "reason")
 """The columns of `run -f value|csv` and of `-c`: one row an instance, every cell one line of text."""
 
 
@@ -59,12 +73,15 @@ def run_rows(doc: dict) -> list[dict]:
         "vm_state": item["vm_state"],
         "task_state": item["task_state"],
         "power_state": item["power_state"],
+        "tier": item["tier"],
+        "ready": item["ready"],
         "reason": item["reason"],
     } for item in doc["instances"]]
 
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
-                  "not-started": "yellow", "interrupted": "bold red", "changed": "yellow", "unplanned": "yellow"}
+                  "not-started": "yellow", "interrupted": "bold red", "changed": "yellow", "unplanned": "yellow",
+                  "not-ready": "yellow"}
 UUID_WIDTH = 36
 WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
@@ -94,10 +111,21 @@ def _actions(item: dict) -> Text:
     return text or Text("no actions", style="dim")
 
 
-def _instance_table(title: str, instances: list[dict], width: int) -> Table:
+def ordered(doc: dict) -> bool:
+    """Whether the run has an order worth showing: more than one tier, or a guest waited on."""
+    return len(doc["tiers"]) > 1 or any(item["ready"] not in (None, READY_RUNNING) for item in doc["instances"])
+
+
+def _tier(item: dict) -> str:
+    return "-" if item["tier"] is None else f"{item['tier']} ({item['ready']})"
+
+
+def _instance_table(title: str, instances: list[dict], width: int, tiers: bool) -> Table:
     """Every uuid whole on one line: narrower terminals lose columns, never the uuid."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
     table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
+    if tiers:
+        table.add_column("tier", no_wrap=True)
     if width >= WIDE_LAYOUT_MIN_WIDTH:
         table.add_column("start state", no_wrap=True)
         table.add_column("path")
@@ -107,12 +135,14 @@ def _instance_table(title: str, instances: list[dict], width: int) -> Table:
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
             outcome = Group(_outcome_word(item), *_error_lines(item))
-            table.add_row(item["uuid"], item["state"] or "?", path, _actions(item), outcome, _state(item))
+            cells = (item["state"] or "?", path, _actions(item), outcome, _state(item))
+            table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), *cells)
         return table
     table.add_column("start state → now; actions", overflow="fold")
     for item in instances:
         states = Text.assemble(f"{item['state'] or '?'} → {_state(item)}  ", _outcome_word(item))
-        table.add_row(item["uuid"], Group(states, _actions(item), *_error_lines(item)))
+        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), Group(states, _actions(item),
+                                                                               *_error_lines(item)))
     return table
 
 
@@ -134,7 +164,7 @@ def print_report(doc: dict, console: Console) -> None:
     console.print(_downtime(doc["host_down_seconds"]), highlight=False)
     title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
     if doc["instances"]:
-        console.print(_instance_table(title, doc["instances"], console.width))
+        console.print(_instance_table(title, doc["instances"], console.width, ordered(doc)))
     else:
         console.print(f"{title}: no instances on this host", highlight=False)
     for domain in doc["domains"]:
@@ -145,5 +175,14 @@ def print_report(doc: dict, console: Console) -> None:
                       "were, for the next run", highlight=False)
     if doc["network_error"]:
         console.print(f"[bold red]{escape(doc['network_error'])}[/]", highlight=False)  # it says what failed
+    if ordered(doc):
+        console.print("; ".join(_tier_line(tier) for tier in doc["tiers"]), highlight=False)
     shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", "ok", "failed")}
     console.print(", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s", highlight=False)
+
+
+def _tier_line(tier: dict) -> str:
+    line = f"tier {tier['priority']}: {tier['instances']} to start"
+    if tier["began"] is not None:
+        line += f", began at {tier['began']:.2f} s, done at {tier['ended']:.2f} s"
+    return line + (f", {tier['not_ready']} not ready" if tier["not_ready"] else "")

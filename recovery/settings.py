@@ -13,6 +13,10 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_DB_TIMEOUT = 30.0
 """How long one database call may take (connect, statement, commit) before the database counts as failed."""
 
+DEFAULT_TIER_TIMEOUT = 300.0
+"""How long one tier of ordered restart waits for its guests to be ready before the next tier starts."""
+MAX_TIER_TIMEOUT = 86_400.0
+
 DEFAULT_LOCK_TIMEOUT = 60.0
 """How long a run waits for another recovery of the same host to finish before giving up."""
 
@@ -41,6 +45,7 @@ class RunSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     stop_timeout: float = 60.0
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    tier_timeout: float = DEFAULT_TIER_TIMEOUT
     nova_cell: bool = False
     """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
     applied_plan: dict[str, str] | None = None

@@ -49,10 +49,13 @@ def test_csv_has_a_header_and_one_row_per_instance(tmp_path):
     out = scenario_run(tmp_path / "db.sqlite", "-f", "csv", "--resume-guests-state-on-host-boot")
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert list(rows[0]) == ["uuid", "start_state", "path", "actions", "outcome", "error", "vm_state", "task_state",
-                             "power_state", "reason"]
+                             "power_state", "tier", "ready", "reason"]
     row = next(r for r in rows if r["uuid"] == U("03"))
     assert (row["start_state"], row["outcome"], row["vm_state"], row["task_state"]) == (
         "active/rebooting/shutdown", "ok", "active", "")
+    assert (row["tier"], row["ready"]) == ("0", "running")  # a guest it starts: the default tier
+    stopped = next(r for r in rows if r["uuid"] == U("22"))
+    assert (stopped["tier"], stopped["ready"]) == ("", "")  # starts no guest: in no tier
     assert row["actions"] == 'reboot(type="hard"): ok'
 
 

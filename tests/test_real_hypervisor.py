@@ -492,6 +492,37 @@ def test_libvirtd_killed_mid_run_is_not_an_instance_failure(daemon: Daemon, gues
     assert {(r["vm_state"], r["task_state"], r["power_state"]) for r in records.values()} == {("active", None, 1)}
 
 
+def test_a_guest_agent_that_never_answers_holds_its_tier_only_until_the_timeout(guests: Guests, workdir: Path) -> None:
+    """recover:ready=agent on a firmware guest, which has no QEMU guest agent: it is started, reported
+    not ready once --tier-timeout has passed, and the next tier's guest is started after that."""
+    database, application = (f"6c1a0b52-0000-4000-8000-0000000002{n:02d}" for n in range(2))
+    guests.define("instance-00000200", database)
+    guests.define("instance-00000201", application)
+    data = one_instance(None)
+    data["instances"] = [
+        {**data["instances"][0], "uuid": database, "display_name": "database",
+         "metadata": {"recover:priority": "0", "recover:ready": "agent"}},
+        {**data["instances"][0], "uuid": application, "display_name": "application",
+         "metadata": {"recover:priority": "1"}},
+    ]
+    url = seeded_database(workdir / "db.sqlite", data)
+
+    done = recover(url, "--resume-guests-state-on-host-boot", "--tier-timeout", "2s")
+
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    outcomes = {item["uuid"]: (item["outcome"], item["error"]) for item in report["instances"]}
+    assert outcomes[database][0] == "not-ready"
+    assert outcomes[database][1].startswith("not ready within the tier timeout (2 s): cannot ping the guest agent")
+    assert outcomes[application] == ("ok", None)
+    first, second = report["tiers"]
+    assert first["ended"] - first["began"] >= 2 and second["began"] >= first["ended"]
+    assert guests.state(database) == BOOTED and guests.state(application) == BOOTED
+    assert rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")[database]["outcome"] == "not-ready"
+    print(f"\ntier 0 (agent) began at {first['began']:.2f} s, gave up at {first['ended']:.2f} s; "
+          f"tier 1 began at {second['began']:.2f} s, done at {second['ended']:.2f} s")
+
+
 # -- the agent on real guests ---------------------------------------------------------------------------
 
 

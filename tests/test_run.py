@@ -240,7 +240,7 @@ def test_power_outage_records_report_and_exit(tmp_path):
     assert reported[U("24")]["action"] == "none" and "deleted" in reported[U("24")]["reason"]
     assert reported[U("18")]["action"] == "destroy_evacuated, complete_migration"
     assert doc["totals"] == {"instances": 23, "ok": 23, "failed": 0, "skipped": 0, "conflict": 0,
-                             "not-started": 0, "interrupted": 0, "changed": 0, "unplanned": 0,
+                             "not-started": 0, "interrupted": 0, "changed": 0, "unplanned": 0, "not-ready": 0,
                              "domains_reported": 4}
     assert doc["host"] == HOST and doc["dry_run"] is False and isinstance(doc["run_id"], int)
 
@@ -653,8 +653,9 @@ def test_explain_an_instance_no_run_has_journaled_yet(tmp_path):
 
     text = invoke("explain", U("41"), "--db", db)
     assert text.exit_code == 0, text.stderr
-    assert text.stdout.splitlines()[:2] == [
+    assert text.stdout.splitlines()[:3] == [
         f"instance {U('41')} (guest-41): host compute-1, node compute-1",
+        "start order (when a run starts it): tier 0, ready: running",
         "no run has journaled it yet; add --live to decide it now",
     ]
     live = invoke("explain", U("41"), "--db", db, "--live", "--host", HOST, "--libvirt-uri", uri("clean-host"),
