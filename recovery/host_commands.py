@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
-from rich.console import Console
 
 from recovery.boot import DecisionScreen, HostBoot, Refused, RunResult
 from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
@@ -21,8 +20,7 @@ from recovery.formats import Output, emit, selected_columns, stdout_console
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.machine import shared_machine
 from recovery.network import NetworkHook
-from recovery.progress import RunProgress
-from recovery.report import RUN_COLUMNS, print_report, run_json, run_rows
+from recovery.report import RUN_COLUMNS, run_json, run_rows
 from recovery.scenario_seed import ScenarioError, read_db_json
 from recovery.settings import DEFAULT_INSTANCES_PATH, DEFAULT_TIER_TIMEOUT, RunSettings, default_journal_path
 
@@ -43,7 +41,6 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
     (`run --plan`) a plan file."""
     columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
     host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
-    console = stdout_console()
     db = open_db(db_url, read_only=dry_run, timeout=db_timeout)
     journal = None
     try:
@@ -57,8 +54,10 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
         if plan is not None:
             settings = _planned(lambda: plan.settings_for(settings, libvirt_uri))
         network = NetworkHook(plug_vifs_command, network_apply_command)
-        if output.for_people and console.is_terminal and not _quiet():
-            with RunProgress(console, host) as progress:
+        if output.for_people and sys.stdout.isatty() and not _quiet():
+            from recovery.progress import RunProgress  # imported on use: rich is slow to load
+
+            with RunProgress(stdout_console(), host) as progress:
                 result = recover(hypervisor, db, settings, network, progress.finished, journal, plan)
         else:
             result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
@@ -68,7 +67,7 @@ def run(scenario: str | None, node: str | None, dry_run: bool, output: Output, c
             journal.close()
     if plan is not None:
         _planned(lambda: plan.finish(result))
-    print_result(result, output, columns, console)
+    print_result(result, output, columns)
     sys.exit(result.exit_code)
 
 
@@ -116,12 +115,16 @@ def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network
     return result
 
 
-def print_result(result: RunResult, output: Output = TABLE, columns: list[str] | None = None,
-                 console: Console | None = None) -> None:
+def print_result(result: RunResult, output: Output = TABLE, columns: list[str] | None = None) -> None:
     """The run in the chosen format: the table, the whole document (json, yaml), or rows of -c columns."""
     doc = run_json(result)
-    emit(output, doc, lambda: run_rows(doc), columns or list(RUN_COLUMNS),
-         lambda: print_report(doc, console or stdout_console()))
+    emit(output, doc, lambda: run_rows(doc), columns or list(RUN_COLUMNS), lambda: _print_table(doc))
+
+
+def _print_table(doc: dict) -> None:
+    from recovery.report_table import print_report  # imported on use: rich is slow to load
+
+    print_report(doc, stdout_console())
 
 
 def require_schema(db: Database, dry_run: bool, journal: Database | None = None) -> bool:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import libvirt
 import libvirt_qemu
-import psutil
 
 from recovery.settings import DEFAULT_INSTANCES_PATH
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState
@@ -142,6 +141,8 @@ def filesystem_type(path: Path, mounts: Iterable[tuple[str, str]]) -> str | None
 
 def is_shared_storage(path: Path) -> bool:
     """Whether `path` is on a filesystem other hosts may mount (NFS, CephFS, GlusterFS...)."""
+    import psutil  # imported on use: only deleting disks asks
+
     mounts = ((part.mountpoint, part.fstype) for part in psutil.disk_partitions(all=True))
     return filesystem_type(path.resolve(), mounts) in SHARED_FILESYSTEMS
 
