@@ -164,9 +164,7 @@ class LostRace(Exception):
     """The record changed under us before anything was written or done; nothing was."""
 
 
-def _run_action(ports: Ports, plan: Plan, action: Action) -> bool:
-    """Carry out one action; False when it did nothing outside this process (a run killed right
-    after it has nothing to account for), so its outcome is journaled with the next write."""
+def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
     hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
     name = action.name
     if name in ("restart_deletion", "destroy_evacuated", "reap_domain"):
@@ -181,7 +179,7 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> bool:
     elif name == "start":
         hv.start(uuid)
     elif name == "plug_vifs":
-        return ports.network.plug_vifs(uuid)
+        ports.network.plug_vifs(uuid)
     elif name == "revert_resize":
         hv.revert_resize(uuid, params["power_on"], ports.stop_timeout)
     elif name == "abort_live_migration":
@@ -198,7 +196,6 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> bool:
         hv.shutdown(uuid)
     elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
         raise ValueError(f"no executor for action {name}")
-    return True
 
 
 class _Record:
@@ -274,7 +271,7 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     record = _Record(ports, plan)
     result = InstanceResult(plan.uuid, plan.decision)
     planned = [action for step in plan.decision.steps for action in step.case.actions]
-    done = 0
+    done, acted = 0, False
     if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
         return _halted(ports, plan, result, planned, record)
     for step in plan.decision.steps:
@@ -282,35 +279,41 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
         for action in step.case.actions:
             if ports.halt.reason is not None:
                 return _halted(ports, plan, result, planned[done:], record)
-            if not record.claimed and not _claim(ports, plan, record, result):
+            outside = _acts_outside(ports, action)
+            if outside and not record.claimed and not _claim(ports, plan, record, result):
                 return result
             error = _attempt(ports, plan, action, result)
             done += 1
-            acted = error is not NOTHING_DONE
+            acted = acted or outside
             if error is HALTED:
                 return _halted(ports, plan, result, planned[done:], record)
-            if error not in (None, NOTHING_DONE):
+            if error is not None:
                 record.apply(action_effects(action, succeeded=False))
                 if ACTIONS[action.name].stops_on_failure:
-                    return _finish(ports, plan, record, result, planned[done:])
+                    return _finish(ports, plan, record, result, planned[done:], acted)
                 continue
             record.apply(action_effects(action, succeeded=True))
-            if acted and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
+            if outside and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
                 return _halted(ports, plan, result, planned[done:], record)
-    return _finish(ports, plan, record, result, [])
+    return _finish(ports, plan, record, result, [], acted)
+
+
+def _acts_outside(ports: Ports, action: Action) -> bool:
+    """Whether the action does anything outside this process. Plugging VIFs with no
+    --plug-vifs-command does not: it needs no claim before it, nor a journal write after it (a run
+    killed right after it has nothing to account for); its outcome goes with the next write."""
+    return action.name != "plug_vifs" or ports.network.plugs
 
 
 HALTED = object()
 """What `_attempt` returns when the action's end was not seen because the hypervisor went away."""
-NOTHING_DONE = object()
-"""What `_attempt` returns for a successful action that did nothing outside this process."""
 
 
 def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -> object | None:
-    """Run one action and record its outcome; None (or NOTHING_DONE) on success, else the error (or HALTED)."""
+    """Run one action and record its outcome; None on success, else the error (or HALTED)."""
     log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
     try:
-        acted = _run_action(ports, plan, action)
+        _run_action(ports, plan, action)
     except HypervisorLost as lost:
         log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
@@ -329,7 +332,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
         result.outcome = FAILED
         return error
     result.actions.append(ActionResult(action, OK))
-    return None if acted else NOTHING_DONE
+    return None
 
 
 def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
@@ -361,13 +364,15 @@ def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remainin
     return True
 
 
-def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, skipped: list[Action]) -> InstanceResult:
-    """Write the state reached and the journal's final word (in one transaction when they share a database)."""
+def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, skipped: list[Action],
+            acted: bool) -> InstanceResult:
+    """Write the state reached and the journal's final word (in one transaction when they share a database).
+    Unclaimed and having done nothing outside (`acted`), a lost write means deciding it again."""
     result.actions += [ActionResult(action, SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, plan) if result.actions else None
     def finish(conn: Connection, journal: Connection) -> None:
         if not record.write(conn):
-            if not record.claimed and not result.actions:
+            if not record.claimed and not acted:
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
             result.outcome, result.error = CONFLICT, record.lost()
         result.vm_state, result.task_state = record.confirmed[:2]

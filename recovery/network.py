@@ -25,11 +25,14 @@ class NetworkHook:
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise RuntimeError(f"{what} failed (exit {done.returncode})" + (f": {detail[-1]}" if detail else ""))
 
-    def plug_vifs(self, uuid: str) -> bool:
-        """Whether anything was done (a command ran): without one, plugging leaves no trace to journal."""
+    @property
+    def plugs(self) -> bool:
+        """Whether plugging does anything (a command is set)."""
+        return self.plug_command is not None
+
+    def plug_vifs(self, uuid: str) -> None:
         if self.plug_command:
             self._run([*self.plug_command, uuid], "plugging VIFs")
-        return self.plug_command is not None
 
     def apply(self) -> None:
         if self.apply_command:
