@@ -196,9 +196,10 @@ class HostBoot:
         started, began = time.perf_counter(), time.monotonic()
         hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
         warnings = hv.preflight()
-        check_identity(db, settings, hv.domains())
-        if settings.dry_run:
-            result = self._recover(warnings, None)
+        domains = hv.domains()
+        check_identity(db, settings, domains)
+        if settings.dry_run:  # nothing is locked or changed: the domains as listed are the run's
+            result = self._recover(warnings, None, domains)
         else:
             capacity = hv.capacity()  # read now: the compute node is still updated if libvirt goes later
             with host_lock(db, settings.host, settings.lock_timeout):  # in the records' database: shared by all
@@ -209,11 +210,13 @@ class HostBoot:
         result.started = began
         return result
 
-    def _recover(self, warnings: list[str], capacity: HostCapacity | None) -> RunResult:
-        """A real run opens its journal once the host's records are read, so that the run's
-        options record how long the host was down."""
+    def _recover(self, warnings: list[str], capacity: HostCapacity | None,
+                 domains: list[DomainInfo] | None = None) -> RunResult:
+        """A real run lists the domains again once it holds the lock, and opens its journal once the
+        host's records are read, so that the run's options record how long the host was down."""
         hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
-        domains = hv.domains()
+        if domains is None:
+            domains = hv.domains()
         snapshot = db.load_host(settings.host)
         self.host_down_seconds = host_down_seconds(snapshot.service, utcnow())
         run_id = None
@@ -285,7 +288,10 @@ class HostBoot:
         return warnings
 
     def _power_now(self, results: list[InstanceResult], by_domain: dict[str, DomainInfo]) -> dict[str, str]:
-        """Power states for the report: re-read in one call; from before the run if libvirt is gone."""
+        """Power states for the report: re-read in one call after a real run (a dry run changed none);
+        from before the run if libvirt is gone."""
+        if self.settings.dry_run:
+            return {uuid: d.power_state.label for uuid, d in by_domain.items()}
         try:
             return {d.uuid.lower(): d.power_state.label for d in self.ports.hypervisor.domains()}
         except HypervisorError:

@@ -17,8 +17,10 @@ index and the machine's own triggers agree.
 """
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
+from operator import itemgetter
 
 from transitions import Machine
 
@@ -70,13 +72,15 @@ class CaseGuard:
         )
         self.tests = frozenset((index, values) for index, values, _negated in self._checks)
         """The (fact index, values) membership tests the guard reads facts through."""
-        self._triple_checks = tuple(
-            (TRIPLE_FIELDS.index(c.field), c.values, c.negated) for c in case.when if c.field in TRIPLE_FIELDS
+        self.admitted = tuple(
+            frozenset(v for v in domain if all(condition_holds(c, v) for c in case.when if c.field == field))
+            for field, domain in zip(TRIPLE_FIELDS, (VM_STATES, TASK_STATES, POWER_STATES), strict=True)
         )
+        """The vm_state, task_state and power_state values the case's conditions on them admit."""
 
-    def admits(self, triple: tuple[str, ...]) -> bool:
-        """Whether the case's conditions on vm_state, task_state and power_state admit `triple`."""
-        return all((triple[index] in values) != negated for index, values, negated in self._triple_checks)
+    def admits(self, vm_state: str, task_state: str, power_state: str) -> bool:
+        vm_ok, task_ok, power_ok = self.admitted
+        return vm_state in vm_ok and task_state in task_ok and power_state in power_ok
 
     @property
     def always(self) -> bool:
@@ -135,20 +139,13 @@ def _writes_applied(state: tuple[str, str, str], case: Case) -> tuple[str, str, 
     return vm_state, task_state, power_state
 
 
-def _admitted_triples(case: Case) -> itertools.product:
-    """Every triple the case's conditions on vm_state, task_state and power_state admit."""
-    return itertools.product(*(
-        [v for v in domain if all(condition_holds(c, v) for c in case.when if c.field == field)]
-        for field, domain in zip(TRIPLE_FIELDS, (VM_STATES, TASK_STATES, POWER_STATES), strict=True)
-    ))
-
-
-def _sources_by_dest(case: Case) -> dict[str, list[str]]:
+def _sources_by_dest(guard: CaseGuard) -> dict[str, list[str]]:
     """The case's transitions, grouped by destination: one add_transition call per group is
-    several times faster to build than one per source."""
+    several times faster to build than one per source. Sources in the order of ALL_STATES."""
     by_dest: dict[str, list[str]] = {}
-    for triple in _admitted_triples(case):
-        by_dest.setdefault(state_name(*_writes_applied(triple, case)), []).append(state_name(*triple))
+    for triple in itertools.product(*(sorted(values, key=domain.index) for values, domain in
+                                      zip(guard.admitted, (VM_STATES, TASK_STATES, POWER_STATES), strict=True))):
+        by_dest.setdefault(state_name(*_writes_applied(triple, guard.case)), []).append(state_name(*triple))
     return by_dest
 
 
@@ -161,7 +158,7 @@ class RecoveryMachine:
             CaseGuard(rule_index, rule, case) for rule_index, rule in enumerate(policy) for case in rule.cases
         )
         self._outgoing: dict[str, tuple[tuple[int, CaseGuard, str], ...]] = {}
-        self._tests_from: dict[tuple[str, str, str], tuple[tuple[int, frozenset], ...]] = {}
+        self._tests_from: dict[tuple[str, str, str], tuple[Callable[[Facts], tuple], tuple[frozenset, ...]]] = {}
         self._walks: dict[tuple, tuple[Step, ...]] = {}
         self._considerations: dict[Facts, tuple[Consideration, ...]] = {}
 
@@ -172,7 +169,7 @@ class RecoveryMachine:
         machine = Machine(model=None, states=list(ALL_STATES), auto_transitions=False, initial=None,
                           send_event=True)
         for guard in self._guards:
-            for dest, sources in _sources_by_dest(guard.case).items():
+            for dest, sources in _sources_by_dest(guard).items():
                 machine.add_transition(guard.rule.name, sources, dest, conditions=[guard])
         return machine
 
@@ -185,8 +182,9 @@ class RecoveryMachine:
         triple = facts[0], facts[1], facts[2]
         tests = self._tests_from.get(triple)
         if tests is None:
-            tests = self._tests_from[triple] = self._fact_tests_from(state_name(*triple))
-        return (*triple, *[facts[index] in values for index, values in tests])
+            tests = self._tests_from[triple] = _key_tests(self._fact_tests_from(state_name(*triple)))
+        read, sets = tests
+        return (*triple, *map(frozenset.__contains__, sets, read(facts)))
 
     def _fact_tests_from(self, start: str) -> tuple[tuple[int, frozenset], ...]:
         """The fact tests of every guard on a transition reachable from `start`: the only facts
@@ -208,7 +206,7 @@ class RecoveryMachine:
             triple = tuple(state.split("/"))
             found = self._outgoing[state] = tuple(
                 (guard.rule_index, guard, state_name(*_writes_applied(triple, guard.case)))
-                for guard in self._guards if guard.admits(triple)
+                for guard in self._guards if guard.admits(*triple)
             )
         return found
 
@@ -266,6 +264,14 @@ class RecoveryMachine:
             ))
             result.append(Consideration(rule.name, state, False, why))
         return tuple(result)
+
+
+def _key_tests(tests: tuple[tuple[int, frozenset], ...]) -> tuple[Callable[[Facts], tuple], tuple[frozenset, ...]]:
+    """The tests as one read of the facts they look at and the sets those must be in, so that a key is
+    made without a Python-level loop (`decide` makes one per record)."""
+    indexes = tuple(index for index, _values in tests)
+    read = itemgetter(*indexes) if len(indexes) > 1 else (lambda facts: tuple(facts[i] for i in indexes))
+    return read, tuple(values for _index, values in tests)
 
 
 def _decision(facts: Facts, steps: tuple[Step, ...]) -> Decision:
