@@ -36,7 +36,7 @@ from recovery.input_bounds import (
     read_limited,
     shown,
 )
-from recovery.instance_policy import PolicyValueError, parse_resume
+from recovery.instance_policy import MAX_DURATION_SECONDS, PolicyValueError, parse_resume
 from recovery.machine import show_value
 from recovery.render import decision_json, to_json
 from recovery.settings import RunSettings
@@ -164,8 +164,10 @@ def _resume(value: Any, name: str) -> None:
 
 
 def _limit(value: Any, name: str) -> None:
-    if value is not None and (type(value) not in (int, float) or value <= 0):
-        raise InputError(f"options.{name} must be null or a number of seconds above 0, not {shown(value)}")
+    """The bound --max-downtime has (parse_duration): above 0, at most 366 days."""
+    if value is not None and (type(value) not in (int, float) or not 0 < value <= MAX_DURATION_SECONDS):
+        raise InputError(f"options.{name} must be null or a number of seconds above 0 and at most "
+                         f"{MAX_DURATION_SECONDS} (366 days), not {shown(value)}")
 
 
 _OPTION_CHECKS = {"resume_guests_state_on_host_boot": _flag, "destroy_after_evacuate": _flag,

@@ -326,6 +326,10 @@ def other_options(document: dict) -> str:
     return resealed({**document, "options": {**document["options"], "resume_policy": "sometimes"}})
 
 
+def absurd_downtime(document: dict) -> str:
+    return resealed({**document, "options": {**document["options"], "max_downtime": 1e300}})
+
+
 HOSTILE = {
     "another host": (other_host, "was made for host 'another-host', not 'plan-host'"),
     "tampered": (tampered, "does not match its checksum"),
@@ -338,6 +342,7 @@ HOSTILE = {
     "planned twice": (planned_twice, "is planned twice"),
     "bad record": (bad_record, "instances[0]: unknown vm_state 'exploded'"),
     "bad option": (other_options, "options.resume_policy 'sometimes' is not a resume policy"),
+    "absurd downtime": (absurd_downtime, "options.max_downtime must be null or a number of seconds above 0 and at"),
     "not UTF-8": (lambda d: "\udcff", "not valid UTF-8"),
     "lone surrogate": (lambda d: json.dumps({**d, "host": "\ud800"}), "does not match its checksum"),
 }
