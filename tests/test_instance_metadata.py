@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from click.testing import CliRunner
 from databases import migrated_database
 from hypothesis import given
@@ -18,14 +17,13 @@ from nova_cell_schema import create_nova_schema, insert_nova_scenario
 from sqlalchemy import insert, inspect
 
 from recovery.cli import cli
-from recovery.db import InstanceMetadata, ServiceRow, open_database
+from recovery.db import InstanceMetadata, ServiceRow, migrate, open_database
 from recovery.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from recovery.instance_policy import MAX_DURATION_SECONDS, format_duration, parse_duration
 from recovery.scenario_seed import ScenarioError, parse_db_json, seed
 from recovery.servicegroup import host_down_seconds
 
 HOST = "compute-1"
-MIGRATIONS = Path(__file__).resolve().parent.parent / "recovery" / "migrations"
 
 
 def U(n: int) -> str:
@@ -130,8 +128,7 @@ def test_metadata_is_loaded_from_novas_cell_schema(database_url):
 def at_previous_cell_revision(url: str) -> None:
     """A database as `db upgrade` left it before instance_metadata: cell_0001, the journal's newest."""
     db = open_database(url, create=True)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = migrate.config()
     try:
         with db.transaction("migrate to the previous revision") as conn:
             config.attributes["connection"] = conn

@@ -13,7 +13,8 @@ from recovery.db.store import Database
 _SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def _config() -> Config:
+def config() -> Config:
+    """Alembic's configuration for compute-recover's scripts (the connection is set by the caller)."""
     config = Config()
     config.set_main_option("script_location", str(_SCRIPTS))
     return config
@@ -21,15 +22,15 @@ def _config() -> Config:
 
 def scripts() -> ScriptDirectory:
     """The migration scripts this version ships."""
-    return ScriptDirectory.from_config(_config())
+    return ScriptDirectory.from_config(config())
 
 
 def upgrade(db: Database, branches: tuple[str, ...] = BRANCHES) -> tuple[set[str], set[str]]:
     """Bring `branches` to their newest revision; (revisions before, after)."""
     before = current(db)
-    config = _config()
+    alembic_config = config()
     with db.transaction("upgrade its schema") as conn:
-        config.attributes["connection"] = conn
+        alembic_config.attributes["connection"] = conn
         for branch in branches:
-            command.upgrade(config, f"{branch}@head")
+            command.upgrade(alembic_config, f"{branch}@head")
     return before, current(db)
