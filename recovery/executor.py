@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from recovery.db import Database, DatabaseFailure
-from recovery.db.group_commit import GroupCommit, RolledBack
+from recovery.db.group_commit import GroupCommit
 from recovery.db.journal import update_entry
 from recovery.facts import record_task_state
 from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorLost
@@ -249,15 +249,12 @@ class _Record:
         rolled back for another's failure is simply made again."""
         saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
                  result.outcome, result.error, result.vm_state, result.task_state)
-        while True:
-            try:
-                self.ports.writes.write(what, lambda connections: work(*connections))
-                return
-            except BaseException as error:
-                (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
-                 result.outcome, result.error, result.vm_state, result.task_state) = saved
-                if not isinstance(error, RolledBack):
-                    raise
+
+        def undo() -> None:
+            (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+             result.outcome, result.error, result.vm_state, result.task_state) = saved
+
+        self.ports.writes.write(what, lambda connections: work(*connections), undo)
 
     def lost(self) -> str:
         vm_state, task_state, _ = self.confirmed
@@ -407,12 +404,7 @@ def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Ac
 
 def _journal(ports: Ports, what: str, entry_id: int, changes: dict[str, Any]) -> None:
     """A journal entry's update alone, committed with the other workers' writes."""
-    while True:
-        try:
-            ports.writes.write(what, lambda connections: update_entry(connections[1], entry_id, changes))
-            return
-        except RolledBack:
-            continue
+    ports.writes.write(what, lambda connections: update_entry(connections[1], entry_id, changes))
 
 
 def _power_after(ports: Ports, plan: Plan) -> str | None:

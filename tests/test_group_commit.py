@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from recovery.db.group_commit import GroupCommit, RolledBack
+from recovery.db.group_commit import GroupCommit
 
 
 def _table(path: Path):
@@ -51,23 +51,21 @@ class Refused(Exception):
     pass
 
 
-def _writer(group: GroupCommit, failing: set[int], committed_seen: dict[int, bool], engine):
-    """Write n, retrying when rolled back for another's failure, as the executor does."""
+def _writer(group: GroupCommit, failing: set[int], committed_seen: dict[int, bool], engine, outside: set[int]):
+    """Write n; the work also notes n outside the database (in `outside`), which its undo takes back."""
     def write(n: int) -> str:
         def work(conn: Connection) -> None:
+            outside.add(n)
             conn.execute(text("INSERT INTO written (n) VALUES (:n)"), {"n": n})
             if n in failing:
                 raise Refused(n)
 
-        while True:
-            try:
-                group.write(f"write {n}", work)
-                committed_seen[n] = n in _rows(engine)  # committed before write() returned
-                return "ok"
-            except RolledBack:
-                continue
-            except Refused:
-                return "refused"
+        try:
+            group.write(f"write {n}", work, undo=lambda: outside.discard(n))
+        except Refused:
+            return "refused"
+        committed_seen[n] = n in _rows(engine)  # committed before write() returned
+        return "ok"
     return write
 
 
@@ -78,9 +76,11 @@ def test_every_write_is_committed_once_or_refused_and_a_failing_write_loses_no_o
     engine = _table(tmp_path_factory.mktemp("group") / "db.sqlite")
     group = _group(engine)
     seen: dict[int, bool] = {}
+    outside: set[int] = set()
     with ThreadPoolExecutor(threads) as pool:
-        outcomes = list(pool.map(_writer(group, failing, seen, engine), range(count)))
+        outcomes = list(pool.map(_writer(group, failing, seen, engine, outside), range(count)))
     assert _rows(engine) == {n for n in range(count) if n not in failing}
+    assert outside == _rows(engine)  # what a write changed outside was undone whenever it was not committed
     assert outcomes == ["refused" if n in failing else "ok" for n in range(count)]
     assert all(seen.values()) and len(seen) == count - len(failing & set(range(count)))
 

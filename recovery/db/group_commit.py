@@ -8,8 +8,8 @@ transaction and commits, and goes on with the writes queued meanwhile on the sam
 worker still returns only once its own write is committed, so no guarantee is weakened.
 
 A write is a function of the open transaction. If one raises, nothing of its batch is kept: the
-whole transaction is rolled back, the writer gets its exception, and each other writer gets
-`RolledBack` to restore what it assumed and ask again. A failure the transaction reports as its
+whole transaction is rolled back, the writer gets its exception, and each other write is made
+again (after its `undo`). A failure the transaction reports as its
 own (a statement or the commit failing in the database) reaches every writer of the batch.
 """
 
@@ -52,8 +52,21 @@ class GroupCommit(Generic[Held, Connections]):
     _leading: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def write(self, what: str, work: Callable[[Connections], Result]) -> Result:
-        """Run `work` in a committed transaction, with whatever other writes are waiting."""
+    def write(self, what: str, work: Callable[[Connections], Result],
+              undo: Callable[[], None] = lambda: None) -> Result:
+        """Run `work` in a committed transaction, with whatever other writes are waiting. `undo` puts
+        back what `work` changed outside the database: it runs when the write is not committed, before
+        a write rolled back for another's failure is made again, or before its own error is raised."""
+        while True:
+            try:
+                return self._write_once(what, work)
+            except RolledBack:
+                undo()
+            except BaseException:
+                undo()
+                raise
+
+    def _write_once(self, what: str, work: Callable[[Connections], Result]) -> Result:
         mine = _Write(what, work)
         with self._lock:
             self._queue.append(mine)
