@@ -516,7 +516,8 @@ def test_a_guest_agent_that_never_answers_holds_its_tier_only_until_the_timeout(
     assert outcomes[database][1].startswith("not ready within the tier timeout (2 s): cannot ping the guest agent")
     assert outcomes[application] == ("ok", None)
     first, second = report["tiers"]
-    assert first["ended"] - first["began"] >= 2 and second["began"] >= first["ended"]
+    # the report gives times rounded to the millisecond, each on its own: their difference may be 1 ms short
+    assert first["ended"] - first["began"] >= 2 - 0.001 and second["began"] >= first["ended"]
     assert guests.state(database) == BOOTED and guests.state(application) == BOOTED
     assert rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")[database]["outcome"] == "not-ready"
     print(f"\ntier 0 (agent) began at {first['began']:.2f} s, gave up at {first['ended']:.2f} s; "
