@@ -292,9 +292,31 @@ def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
                   f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         ratio = seconds[FLEET_PARALLEL] / seconds[1]
         print(f"  ratio concurrent / one after another: {ratio:.2f}   (target <= 0.6)")
+        floor = start_up_ratio(host_count)
+        print(f"  baseline, the same {host_count} processes doing only compute-recover's start-up (imports): "
+              f"ratio {floor:.2f}, what this machine gives such work run {FLEET_PARALLEL} at a time")
         bench_same_host(workdir, url)
     finally:
         cluster.remove()
+
+
+START_UP = "import recovery.cli, recovery.host_commands"
+"""What a `run` process does before it reads anything: most of a 100-instance run's CPU."""
+
+
+def start_up_ratio(count: int) -> float:
+    """Wall time of `count` processes that only start up, FLEET_PARALLEL at a time, over the same one
+    after another: how far this machine's cores carry the part of a run no lock or claim touches."""
+    def start_up(_: int) -> None:
+        subprocess.run([sys.executable, "-c", START_UP], check=True)
+
+    seconds = {}
+    for parallel in (1, FLEET_PARALLEL):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            list(pool.map(start_up, range(count)))
+        seconds[parallel] = time.perf_counter() - started
+    return seconds[FLEET_PARALLEL] / seconds[1]
 
 
 def bench_same_host(workdir: Path, url: str, trials: int = 3) -> None:
