@@ -260,9 +260,16 @@ def reports_of(runs: list[subprocess.CompletedProcess]) -> list[dict]:
     return [json.loads(run.stdout) for run in runs if run.returncode != EXIT_LOCKED]
 
 
+def fleet_parallelisms() -> tuple[int, ...]:
+    """One process per core (what a launcher on this machine should use), then the issue's 8 at a
+    time, more processes than cores: where the lock and the claims meet the most contention."""
+    return tuple(sorted({min(os.cpu_count() or 1, FLEET_PARALLEL), FLEET_PARALLEL}))
+
+
 def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
-    """100 hosts x 100 instances in one PostgreSQL database: concurrent runs (8 at a time) next
-    to the same runs one after another, each with its host's own test-driver document."""
+    """100 hosts x 100 instances in one PostgreSQL database: concurrent runs (one per core, and 8
+    at a time) next to the same runs one after another, each with its host's own test-driver
+    document; next to each ratio, the same processes doing only the start-up."""
     hosts = [f"fleet-{number:03d}" for number in range(host_count)]
     try:
         cluster = PostgresCluster()
@@ -278,7 +285,8 @@ def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
         print(f"fleet: {host_count} hosts x {FLEET_INSTANCES} instances, one PostgreSQL database, "
               "one `compute-recover run` process per host (--lock-timeout 0: a run that would wait is refused)")
         seconds = {}
-        for label, parallel in (("one after another", 1), (f"concurrent, {FLEET_PARALLEL} at a time", FLEET_PARALLEL)):
+        for parallel in (1, *fleet_parallelisms()):
+            label = "one after another" if parallel == 1 else f"concurrent, {parallel} at a time"
             load_fresh(url, fleet)
             runs_cpu, server_cpu = children_cpu_seconds(), cluster.cpu_seconds()
             seconds[parallel], runs = run_hosts(url, [workdir / h for h in hosts], parallel,
@@ -288,13 +296,12 @@ def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
             waits = sum(run.returncode == EXIT_LOCKED for run in runs)
             print(f"  {label:24}: {seconds[parallel]:6.1f} s wall; actions executed twice "
                   f"{executed_twice(reports)}, updates lost {lost_updates(url, reports)}, lock waits {waits}")
-            print(f"  {'':24}  CPU: the runs {runs_cpu:5.1f} s, PostgreSQL {server_cpu:5.1f} s; "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        ratio = seconds[FLEET_PARALLEL] / seconds[1]
-        print(f"  ratio concurrent / one after another: {ratio:.2f}   (target <= 0.6)")
-        floor = start_up_ratio(host_count)
-        print(f"  baseline, the same {host_count} processes doing only compute-recover's start-up (imports): "
-              f"ratio {floor:.2f}, what this machine gives such work run {FLEET_PARALLEL} at a time")
+            print(f"  {'':24}  CPU: the runs {runs_cpu:5.1f} s, PostgreSQL {server_cpu:5.1f} s")
+        floors = start_up_ratios(host_count)
+        for parallel in fleet_parallelisms():
+            print(f"  ratio {parallel} at a time / one after another: {seconds[parallel] / seconds[1]:.2f}   "
+                  f"(target <= 0.6); the same {host_count} processes doing only the start-up (imports): "
+                  f"{floors[parallel]:.2f}")
         bench_same_host(workdir, url)
     finally:
         cluster.remove()
@@ -304,19 +311,20 @@ START_UP = "import recovery.cli, recovery.host_commands"
 """What a `run` process does before it reads anything: most of a 100-instance run's CPU."""
 
 
-def start_up_ratio(count: int) -> float:
-    """Wall time of `count` processes that only start up, FLEET_PARALLEL at a time, over the same one
-    after another: how far this machine's cores carry the part of a run no lock or claim touches."""
+def start_up_ratios(count: int) -> dict[int, float]:
+    """Wall time of `count` processes that only start up, at each fleet parallelism, over the same
+    one after another: how far this machine's cores carry the part of a run no lock or claim
+    touches (more processes than cores cost each one its caches at every switch)."""
     def start_up(_: int) -> None:
         subprocess.run([sys.executable, "-c", START_UP], check=True)
 
     seconds = {}
-    for parallel in (1, FLEET_PARALLEL):
+    for parallel in (1, *fleet_parallelisms()):
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             list(pool.map(start_up, range(count)))
         seconds[parallel] = time.perf_counter() - started
-    return seconds[FLEET_PARALLEL] / seconds[1]
+    return {parallel: seconds[parallel] / seconds[1] for parallel in fleet_parallelisms()}
 
 
 def bench_same_host(workdir: Path, url: str, trials: int = 3) -> None:
