@@ -219,9 +219,14 @@ def run_hosts(url: str, scenarios: list[Path], parallel: int, *options: str) -> 
     def one(scenario: Path) -> subprocess.CompletedProcess:
         return compute_recover("run", "--scenario", scenario, "--db", url, "--json", *options)
 
+    return timed_map(one, scenarios, parallel)
+
+
+def timed_map(function: Callable, items: list, parallel: int) -> tuple[float, list]:
+    """`function` over `items`, `parallel` calls at a time: wall seconds and the results in order."""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        done = list(pool.map(one, scenarios))
+        done = list(pool.map(function, items))
     return time.perf_counter() - started, done
 
 
@@ -263,7 +268,8 @@ def reports_of(runs: list[subprocess.CompletedProcess]) -> list[dict]:
 def fleet_parallelisms() -> tuple[int, ...]:
     """One process per core (what a launcher on this machine should use), then the issue's 8 at a
     time, more processes than cores: where the lock and the claims meet the most contention."""
-    return tuple(sorted({min(os.cpu_count() or 1, FLEET_PARALLEL), FLEET_PARALLEL}))
+    return tuple(sorted({parallel for parallel in (min(os.cpu_count() or 1, FLEET_PARALLEL), FLEET_PARALLEL)
+                         if parallel > 1}))
 
 
 def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
@@ -318,12 +324,8 @@ def start_up_ratios(count: int) -> dict[int, float]:
     def start_up(_: int) -> None:
         subprocess.run([sys.executable, "-c", START_UP], check=True)
 
-    seconds = {}
-    for parallel in (1, *fleet_parallelisms()):
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            list(pool.map(start_up, range(count)))
-        seconds[parallel] = time.perf_counter() - started
+    seconds = {parallel: timed_map(start_up, list(range(count)), parallel)[0]
+               for parallel in (1, *fleet_parallelisms())}
     return {parallel: seconds[parallel] / seconds[1] for parallel in fleet_parallelisms()}
 
 
