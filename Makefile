@@ -94,7 +94,7 @@ bench: setup-test
 
 # docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
 docs: setup
-	@$(PY) -m recovery.docs --man build/man
+	@$(PY) -m recovery.cli.docs --man build/man
 
 lint: setup
 	@$(VENV)/bin/ruff check recovery states tests

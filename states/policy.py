@@ -3,11 +3,11 @@
 Each rule leaves from the states its conditions admit. Its cases are tried in
 order and the first whose conditions all hold is taken: it writes the record,
 starts actions, and either stops the evaluation or continues it with the next
-rule from the state it wrote. `recovery.machine` compiles this table into a
+rule from the state it wrote. `recovery.core.machine` compiles this table into a
 `transitions` machine over every `vm_state/task_state/power_state` triple.
 
 Condition fields are the triple (`vm_state`, `task_state`, `power_state`) and
-the facts of `recovery.facts.Facts`. Values are spelled as strings, booleans or
+the facts of `recovery.core.facts.Facts`. Values are spelled as strings, booleans or
 None, exactly as the facts hold them.
 """
 

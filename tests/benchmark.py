@@ -26,14 +26,14 @@ from scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from recovery.boot import HostBoot
+from recovery.adapters.hypervisor import Hypervisor
+from recovery.cli.exits import EXIT_LOCKED
+from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
+from recovery.core.machine import shared_machine
+from recovery.core.settings import DEFAULT_CONCURRENCY, RunSettings
 from recovery.db import Instance, open_database
-from recovery.exits import EXIT_LOCKED
-from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
-from recovery.hypervisor import Hypervisor
-from recovery.machine import shared_machine
-from recovery.scenario_seed import seed_if_empty
-from recovery.settings import DEFAULT_CONCURRENCY, RunSettings
+from recovery.db.scenarios import seed_if_empty
+from recovery.run.boot import HostBoot
 
 RECORDS = 100_000
 HOST = "bench-host"
@@ -313,7 +313,7 @@ def bench_fleet(workdir: Path, host_count: int = FLEET_HOSTS) -> None:
         cluster.remove()
 
 
-START_UP = "import recovery.cli, recovery.host_commands"
+START_UP = "import recovery.cli, recovery.cli.run"
 """What a `run` process does before it reads anything: most of a 100-instance run's CPU."""
 
 

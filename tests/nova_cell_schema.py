@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeEngine
 
-from recovery.scenario_seed import parse_db_json
+from recovery.db.scenarios import parse_db_json
 
 metadata = MetaData()
 

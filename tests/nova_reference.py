@@ -4,7 +4,7 @@ This follows the procedure of Nova's `ComputeManager.init_host()`:
 `_destroy_evacuated_instances()`, then `_init_instance()` for each instance,
 with `_retry_reboot()` and `compute.utils.get_reboot_type()`, and the
 `running_deleted_instance_action` handling of `_cleanup_running_deleted_instances()`.
-It deliberately shares no code with `states.policy` or `recovery.machine`: the
+It deliberately shares no code with `states.policy` or `recovery.core.machine`: the
 enumerations and state lists below are transcribed from
 Nova's `vm_states.py` / `task_states.py`, so that a mistake in the policy table
 shows up as a disagreement instead of being copied.
@@ -12,7 +12,7 @@ shows up as a disagreement instead of being copied.
 Where the policy (docs/policy.md) deviates from or extends Nova, this follows the
 policy; every such place is marked `POLICY:` in a comment.
 
-`nova_decide(facts)` reads the attributes of a `recovery.facts.Facts` value
+`nova_decide(facts)` reads the attributes of a `recovery.core.facts.Facts` value
 (a null task spelled "none") and returns `(actions, vm_state, task_state)`:
 the ordered action dicts (`{"name": ..., **params}`), and the record's
 vm_state / task_state after the decision's own writes (task None when null).

@@ -22,17 +22,17 @@ import pytest
 from databases import migrated_database
 from sqlalchemy import select, update
 
-from recovery.agent import Agent, guests_started
+from recovery.adapters.hypervisor import Hypervisor, start_event_loop
+from recovery.adapters.network import NetworkHook
+from recovery.agent.loop import Agent, guests_started
+from recovery.agent.metrics import Metrics
+from recovery.agent.sync import CONFLICT, sync_one
+from recovery.cli.run import recover
+from recovery.core.facts import Options
+from recovery.core.settings import AgentSettings, RunSettings
 from recovery.db import ComputeNode, Database, Instance, InstanceRow, RecoveryRun, open_database
 from recovery.db import services as records
-from recovery.facts import Options
-from recovery.host_commands import recover
-from recovery.hypervisor import Hypervisor, start_event_loop
-from recovery.instance_sync import CONFLICT, sync_one
-from recovery.metrics import Metrics
-from recovery.network import NetworkHook
-from recovery.scenario_seed import seed
-from recovery.settings import AgentSettings, RunSettings
+from recovery.db.scenarios import seed
 from states.enums import PowerState
 
 HOST = "compute-1"

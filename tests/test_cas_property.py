@@ -11,12 +11,12 @@ from databases import migrated_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recovery.executor import CONFLICT, LostRace, Plan, Ports, execute
-from recovery.facts import TASK_STATES, VM_STATES, Facts, Options, facts_from_record
-from recovery.hypervisor import Hypervisor
-from recovery.machine import shared_machine
-from recovery.network import NetworkHook
-from recovery.scenario_seed import seed_if_empty
+from recovery.adapters.hypervisor import Hypervisor
+from recovery.adapters.network import NetworkHook
+from recovery.core.facts import TASK_STATES, VM_STATES, Facts, Options, facts_from_record
+from recovery.core.machine import shared_machine
+from recovery.db.scenarios import seed_if_empty
+from recovery.run.execute import CONFLICT, LostRace, Plan, Ports, execute
 
 UUID = "6c1a0b52-0000-4000-8000-00000000c0a5"
 HOST = "compute-1"

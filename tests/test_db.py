@@ -25,7 +25,7 @@ from recovery.db import (
 )
 from recovery.db import journal as journals
 from recovery.db.engine import DEFAULT_DB_PATH
-from recovery.scenario_seed import ScenarioError, parse_db_json, read_db_json, seed, seed_if_empty
+from recovery.db.scenarios import ScenarioError, parse_db_json, read_db_json, seed, seed_if_empty
 from states.enums import PowerState, VmState
 
 HOST = "compute-1"

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from recovery.cli import cli
-from recovery.fact_classes import ALL_TRIPLES
-from recovery.facts import Facts, Options
-from recovery.machine import shared_machine
-from recovery.policy_diff import OPTION_FIELDS, compare, outcome, side
-from recovery.policy_source import installed_policy, policy_from_file
+from recovery.core.facts import Facts, Options
+from recovery.core.machine import shared_machine
+from recovery.proofs.diff import OPTION_FIELDS, compare, outcome, side
+from recovery.proofs.fact_classes import ALL_TRIPLES
+from recovery.proofs.policy_source import installed_policy, policy_from_file
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "states" / "policy.py"
 

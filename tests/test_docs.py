@@ -7,8 +7,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from recovery import docs, scenario_seed
-from recovery.cli import cli
+from recovery.cli import cli, docs
+from recovery.db import scenarios as scenario_seed
 from states.policy import POLICY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ OUTSIDE_REFERENCE = re.compile(r"SPEC|\.\./shared|/work/")
 def test_generated_page_matches_the_code(name):
     committed = (ROOT / "docs" / name).read_text()
     assert committed == docs.generated_pages()[name], (
-        f"docs/{name} is out of date: run `python -m recovery.docs` (or `make docs`) and commit it"
+        f"docs/{name} is out of date: run `python -m recovery.cli.docs` (or `make docs`) and commit it"
     )
 
 

@@ -1,7 +1,7 @@
 """Hostile input is bounded: `decide` lines, `explain --facts` and scenario db.json files.
 
 Each bad record gets one clear line while the others proceed; output stays valid JSON; no
-traceback ever. The bounds are documented in recovery/input_bounds.py.
+traceback ever. The bounds are documented in recovery/core/bounds.py.
 """
 
 import json
@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recovery.cli import cli
-from recovery.db import Instance, InstanceSystemMetadata, Migration
-from recovery.input_bounds import (
+from recovery.core.bounds import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
     MAX_LINE_BYTES,
@@ -25,8 +24,9 @@ from recovery.input_bounds import (
     UUID_LENGTH,
     shown,
 )
-from recovery.render import to_json
-from recovery.scenario_seed import ScenarioError, ignored_fields_warning, parse_db_json, read_db_json
+from recovery.core.documents import to_json
+from recovery.db import Instance, InstanceSystemMetadata, Migration
+from recovery.db.scenarios import ScenarioError, ignored_fields_warning, parse_db_json, read_db_json
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "compute-recover"
 HOST = "this-host"

@@ -16,7 +16,7 @@ import libvirt
 import psutil
 import pytest
 
-from recovery.hypervisor import (
+from recovery.adapters.hypervisor import (
     DomainInfo,
     HostCapacity,
     Hypervisor,

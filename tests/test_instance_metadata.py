@@ -17,11 +17,11 @@ from nova_cell_schema import create_nova_schema, insert_nova_scenario
 from sqlalchemy import insert, inspect
 
 from recovery.cli import cli
+from recovery.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from recovery.core.metadata import MAX_DURATION_SECONDS, format_duration, parse_duration
+from recovery.core.servicegroup import host_down_seconds
 from recovery.db import InstanceMetadata, ServiceRow, migrate, open_database
-from recovery.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from recovery.instance_policy import MAX_DURATION_SECONDS, format_duration, parse_duration
-from recovery.scenario_seed import ScenarioError, parse_db_json, seed
-from recovery.servicegroup import host_down_seconds
+from recovery.db.scenarios import ScenarioError, parse_db_json, seed
 
 HOST = "compute-1"
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from recovery.cli import cli
-from recovery.instance_policy import PolicyValueError, parse_duration, parse_resume
+from recovery.core.metadata import PolicyValueError, parse_duration, parse_resume
 
 HOST = "compute-1"
 STOPPED_BY_OUTAGE = {"uuid": "u-1", "vm_state": "active", "task_state": None, "power_state": "shutdown",

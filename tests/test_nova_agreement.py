@@ -5,8 +5,8 @@ import itertools
 import pytest
 from nova_reference import NOVA_POWER_INTEGERS, POWER_STATES, TASK_STATES, VM_STATES, nova_decide
 
-from recovery.facts import Facts, Options
-from recovery.machine import shared_machine
+from recovery.core.facts import Facts, Options
+from recovery.core.machine import shared_machine
 from states.enums import NO_TASK, PowerState, RunningDeletedInstanceAction, TaskState, VmState
 
 DEFAULTS = Options()

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from test_nova_schema import add_soft_deleted_twins, power_outage_with_destination_node
 
 from recovery.cli import cli
-from recovery.exits import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from recovery.cli.exits import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 POWER_OUTAGE = FIXTURES / "power-outage"
@@ -224,7 +224,7 @@ def test_verbose_names_each_options_source_and_never_the_database_password(nova_
                  "--running-deleted-instance-action", "noop")
 
     assert out.exit_code == EXIT_OK, out.output
-    prefix = "compute-recover: INFO recovery.nova_options: "
+    prefix = "compute-recover: INFO recovery.cli.nova_options: "
     lines = [line.removeprefix(prefix) for line in out.stderr.splitlines() if line.startswith(prefix)]
     assert f"option --resume-guests-state-on-host-boot = true (nova.conf {conf})" in lines
     assert "option --running-deleted-instance-action = noop (command line)" in lines

@@ -1,4 +1,4 @@
-"""nova.conf reading (recovery/novaconf.py) against real files in temp dirs."""
+"""nova.conf reading (recovery/adapters/novaconf.py) against real files in temp dirs."""
 
 import socket
 import tempfile
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recovery.novaconf import DEFAULT_SOURCE, NovaConf, NovaConfError, config_files, read_nova_conf
+from recovery.adapters.novaconf import DEFAULT_SOURCE, NovaConf, NovaConfError, config_files, read_nova_conf
 
 PASSWORD = "n0va-Pa55"
 

@@ -23,7 +23,7 @@ from test_run import FIXTURES, HOST, U, cli_run, invoke, load_scenario, query, s
 from test_safety import busy_host
 from test_safety import cli as safety_cli
 
-from recovery import logs
+from recovery.cli import logs
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "compute-recover"
 
@@ -181,9 +181,9 @@ def test_verbose_logs_go_to_stderr_never_into_json(tmp_path):
     load_scenario(path, "power-outage")
     out = invoke("-vv", "run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
     assert out.doc["run_id"] == 1
-    assert f"compute-recover: INFO recovery.host_commands: recovering host {HOST}" in out.stderr
+    assert f"compute-recover: INFO recovery.cli.run: recovering host {HOST}" in out.stderr
     assert "run 1 on host compute-1 finished" in out.stderr
-    assert f"DEBUG recovery.executor: {U('03')}: reboot" in out.stderr
+    assert f"DEBUG recovery.run.execute: {U('03')}: reboot" in out.stderr
     quiet = invoke("-q", "run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
     assert quiet.stderr == "" and quiet.doc["run_id"] == 2
 
@@ -199,11 +199,11 @@ def test_syslog_receives_the_runs_log(tmp_path):
                         FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
         assert result.exit_code == 0 and result.stderr == ""
         records = []
-        while not any("recovery.host_commands" in record for record in records):
+        while not any("recovery.cli.run" in record for record in records):
             records.append(listener.recv(65536).decode())
     tag = f"<30>compute-recover[{os.getpid()}]: INFO"
-    assert records[-1].startswith(f"{tag} recovery.host_commands: recovering host")
-    assert records[0].startswith(f"{tag} recovery.nova_options: option --")  # each option's source comes first
+    assert records[-1].startswith(f"{tag} recovery.cli.run: recovering host")
+    assert records[0].startswith(f"{tag} recovery.cli.nova_options: option --")  # each option's source comes first
 
 
 def test_log_targets_that_are_not_there_are_one_line_and_exit_2(tmp_path):
@@ -395,12 +395,12 @@ def test_the_journal_receives_structured_records(tmp_path, journal_socket):
                     f"sqlite:///{path}", "--json")
     assert result.exit_code == 0 and result.stderr == ""
     fields: dict[str, str] = {}
-    while fields.get("LOGGER") != "recovery.host_commands":
+    while fields.get("LOGGER") != "recovery.cli.run":
         datagram = journal_socket.recv(65536).decode()
         fields = dict(line.split("=", 1) for line in datagram.splitlines() if "=" in line)
     assert fields["MESSAGE"].startswith("recovering host compute-1")
     assert (fields["PRIORITY"], fields["SYSLOG_IDENTIFIER"], fields["LOGGER"]) == (
-        "6", "compute-recover", "recovery.host_commands")
+        "6", "compute-recover", "recovery.cli.run")
 
 
 def test_a_lock_wait_is_logged_with_verbose(tmp_path):

@@ -1,5 +1,5 @@
 """Ordered restart with readiness (docs/recovery-policy.md): the start-order metadata keys, the
-pure waiting of one tier (recovery/tiers.py TierWait, with times given, no sleeps), and the
+pure waiting of one tier (recovery/run/tiers.py TierWait, with times given, no sleeps), and the
 fixtures/ordered-restart scenario run on libvirt's test driver against a real TCP socket that the
 test opens late, or never."""
 
@@ -18,12 +18,11 @@ from databases import migrated_database
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery.boot import HostBoot, RunResult
+from recovery.adapters.hypervisor import Hypervisor
 from recovery.cli import cli
-from recovery.db import open_database
-from recovery.facts import Options, facts_from_record
-from recovery.hypervisor import Hypervisor
-from recovery.instance_policy import (
+from recovery.core.facts import Options, facts_from_record
+from recovery.core.machine import shared_machine
+from recovery.core.metadata import (
     DEFAULT_ORDER,
     READY_AGENT,
     READY_RUNNING,
@@ -32,11 +31,12 @@ from recovery.instance_policy import (
     StartOrder,
     start_order,
 )
-from recovery.machine import shared_machine
-from recovery.report import run_json
-from recovery.scenario_seed import read_db_json, seed_if_empty
-from recovery.settings import RunSettings
-from recovery.tiers import NOT_READY, TierWait, starts_guest
+from recovery.core.settings import RunSettings
+from recovery.db import open_database
+from recovery.db.scenarios import read_db_json, seed_if_empty
+from recovery.present.report import run_json
+from recovery.run.boot import HostBoot, RunResult
+from recovery.run.tiers import NOT_READY, TierWait, starts_guest
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "ordered-restart"
 HOST = "compute-1"

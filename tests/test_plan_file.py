@@ -23,14 +23,14 @@ from hypothesis import strategies as st
 from scenarios import instance_uuid, write_scenario
 from sqlalchemy import create_engine, text
 
-from recovery.boot import HostBoot
+from recovery.adapters.hypervisor import Hypervisor
 from recovery.cli import cli
+from recovery.core.facts import Options
+from recovery.core.machine import shared_machine
+from recovery.core.settings import RunSettings
 from recovery.db import open_database
-from recovery.facts import Options
-from recovery.hypervisor import Hypervisor
-from recovery.machine import shared_machine
-from recovery.plan_file import PlanApplication, PlanFileError, parse_plan
-from recovery.settings import RunSettings
+from recovery.run.boot import HostBoot
+from recovery.run.plan_file import PlanApplication, PlanFileError, parse_plan
 
 HOST = "plan-host"
 COUNT = 30
@@ -294,7 +294,7 @@ def test_applying_a_plan_issues_no_statement_more_than_a_run(tmp_path):
 
 def resealed(document: dict) -> str:
     """A document edited as a forger would, its checksum made to match again."""
-    from recovery.plan_file import checksum
+    from recovery.run.plan_file import checksum
 
     body = {k: v for k, v in document.items() if k != "sha256"}
     return json.dumps({**body, "sha256": checksum(body)})

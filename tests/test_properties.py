@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recovery.cli import cli
-from recovery.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, Options, facts_from_record
-from recovery.graph import takeable_edges
-from recovery.machine import RecoveryMachine, shared_machine
-from recovery.render import decision_json
-from recovery.verify import CONVERGENCE_BOUND, attach_model, convergence, fire_triggers, safety
+from recovery.core.documents import decision_json
+from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, Options, facts_from_record
+from recovery.core.machine import RecoveryMachine, shared_machine
+from recovery.present.graph import takeable_edges
+from recovery.proofs.verify import CONVERGENCE_BOUND, attach_model, convergence, fire_triggers, safety
 from states.enums import NO_TASK, ResumePolicy, RunningDeletedInstanceAction
 from states.policy import ACTIONS, POLICY
 

@@ -39,8 +39,8 @@ from real_libvirt import (
     wait_for,
 )
 
-from recovery.hypervisor import Hypervisor, HypervisorError, HypervisorLost
-from recovery.scenario_seed import read_db_json, seed
+from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
+from recovery.db.scenarios import read_db_json, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTAGE = ROOT / "fixtures" / "power-outage"

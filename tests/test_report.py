@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from recovery.cli import cli
-from recovery.report_table import print_report
+from recovery.present.report_table import print_report
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

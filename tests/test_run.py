@@ -21,16 +21,16 @@ import pytest
 from click.testing import CliRunner
 from databases import migrated_database
 
-from recovery.boot import HostBoot, Refused
+from recovery.adapters.hypervisor import Hypervisor
+from recovery.adapters.network import NetworkHook
 from recovery.cli import cli
+from recovery.core.facts import Options
+from recovery.core.machine import shared_machine
+from recovery.core.settings import RunSettings
 from recovery.db import open_database
-from recovery.facts import Options
-from recovery.hypervisor import Hypervisor
-from recovery.machine import shared_machine
-from recovery.network import NetworkHook
-from recovery.report import run_json
-from recovery.scenario_seed import read_db_json, seed_if_empty
-from recovery.settings import RunSettings
+from recovery.db.scenarios import read_db_json, seed_if_empty
+from recovery.present.report import run_json
+from recovery.run.boot import HostBoot, Refused
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

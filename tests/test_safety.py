@@ -26,9 +26,9 @@ from scenarios import INTERRUPTED_HARD_REBOOTS, write_scenario
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from recovery.cli.exits import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from recovery.db import open_database
 from recovery.db.lock import LockTimeout, host_lock
-from recovery.exits import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -445,12 +445,12 @@ def test_an_upper_case_uuid_in_the_database_is_its_domains_record(tmp_path):
 def test_a_claim_lost_to_a_concurrent_writer_is_decided_again_from_that_row_alone(tmp_path):
     """A writer changes one row between the run's read and its claim: the run decides that one
     instance again from its own row and domain, and acts on the new decision only."""
-    from recovery.boot import HostBoot
-    from recovery.facts import Options
-    from recovery.hypervisor import Hypervisor
-    from recovery.machine import shared_machine
-    from recovery.network import NetworkHook
-    from recovery.settings import RunSettings
+    from recovery.adapters.hypervisor import Hypervisor
+    from recovery.adapters.network import NetworkHook
+    from recovery.core.facts import Options
+    from recovery.core.machine import shared_machine
+    from recovery.core.settings import RunSettings
+    from recovery.run.boot import HostBoot
 
     path = tmp_path / "db.sqlite"
     url = f"sqlite:///{path}"

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from recovery.cli import cli
+from recovery.cli.services import service_json
+from recovery.core.servicegroup import is_up, service_down_time
 from recovery.db import Database, Service, ServiceRow
 from recovery.db import services as records
-from recovery.service_commands import service_json
-from recovery.servicegroup import is_up, service_down_time
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "compute-1"

@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from recovery.cli import cli
-from recovery.fact_classes import FACT_FIELDS, OTHER, explore, fact_classes, guard_tests
-from recovery.facts import Facts
-from recovery.machine import shared_machine
-from recovery.policy_source import installed_policy, policy_at_revision
-from recovery.verify import EVIDENCE_TESTS, decision_summary
+from recovery.core.facts import Facts
+from recovery.core.machine import shared_machine
+from recovery.proofs.fact_classes import FACT_FIELDS, OTHER, explore, fact_classes, guard_tests
+from recovery.proofs.policy_source import installed_policy, policy_at_revision
+from recovery.proofs.verify import EVIDENCE_TESTS, decision_summary
 from states.policy import POLICY
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "states" / "policy.py"

@@ -20,8 +20,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
+from recovery.core.settings import DEFAULT_DB_TIMEOUT
 from recovery.db.urls import DatabaseUrlError, masked, parse_database_url, scrub, sqlite_path
-from recovery.settings import DEFAULT_DB_TIMEOUT
 
 DB_ENV = "COMPUTE_RECOVER_DB"
 """Environment variable naming the database: an SQLAlchemy URL or a path to an SQLite file."""

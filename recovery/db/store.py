@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
+from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
 from recovery.db.models import (
     ComputeNode,
@@ -51,7 +52,6 @@ from recovery.db.models import (
     Service,
     ServiceRow,
 )
-from recovery.input_bounds import NOVA_INTEGER_MAX
 from states.enums import EVACUATION_PENDING_STATUSES, VmState
 
 LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating")

@@ -1,0 +1,203 @@
+"""The body of `compute-recover explain INSTANCE`: an instance's journal, newest run first, and with
+--live what the machine would decide now, as the instance's last run would have (its host and
+options, unless flags say otherwise). Facts are shown in the spelling `decide` reads."""
+
+import logging
+import socket
+from dataclasses import dataclass, replace
+
+import click
+
+from recovery.cli.exits import EXIT_USAGE, fail
+from recovery.cli.instance_names import resolve_instance
+from recovery.cli.run import open_db, open_hypervisor
+from recovery.core.documents import explanation_json, explanation_text, format_action, walk_lines
+from recovery.core.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of
+from recovery.core.machine import shared_machine
+from recovery.core.metadata import PolicyValueError, format_duration, start_order
+from recovery.core.servicegroup import host_down_seconds
+from recovery.db import Database, DatabaseError
+from recovery.db import journal as journals
+from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
+from recovery.db.services import list_services
+from recovery.db.store import utcnow
+from recovery.present.formats import Output, emit, selected_columns
+from recovery.run.boot import live_record
+from states.enums import PowerState, ResumePolicy
+
+log = logging.getLogger(__name__)
+
+RUN_COLUMNS = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "path", "actions",
+               "outcome", "error", "final_state", "reason")
+"""The columns of `explain -f value|csv` (one row a journaled run, newest first) and of -c."""
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    """What --live decides with: the flags given (None: not given, so the last run's value)."""
+
+    libvirt_uri: str
+    host: str | None
+    options: Options
+    given_options: frozenset[str]
+
+
+def explain_journal(instance: str, live: LiveRequest | None, output: Output, limit: int | None,
+                    db_url: str | None, db_timeout: float, libvirt_uri: str, journal_db_url: str | None = None) -> None:
+    """The journal is read from `journal_db_url` when given (runs made against a Nova database), else from --db."""
+    columns = selected_columns(RUN_COLUMNS, output.columns)
+    db = open_db(db_url, read_only=True, timeout=db_timeout)
+    journal = db if journal_db_url is None else open_db(journal_db_url, read_only=True, timeout=db_timeout,
+                                                        option="--journal-db")
+    try:
+        uuid = resolve_instance(db, instance, libvirt_uri)
+        has_journal = journal.has_tables("recovery_journal", "recovery_runs")
+        entries = journals.journal_for(journal, uuid, limit) if has_journal else []
+        row = db.load_instances_by_uuid([uuid]).get(uuid) if db.has_tables("instances") else None
+        if not entries and row is None:
+            where = db.masked_url if journal is db else f"{db.masked_url} or {journal.masked_url}"
+            fail(f"unknown instance {uuid}: no instance record and no journal entry in {where}; "
+                 "check the uuid, --db and --journal-db", EXIT_USAGE)
+        identity = None if row is None else {
+            "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
+        live_doc = _live_explanation(db, uuid, live, entries[0] if entries else None) if live else None
+    except DatabaseError as error:
+        fail(str(error), EXIT_USAGE)
+    finally:
+        db.close()
+        if journal is not db:
+            journal.close()
+    owner = identity["host"] if identity else None
+    doc = {"uuid": uuid, "instance": identity, "start_order": None if row is None else _start_order_json(row.metadata),
+           "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
+    emit(output, doc, lambda: [_run_row(run) for run in doc["runs"]], columns, lambda: click.echo(journal_text(doc)))
+
+
+def _start_order_json(metadata: dict[str, str]) -> dict:
+    """The tier and readiness check its metadata gives, used whenever a run starts its guest."""
+    try:
+        order = start_order(metadata)
+    except PolicyValueError as error:
+        return {"error": str(error)}
+    return {"tier": order.priority, "ready": order.describe()}
+
+
+def _journal_json(entry: dict, owner: str | None) -> dict:
+    keep = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "facts", "considered",
+            "path", "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
+    doc = {k: entry.get(k) for k in keep}
+    doc["run_started_at"] = f"{entry['run_started_at']:%Y-%m-%d %H:%M:%S} UTC"  # stored as naive UTC, like Nova
+    doc["plan"] = (entry.get("run_options") or {}).get("plan")
+    if entry.get("facts") is not None:
+        facts = Facts(**entry["facts"])
+        host = entry["run_host"] if facts.owned else owner or f"(not {entry['run_host']})"
+        doc["facts"] = decide_record(facts, host)
+        doc["options"] = options_of(facts)
+        run_options = entry.get("run_options") or {}
+        if "host_down_seconds" in run_options:  # journaled by runs that read the downtime
+            doc["facts"]["host_down_seconds"] = run_options["host_down_seconds"]
+            doc["options"]["max_downtime"] = run_options.get("max_downtime")
+            doc["downtime"] = _downtime_note(facts, run_options["host_down_seconds"], run_options.get("max_downtime"))
+    return doc
+
+
+def _downtime_note(facts: Facts, down: float | None, max_downtime: float | None) -> str:
+    """How long the host was down, against the limit the decision compared it with."""
+    said = "host was down " + ("for an unknown time (no heartbeat recorded)" if down is None else format_duration(down))
+    if facts.resume_policy == ResumePolicy.IF_DOWN_LESS_THAN.value:
+        return f"{said}; its recover:resume=if-down-less-than duration" + (" was reached" if facts.down_too_long else
+                                                                          " was not reached")
+    if max_downtime is not None:
+        return f"{said}; --max-downtime {format_duration(max_downtime)}" + (" reached" if facts.down_too_long else "")
+    return said
+
+
+def _run_row(run: dict) -> dict:
+    final = f"{run['final_vm_state']}/{run['final_task_state'] or 'none'}/{_power_label(run['final_power_state'])}"
+    return {**{c: run.get(c) for c in RUN_COLUMNS}, "final_state": final,
+            "path": " → ".join(step["rule"] for step in run["path"] or []),
+            "actions": ", ".join(f"{format_action(a)}: {a['outcome']}" for a in run["actions"] or [])}
+
+
+def _power_label(value: int | None) -> str:
+    return PowerState(value).label if value is not None else "?"
+
+
+def _live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Options, str]:
+    """The host and options of the instance's last run, with the flags given winning; and where they came from."""
+    if last_run is None:
+        return live.host or socket.gethostname(), live.options, "no run has journaled it, so with the flags' options"
+    recorded = last_run.get("run_options") or {}
+    kept = {name: recorded[name] for name in Options.__dataclass_fields__
+            if name in recorded and name not in live.given_options}
+    source = f"as run {last_run['run_id']} on host {last_run['run_host']} decided it"
+    if live.host or live.given_options:
+        source += ", except where flags say otherwise"
+    return live.host or last_run["run_host"], replace(live.options, **kept), source
+
+
+def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict | None) -> dict | None:
+    host, options, source = _live_settings(live, last_run)
+    log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
+    services = list_services(db, host, "nova-compute")
+    down = host_down_seconds(services[0] if services else None, utcnow())
+    found = live_record(db, open_hypervisor(live.libvirt_uri, read_only=True), uuid, host, down)
+    if found is None:
+        return None
+    record, _row = found
+    try:
+        facts = facts_from_record(record, host, options)
+    except FactsError as error:
+        return {"host": host, "decided": source, "error": f"bad database row: {error}"}
+    return {"host": host, "decided": source, **explanation_json(shared_machine(), facts, record)}
+
+
+def journal_text(doc: dict) -> str:
+    identity = doc["instance"]
+    if identity is None:
+        lines = [f"instance {doc['uuid']}: its record is gone from the database; journal only"]
+    else:
+        lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'}): host {identity['host']}, "
+                 f"node {identity['node']}" + (", record deleted" if identity["deleted"] else "")]
+        order = doc["start_order"]
+        told = order.get("error") or f"tier {order['tier']}, ready: {order['ready']}"
+        lines.append(f"start order (when a run starts it): {told}")
+    if not doc["runs"]:
+        lines.append("no run has journaled it yet" + ("" if doc["live"] else "; add --live to decide it now"))
+    for number, run in enumerate(doc["runs"]):
+        label = "newest run" if number == 0 else "earlier run"
+        lines.append("")
+        lines.append(f"== {label} {run['run_id']} on host {run['run_host']} at {run['run_started_at']}"
+                     + (" (dry run)" if run["dry_run"] else "") + _status_note(run))
+        if run["plan"]:
+            plan = run["plan"]
+            lines.append(f"applied plan {plan['file']} (sha256 {plan['sha256']}, made at {plan['made_at']})")
+        if run["facts"] is None:
+            lines.append(f"not decided: {run['error']}")
+            continue
+        lines += walk_lines({**run, "state": run["start_state"]})
+        if run.get("downtime"):
+            lines.append(f"downtime: {run['downtime']}")
+        lines.append(f"why: {run['reason']}")
+        lines.append("actions:")
+        for action in run["actions"] or []:
+            lines.append(f"  {format_action(action)}: {action['outcome']}"
+                         + (f" — {action['error']}" if action.get("error") else ""))
+        if not run["actions"]:
+            lines.append("  none")
+        lines.append(f"outcome: {run['outcome']}" + (f" — {run['error']}" if run["error"] else ""))
+        lines.append(f"record after the run: {run['final_vm_state']}/{run['final_task_state'] or 'none'}/"
+                     f"{_power_label(run['final_power_state'])}")
+    if doc["live"] is not None:
+        live = doc["live"]
+        lines += ["", f"== what the machine would decide now (--live) as host {live['host']}, {live['decided']}"]
+        lines.append(live["error"] if "error" in live else explanation_text(live))
+    return "\n".join(lines)
+
+
+def _status_note(run: dict) -> str:
+    if run.get("run_status") == RUN_INTERRUPTED:
+        return " (interrupted: the run never finished; what it intended and what it completed are below)"
+    if run.get("run_status") == RUN_RUNNING:
+        return " (still running, or killed and not yet marked interrupted by the host's next run)"
+    return ""

@@ -1,0 +1,42 @@
+"""What a decision does to the facts once its writes are made and its actions ran.
+
+Pure: the executor writes these effects to the record after an action
+succeeds, and the property suite uses them to prove convergence.
+"""
+
+from recovery.core.facts import Facts
+from recovery.core.machine import Decision
+from states.enums import NO_TASK
+from states.policy import ACTIONS, Action, ActionOutcome
+
+
+def action_effects(action: Action, succeeded: bool,
+                   vocabulary: dict[str, ActionOutcome] = ACTIONS) -> dict[str, object]:
+    """The fact changes an action causes, by the vocabulary's declared outcomes."""
+    outcome = vocabulary[action.name]
+    if not succeeded:
+        return dict(outcome.on_failure)
+    effects = dict(outcome.on_success)
+    params = dict(action.params)
+    for (param, value), extra in outcome.on_success_by_param:
+        if params.get(param) == value:
+            effects.update(extra)
+    return effects
+
+
+def apply_effects(facts: Facts, effects: dict[str, object]) -> Facts:
+    """New facts after effects; a new power state is also what the database now records."""
+    changes = dict(effects)
+    if "task_state" in changes and changes["task_state"] is None:
+        changes["task_state"] = NO_TASK
+    if "power_state" in changes:
+        changes["db_power_state"] = changes["power_state"]
+    return facts._replace(**changes)
+
+
+def after_success(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACTIONS) -> Facts:
+    """The facts once the decision's writes are made and all its actions succeeded."""
+    facts = decision.facts._replace(vm_state=decision.vm_state, task_state=decision.task_state or NO_TASK)
+    for action in decision.actions:
+        facts = apply_effects(facts, action_effects(action, succeeded=True, vocabulary=vocabulary))
+    return facts

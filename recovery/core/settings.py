@@ -1,0 +1,70 @@
+"""What one run of the host boot routine is asked to do."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from recovery.core.facts import Options
+from states.power_sync import LIFECYCLE_DELAY
+
+DEFAULT_CONCURRENCY = 4
+"""Few guests start at once, so a host coming back does not cause a boot storm."""
+
+DEFAULT_DB_TIMEOUT = 30.0
+"""How long one database call may take (connect, statement, commit) before the database counts as failed."""
+
+DEFAULT_TIER_TIMEOUT = 300.0
+"""How long one tier of ordered restart waits for its guests to be ready before the next tier starts."""
+MAX_TIER_TIMEOUT = 86_400.0
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+"""How long a run waits for another recovery of the same host to finish before giving up."""
+
+DEFAULT_INSTANCES_PATH = Path("/var/lib/nova/instances")
+"""Nova's instances_path: where an instance's local disks live, in a directory named by its uuid."""
+
+STATE_DIR_ENV = "COMPUTE_RECOVER_STATE_DIR"
+DEFAULT_STATE_DIR = "/var/lib/compute-recover"
+"""Where compute-recover keeps its own state on a host: the journal database beside a Nova one."""
+
+JOURNAL_FILE = "journal.sqlite"
+
+
+def default_journal_path() -> str:
+    """The journal database a bare `--journal-db` names: a local SQLite file in
+    $COMPUTE_RECOVER_STATE_DIR, else in DEFAULT_STATE_DIR."""
+    return os.path.join(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR, JOURNAL_FILE)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    host: str
+    node: str
+    options: Options
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    stop_timeout: float = 60.0
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    tier_timeout: float = DEFAULT_TIER_TIMEOUT
+    nova_cell: bool = False
+    """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
+    applied_plan: dict[str, str] | None = None
+    """`run --plan`: the plan file's name and sha256, journaled with the run's options."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What `agent` does after the recovery, and how often (seconds)."""
+
+    report_interval: float = 10.0
+    """Between heartbeats (Nova's report_interval)."""
+    sync_power_state_interval: float = 600.0
+    """Between full power-state syncs (Nova's sync_power_state_interval)."""
+    update_resources_interval: float = 60.0
+    """Between updates of the compute node record (Nova's periodic tick)."""
+    lifecycle_event_delay: float = LIFECYCLE_DELAY
+    """How long a STOPPED event waits for a later event that cancels it (a reboot)."""
+    reconnect_interval: float = 5.0
+    """Between attempts to reopen a lost libvirt connection."""
+    metrics_textfile: str | None = None
+    """Written after the run and every report interval, for node-exporter's textfile collector."""

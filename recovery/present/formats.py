@@ -1,0 +1,139 @@
+"""Listings in the openstack CLI's formats (cliff's): -f table|json|value|csv|yaml and -c COLUMN.
+
+`value` prints each row's values separated by spaces, one row a line, no header (for shell loops);
+`csv` a header and one quoted line a row; `json` and `yaml` a list of row objects, or, without -c,
+the command's whole document. With `json` or `yaml`, a fatal error is also one object
+`{"error": ..., "exit_code": ...}` on stdout; `value` and `csv` print nothing on stdout then (a line
+there would read as data): the exit code and the message on stderr tell.
+"""
+
+import csv
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+FORMATS = ("table", "json", "value", "csv", "yaml")
+DOCUMENT_FORMATS = ("json", "yaml")
+"""The formats a fatal error is also printed in, on stdout."""
+_FORMAT_KEY = "recovery.output_format"
+"""Where the format chosen on the command line is kept in click's context (shared by the command's
+contexts), so that an error raised anywhere can be printed in it."""
+
+
+@dataclass(frozen=True)
+class Output:
+    format: str = "table"
+    columns: tuple[str, ...] = ()
+
+    @property
+    def for_people(self) -> bool:
+        return self.format == "table"
+
+
+def remember_format(ctx: click.Context, param: click.Parameter, value: object) -> object:
+    """Eager callback of -f and --json: later errors of the command are printed in this format."""
+    if value is True:
+        ctx.meta[_FORMAT_KEY] = "json"
+    elif value and value != "table":  # -f's default never hides --json's choice
+        ctx.meta[_FORMAT_KEY] = value
+    return value
+
+
+def chosen_output(output_format: str, as_json: bool, columns: tuple[str, ...]) -> Output:
+    if as_json and output_format not in ("table", "json"):
+        raise click.UsageError(f"--json is short for -f json, and -f {output_format} was given too: keep one")
+    return Output("json" if as_json else output_format, columns)
+
+
+def error_document(message: str, exit_code: int) -> str | None:
+    """A fatal error as the chosen machine format prints it on stdout, or None (table, value, csv)."""
+    ctx = click.get_current_context(silent=True)
+    chosen = ctx.meta.get(_FORMAT_KEY) if ctx is not None else None
+    if chosen not in DOCUMENT_FORMATS:
+        return None
+    return document_text({"error": message, "exit_code": exit_code}, chosen)
+
+
+def document_text(doc: object, fmt: str) -> str:
+    if fmt == "yaml":
+        import yaml  # imported on use: only yaml output needs it
+
+        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n")
+    from recovery.core.documents import to_json
+
+    return to_json(doc, indent=2)
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def selected_columns(available: Sequence[str], wanted: tuple[str, ...]) -> list[str]:
+    """The -c columns in the order given (any case, spaces or dashes for underscores); all without -c.
+    An unknown name is a usage error listing the columns there are."""
+    if not wanted:
+        return list(available)
+    by_key = {_key(name): name for name in available}
+    unknown = [name for name in wanted if _key(name) not in by_key]
+    if unknown:
+        raise click.UsageError(f"unknown column(s) {', '.join(unknown)}: the columns are {', '.join(available)}")
+    return [by_key[_key(name)] for name in wanted]
+
+
+def print_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
+    """Rows in a machine format; None prints as cliff prints it (None) in value, empty in csv."""
+    if fmt in DOCUMENT_FORMATS:
+        click.echo(document_text([{c: row.get(c) for c in columns} for row in rows], fmt))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_csv_cell(row.get(c)) for c in columns] for row in rows)
+    else:
+        for row in rows:
+            click.echo(" ".join(str(row.get(c)) for c in columns))
+
+
+def _csv_cell(value: object) -> object:
+    return "" if value is None else value
+
+
+def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
+               headers: dict[str, str] | None = None) -> "Table":
+    """The chosen columns as a table; uuids and states never wrap."""
+    from rich.table import Table  # imported on use: `decide` starts without rich
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column((headers or {}).get(column, column), no_wrap=column in ("uuid", "id") or "state" in column,
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
+    return table
+
+
+def emit(output: Output, doc: object, rows: Callable[[], list[dict]], columns: list[str],
+         for_people: Callable[[], None], headers: dict[str, str] | None = None) -> None:
+    """A command's result in the chosen format: its own layout for people (a table of the -c columns
+    with -c), its whole document in json or yaml (rows of the -c columns with -c), rows in value and csv."""
+    if output.for_people and not output.columns:
+        for_people()
+    elif output.for_people:
+        stdout_console().print(rows_table(rows(), columns, headers=headers))
+    elif output.format in DOCUMENT_FORMATS and not output.columns:
+        click.echo(document_text(doc, output.format))
+    else:
+        print_rows(rows(), columns, output.format)
+
+
+def stdout_console() -> "Console":
+    """rich's console on stdout: the terminal's width there, 200 columns into a pipe or file."""
+    from rich.console import Console  # imported on use: `decide` starts without rich
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)

@@ -1,0 +1,436 @@
+"""Carry out one instance's decision against libvirt, the network hook and the database.
+
+Claim before act: before its first action an instance's row is claimed by a compare-and-swap on
+the (vm_state, task_state, updated_at) it was decided from, which writes the decision's own
+writes and a new updated_at, so a concurrent writer is detected before any action, never after.
+Steps then run in order; each action's outcome is journaled as it completes, and the state the
+actions reached is written, with the journal's final word, in one last transaction (two, the
+record's first, when the journal has a database of its own). Each of these writes is committed
+before the step after it, in a transaction it shares with the other workers' writes of the
+moment (recovery.db.group_commit). An action
+that fails applies Nova's failure writes, and one that stops on failure skips the rest.
+
+A run that loses its database or its hypervisor is halted: no instance starts another action,
+and nothing is written on behalf of an action whose end was not seen.
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
+from recovery.adapters.network import NetworkHook
+from recovery.core.documents import action_json
+from recovery.core.effects import action_effects
+from recovery.core.facts import record_task_state
+from recovery.core.machine import Decision
+from recovery.core.metadata import StartOrder
+from recovery.db import Database, DatabaseFailure
+from recovery.db.group_commit import GroupCommit
+from recovery.db.journal import update_entry
+from states.enums import NO_TASK, PowerState
+from states.policy import ACTIONS, Action
+
+OK, FAILED, SKIPPED, CONFLICT = "ok", "failed", "skipped", "conflict"
+NOT_STARTED = "not-started"
+"""The run halted before this instance's first action: nothing was done or written for it."""
+INTERRUPTED = "interrupted"
+"""The run halted while this instance was being recovered: what its last action did is unknown,
+and its record holds what was claimed; the next run decides it again."""
+CHANGED = "changed"
+"""`run --plan`: the instance's facts (or its decision) changed since the plan was made: nothing was done to it."""
+UNPLANNED = "unplanned"
+"""`run --plan`: the instance is not in the plan (new on the host since): nothing was done to it."""
+PENDING = "pending"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    outcome: str
+    error: str | None = None
+
+
+@dataclass
+class Plan:
+    """What the executor needs beyond the decision: which row to claim, and where it is journaled."""
+
+    uuid: str
+    """Canonical (lower case), as libvirt, the report and the journal name the instance."""
+    decision: Decision
+    writable: bool
+    """Only a live record of this host is written; evacuated or deleted ones are not ours."""
+    evacuation_id: int | None = None
+    stored_uuid: str | None = None
+    """The uuid as the row stores it, when its case differs."""
+    updated_at: datetime | None = None
+    """The row's updated_at when it was read: part of what a claim compares."""
+    journal_id: int | None = None
+    record: dict | None = None
+    """The decide input record it was decided from, as `plan --out` writes it."""
+    order: StartOrder | None = None
+    """When its guest is started (recovery/run/tiers.py); None when its decision starts no guest."""
+
+
+@dataclass
+class InstanceResult:
+    uuid: str
+    decision: Decision | None
+    actions: list[ActionResult] = field(default_factory=list)
+    outcome: str = OK
+    error: str | None = None
+    vm_state: str | None = None
+    task_state: str | None = None
+    power_state: str | None = None
+    """Read from libvirt after the actions (None: not read)."""
+    order: StartOrder | None = None
+    """The start order its guest was started in, as its plan's."""
+    ready_seconds: float | None = None
+    """Seconds from its start until its tier saw it ready (None: not awaited, or never ready)."""
+
+
+class Halt:
+    """Shared by every instance of one run: once the database or the hypervisor is gone, no
+    instance starts another action. The first reason is kept."""
+
+    def __init__(self) -> None:
+        self._reason: str | None = None
+        self.database_failed = False
+        self._lock = threading.Lock()
+
+    def stop(self, reason: str, database: bool = False) -> None:
+        with self._lock:
+            self._reason = self._reason or reason
+            self.database_failed = self.database_failed or database
+
+    @property
+    def reason(self) -> str | None:
+        return self._reason
+
+
+@dataclass
+class Ports:
+    hypervisor: Hypervisor
+    database: Database
+    """The instance records (Nova's tables)."""
+    network: NetworkHook
+    stop_timeout: float = 60.0
+    halt: Halt = field(default_factory=Halt)
+    journal: Database | None = None
+    """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
+    writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
+    """Every instance's record and journal writes, committed together with the other workers'."""
+
+    def __post_init__(self) -> None:
+        self.writes = GroupCommit(self._connections, self._recording)
+
+    @property
+    def journal_database(self) -> Database:
+        return self.journal or self.database
+
+    @contextmanager
+    def _connections(self) -> Iterator[tuple[Connection, Connection]]:
+        """The records' connection and the journal's (the same one when they share a database)."""
+        with self.database.connection("write the instance records") as records:
+            if self.journal is None:
+                yield records, records
+                return
+            with self.journal.connection("write the journal") as journal:
+                yield records, journal
+
+    @contextmanager
+    def _recording(self, held: tuple[Connection, Connection], what: str) -> Iterator[tuple[Connection, Connection]]:
+        """A record write and its journal entry: one transaction in one database; in two, the
+        journal's commits after the record's, so the journal never claims a write that failed."""
+        records, journal = held
+        if records is journal:
+            with self.database.transaction_on(records, what):
+                yield records, records
+            return
+        with self.journal_database.transaction_on(journal, f"journal: {what}"), \
+                self.database.transaction_on(records, what):
+            yield records, journal
+
+
+class LostRace(Exception):
+    """The record changed under us before anything was written or done; nothing was."""
+
+
+def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
+    hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
+    name = action.name
+    if name in ("restart_deletion", "destroy_evacuated", "reap_domain"):
+        # Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so.
+        hv.destroy_and_undefine(uuid, destroy_disks=name == "restart_deletion" or params.get("destroy_disks", False))
+    elif name == "reboot":
+        (hv.hard_reboot if params["type"] == "hard" else hv.soft_reboot)(uuid)
+    elif name == "unpause":
+        hv.unpause(uuid)
+    elif name == "stop":
+        hv.stop(uuid, ports.stop_timeout)
+    elif name == "start":
+        hv.start(uuid)
+    elif name == "plug_vifs":
+        ports.network.plug_vifs(uuid)
+    elif name == "revert_resize":
+        hv.revert_resize(uuid, params["power_on"], ports.stop_timeout)
+    elif name == "abort_live_migration":
+        try:
+            hv.abort_job(uuid)
+        finally:
+            ports.database.fail_live_migrations(plan.stored_uuid or uuid)
+    elif name == "resume_guest":
+        hv.resume_guest(uuid)
+    elif name == "complete_migration":
+        if plan.evacuation_id is None or not ports.database.set_migration_status(plan.evacuation_id, "completed"):
+            raise RuntimeError("the evacuation's migration record is gone")
+    elif name == "shutdown_domain":
+        hv.shutdown(uuid)
+    elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
+        raise ValueError(f"no executor for action {name}")
+
+
+class _Record:
+    """The instance record as this run intends it, and what the database last confirmed."""
+
+    def __init__(self, ports: Ports, plan: Plan):
+        facts = plan.decision.facts
+        self.ports, self.db, self.plan = ports, ports.database, plan
+        self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
+        self.vm_state, self.task_state = self.confirmed[:2]
+        self.power_state: str | None = None
+        self.mark_deleted = False
+        self.claimed = False
+
+    def apply(self, effects: dict) -> None:
+        for name, value in effects.items():
+            if name == "vm_state":
+                self.vm_state = value
+            elif name == "task_state":
+                self.task_state = value
+            elif name == "power_state":
+                self.power_state = value
+            elif name == "deleted":
+                self.mark_deleted = bool(value)
+
+    def write(self, conn: Connection) -> bool:
+        """Compare-and-swap what changed (a claim always writes: at least a new updated_at);
+        False when another writer changed the row since it was read."""
+        if not self.plan.writable:
+            return True
+        changes: dict[str, Any] = {}
+        if (self.vm_state, self.task_state) != self.confirmed[:2]:
+            changes.update(vm_state=self.vm_state, task_state=self.task_state)
+        if self.power_state is not None:
+            changes["power_state"] = int(PowerState[self.power_state.upper()])
+        if self.mark_deleted:
+            changes["mark_deleted"] = True
+        if not changes and self.claimed:
+            return True
+        stamp = self.db.next_stamp(self.confirmed[2])
+        if not self.db.compare_and_swap(conn, self.plan.stored_uuid or self.plan.uuid, self.confirmed, stamp,
+                                        **changes):
+            return False
+        self.confirmed = (self.vm_state, self.task_state, stamp)
+        self.power_state, self.mark_deleted, self.claimed = None, False, True
+        return True
+
+    def commit(self, what: str, work: Callable[[Connection, Connection], None], result: InstanceResult) -> None:
+        """Run `work` (the record's connection, the journal's) in a committed transaction (Ports.writes).
+        If it is not committed, the record and the report are again as last committed; a write
+        rolled back for another's failure is simply made again."""
+        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+                 result.outcome, result.error, result.vm_state, result.task_state)
+
+        def undo() -> None:
+            (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+             result.outcome, result.error, result.vm_state, result.task_state) = saved
+
+        self.ports.writes.write(what, lambda connections: work(*connections), undo)
+
+    def lost(self) -> str:
+        vm_state, task_state, _ = self.confirmed
+        return (f"the record changed since it was decided from {vm_state}/{task_state or NO_TASK}; "
+                "it was not overwritten")
+
+
+def execute(ports: Ports, plan: Plan) -> InstanceResult:
+    """Run the plan. Raises LostRace only when the row changed before anything was written or done,
+    so that the caller may decide it again."""
+    record = _Record(ports, plan)
+    result = InstanceResult(plan.uuid, plan.decision)
+    planned = [action for step in plan.decision.steps for action in step.case.actions]
+    done, acted = 0, False
+    if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
+        return _halted(ports, plan, result, planned, record)
+    for step in plan.decision.steps:
+        record.apply(dict(step.case.writes))
+        for action in step.case.actions:
+            if ports.halt.reason is not None:
+                return _halted(ports, plan, result, planned[done:], record)
+            outside = _acts_outside(ports, action)
+            if outside and not record.claimed and not _claim(ports, plan, record, result):
+                return result
+            error = _attempt(ports, plan, action, result)
+            done += 1
+            acted = acted or outside
+            if error is HALTED:
+                return _halted(ports, plan, result, planned[done:], record)
+            if error is not None:
+                record.apply(action_effects(action, succeeded=False))
+                if ACTIONS[action.name].stops_on_failure:
+                    return _finish(ports, plan, record, result, planned[done:], acted)
+                continue
+            record.apply(action_effects(action, succeeded=True))
+            if outside and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
+                return _halted(ports, plan, result, planned[done:], record)
+    return _finish(ports, plan, record, result, [], acted)
+
+
+def _acts_outside(ports: Ports, action: Action) -> bool:
+    """Whether the action does anything outside this process. Plugging VIFs with no
+    --plug-vifs-command does not: it needs no claim before it, nor a journal write after it (a run
+    killed right after it has nothing to account for); its outcome goes with the next write."""
+    return action.name != "plug_vifs" or ports.network.plugs
+
+
+HALTED = object()
+"""What `_attempt` returns when the action's end was not seen because the hypervisor went away."""
+
+
+def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -> object | None:
+    """Run one action and record its outcome; None on success, else the error (or HALTED)."""
+    log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
+    try:
+        _run_action(ports, plan, action)
+    except HypervisorLost as lost:
+        log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
+        ports.halt.stop(f"lost the hypervisor: {lost}")
+        result.actions.append(ActionResult(action, INTERRUPTED, str(lost)))
+        return HALTED
+    except DatabaseFailure as failure:
+        log.error("%s: %s: the database failed: %s", plan.uuid, action.name, failure)
+        ports.halt.stop(str(failure), database=True)
+        result.actions.append(ActionResult(action, INTERRUPTED, str(failure)))
+        return HALTED
+    except Exception as error:  # one action's failure is reported, never raised
+        text = _one_line(error)
+        log.warning("%s: %s failed: %s", plan.uuid, action.name, text)
+        result.actions.append(ActionResult(action, FAILED, text))
+        result.error = result.error or f"{action.name}: {text}"
+        result.outcome = FAILED
+        return error
+    result.actions.append(ActionResult(action, OK))
+    return None
+
+
+def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
+    """Claim the row before the first action; False (with the result filled) if the database failed."""
+    def claim(conn: Connection, _journal: Connection) -> None:
+        if not record.write(conn):
+            raise LostRace(record.lost())
+
+    try:
+        record.commit(f"claim instance {plan.uuid}", claim, result)
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.outcome, result.error = NOT_STARTED, str(failure)
+        result.vm_state, result.task_state = record.confirmed[:2]
+        result.actions += [ActionResult(a, NOT_STARTED) for a in plan.decision.actions]
+        return False
+    return True
+
+
+def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action]) -> bool:
+    if plan.journal_id is None:
+        return True
+    try:
+        _journal(ports, f"journal the progress of {plan.uuid}", plan.journal_id,
+                 {"actions": _actions_json(result, remaining)})
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        return False
+    return True
+
+
+def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, skipped: list[Action],
+            acted: bool) -> InstanceResult:
+    """Write the state reached and the journal's final word (in one transaction when they share a database).
+    Unclaimed and having done nothing outside (`acted`), a lost write means deciding it again."""
+    result.actions += [ActionResult(action, SKIPPED) for action in skipped]
+    result.power_state = _power_after(ports, plan) if result.actions else None
+    def finish(conn: Connection, journal: Connection) -> None:
+        if not record.write(conn):
+            if not record.claimed and not acted:
+                raise LostRace(record.lost())  # nothing written or done yet: decide it again
+            result.outcome, result.error = CONFLICT, record.lost()
+        result.vm_state, result.task_state = record.confirmed[:2]
+        if plan.journal_id is not None:
+            update_entry(journal, plan.journal_id, final_entry(result))
+
+    try:
+        record.commit(f"record instance {plan.uuid}", finish, result)
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.outcome, result.error = INTERRUPTED, f"the outcome could not be recorded: {failure}"
+        result.vm_state, result.task_state = record.confirmed[:2]
+    return result
+
+
+def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],
+            record: _Record) -> InstanceResult:
+    """Stop this instance where it is: no record write at all (no failure writes either); the journal
+    says where it stopped, if the database is still there."""
+    result.actions += [ActionResult(action, NOT_STARTED) for action in remaining]
+    started = any(a.outcome != NOT_STARTED for a in result.actions)
+    result.outcome = INTERRUPTED if started else NOT_STARTED
+    result.error = result.error or f"the run stopped: {ports.halt.reason}"
+    result.vm_state, result.task_state = record.confirmed[:2]
+    if plan.journal_id is not None and not ports.halt.database_failed:
+        try:
+            _journal(ports, f"journal where {plan.uuid} stopped", plan.journal_id, final_entry(result))
+        except DatabaseFailure as failure:
+            ports.halt.stop(str(failure), database=True)
+    return result
+
+
+def _journal(ports: Ports, what: str, entry_id: int, changes: dict[str, Any]) -> None:
+    """A journal entry's update alone, committed with the other workers' writes."""
+    ports.writes.write(what, lambda connections: update_entry(connections[1], entry_id, changes))
+
+
+def _power_after(ports: Ports, plan: Plan) -> str | None:
+    try:
+        return ports.hypervisor.power_state(plan.uuid).label
+    except HypervisorError:
+        return None
+
+
+def _actions_json(result: InstanceResult, remaining: list[Action]) -> list[dict]:
+    done = [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions]
+    return done + [{**action_json(a), "outcome": PENDING, "error": None} for a in remaining]
+
+
+def final_entry(result: InstanceResult) -> dict[str, Any]:
+    """The journal fields an instance's outcome sets."""
+    power = result.power_state
+    return {
+        "actions": _actions_json(result, []),
+        "final_vm_state": result.vm_state,
+        "final_task_state": result.task_state,
+        "final_power_state": int(PowerState[power.upper()]) if power else None,
+        "outcome": result.outcome,
+        "error": result.error,
+    }
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
