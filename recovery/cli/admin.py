@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from recovery.cli.exits import CommandError
-from recovery.cli.options import database_option, db_timeout_option, journal_db_option
+from recovery.cli.options import config_option, database_option, db_timeout_option, journal_db_option
 from recovery.db import migrate, open_database, parse, schema
 from recovery.db.scenarios import read_db_json, seed
 from recovery.db.urls import sqlite_path
@@ -22,6 +22,7 @@ def db_group() -> None:
 @database_option
 @journal_db_option
 @db_timeout_option
+@config_option
 def db_upgrade(db_url: str | None, journal_db_url: str | None, db_timeout: float) -> None:
     """Create compute-recover's tables in --db, or bring them up to this version (the only command
     that changes a schema). With --journal-db: only the journal's tables, in that database (--db,
@@ -41,6 +42,7 @@ def scenario_group() -> None:
               "transaction, instead of refusing a database that holds records.")
 @database_option
 @db_timeout_option
+@config_option
 def scenario_load(directory: str, replace: bool, db_url: str | None, db_timeout: float) -> None:
     """Load DIRECTORY/db.json into --db (made by `db upgrade`); refuses a database that holds records."""
     load_scenario(directory, db_url, replace, db_timeout)

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from recovery.cli.config import value_source
 from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from recovery.present.formats import error_document
@@ -81,6 +82,29 @@ def fail_with(error: RecoveryError) -> NoReturn:
     if document is not None:
         click.echo(document)
     sys.exit(code)
+
+
+class UsageProblem(click.UsageError):
+    """A usage error click finds (a bad flag, a value of the wrong type) told as the tool tells its own:
+    one line, blaming a bad value on where it came from (flag, environment variable, config file and
+    key), with a hint where help is."""
+
+    def __init__(self, error: click.UsageError):
+        super().__init__(_blamed_message(error), error.ctx)
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        hint = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
+        click.echo(f"compute-recover: {self.format_message()}{hint}", file=file, err=file is None)
+
+
+def _blamed_message(error: click.UsageError) -> str:
+    if isinstance(error, click.BadParameter) and error.param is not None and error.ctx is not None:
+        source = value_source(error.ctx, error.param.name)
+        if source is not None and source != "command line":
+            hint = error.param_hint if error.param_hint is not None else error.param.get_error_hint(error.ctx)
+            return f"Invalid value for {hint} (from {source}): {error.message}"
+    return error.format_message()
 
 
 def usage_error_document(error: click.ClickException) -> None:

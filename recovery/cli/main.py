@@ -11,7 +11,7 @@ import importlib
 import click
 
 from recovery.cli import logs
-from recovery.cli.exits import fail_with, usage_error_document
+from recovery.cli.exits import UsageProblem, fail_with, usage_error_document
 from recovery.cli.options import ENV_PREFIX
 from recovery.core.errors import RecoveryError
 
@@ -34,7 +34,7 @@ COMMANDS = {
 class CommandGroup(click.Group):
     """Click's group, loading a command's module when the command is used; a usage error after -f json
     or yaml is also one error object on stdout, and an expected error (`RecoveryError`) that reaches it
-    is one line and its exit code (`recovery.cli.exits`)."""
+    is one line and its exit code (`recovery.cli.exits`); click's usage errors are one line too."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
@@ -49,9 +49,19 @@ class CommandGroup(click.Group):
         """Every command, loaded, in the order of COMMANDS (for the generated reference pages)."""
         return {name: self.get_command(ctx, name) for name in COMMANDS}
 
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:  # a bad global option, an unknown command
+            raise UsageProblem(error) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            problem = error if isinstance(error, UsageProblem) else UsageProblem(error)
+            usage_error_document(problem)
+            raise problem from None
         except click.ClickException as error:
             usage_error_document(error)
             raise

@@ -1,14 +1,14 @@
 """The options several commands share: the database, the journal, libvirt, the output format, the
-decision policy, a recovery's settings, and the --config file that may give any of them."""
+decision policy, a recovery's settings, and the --config file that may give any of them (recovery.cli.config)."""
 
 import functools
 import socket
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from recovery.cli.config import ENV_PREFIX, config_option
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
@@ -27,47 +27,8 @@ from recovery.core.settings import (
 from recovery.present.formats import FORMATS, chosen_output, remember_format
 from states.enums import ResumePolicy, RunningDeletedInstanceAction
 
-ENV_PREFIX = "COMPUTE_RECOVER_"
 DEFAULT_LIBVIRT_URI = "qemu:///system"
 DEFAULT_STOP_TIMEOUT = 60.0
-
-
-def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
-    """A TOML file of option names (underscores) and values; flags and environment win over it."""
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as handle:
-            config = tomllib.load(handle)
-    except OSError as error:
-        raise click.BadParameter(f"cannot read config file {path}: {error.strerror}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise click.BadParameter(f"config file {path} is not valid TOML: {error}") from error
-    keys = config_keys(ctx.command)
-    unknown = sorted(set(config) - keys.keys())
-    if unknown:
-        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}; the keys "
-                                 f"of `{ctx.info_name}` are {', '.join(sorted(keys))}")
-    ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: value for key, value in config.items()}}
-    return path
-
-
-def config_keys(command: click.Command) -> dict[str, str]:
-    """Config file key → parameter name: a key is the option's long name with underscores
-    (`db` for --db, `json` for --json), as the flags and environment variables spell it."""
-    keys = {}
-    for param in command.params:
-        if isinstance(param, click.Option) and param.name not in ("config", "help"):
-            long_name = max(param.opts, key=len).lstrip("-")
-            keys[long_name.replace("-", "_")] = param.name
-    return keys
-
-
-def config_option(command):
-    return click.option(
-        "--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True, expose_value=False,
-        envvar=ENV_PREFIX + "CONFIG", help="TOML file of option values (flags and environment win).",
-    )(command)
 
 
 def _checked(parse):

@@ -8,7 +8,7 @@ import click
 from recovery.cli.exits import CommandError
 from recovery.cli.open import open_db
 from recovery.cli.option_checks import FiniteFloatRange
-from recovery.cli.options import ENV_PREFIX, database_option, db_timeout_option, output_options
+from recovery.cli.options import ENV_PREFIX, config_option, database_option, db_timeout_option, output_options
 from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME, is_up, service_down_time
 from recovery.db import ServiceRow, schema
 from recovery.db import services as records
@@ -26,6 +26,7 @@ from recovery.present.formats import Output, emit, rows_table, selected_columns,
               envvar=ENV_PREFIX + "REPORT_INTERVAL",
               help="The services' heartbeat interval: a down time not above it is raised to 2.5 intervals.")
 @database_option
+@config_option
 @click.pass_context
 def services(ctx: click.Context, host: str | None, output: Output, service_down_time: float, report_interval: float,
              db_url: str | None) -> None:
@@ -46,6 +47,7 @@ def services(ctx: click.Context, host: str | None, output: Output, service_down_
               help="Mark the service down at once (as `openstack compute service set --down`), or lift the mark.")
 @database_option
 @db_timeout_option
+@config_option
 def services_set(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,
                  db_url: str | None, db_timeout: float) -> None:
     """Change a service record as `openstack compute service set` does."""
