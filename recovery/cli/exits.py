@@ -94,7 +94,8 @@ class UsageProblem(click.UsageError):
         self.exit_code = error.exit_code
 
     def show(self, file=None) -> None:
-        hint = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
+        path = " ".join(["compute-recover", *self.ctx.command_path.split()[1:]]) if self.ctx else "compute-recover"
+        hint = f" (see `{path} --help`)"
         click.echo(f"compute-recover: {self.format_message()}{hint}", file=file, err=file is None)
 
 

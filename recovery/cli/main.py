@@ -39,7 +39,9 @@ class CommandGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
             module, _, name = COMMANDS[cmd_name].partition(":")
-            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+            command = getattr(importlib.import_module(module), name)
+            _config_first(command)
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -67,6 +69,14 @@ class CommandGroup(click.Group):
             raise
         except RecoveryError as error:
             fail_with(error)
+
+
+def _config_first(command: click.Command) -> None:
+    """--config is processed before every other option, however it is given (flag, environment or the
+    default path): the values it gives, -f among them, must be there when the others are read."""
+    command.params.sort(key=lambda param: param.name != "config")
+    for sub in getattr(command, "commands", {}).values():
+        _config_first(sub)
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
