@@ -20,9 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import libvirt
-from databases import migrated_database
-from pg_cluster import ClusterUnavailable, PostgresCluster
-from scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -34,6 +31,9 @@ from recovery.core.settings import DEFAULT_CONCURRENCY, RunSettings
 from recovery.db import Instance, open_database
 from recovery.db.scenarios import seed_if_empty
 from recovery.run.boot import HostBoot
+from tests.support.databases import migrated_database
+from tests.support.pg_cluster import ClusterUnavailable, PostgresCluster
+from tests.support.scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
 
 RECORDS = 100_000
 HOST = "bench-host"
