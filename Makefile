@@ -90,7 +90,7 @@ test: setup-test
 	@$(VENV)/bin/pytest
 
 bench: setup-test
-	@$(PY) tests/benchmark.py
+	@$(PY) -m tests.benchmark
 
 # docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
 docs: setup

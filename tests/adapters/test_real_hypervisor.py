@@ -28,7 +28,7 @@ import pytest
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.db.scenarios import read_db_json, seed
 from tests.support.databases import migrated_database
-from tests.support.paths import CONSOLE_SCRIPT, ROOT, U
+from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, U
 from tests.support.real_libvirt import (
     URI,
     Daemon,
@@ -41,8 +41,9 @@ from tests.support.real_libvirt import (
     traversable,
     wait_for,
 )
+from tests.support.rows import rows
 
-OUTAGE = ROOT / "fixtures" / "power-outage"
+OUTAGE = FIXTURES / "power-outage"
 HOST = "compute-1"
 
 RUNNING, PAUSED, SHUTOFF, PMSUSPENDED = (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED,
@@ -105,15 +106,10 @@ def seeded_database(path: Path, data: dict) -> str:
     return url
 
 
-def rows(path: Path, table: str, key: str) -> dict[str, dict]:
+def keyed_rows(path: Path, table: str, key: str) -> dict[str, dict]:
     """Every row of `table` by `key`, without the row id and the times of the writes."""
-    con = sqlite3.connect(path)
-    con.row_factory = sqlite3.Row
-    try:
-        return {row[key]: {k: row[k] for k in row.keys() if k not in ("id", "updated_at", "deleted_at")}  # noqa: SIM118
-                for row in con.execute(f'SELECT * FROM "{table}"')}
-    finally:
-        con.close()
+    return {row[key]: {k: v for k, v in row.items() if k not in ("id", "updated_at", "deleted_at")}
+            for row in rows(f"sqlite:///{path}", f'SELECT * FROM "{table}"')}
 
 
 def recover(url: str, *options: object) -> subprocess.CompletedProcess:
@@ -181,13 +177,13 @@ def test_power_outage_on_real_guests(guests: Guests, workdir: Path) -> None:
     before = domain_view(guests)
 
     database = workdir / "db.sqlite"
-    seeded_rows = rows(database, "instances", "uuid")
+    seeded_rows = keyed_rows(database, "instances", "uuid")
     options = ("--resume-guests-state-on-host-boot", "--stop-timeout", "1", "--instances-path", instances)
 
     dry = recover(url, *options, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert domain_view(guests) == before
-    assert rows(database, "instances", "uuid") == seeded_rows
+    assert keyed_rows(database, "instances", "uuid") == seeded_rows
 
     first = recover(url, *options)
     assert first.returncode == 0, first.stderr
@@ -210,14 +206,14 @@ def test_power_outage_on_real_guests(guests: Guests, workdir: Path) -> None:
         [str(CONSOLE_SCRIPT), "run", "--scenario", str(OUTAGE), "--db", f"sqlite:///{reference}", "--json",
          "--stop-timeout", "1", "--resume-guests-state-on-host-boot"], capture_output=True, text=True)
     assert on_test_driver.returncode == 0, on_test_driver.stderr
-    assert rows(database, "instances", "uuid") == rows(reference, "instances", "uuid")
-    assert rows(database, "migrations", "instance_uuid") == rows(reference, "migrations", "instance_uuid")
+    assert keyed_rows(database, "instances", "uuid") == keyed_rows(reference, "instances", "uuid")
+    assert keyed_rows(database, "migrations", "instance_uuid") == keyed_rows(reference, "migrations", "instance_uuid")
 
-    settled_rows = rows(database, "instances", "uuid")
+    settled_rows = keyed_rows(database, "instances", "uuid")
     second = recover(url, *options)
     assert second.returncode == 0, second.stderr
     assert domain_view(guests) == after
-    assert rows(database, "instances", "uuid") == settled_rows
+    assert keyed_rows(database, "instances", "uuid") == settled_rows
     assert all(not item["actions"] or {a["name"] for a in item["actions"]} == {"plug_vifs"}
                for item in json.loads(second.stdout)["instances"])
 
@@ -252,7 +248,7 @@ def test_a_managed_saved_guest_boots_fresh(guests: Guests, workdir: Path, task_s
     assert done.returncode == 0, done.stderr
     assert guests.state(GUEST) == BOOTED  # not (running, restored): the saved memory was not brought back
     assert not dom.hasManagedSaveImage(0)
-    assert rows(workdir / "db.sqlite", "instances", "uuid")[GUEST]["task_state"] is None
+    assert keyed_rows(workdir / "db.sqlite", "instances", "uuid")[GUEST]["task_state"] is None
 
 
 @pytest.mark.parametrize("operation", ["stop", "revert_resize"])
@@ -453,7 +449,7 @@ def test_libvirtd_killed_mid_run_is_not_an_instance_failure(daemon: Daemon, gues
     run = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     def started_guests() -> int:
         try:
-            journal = rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid").values()
+            journal = keyed_rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid").values()
         except sqlite3.Error:
             return 0
         return sum(e["outcome"] == "ok" for e in journal)
@@ -472,18 +468,18 @@ def test_libvirtd_killed_mid_run_is_not_an_instance_failure(daemon: Daemon, gues
     outcomes = {i["uuid"]: i["outcome"] for i in report["instances"]}
     assert set(outcomes.values()) <= {"ok", "interrupted", "not-started"}
     assert "not-started" in outcomes.values()
-    records = rows(workdir / "db.sqlite", "instances", "uuid")
+    records = keyed_rows(workdir / "db.sqlite", "instances", "uuid")
     assert {(r["vm_state"], r["task_state"]) for r in records.values()} == {("active", None)}  # no error, no stop
-    [run_row] = rows(workdir / "db.sqlite", "recovery_runs", "id").values()
+    [run_row] = keyed_rows(workdir / "db.sqlite", "recovery_runs", "id").values()
     assert run_row["status"] == "finished" and run_row["exit_code"] == 1
-    journal = rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")
+    journal = keyed_rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")
     assert {e["outcome"] for e in journal.values()} == set(outcomes.values())
 
     again = recover(url, "--resume-guests-state-on-host-boot")
 
     assert again.returncode == 0, again.stderr
     assert all(guests.state(uuid)[0] == RUNNING for uuid in uuids)
-    records = rows(workdir / "db.sqlite", "instances", "uuid")
+    records = keyed_rows(workdir / "db.sqlite", "instances", "uuid")
     assert {(r["vm_state"], r["task_state"], r["power_state"]) for r in records.values()} == {("active", None, 1)}
 
 
@@ -514,7 +510,7 @@ def test_a_guest_agent_that_never_answers_holds_its_tier_only_until_the_timeout(
     # the report gives times rounded to the millisecond, each on its own: their difference may be 1 ms short
     assert first["ended"] - first["began"] >= 2 - 0.001 and second["began"] >= first["ended"]
     assert guests.state(database) == BOOTED and guests.state(application) == BOOTED
-    assert rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")[database]["outcome"] == "not-ready"
+    assert keyed_rows(workdir / "db.sqlite", "recovery_journal", "instance_uuid")[database]["outcome"] == "not-ready"
     print(f"\ntier 0 (agent) began at {first['began']:.2f} s, gave up at {first['ended']:.2f} s; "
           f"tier 1 began at {second['began']:.2f} s, done at {second['ended']:.2f} s")
 
@@ -542,15 +538,15 @@ def test_the_agent_keeps_real_guests_records_true(daemon: Daemon, guests: Guests
                              text=True)
 
     def record(uuid: str) -> tuple:
-        row = rows(workdir / "db.sqlite", "instances", "uuid")[uuid]
+        row = keyed_rows(workdir / "db.sqlite", "instances", "uuid")[uuid]
         return row["vm_state"], row["task_state"], row["power_state"]
 
     try:
-        wait_for(lambda: rows(workdir / "db.sqlite", "recovery_runs", "id")
-                 and next(iter(rows(workdir / "db.sqlite", "recovery_runs", "id").values()))["status"] == "finished",
-                 timeout=60, what="the agent's recovery to finish")
-        with sqlite3.connect(workdir / "db.sqlite") as con:  # a snapshot starts after the recovery
-            con.execute("UPDATE instances SET task_state = 'image_uploading' WHERE uuid = ?", (busy,))
+        wait_for(lambda: keyed_rows(workdir / "db.sqlite", "recovery_runs", "id")
+                 and next(iter(keyed_rows(workdir / "db.sqlite", "recovery_runs", "id").values()))["status"]
+                 == "finished", timeout=60, what="the agent's recovery to finish")
+        rows(f"sqlite:///{workdir / 'db.sqlite'}",  # a snapshot starts after the recovery
+             "UPDATE instances SET task_state = 'image_uploading' WHERE uuid = :uuid", uuid=busy)
         guests.crash(domains[killed])
         guests.crash(domains[busy])
         guests.start(domains[stopped])

@@ -35,6 +35,7 @@ from states.enums import PowerState
 from tests.support.databases import migrated_database
 from tests.support.paths import CONSOLE_SCRIPT
 from tests.support.ports import free_port
+from tests.support.scenarios import write_host
 
 HOST = "compute-1"
 RUNNING_ACTIVE = "6c1a0b52-0000-4000-8000-0000000000a1"
@@ -42,31 +43,21 @@ SHUTOFF_STOPPED = "6c1a0b52-0000-4000-8000-0000000000a2"
 BUSY = "6c1a0b52-0000-4000-8000-0000000000a3"
 SHUTOFF, RUNNING = 4, 1
 
-DOMAIN = """  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-    <name>instance-{n}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory><vcpu>1</vcpu>
-    <os><type arch='x86_64'>hvm</type></os><test:runstate>{runstate}</test:runstate>
-  </domain>"""
-
-
 def write_scenario(directory: Path, first_runstate: int = 1) -> Path:
     """Two running active guests and one shut-off stopped one; the host's records agree (unless
     the first guest is given another libvirt runstate: 5 is shut off, as after a power outage)."""
     guests = [(RUNNING_ACTIVE, "active", "running", first_runstate), (SHUTOFF_STOPPED, "stopped", "shutdown", 5),
               (BUSY, "active", "running", 1)]
-    directory.mkdir(exist_ok=True)
-    domains = "\n".join(DOMAIN.format(n=i, uuid=u, runstate=r) for i, (u, _, _, r) in enumerate(guests))
-    (directory / "libvirt.xml").write_text(
-        f"<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>"
-        f"<active>4</active><model>x86_64</model></cpu><memory>8388608</memory>\n{domains}\n</node>\n")
-    (directory / "db.json").write_text(json.dumps({
+    records = {
         "host": HOST,
         "instances": [{"uuid": u, "host": HOST, "node": HOST, "vm_state": vm, "task_state": None,
                        "power_state": power, "vcpus": 1, "memory_mb": 512, "root_gb": 1}
                       for u, vm, power, _ in guests],
         "compute_nodes": [{"host": HOST, "hypervisor_hostname": HOST, "vcpus": 4, "memory_mb": 8192}],
         "services": [{"host": HOST, "report_count": 10}],
-    }))
-    return directory
+    }
+    return write_host(directory, records, ((n, u, r) for n, (u, _, _, r) in enumerate(guests)),
+                      cores=4, memory_kib=8388608)
 
 
 class Clock:

@@ -21,8 +21,10 @@ from recovery.core.servicegroup import host_down_seconds
 from recovery.db import InstanceMetadata, ServiceRow, migrate, open_database
 from recovery.db.scenarios import ScenarioError, parse_db_json, seed
 from tests.support.databases import migrated_database
+from tests.support.in_process import load_records
 from tests.support.nova_cell_schema import create_nova_schema, insert_nova_scenario
 from tests.support.paths import U
+from tests.support.scenarios import write_host
 
 HOST = "compute-1"
 
@@ -39,19 +41,10 @@ def ago(**delta: float) -> str:
 
 def write_scenario(directory: Path, instances: list[dict], service: dict | None = None) -> Path:
     """A scenario (docs/scenarios.md) whose every instance has a shut-off domain on the test driver."""
-    domains = "".join(
-        "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
-        f"<name>instance-{index:08x}</name><uuid>{item['uuid']}</uuid><memory unit='MiB'>512</memory>"
-        "<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>5</test:runstate></domain>"
-        for index, item in enumerate(instances, 1)
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "libvirt.xml").write_text(
-        "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1</threads>"
-        f"<active>8</active><model>x86_64</model></cpu><memory>16777216</memory>{domains}</node>")
     services = [{"host": HOST, "report_count": 3, **(service or {})}]
-    (directory / "db.json").write_text(json.dumps({"host": HOST, "instances": instances, "services": services}))
-    return directory
+    return write_host(directory, {"host": HOST, "instances": instances, "services": services},
+                      ((number, item["uuid"], 5) for number, item in enumerate(instances, 1)),
+                      cores=8, memory_kib=16777216)
 
 
 def invoke(*args: object) -> tuple[int, str, str]:
@@ -64,9 +57,7 @@ def loaded(tmp_path: Path, instances: list[dict], service: dict | None = None) -
     """`db upgrade` and `scenario load`, as an operator does before a first run."""
     scenario = write_scenario(tmp_path / "scenario", instances, service)
     url = f"sqlite:///{tmp_path / 'records.sqlite'}"
-    for step in (("db", "upgrade"), ("scenario", "load", scenario)):
-        code, _out, err = invoke(*step, "--db", url)
-        assert code == EXIT_OK, err
+    load_records(url, scenario)
     return scenario, url
 
 

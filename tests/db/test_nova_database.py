@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +20,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Select, create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from recovery.cli import cli
 from recovery.cli.exits import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from tests.support.in_process import load_records
 from tests.support.nova_cell_schema import (
     compute_nodes,
     create_nova_schema,
@@ -35,7 +35,8 @@ from tests.support.nova_cell_schema import (
     services,
 )
 from tests.support.nova_outage import add_soft_deleted_twins, power_outage_with_destination_node
-from tests.support.paths import FIXTURES, U
+from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, U
+from tests.support.rows import rows
 
 POWER_OUTAGE = FIXTURES / "power-outage"
 HOST = "compute-1"
@@ -81,17 +82,6 @@ def snapshot(url: str) -> Any:
         with engine.connect() as conn:
             tables = sorted(inspect(conn).get_table_names())
             return {t: sorted(map(repr, conn.execute(text(f"SELECT * FROM {t}")).all())) for t in tables}
-    finally:
-        engine.dispose()
-
-
-def rows(url: str, query: str | Select, **params: Any) -> list[dict[str, Any]]:
-    """Rows of an SQL text, or (typed, timestamps as datetimes on every backend) of a select."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            statement = text(query) if isinstance(query, str) else query
-            return [dict(row) for row in conn.execute(statement, params).mappings()]
     finally:
         engine.dispose()
 
@@ -175,18 +165,22 @@ def test_plan_on_a_nova_database_decides_every_instance_as_decide_does_and_leave
     assert [a["name"] for a in planned[U("18")]["actions"]] == ["destroy_evacuated", "complete_migration"]
 
 
-def test_plan_refuses_a_renamed_host_on_a_nova_database_and_changes_nothing(database_url):
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_plan_and_a_real_run_refuse_a_renamed_host_on_a_nova_database_and_change_nothing(
+        command, database_url, journal_url):
     document = json.loads((POWER_OUTAGE / "db.json").read_text())
     document["compute_nodes"][0]["host"] = "compute-1-old"
     create_nova_schema(database_url)
     insert_nova_scenario(database_url, document)
     before = snapshot(database_url)
 
-    out = plan(database_url)
+    options = ["--json"] if command == "plan" else ["--journal-db", journal_url]  # plan is read-only: no journal
+    out = invoke(command, "--scenario", POWER_OUTAGE, "--db", database_url, *options)
 
     assert out.exit_code == EXIT_REFUSED
     assert "belongs to host 'compute-1-old'" in out.stderr and "renamed" in out.stderr
     assert snapshot(database_url) == before
+    assert rows(journal_url, "SELECT id FROM recovery_runs") == []
 
 
 # --- nova.conf -----------------------------------------------------------------------------------
@@ -333,25 +327,10 @@ def test_a_real_run_does_not_create_novas_compute_node_or_service_rows(database_
     assert rows(database_url, "SELECT id FROM compute_nodes") == rows(database_url, "SELECT id FROM services") == []
 
 
-def test_a_real_run_refuses_a_renamed_host_on_a_nova_database_and_changes_nothing(database_url, journal_url):
-    document = json.loads((POWER_OUTAGE / "db.json").read_text())
-    document["compute_nodes"][0]["host"] = "compute-1-old"
-    create_nova_schema(database_url)
-    insert_nova_scenario(database_url, document)
-    before = snapshot(database_url)
-
-    out = invoke("run", "--scenario", POWER_OUTAGE, "--db", database_url, "--journal-db", journal_url)
-
-    assert out.exit_code == EXIT_REFUSED and "renamed" in out.stderr
-    assert snapshot(database_url) == before
-    assert rows(journal_url, "SELECT id FROM recovery_runs") == []
-
-
 def test_a_journal_db_naming_the_records_database_itself_keeps_the_journal_beside_the_records(tmp_path):
     """Not two connections to one file, each waiting for the other's write lock: one database, one transaction."""
     url = f"sqlite:///{tmp_path / 'own.sqlite'}"
-    for command in (("db", "upgrade"), ("scenario", "load", POWER_OUTAGE)):
-        assert invoke(*command, "--db", url).exit_code == EXIT_OK
+    load_records(url, POWER_OUTAGE)
 
     out = invoke("run", "--scenario", POWER_OUTAGE, "--db", url, "--journal-db", url, "--json", "--stop-timeout", "1",
                  "--db-timeout", "5")
@@ -369,7 +348,7 @@ def test_the_agent_on_a_nova_database_journals_elsewhere_and_heartbeats_novas_se
         notify.bind(str(notify_path))
         notify.settimeout(60)
         agent = subprocess.Popen(
-            [Path(sys.executable).parent / "compute-recover", "agent", "--scenario", POWER_OUTAGE, "--db", url,
+            [CONSOLE_SCRIPT, "agent", "--scenario", POWER_OUTAGE, "--db", url,
              "--journal-db", journal_url, "--stop-timeout", "1"],
             env=os.environ | {"NOTIFY_SOCKET": str(notify_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)  # fmt: skip

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from recovery.cli import cli
 from recovery.present.report_table import print_report
+from tests.support.in_process import load_records
 from tests.support.paths import FIXTURES
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -23,9 +24,8 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 def run_doc(tmp_path: Path, scenario: Path, *options: str) -> dict:
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    load_records(db, scenario)
     runner = CliRunner(env={"COMPUTE_RECOVER_DB": None})
-    for command in (["db", "upgrade"], ["scenario", "load", str(scenario)]):
-        assert runner.invoke(cli, [*command, "--db", db]).exit_code == 0
     result = runner.invoke(cli, ["run", "--scenario", str(scenario), "--db", db, "--json", "--stop-timeout", "1",
                                  *options])
     return json.loads(result.stdout)

@@ -13,7 +13,8 @@ from recovery.core.machine import shared_machine
 from recovery.proofs.diff import OPTION_FIELDS, compare, outcome, side
 from recovery.proofs.fact_classes import ALL_TRIPLES
 from recovery.proofs.policy_source import installed_policy, policy_from_file
-from tests.support.paths import ROOT
+from tests.support.in_process import load_records
+from tests.support.paths import FIXTURES, ROOT
 
 POLICY_FILE = ROOT / "states" / "policy.py"
 
@@ -122,9 +123,7 @@ def test_bad_settings_are_one_line_and_exit_2(args, message):
 
 def test_with_a_database_it_lists_the_instances_of_the_host_it_would_affect_and_writes_nothing(tmp_path):
     url = f"sqlite:///{tmp_path / 'outage.sqlite'}"
-    runner = CliRunner()
-    assert runner.invoke(cli, ["db", "upgrade", "--db", url]).exit_code == 0
-    assert runner.invoke(cli, ["scenario", "load", "fixtures/power-outage", "--db", url]).exit_code == 0
+    load_records(url, FIXTURES / "power-outage")
     before = (tmp_path / "outage.sqlite").read_bytes()
     result = diff("--a", "resume=off", "--b", "resume=on", "--db", url, "--host", "compute-1", "--json")
     assert result.exit_code == 0

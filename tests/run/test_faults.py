@@ -16,12 +16,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.support.in_process import Cli
 from tests.support.paths import CONSOLE_SCRIPT
-from tests.support.pg_cluster import PG_PASSWORD
+from tests.support.pg_cluster import PG_PASSWORD, PostgresCluster
+from tests.support.processes import load
+from tests.support.rows import rows
 from tests.support.scenarios import write_scenario
 
 HOST = "compute-1"
@@ -90,22 +91,6 @@ def scenario_in(workdir: Path) -> Path:
     return workdir / "scenario"
 
 
-def loaded(url: str, scenario: Path) -> None:
-    """What an operator does before a first run: create the tables, load the records."""
-    for command in (("db", "upgrade"), ("scenario", "load", scenario)):
-        done = compute_recover(*command, "--db", url)
-        assert done.exit_code == 0, done.stderr
-
-
-def rows(url: str, sql: str) -> list[dict]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(row) for row in conn.execute(text(sql)).mappings()]
-    finally:
-        engine.dispose()
-
-
 def instances(url: str) -> dict[str, dict]:
     return {row["uuid"]: row for row in rows(url, "SELECT * FROM instances")}
 
@@ -148,18 +133,24 @@ def assert_halted_on_the_database(run: Cli, url: str) -> None:
 # --- a. PostgreSQL stopped mid-run ---------------------------------------------------------------
 
 
-def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp_path, private_pg_cluster):
-    cluster = private_pg_cluster
+def stopped_mid_run(tmp_path: Path, cluster: PostgresCluster, *options: str) -> tuple[str, Path, dict, Cli]:
+    """A slow run whose PostgreSQL server is stopped mid-run, to its end: the URL, the scenario, the
+    records before it, and the run. Only plugs already under way when the server stopped finish."""
     url, scenario = cluster.url(), scenario_in(tmp_path)
-    loaded(url, scenario)
+    load(url, scenario)
     before = instances(url)
-
-    run = SlowRun(tmp_path, url, "--json")
+    run = SlowRun(tmp_path, url, *options)
     run.wait_for_plugs()
     cluster.stop()
     plugged_when_stopped = run.plugged()
-    first = run.finish()
-    assert run.plugged() - plugged_when_stopped <= CONCURRENCY  # only plugs already under way finished
+    finished = run.finish()
+    assert run.plugged() - plugged_when_stopped <= CONCURRENCY
+    return url, scenario, before, finished
+
+
+def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp_path, private_pg_cluster):
+    cluster = private_pg_cluster
+    url, scenario, before, first = stopped_mid_run(tmp_path, cluster, "--json")
     assert_halted_on_the_database(first, url)
     assert "journal could not be finished" in " ".join(first.doc["warnings"])
 
@@ -193,7 +184,7 @@ def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp
     with psycopg.connect(cluster.url().replace("+psycopg", ""), autocommit=True) as admin:
         admin.execute('CREATE DATABASE "undisturbed"')
     reference = cluster.url("undisturbed")
-    loaded(reference, scenario)
+    load(reference, scenario)
     undisturbed = compute_recover("run", "--scenario", scenario, "--db", reference,
                                   "--resume-guests-state-on-host-boot", "--json")
     assert undisturbed.exit_code == 0
@@ -208,13 +199,7 @@ def _plugs(run: Cli, uuid: str) -> bool:
 
 
 def test_postgresql_stopped_mid_run_still_prints_the_table(tmp_path, private_pg_cluster):
-    cluster = private_pg_cluster
-    url = cluster.url()
-    loaded(url, scenario_in(tmp_path))
-    run = SlowRun(tmp_path, url)
-    run.wait_for_plugs()
-    cluster.stop()
-    finished = run.finish()
+    url, _scenario, _before, finished = stopped_mid_run(tmp_path, private_pg_cluster)
     assert finished.exit_code == 1, finished.stderr
     assert "warning: the run's journal could not be finished" in finished.stdout
     assert f"compute-recover run on {HOST}" in finished.stdout
@@ -231,7 +216,7 @@ def test_postgresql_stopped_mid_run_still_prints_the_table(tmp_path, private_pg_
 def test_a_frozen_postgresql_cannot_hang_the_run(tmp_path, private_pg_cluster):
     cluster = private_pg_cluster
     url = cluster.url()
-    loaded(url, scenario_in(tmp_path))
+    load(url, scenario_in(tmp_path))
     before = instances(url)
     run = SlowRun(tmp_path, url, "--json", "--db-timeout", "2")
     run.wait_for_plugs()
@@ -267,7 +252,7 @@ def test_a_full_disk_halts_the_run_with_every_written_row_intact(tmp_path):
     scenario = scenario_in(tmp_path)
     with mounted("-t", "tmpfs", "-o", "size=16m", "tmpfs", target=tmp_path / "small") as disk:
         url = f"sqlite:///{disk / 'db.sqlite'}"
-        loaded(url, scenario)
+        load(url, scenario)
         before = instances(url)
         run = SlowRun(tmp_path, url, "--json", fill=disk / "filler")
         finished = run.finish()
@@ -299,7 +284,7 @@ def assert_refused_read_only(run: Cli, url: str) -> None:
 
 
 def test_a_read_only_postgresql_database_is_refused_with_nothing_written(tmp_path, pg_database_url):
-    loaded(pg_database_url, scenario_in(tmp_path))
+    load(pg_database_url, scenario_in(tmp_path))
     before = instances(pg_database_url)
     name = make_url(pg_database_url).database
     with psycopg.connect(make_url(pg_database_url).set(drivername="postgresql").render_as_string(False),
@@ -316,7 +301,7 @@ def test_an_sqlite_file_on_a_read_only_mount_is_refused_with_nothing_written(tmp
     scenario, data = scenario_in(tmp_path), tmp_path / "data"
     data.mkdir()
     writable = f"sqlite:///{data / 'db.sqlite'}"
-    loaded(writable, scenario)
+    load(writable, scenario)
     before, files = instances(writable), sorted(os.listdir(data))
     with mounted("--bind", data, target=tmp_path / "read-only") as view:
         remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True, text=True)

@@ -6,7 +6,6 @@ test opens late, or never."""
 import json
 import shutil
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from recovery.run.boot import HostBoot, RunResult
 from recovery.run.tiers import NOT_READY, TierWait, starts_guest
 from tests.support.databases import migrated_database
 from tests.support.paths import FIXTURES
+from tests.support.rows import rows
 
 FIXTURE = FIXTURES / "ordered-restart"
 HOST = "compute-1"
@@ -249,12 +249,7 @@ def by_uuid(result: RunResult) -> dict[str, dict]:
 
 
 def journal(url: str) -> dict[str, dict]:
-    con = sqlite3.connect(url.removeprefix("sqlite:///"))
-    con.row_factory = sqlite3.Row
-    try:
-        return {row["instance_uuid"]: dict(row) for row in con.execute("SELECT * FROM recovery_journal")}
-    finally:
-        con.close()
+    return {row["instance_uuid"]: row for row in rows(url, "SELECT * FROM recovery_journal")}
 
 
 def test_the_database_starts_first_and_the_applications_once_its_port_answers(tmp_path, late_port):

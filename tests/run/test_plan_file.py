@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
 
 from recovery.adapters.hypervisor import Hypervisor
 from recovery.cli import cli
@@ -29,7 +28,9 @@ from recovery.db import open_database
 from recovery.run.boot import HostBoot
 from recovery.run.plan_file import PlanApplication, PlanFileError, parse_plan
 from tests.support.commands import python_command
+from tests.support.in_process import load_records
 from tests.support.paths import FIXTURES
+from tests.support.rows import rows
 from tests.support.scenarios import instance_uuid, write_scenario
 
 HOST = "plan-host"
@@ -47,30 +48,20 @@ class Cli:
         return {item["uuid"]: item for item in json.loads(self.stdout)["instances"]}
 
 
-def sql(url: str, statement: str, **params) -> list[dict]:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(text(statement), params)
-            return [dict(row) for row in result.mappings()] if result.returns_rows else []
-    finally:
-        engine.dispose()
-
-
 def instance_rows(url: str) -> dict[str, dict]:
-    return {row["uuid"]: row for row in sql(url, "SELECT uuid, vm_state, task_state, power_state, deleted, "
+    return {row["uuid"]: row for row in rows(url, "SELECT uuid, vm_state, task_state, power_state, deleted, "
                                                  "updated_at FROM instances")}
 
 
 def journal_outcomes(url: str) -> dict[str, str]:
-    return {row["instance_uuid"]: row["outcome"] for row in sql(url, "SELECT instance_uuid, outcome FROM "
+    return {row["instance_uuid"]: row["outcome"] for row in rows(url, "SELECT instance_uuid, outcome FROM "
                                                                      "recovery_journal")}
 
 
 def everything(url: str) -> dict[str, list]:
     """Every row of every table the run could write, for before/after comparisons on any database."""
     tables = ("instances", "migrations", "services", "compute_nodes", "recovery_runs", "recovery_journal")
-    return {t: sorted(map(repr, sql(url, f"SELECT * FROM {t}"))) for t in tables}
+    return {t: sorted(map(repr, rows(url, f"SELECT * FROM {t}"))) for t in tables}
 
 
 @pytest.fixture
@@ -80,9 +71,7 @@ def host(tmp_path: Path) -> Path:
 
 
 def loaded(scenario: Path, url: str) -> str:
-    for command in (("db", "upgrade"), ("scenario", "load", scenario)):
-        out = Cli(*command, "--db", url)
-        assert out.exit_code == 0, out.stderr
+    load_records(url, scenario)
     return url
 
 
@@ -138,67 +127,70 @@ def test_run_plan_executes_the_planned_decisions(host, database_url, tmp_path):
     out = apply_plan(host, url, tmp_path / "plan.json")  # no resume flag: the plan's options are used
     assert out.exit_code == 0, out.stderr
     assert set(out.items) == set(planned(document)) == set(before)
-    rows = instance_rows(url)
+    after = instance_rows(url)
     for uuid, item in planned(document).items():
         report = out.items[uuid]
         assert report["outcome"] == "ok", report
         assert action_names(report["actions"]) == action_names(item["decision"]["actions"])
         assert {a["outcome"] for a in report["actions"]} <= {"ok"}
-        assert (rows[uuid]["vm_state"], rows[uuid]["task_state"]) == (report["vm_state"], report["task_state"])
+        assert (after[uuid]["vm_state"], after[uuid]["task_state"]) == (report["vm_state"], report["task_state"])
         if item["decision"]["actions"]:
-            assert rows[uuid]["updated_at"] != before[uuid]["updated_at"]  # claimed and written
+            assert after[uuid]["updated_at"] != before[uuid]["updated_at"]  # claimed and written
         if "resume_guest" in action_names(item["decision"]["actions"]):
             assert report["power_state"] == "running"  # the domain, read back over the run's connection
     assert any("resume_guest" in action_names(i["decision"]["actions"]) for i in document["instances"])
     assert set(journal_outcomes(url).values()) == {"ok"}
 
 
-def test_a_row_changed_after_the_plan_is_held_back_and_the_rest_executed(host, database_url, tmp_path):
+def change_row(scenario: Path, url: str, uuid: str) -> None:
+    """Someone starts deleting the instance: its row is written (task_state, updated_at)."""
+    rows(url, "UPDATE instances SET task_state = 'deleting', updated_at = :now WHERE uuid = :uuid",
+         now=datetime(2030, 1, 2, 3, 4, 5), uuid=uuid)
+
+
+def start_domain(scenario: Path, url: str, uuid: str) -> None:
+    set_runstate(scenario, uuid, 1)
+
+
+def remove_domain(scenario: Path, url: str, uuid: str) -> None:
+    set_runstate(scenario, uuid, None)
+
+
+@pytest.mark.parametrize(("plan_options", "state", "planned_action", "change", "words"), [
+    ((), ("active", "rebooting", "shutdown"), "reboot", change_row,
+     ["task_state rebooting → deleting", "updated_at null → 2030-01-02 03:04:05"]),
+    (("--resume-guests-state-on-host-boot",), ("active", None, "shutdown"), "resume_guest", start_domain,
+     ["power_state shutdown → running"]),
+    (("--resume-guests-state-on-host-boot",), ("active", None, "shutdown"), "resume_guest", remove_domain,
+     ["domain_present true → false"]),
+], ids=["row-changed", "domain-started", "domain-gone"])
+def test_an_instance_changed_after_the_plan_is_held_back_and_the_rest_executed(
+        host, database_url, tmp_path, plan_options, state, planned_action, change, words):
     url = loaded(host, database_url)
-    document = make_plan(host, url, tmp_path / "plan.json")
-    changed = first(document, "active", "rebooting", "shutdown")
-    sql(url, "UPDATE instances SET task_state = 'deleting', updated_at = :now WHERE uuid = :uuid",
-        now=datetime(2030, 1, 2, 3, 4, 5), uuid=changed)
+    document = make_plan(host, url, tmp_path / "plan.json", *plan_options)
+    changed = first(document, *state)
+    assert planned_action in action_names(planned(document)[changed]["decision"]["actions"])
+    change(host, url, changed)
     written = instance_rows(url)[changed]
     out = apply_plan(host, url, tmp_path / "plan.json")
     assert out.exit_code == 1, out.stderr
     item = out.items[changed]
-    assert item["outcome"] == "changed"
-    assert "task_state rebooting → deleting" in item["error"]
-    assert "updated_at null → 2030-01-02 03:04:05" in item["error"]
-    assert item["actions"] == []
+    assert (item["outcome"], item["actions"]) == ("changed", [])
+    for said in words:
+        assert said in item["error"]
     assert instance_rows(url)[changed] == written  # untouched
-    others = {uuid: i for uuid, i in out.items.items() if uuid != changed}
-    assert {i["outcome"] for i in others.values()} == {"ok"}
+    assert {i["outcome"] for uuid, i in out.items.items() if uuid != changed} == {"ok"}
     assert journal_outcomes(url)[changed] == "changed"
     assert json.loads(out.stdout)["totals"]["changed"] == 1
-
-
-@pytest.mark.parametrize(("runstate", "words"), [(1, "power_state shutdown → running"),
-                                                 (None, "domain_present true → false")])
-def test_a_domain_changed_after_the_plan_is_held_back(host, tmp_path, runstate, words):
-    url = loaded(host, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    document = make_plan(host, url, tmp_path / "plan.json", "--resume-guests-state-on-host-boot")
-    changed = first(document, "active", None, "shutdown")
-    assert "resume_guest" in action_names(planned(document)[changed]["decision"]["actions"])
-    set_runstate(host, changed, runstate)
-    before = instance_rows(url)[changed]
-    out = apply_plan(host, url, tmp_path / "plan.json")
-    assert out.exit_code == 1
-    item = out.items[changed]
-    assert (item["outcome"], item["actions"]) == ("changed", [])
-    assert words in item["error"]
-    assert instance_rows(url)[changed] == before
-    assert {i["outcome"] for uuid, i in out.items.items() if uuid != changed} == {"ok"}
 
 
 def test_instances_new_or_gone_since_the_plan_are_reported_and_untouched(host, tmp_path):
     url = loaded(host, f"sqlite:///{tmp_path / 'db.sqlite'}")
     document = make_plan(host, url, tmp_path / "plan.json")
     gone = first(document, "building", "spawning", None)  # no domain: deleting its row takes it off the host
-    sql(url, "DELETE FROM instances WHERE uuid = :uuid", uuid=gone)
+    rows(url, "DELETE FROM instances WHERE uuid = :uuid", uuid=gone)
     new = instance_uuid(HOST, COUNT + 1)
-    sql(url, "INSERT INTO instances (uuid, host, node, display_name, vm_state, task_state, power_state, deleted) "
+    rows(url, "INSERT INTO instances (uuid, host, node, display_name, vm_state, task_state, power_state, deleted) "
              "VALUES (:uuid, :host, :host, 'late', 'active', 'rebooting', 1, 0)", uuid=new, host=HOST)
     out = apply_plan(host, url, tmp_path / "plan.json")
     assert out.exit_code == 1

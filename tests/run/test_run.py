@@ -30,7 +30,7 @@ from tests.support.commands import python_command
 from tests.support.databases import migrated_database
 from tests.support.in_process import cli_run, invoke, load_scenario
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, HOST, U, uri
-from tests.support.rows import query
+from tests.support.rows import query, rows
 
 SHUTDOWN, RUNNING, NOSTATE, SUSPENDED = 4, 1, 0, 7
 
@@ -688,11 +688,8 @@ def test_compute_node_and_service_after_a_run(tmp_path):
 
 
 def test_missing_compute_node_is_created(tmp_path):
-    path, _url = seeded(tmp_path, "clean-host")
-    con = sqlite3.connect(path)
-    con.execute("DELETE FROM compute_nodes")
-    con.commit()
-    con.close()
+    path, url = seeded(tmp_path, "clean-host")
+    rows(url, "DELETE FROM compute_nodes")
     out = cli_run(path, "clean-host")
     assert out.exit_code == 0, out.stderr
     [node] = query(path, "SELECT * FROM compute_nodes")

@@ -7,32 +7,28 @@ bulk reads, the journal and `explain` all go through each server here.
 import json
 
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
 
 from recovery.cli import cli
+from tests.support.in_process import load_records
 from tests.support.paths import FIXTURES, U
+from tests.support.rows import rows
 
 
-def rows(url: str, sql: str) -> dict[str, dict]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {row["row_key"]: dict(row) for row in conn.execute(text(sql)).mappings()}
-    finally:
-        engine.dispose()
+def keyed(url: str, sql: str) -> dict[str, dict]:
+    """The rows of `sql` by their column row_key."""
+    return {row["row_key"]: row for row in rows(url, sql)}
 
 
 def test_power_outage_recovers_the_same_on_a_database_server(server_database_url):
     runner = CliRunner()
-    for command in (["db", "upgrade"], ["scenario", "load", str(FIXTURES / "power-outage")]):
-        assert runner.invoke(cli, [*command, "--db", server_database_url]).exit_code == 0
+    load_records(server_database_url, FIXTURES / "power-outage")
     result = runner.invoke(cli, ["run", "--scenario", str(FIXTURES / "power-outage"), "--db", server_database_url,
                                  "--resume-guests-state-on-host-boot", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert {i["outcome"] for i in report["instances"]} == {"ok"}
 
-    instances = rows(
+    instances = keyed(
         server_database_url, "SELECT uuid AS row_key, vm_state, task_state, power_state, deleted FROM instances"
     )
     assert (instances[U("03")]["vm_state"], instances[U("03")]["task_state"], instances[U("03")]["power_state"]) == (
@@ -43,11 +39,11 @@ def test_power_outage_recovers_the_same_on_a_database_server(server_database_url
     assert (instances[U("12")]["vm_state"], instances[U("12")]["power_state"]) == ("stopped", 4)
     assert instances[U("20")]["vm_state"] == "error"
 
-    migrations = rows(server_database_url, "SELECT instance_uuid AS row_key, status FROM migrations")
+    migrations = keyed(server_database_url, "SELECT instance_uuid AS row_key, status FROM migrations")
     assert migrations[U("18")]["status"] == "completed"
     assert migrations[U("17")]["status"] == "error"
 
-    journal = rows(server_database_url, "SELECT instance_uuid AS row_key, outcome FROM recovery_journal")
+    journal = keyed(server_database_url, "SELECT instance_uuid AS row_key, outcome FROM recovery_journal")
     assert set(journal) == {i["uuid"] for i in report["instances"]}
 
     explained = runner.invoke(cli, ["explain", U("03"), "--db", server_database_url, "--json"])

@@ -38,8 +38,14 @@ def cli_run(path: Path, scenario: str, *options: str) -> Cli:
                   "--stop-timeout", "1", *options)
 
 
-def load_scenario(path: Path, scenario: str) -> None:
-    """What an operator does before a first run: create the tables, load the records."""
-    for command in (("db", "upgrade"), ("scenario", "load", FIXTURES / scenario)):
-        out = invoke(*command, "--db", f"sqlite:///{path}")
+def load_records(url: str, scenario: Path) -> None:
+    """What an operator does before a first run: create the tables (`db upgrade`), load the records
+    (`scenario load`)."""
+    for command in (("db", "upgrade"), ("scenario", "load", scenario)):
+        out = invoke(*command, "--db", url)
         assert out.exit_code == 0, out.stderr
+
+
+def load_scenario(path: Path, scenario: str) -> None:
+    """load_records of a scenario in fixtures/ into an SQLite file."""
+    load_records(f"sqlite:///{path}", FIXTURES / scenario)

@@ -1,10 +1,33 @@
-"""Generated outage scenarios (a host's libvirt test-driver document and its db.json), for the
-benchmark and the fault tests: as many instances as wanted, on any host."""
+"""Scenarios written by the tests (a host's libvirt test-driver document and its db.json, docs/scenarios.md),
+and generated outages for the benchmark and the fault tests: as many instances as wanted, on any host."""
 
 import json
 import random
 import uuid as uuidlib
+from collections.abc import Iterable
 from pathlib import Path
+
+TEST_DOMAIN = (
+    "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
+    "<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory>"
+    "<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>"
+)
+"""One guest of the test driver; runstate is libvirt's domain state (1 running, 3 paused, 5 shut off)."""
+
+
+def write_host(directory: Path, records: dict, domains: Iterable[tuple[int, str, int]], *, cores: int,
+               memory_kib: int, sockets: int = 1, threads: int = 1) -> Path:
+    """A scenario directory: db.json holding `records`, libvirt.xml a test-driver node of that size with a
+    domain for each (number, uuid, runstate)."""
+    guests = "".join(TEST_DOMAIN.format(number=number, uuid=uuid, runstate=runstate)
+                     for number, uuid, runstate in domains)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "libvirt.xml").write_text(
+        f"<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>{sockets}</sockets><cores>{cores}</cores>"
+        f"<threads>{threads}</threads><active>{sockets * cores * threads}</active><model>x86_64</model></cpu>"
+        f"<memory>{memory_kib}</memory>{guests}</node>")
+    (directory / "db.json").write_text(json.dumps(records))
+    return directory
 
 HOST_BOOT_MIX = (
     # (share, vm_state, task_state, db power, libvirt runstate): mostly guests shut off by the outage
@@ -40,17 +63,7 @@ def write_scenario(directory: Path, count: int, seed: int = 7, host: str = "benc
                           "vm_state": vm_state, "task_state": task_state, "power_state": db_power,
                           "vcpus": 1, "memory_mb": 512, "root_gb": 1})
         if runstate is not None:
-            domains.append(
-                "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
-                f"<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory>"
-                f"<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>"
-            )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "libvirt.xml").write_text(
-        "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>2</sockets><cores>32</cores><threads>2</threads>"
-        "<active>128</active><model>x86_64</model></cpu><memory>1073741824</memory>"
-        + "".join(domains) + "</node>"
-    )
+            domains.append((number, uuid, runstate))
     services = [{"host": host, "binary": "nova-compute", "topic": "compute", "report_count": 1}]
-    (directory / "db.json").write_text(json.dumps({"host": host, "instances": instances, "services": services}))
-    return directory
+    return write_host(directory, {"host": host, "instances": instances, "services": services}, domains,
+                      sockets=2, cores=32, threads=2, memory_kib=1073741824)
