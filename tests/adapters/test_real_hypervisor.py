@@ -1,4 +1,4 @@
-"""The recovery on a real libvirtd with real QEMU guests (tests/real_libvirt.py).
+"""The recovery on a real libvirtd with real QEMU guests (tests/support/real_libvirt.py).
 
 The power outage of fixtures/power-outage is made real: every guest the
 scenario shows shut off is started and killed with kill -9, paused ones are

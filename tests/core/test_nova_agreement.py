@@ -1,4 +1,4 @@
-"""The compiled machine against an independent, imperative transcription of Nova (tests/nova_reference.py)."""
+"""The compiled machine against an independent, imperative transcription of Nova (tests/support/nova_reference.py)."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""compute-recover against Nova's own cell database (tests/nova_cell_schema.py) on SQLite,
+"""compute-recover against Nova's own cell database (tests/support/nova_cell_schema.py) on SQLite,
 PostgreSQL and MariaDB: `plan` reads it without a trace and decides as `decide` does, nova.conf
 gives the options (flags win), a real run keeps Nova's conventions and puts its journal in a
 database of its own, and a run that would put compute-recover's tables there is refused.

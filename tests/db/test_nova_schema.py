@@ -1,4 +1,4 @@
-"""Nova's own cell schema (tests/nova_cell_schema.py) on SQLite, PostgreSQL and MariaDB, and
+"""Nova's own cell schema (tests/support/nova_cell_schema.py) on SQLite, PostgreSQL and MariaDB, and
 compute-recover's reads against it: soft-deleted rows (deleted = id) stay out, system metadata
 comes in."""
 
