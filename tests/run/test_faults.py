@@ -148,11 +148,36 @@ def stopped_mid_run(tmp_path: Path, cluster: PostgresCluster, *options: str) -> 
     return url, scenario, before, finished
 
 
-def test_postgresql_stopped_mid_run_halts_reports_and_the_next_run_converges(tmp_path, private_pg_cluster):
+def reported_halted_in_json(run: Cli, url: str) -> None:
+    """The JSON document says the run halted on the database and that its journal is unfinished."""
+    assert_halted_on_the_database(run, url)
+    assert "journal could not be finished" in " ".join(run.doc["warnings"])
+
+
+def reported_halted_in_the_table(run: Cli, url: str) -> None:
+    """The table a person reads says as much: the unfinished journal, the halt (URL masked), the totals."""
+    assert run.exit_code == 1, run.stderr
+    assert "warning: the run's journal could not be finished" in run.stdout
+    assert f"compute-recover run on {HOST}" in run.stdout
+    assert "not-started" in run.stdout
+    masked = make_url(url).render_as_string(hide_password=True)
+    assert f"run stopped early: database {masked} failed to " in " ".join(run.stdout.split())
+    assert f"instances {INSTANCES}, ok " in run.stdout
+    assert_operator_safe(run)
+
+
+@pytest.mark.parametrize(("options", "reported_halted"), [(("--json",), reported_halted_in_json),
+                                                          ((), reported_halted_in_the_table)], ids=["json", "table"])
+def test_postgresql_stopped_mid_run_halts_and_says_so_in_either_format(tmp_path, private_pg_cluster, options,
+                                                                        reported_halted):
+    url, _scenario, _before, finished = stopped_mid_run(tmp_path, private_pg_cluster, *options)
+    reported_halted(finished, url)
+
+
+def test_after_postgresql_stopped_mid_run_the_records_match_the_report_and_the_next_run_converges(
+        tmp_path, private_pg_cluster):
     cluster = private_pg_cluster
     url, scenario, before, first = stopped_mid_run(tmp_path, cluster, "--json")
-    assert_halted_on_the_database(first, url)
-    assert "journal could not be finished" in " ".join(first.doc["warnings"])
 
     cluster.start()
     assert_report_matches_rows(first.doc, before, instances(url))
@@ -196,18 +221,6 @@ def _plugs(run: Cli, uuid: str) -> bool:
     """Whether the instance's first action is plug_vifs."""
     item = next(i for i in run.doc["instances"] if i["uuid"] == uuid)
     return [a["name"] for a in item["actions"]][:1] == ["plug_vifs"]
-
-
-def test_postgresql_stopped_mid_run_still_prints_the_table(tmp_path, private_pg_cluster):
-    url, _scenario, _before, finished = stopped_mid_run(tmp_path, private_pg_cluster)
-    assert finished.exit_code == 1, finished.stderr
-    assert "warning: the run's journal could not be finished" in finished.stdout
-    assert f"compute-recover run on {HOST}" in finished.stdout
-    assert "not-started" in finished.stdout
-    masked = make_url(url).render_as_string(hide_password=True)
-    assert f"run stopped early: database {masked} failed to " in " ".join(finished.stdout.split())
-    assert f"instances {INSTANCES}, ok " in finished.stdout
-    assert_operator_safe(finished)
 
 
 # --- b. a frozen server ----------------------------------------------------------------------------
