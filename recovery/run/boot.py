@@ -19,6 +19,7 @@ from recovery.adapters.network import NetworkHook
 from recovery.cli.exits import EXIT_FAILED, EXIT_OK
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.documents import action_json, considerations_json, path_json
+from recovery.core.effects import starts_guest
 from recovery.core.facts import Facts, FactsError, facts_from_record, record_task_state
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, start_order
@@ -47,7 +48,7 @@ from recovery.run.execute import (
     execute,
     final_entry,
 )
-from recovery.run.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
+from recovery.run.tiers import NOT_READY, TierReport, run_tiers, tiers_of
 from states.enums import PowerState
 
 OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)

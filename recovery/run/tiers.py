@@ -11,7 +11,6 @@ are passed in); `run_tiers` drives it with the executor, the checks (recovery/ad
 journal and the clock.
 """
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -21,28 +20,16 @@ from queue import Empty, SimpleQueue
 
 from recovery.adapters.hypervisor import HypervisorLost
 from recovery.adapters.probes import not_ready_because
-from recovery.core.effects import action_effects
-from recovery.core.machine import Decision
+from recovery.core.effects import starts_guest
 from recovery.core.metadata import READY_RUNNING, StartOrder
 from recovery.db import DatabaseError
 from recovery.db.journal import update_entry
 from recovery.run.execute import OK, InstanceResult, Plan, Ports
-from states.policy import Action
 
 NOT_READY = "not-ready"
 """The guest was started, but did not pass its readiness check within its tier's timeout."""
 CHECK_INTERVAL = 0.5
 """Seconds between two checks of a guest that is not ready yet."""
-
-
-@functools.cache
-def _leaves_running(action: Action) -> bool:
-    return action_effects(action, succeeded=True).get("power_state") == "running"
-
-
-def starts_guest(decision: Decision) -> bool:
-    """Whether the decision leaves the guest running by an action of its own (start, resume, reboot...)."""
-    return any(_leaves_running(action) for action in decision.actions)
 
 
 @dataclass
