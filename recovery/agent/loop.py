@@ -21,11 +21,11 @@ from recovery.adapters.hypervisor import Hypervisor, HypervisorError, Hypervisor
 from recovery.agent.metrics import Metrics
 from recovery.agent.sync import SyncResult, sync_all, sync_one
 from recovery.core.effects import action_starts_guest
+from recovery.core.outcomes import Outcome
 from recovery.core.settings import AgentSettings, RunSettings
 from recovery.db import Database, DatabaseError
 from recovery.db import services as service_records
 from recovery.run.boot import RunResult
-from recovery.run.execute import OK
 from states.enums import PowerState
 from states.power_sync import DELAYED_EVENTS, EVENT_POWER_STATE, LifecycleEvent
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def guests_started(result: RunResult) -> set[str]:
     """The instances whose guest the run started, resumed or brought back (by an action that succeeded)."""
     return {r.uuid for r in result.instances
-            if any(action_starts_guest(a.action) and a.outcome == OK for a in r.actions)}
+            if any(action_starts_guest(a.action) and a.outcome == Outcome.OK for a in r.actions)}
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ class Agent:
     def _count(self, result: SyncResult, cause: str) -> None:
         decision = result.decision
         self.metrics.syncs.labels(action=decision.action.value, outcome=result.outcome).inc()
-        if not decision.skip and (decision.record_power is not None or result.outcome != "unchanged"):
+        if not decision.skip and (decision.record_power is not None or result.outcome != Outcome.UNCHANGED):
             log.info("instance %s (%s): %s: %s%s", result.uuid, cause, decision.reason, result.outcome,
                      f" ({result.error})" if result.error else "")
 

@@ -31,23 +31,12 @@ from recovery.core.effects import action_effects
 from recovery.core.facts import record_task_state
 from recovery.core.machine import Decision
 from recovery.core.metadata import StartOrder
+from recovery.core.outcomes import Outcome
 from recovery.db import Database, DatabaseFailure
 from recovery.db.group_commit import GroupCommit
 from recovery.db.journal import update_entry
 from states.enums import NO_TASK, PowerState
 from states.policy import ACTIONS, Action
-
-OK, FAILED, SKIPPED, CONFLICT = "ok", "failed", "skipped", "conflict"
-NOT_STARTED = "not-started"
-"""The run halted before this instance's first action: nothing was done or written for it."""
-INTERRUPTED = "interrupted"
-"""The run halted while this instance was being recovered: what its last action did is unknown,
-and its record holds what was claimed; the next run decides it again."""
-CHANGED = "changed"
-"""`run --plan`: the instance's facts (or its decision) changed since the plan was made: nothing was done to it."""
-UNPLANNED = "unplanned"
-"""`run --plan`: the instance is not in the plan (new on the host since): nothing was done to it."""
-PENDING = "pending"
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +44,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ActionResult:
     action: Action
-    outcome: str
+    outcome: Outcome
     error: str | None = None
 
 
@@ -85,7 +74,7 @@ class InstanceResult:
     uuid: str
     decision: Decision | None
     actions: list[ActionResult] = field(default_factory=list)
-    outcome: str = OK
+    outcome: Outcome = Outcome.OK
     error: str | None = None
     vm_state: str | None = None
     task_state: str | None = None
@@ -314,21 +303,21 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
     except HypervisorLost as lost:
         log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
-        result.actions.append(ActionResult(action, INTERRUPTED, str(lost)))
+        result.actions.append(ActionResult(action, Outcome.INTERRUPTED, str(lost)))
         return HALTED
     except DatabaseFailure as failure:
         log.error("%s: %s: the database failed: %s", plan.uuid, action.name, failure)
         ports.halt.stop(str(failure), database=True)
-        result.actions.append(ActionResult(action, INTERRUPTED, str(failure)))
+        result.actions.append(ActionResult(action, Outcome.INTERRUPTED, str(failure)))
         return HALTED
     except Exception as error:  # one action's failure is reported, never raised
         text = _one_line(error)
         log.warning("%s: %s failed: %s", plan.uuid, action.name, text)
-        result.actions.append(ActionResult(action, FAILED, text))
+        result.actions.append(ActionResult(action, Outcome.FAILED, text))
         result.error = result.error or f"{action.name}: {text}"
-        result.outcome = FAILED
+        result.outcome = Outcome.FAILED
         return error
-    result.actions.append(ActionResult(action, OK))
+    result.actions.append(ActionResult(action, Outcome.OK))
     return None
 
 
@@ -342,9 +331,9 @@ def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) ->
         record.commit(f"claim instance {plan.uuid}", claim, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
-        result.outcome, result.error = NOT_STARTED, str(failure)
+        result.outcome, result.error = Outcome.NOT_STARTED, str(failure)
         result.vm_state, result.task_state = record.confirmed[:2]
-        result.actions += [ActionResult(a, NOT_STARTED) for a in plan.decision.actions]
+        result.actions += [ActionResult(a, Outcome.NOT_STARTED) for a in plan.decision.actions]
         return False
     return True
 
@@ -365,13 +354,13 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
             acted: bool) -> InstanceResult:
     """Write the state reached and the journal's final word (in one transaction when they share a database).
     Unclaimed and having done nothing outside (`acted`), a lost write means deciding it again."""
-    result.actions += [ActionResult(action, SKIPPED) for action in skipped]
+    result.actions += [ActionResult(action, Outcome.SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, plan) if result.actions else None
     def finish(conn: Connection, journal: Connection) -> None:
         if not record.write(conn):
             if not record.claimed and not acted:
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
-            result.outcome, result.error = CONFLICT, record.lost()
+            result.outcome, result.error = Outcome.CONFLICT, record.lost()
         result.vm_state, result.task_state = record.confirmed[:2]
         if plan.journal_id is not None:
             update_entry(journal, plan.journal_id, final_entry(result))
@@ -380,7 +369,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
         record.commit(f"record instance {plan.uuid}", finish, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
-        result.outcome, result.error = INTERRUPTED, f"the outcome could not be recorded: {failure}"
+        result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
         result.vm_state, result.task_state = record.confirmed[:2]
     return result
 
@@ -389,9 +378,9 @@ def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Ac
             record: _Record) -> InstanceResult:
     """Stop this instance where it is: no record write at all (no failure writes either); the journal
     says where it stopped, if the database is still there."""
-    result.actions += [ActionResult(action, NOT_STARTED) for action in remaining]
-    started = any(a.outcome != NOT_STARTED for a in result.actions)
-    result.outcome = INTERRUPTED if started else NOT_STARTED
+    result.actions += [ActionResult(action, Outcome.NOT_STARTED) for action in remaining]
+    started = any(a.outcome != Outcome.NOT_STARTED for a in result.actions)
+    result.outcome = Outcome.INTERRUPTED if started else Outcome.NOT_STARTED
     result.error = result.error or f"the run stopped: {ports.halt.reason}"
     result.vm_state, result.task_state = record.confirmed[:2]
     if plan.journal_id is not None and not ports.halt.database_failed:
@@ -416,7 +405,7 @@ def _power_after(ports: Ports, plan: Plan) -> str | None:
 
 def _actions_json(result: InstanceResult, remaining: list[Action]) -> list[dict]:
     done = [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions]
-    return done + [{**action_json(a), "outcome": PENDING, "error": None} for a in remaining]
+    return done + [{**action_json(a), "outcome": Outcome.PENDING, "error": None} for a in remaining]
 
 
 def final_entry(result: InstanceResult) -> dict[str, Any]:

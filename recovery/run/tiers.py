@@ -22,12 +22,11 @@ from recovery.adapters.hypervisor import HypervisorLost
 from recovery.adapters.probes import not_ready_because
 from recovery.core.effects import starts_guest
 from recovery.core.metadata import READY_RUNNING, StartOrder
+from recovery.core.outcomes import Outcome
 from recovery.db import DatabaseError
 from recovery.db.journal import update_entry
-from recovery.run.execute import OK, InstanceResult, Plan, Ports
+from recovery.run.execute import InstanceResult, Plan, Ports
 
-NOT_READY = "not-ready"
-"""The guest was started, but did not pass its readiness check within its tier's timeout."""
 CHECK_INTERVAL = 0.5
 """Seconds between two checks of a guest that is not ready yet."""
 
@@ -160,7 +159,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
                     future = finished.get(timeout=pause)
                     plan, result = running.pop(future), future.result()
                     results.append(result)
-                    if result.outcome == OK and result.decision is not None and starts_guest(result.decision):
+                    if result.outcome == Outcome.OK and result.decision is not None and starts_guest(result.decision):
                         waiting.started(plan.uuid, plan.order, time.monotonic())
             else:
                 time.sleep(pause or 0.0)
@@ -172,7 +171,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
         for result in results[-len(tier.plans):]:
             result.ready_seconds = waiting.ready_seconds.get(result.uuid)
             if result.uuid in late:
-                result.outcome = NOT_READY
+                result.outcome = Outcome.NOT_READY
                 result.error = f"not ready within the tier timeout ({timeout:g} s): {late[result.uuid]}"
                 _journal_not_ready(ports, by_uuid[result.uuid], result)
         report.not_ready = len(late)
