@@ -15,6 +15,8 @@ from recovery.cli.run import recover
 from recovery.core.facts import Options
 from recovery.core.settings import AgentSettings, RunSettings
 from recovery.db.scenarios import seed
+from recovery.run.execute import ACTION_CALLS
+from states.policy import ACTIONS
 
 HOST = "compute-1"
 RESIZING = "6c1a0b52-0000-4000-8000-0000000000b1"
@@ -57,3 +59,7 @@ def test_the_agent_times_a_guest_a_resize_revert_powered_on(tmp_path: Path, data
     finally:
         conn.close()
         db.close()
+
+
+def test_every_action_of_the_vocabulary_has_exactly_one_call() -> None:
+    assert set(ACTION_CALLS) == set(ACTIONS)

@@ -14,6 +14,7 @@ A run that loses its database or its hypervisor is halted: no instance starts an
 and nothing is written on behalf of an action whose end was not seen.
 """
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -153,38 +154,49 @@ class LostRace(Exception):
     """The record changed under us before anything was written or done; nothing was."""
 
 
+def _destroy(ports: Ports, plan: Plan, params: dict[str, Any], destroy_disks: bool = False) -> None:
+    """Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so."""
+    ports.hypervisor.destroy_and_undefine(plan.uuid, destroy_disks=destroy_disks or params.get("destroy_disks", False))
+
+
+def _abort_live_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> None:
+    try:
+        ports.hypervisor.abort_job(plan.uuid)
+    finally:
+        ports.database.fail_live_migrations(plan.stored_uuid or plan.uuid)
+
+
+def _complete_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> None:
+    if plan.evacuation_id is None or not ports.database.set_migration_status(plan.evacuation_id, "completed"):
+        raise RuntimeError("the evacuation's migration record is gone")
+
+
+ActionCall = Callable[[Ports, Plan, dict[str, Any]], None]
+
+ACTION_CALLS: dict[str, ActionCall] = {
+    "complete_deletion": lambda ports, plan, params: None,  # only the record write that marks it deleted
+    "restart_deletion": functools.partial(_destroy, destroy_disks=True),
+    "reboot": lambda ports, plan, params: (
+        ports.hypervisor.hard_reboot if params["type"] == "hard" else ports.hypervisor.soft_reboot)(plan.uuid),
+    "unpause": lambda ports, plan, params: ports.hypervisor.unpause(plan.uuid),
+    "stop": lambda ports, plan, params: ports.hypervisor.stop(plan.uuid, ports.stop_timeout),
+    "start": lambda ports, plan, params: ports.hypervisor.start(plan.uuid),
+    "plug_vifs": lambda ports, plan, params: ports.network.plug_vifs(plan.uuid),
+    "revert_resize": lambda ports, plan, params: ports.hypervisor.revert_resize(
+        plan.uuid, params["power_on"], ports.stop_timeout),
+    "abort_live_migration": _abort_live_migration,
+    "resume_guest": lambda ports, plan, params: ports.hypervisor.resume_guest(plan.uuid),
+    "destroy_evacuated": _destroy,
+    "complete_migration": _complete_migration,
+    "reap_domain": _destroy,
+    "shutdown_domain": lambda ports, plan, params: ports.hypervisor.shutdown(plan.uuid),
+}
+"""What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or
+database call it is."""
+
+
 def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
-    hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
-    name = action.name
-    if name in ("restart_deletion", "destroy_evacuated", "reap_domain"):
-        # Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so.
-        hv.destroy_and_undefine(uuid, destroy_disks=name == "restart_deletion" or params.get("destroy_disks", False))
-    elif name == "reboot":
-        (hv.hard_reboot if params["type"] == "hard" else hv.soft_reboot)(uuid)
-    elif name == "unpause":
-        hv.unpause(uuid)
-    elif name == "stop":
-        hv.stop(uuid, ports.stop_timeout)
-    elif name == "start":
-        hv.start(uuid)
-    elif name == "plug_vifs":
-        ports.network.plug_vifs(uuid)
-    elif name == "revert_resize":
-        hv.revert_resize(uuid, params["power_on"], ports.stop_timeout)
-    elif name == "abort_live_migration":
-        try:
-            hv.abort_job(uuid)
-        finally:
-            ports.database.fail_live_migrations(plan.stored_uuid or uuid)
-    elif name == "resume_guest":
-        hv.resume_guest(uuid)
-    elif name == "complete_migration":
-        if plan.evacuation_id is None or not ports.database.set_migration_status(plan.evacuation_id, "completed"):
-            raise RuntimeError("the evacuation's migration record is gone")
-    elif name == "shutdown_domain":
-        hv.shutdown(uuid)
-    elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
-        raise ValueError(f"no executor for action {name}")
+    ACTION_CALLS[action.name](ports, plan, dict(action.params))
 
 
 class _Record:
