@@ -9,7 +9,7 @@ from datetime import datetime
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.core.outcomes import Outcome
-from recovery.core.power_sync import SyncDecision, SyncFacts, decide_sync
+from recovery.core.power_decision import SyncDecision, SyncFacts, decide_sync
 from recovery.db import Database, InstanceRow
 from states.enums import PowerState, TaskState, VmState
 from states.power_sync import SyncAction
