@@ -28,7 +28,7 @@ from states.enums import PowerState, ResumePolicy
 log = logging.getLogger(__name__)
 
 JOURNAL_COLUMNS = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "path", "actions",
-               "outcome", "error", "final_state", "reason")
+                   "outcome", "error", "final_state", "reason")
 """The columns of `explain -f value|csv` (one row a journaled run, newest first) and of -c."""
 
 
