@@ -25,8 +25,9 @@ from recovery.cli.run import (
     require_schema,
     resolve_target,
 )
+from recovery.core.defaults import DEFAULT_TIER_TIMEOUT
 from recovery.core.facts import Options
-from recovery.core.settings import DEFAULT_INSTANCES_PATH, DEFAULT_TIER_TIMEOUT, AgentSettings, RunSettings
+from recovery.core.settings import DEFAULT_INSTANCES_PATH, AgentSettings, RunSettings
 
 
 class Systemd:

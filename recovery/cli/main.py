@@ -22,6 +22,18 @@ from recovery.cli.exits import EXIT_FAILED, EXIT_USAGE, fail
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
 from recovery.core.bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
+from recovery.core.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DB_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_REPORT_INTERVAL,
+    DEFAULT_SERVICE_DOWN_TIME,
+    DEFAULT_STOP_TIMEOUT,
+    DEFAULT_SYNC_POWER_STATE_INTERVAL,
+    DEFAULT_TIER_TIMEOUT,
+    DEFAULT_UPDATE_RESOURCES_INTERVAL,
+    MAX_TIER_TIMEOUT,
+)
 from recovery.core.documents import explanation_json, explanation_text, format_action
 from recovery.core.facts import (
     POWER_STATES,
@@ -34,18 +46,7 @@ from recovery.core.facts import (
 )
 from recovery.core.machine import shared_machine
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
-from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
-from recovery.core.settings import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DB_TIMEOUT,
-    DEFAULT_INSTANCES_PATH,
-    DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_STATE_DIR,
-    DEFAULT_TIER_TIMEOUT,
-    JOURNAL_FILE,
-    MAX_TIER_TIMEOUT,
-    default_journal_path,
-)
+from recovery.core.settings import DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, JOURNAL_FILE, default_journal_path
 from recovery.present import graph as graphs
 from recovery.present.formats import (
     FORMATS,
@@ -370,8 +371,8 @@ def recovery_options(command):
         *TARGET_OPTIONS,
         click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
                      envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once."),
-        click.option("--stop-timeout", type=FiniteFloatRange(0, 86_400), default=60.0, show_default=True,
-                     envvar=ENV_PREFIX + "STOP_TIMEOUT",
+        click.option("--stop-timeout", type=FiniteFloatRange(0, 86_400), default=DEFAULT_STOP_TIMEOUT,
+                     show_default=True, envvar=ENV_PREFIX + "STOP_TIMEOUT",
                      help="Seconds a guest gets to shut down before it is destroyed."),
         click.option("--lock-timeout", type=FiniteFloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT,
                      show_default=True, envvar=ENV_PREFIX + "LOCK_TIMEOUT",
@@ -475,8 +476,10 @@ def _positive(name: str, default: float, help_text: str):
 
 @cli.command()
 @_positive("report-interval", DEFAULT_REPORT_INTERVAL, "Seconds between heartbeats to the service record.")
-@_positive("sync-power-state-interval", 600.0, "Seconds between full power-state syncs of every instance.")
-@_positive("update-resources-interval", 60.0, "Seconds between updates of the compute node record.")
+@_positive("sync-power-state-interval", DEFAULT_SYNC_POWER_STATE_INTERVAL,
+           "Seconds between full power-state syncs of every instance.")
+@_positive("update-resources-interval", DEFAULT_UPDATE_RESOURCES_INTERVAL,
+           "Seconds between updates of the compute node record.")
 @_positive("lifecycle-event-delay", LIFECYCLE_DELAY,
            "Seconds a STOPPED event waits; a later event of the guest (a reboot) drops it.")
 @click.option("--metrics-port", type=click.IntRange(0, 65_535), envvar=ENV_PREFIX + "METRICS_PORT",

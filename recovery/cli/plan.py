@@ -10,12 +10,9 @@ from pathlib import Path
 
 from recovery.cli import run as host_commands
 from recovery.cli.exits import EXIT_USAGE, fail
+from recovery.core.defaults import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, DEFAULT_STOP_TIMEOUT
 from recovery.core.facts import Options
-from recovery.core.settings import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT
 from recovery.present.formats import Output
-
-STOP_TIMEOUT_UNUSED = 60.0
-"""A plan stops no guest; the routine's settings still carry a value."""
 
 
 def plan(scenario: str | None, node: str | None, output: Output, db_timeout: float, db_url: str | None,
@@ -29,7 +26,7 @@ def plan(scenario: str | None, node: str | None, output: Output, db_timeout: flo
         except PlanFileError as error:
             fail(str(error), EXIT_USAGE)
     try:
-        host_commands.run(scenario, node, True, output, DEFAULT_CONCURRENCY, STOP_TIMEOUT_UNUSED,
+        host_commands.run(scenario, node, True, output, DEFAULT_CONCURRENCY, DEFAULT_STOP_TIMEOUT,
                           DEFAULT_LOCK_TIMEOUT, db_timeout, None, None, db_url, libvirt_uri, host, options, plan=writer)
     finally:
         if writer is not None:

@@ -12,10 +12,11 @@ import click
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable, PreflightRefused
 from recovery.adapters.network import NetworkHook
 from recovery.cli.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_USAGE, fail
+from recovery.core.defaults import DEFAULT_DB_TIMEOUT, DEFAULT_TIER_TIMEOUT
 from recovery.core.facts import Options
 from recovery.core.machine import shared_machine
-from recovery.core.settings import DEFAULT_INSTANCES_PATH, DEFAULT_TIER_TIMEOUT, RunSettings, default_journal_path
-from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
+from recovery.core.settings import DEFAULT_INSTANCES_PATH, RunSettings, default_journal_path
+from recovery.db import Database, DatabaseError, open_database, schema
 from recovery.db import journal as journals
 from recovery.db.lock import LockTimeout
 from recovery.db.scenarios import ScenarioError, read_db_json
@@ -180,7 +181,7 @@ def _scenario_node(data: dict, host: str) -> str:
     return names.pop() if len(names) == 1 else host
 
 
-def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S,
+def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT,
             option: str = "--db") -> Database:
     try:
         return open_database(db_url, read_only=read_only, timeout=timeout)

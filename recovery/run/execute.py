@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.adapters.network import NetworkHook
+from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
 from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
 from recovery.core.facts import record_task_state
@@ -112,7 +113,7 @@ class Ports:
     database: Database
     """The instance records (Nova's tables)."""
     network: NetworkHook
-    stop_timeout: float = 60.0
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
