@@ -11,7 +11,7 @@ from recovery.adapters.hypervisor import Hypervisor, start_event_loop
 from recovery.adapters.network import NetworkHook
 from recovery.agent.loop import Agent, guests_started
 from recovery.agent.metrics import Metrics
-from recovery.cli.run import recover
+from recovery.cli.host import recover
 from recovery.core.facts import Options
 from recovery.core.settings import AgentSettings, RunSettings
 from recovery.db.scenarios import seed

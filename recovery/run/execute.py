@@ -30,6 +30,7 @@ from recovery.adapters.network import NetworkHook
 from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
 from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
+from recovery.core.errors import RecoveryError
 from recovery.core.facts import record_task_state
 from recovery.core.machine import Decision
 from recovery.core.metadata import StartOrder
@@ -151,7 +152,7 @@ class Ports:
             yield records, journal
 
 
-class LostRace(Exception):
+class LostRace(RecoveryError):
     """The record changed under us before anything was written or done; nothing was."""
 
 
