@@ -11,8 +11,9 @@ import click
 from recovery.cli.config import DEFAULT_CONFIG_PATH, ENV_PREFIX, value_source
 from recovery.cli.exits import CommandError
 from recovery.cli.options import RecoveryOptions
+from recovery.core.defaults import DEFAULT_DB_TIMEOUT
 from recovery.core.settings import default_journal_path
-from recovery.db import DB_ENV, DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
+from recovery.db import DB_ENV, Database, DatabaseError, open_database, schema
 from recovery.db.engine import DEFAULT_DB_PATH, FIX
 from recovery.db.scenarios import read_db_json
 
@@ -61,7 +62,7 @@ def require_schema(db: Database, dry_run: bool, journal: Database | None = None)
     return nova_cell
 
 
-def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S,
+def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT,
             option: str = "--db", create: bool = False) -> Database:
     """Open a database named by `option`; an error says what to check: where the URL came from (the
     flag, its environment variable, the config file and key), or, when none was given, how to name it."""

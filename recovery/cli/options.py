@@ -10,17 +10,20 @@ import click
 
 from recovery.cli.config import ENV_PREFIX, config_option
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
+from recovery.core.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DB_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
+    DEFAULT_TIER_TIMEOUT,
+    MAX_TIER_TIMEOUT,
+)
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
 from recovery.core.settings import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DB_TIMEOUT,
     DEFAULT_INSTANCES_PATH,
-    DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STATE_DIR,
-    DEFAULT_TIER_TIMEOUT,
     JOURNAL_FILE,
-    MAX_TIER_TIMEOUT,
     RunSettings,
     default_journal_path,
 )
@@ -28,7 +31,6 @@ from recovery.present.formats import FORMATS, chosen_output, remember_format
 from states.enums import ResumePolicy, RunningDeletedInstanceAction
 
 DEFAULT_LIBVIRT_URI = "qemu:///system"
-DEFAULT_STOP_TIMEOUT = 60.0
 
 
 def _checked(parse):
