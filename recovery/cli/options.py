@@ -18,8 +18,10 @@ from recovery.core.defaults import (
     DEFAULT_TIER_TIMEOUT,
     MAX_TIER_TIMEOUT,
 )
+from recovery.core.exit_codes import EXIT_CHANGES_PENDING
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
+from recovery.core.outcomes import RUN_OUTCOMES, Outcome
 from recovery.core.settings import (
     DEFAULT_INSTANCES_PATH,
     DEFAULT_STATE_DIR,
@@ -119,6 +121,47 @@ def output_options(command):
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """Which instances a run's report shows (--outcome, --failed), and whether a dry run's exit code
+    tells a plan with changes from one without (--detailed-exitcode)."""
+
+    outcomes: frozenset[str] = frozenset()
+    detailed_exitcode: bool = False
+
+
+FAILED_OUTCOMES = tuple(o.value for o in RUN_OUTCOMES if o not in (Outcome.OK, Outcome.SKIPPED))
+"""What --failed shows: every outcome that makes a run exit 1."""
+
+
+def report_filter_options(detailed_exitcode: bool):
+    """--outcome and --failed (run, plan, runs); with `detailed_exitcode`, --detailed-exitcode too."""
+
+    def decorate(command):
+        options = [
+            click.option("--outcome", "outcomes", multiple=True, type=click.Choice([o.value for o in RUN_OUTCOMES]),
+                         help="Show only the instances of this outcome (repeat for more); the totals stay the run's."),
+            click.option("--failed", is_flag=True, help="Show only the instances that did not recover: "
+                         f"--outcome for each of {', '.join(FAILED_OUTCOMES)}."),
+        ]
+        if detailed_exitcode:
+            options.append(click.option(
+                "--detailed-exitcode", is_flag=True, envvar=ENV_PREFIX + "DETAILED_EXITCODE",
+                help=f"Exit {EXIT_CHANGES_PENDING} when the plan would change something, 0 when there is nothing to "
+                "do (a dry run; as terraform plan -detailed-exitcode)."))
+
+        @functools.wraps(command)
+        def wrapper(*args, outcomes: tuple[str, ...], failed: bool, detailed_exitcode: bool = False, **kwargs):
+            chosen = frozenset(outcomes) | (frozenset(FAILED_OUTCOMES) if failed else frozenset())
+            return command(*args, shown=ReportFilter(chosen, detailed_exitcode), **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
 
 
 def database_option(command):

@@ -6,7 +6,7 @@ succeeds, and the property suite uses them to prove convergence.
 
 import functools
 
-from recovery.core.facts import Facts
+from recovery.core.facts import Facts, record_task_state
 from recovery.core.machine import Decision
 from states.enums import NO_TASK
 from states.policy import ACTIONS, Action, ActionOutcome
@@ -54,3 +54,10 @@ def after_success(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACT
     for action in decision.actions:
         facts = apply_effects(facts, action_effects(action, succeeded=True, vocabulary=vocabulary))
     return facts
+
+
+def changes_anything(decision: Decision) -> bool:
+    """Whether carrying the decision out changes anything: an action to run, or a write to the record."""
+    facts = decision.facts
+    return bool(decision.actions) or (decision.vm_state, decision.task_state) != (
+        facts.vm_state, record_task_state(facts.task_state))

@@ -18,7 +18,7 @@ from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor, H
 from recovery.adapters.network import NetworkHook
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.documents import action_json, considerations_json, path_json
-from recovery.core.effects import starts_guest
+from recovery.core.effects import changes_anything, starts_guest
 from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import Facts, FactsError, facts_from_record, record_task_state
@@ -78,6 +78,8 @@ class RunResult:
     """The tiers of ordered restart, lowest priority first."""
     host_down_seconds: float | None = None
     """How long the host was down, from its service's last heartbeat before this run; None: unknown."""
+    names: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """Instance uuid → its display name (the record's) and its libvirt domain's name (None: none known)."""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -235,7 +237,7 @@ class HostBoot:
         halted = self.ports.halt.reason
         result = RunResult(run_id, settings, results, domain_reports, self._power_now(results, by_domain), warnings,
                            network_error=network_error, halted=halted, host_down_seconds=self.host_down_seconds,
-                           tiers=tiers)
+                           tiers=tiers, names=_names({**elsewhere, **rows}, by_domain))
         if run_id is not None:
             self._close_run(result, capacity)
         return result
@@ -468,10 +470,14 @@ class HostBoot:
             yield entry | final_entry(failure)
 
 
+def _names(rows: dict[str, InstanceRow], by_domain: dict[str, DomainInfo]) -> dict[str, tuple[str | None, str | None]]:
+    """The names an operator knows an instance by: `openstack server list`'s and `virsh list`'s."""
+    known = {uuid: (None, domain.name) for uuid, domain in by_domain.items()}
+    return known | {uuid: (row.display_name, known.get(uuid, (None, None))[1]) for uuid, row in rows.items()}
+
+
 def _nothing_to_do(decision: Decision) -> bool:
-    facts = decision.facts
-    return not decision.actions and (decision.vm_state, decision.task_state) == (
-        facts.vm_state, record_task_state(facts.task_state))
+    return not changes_anything(decision)
 
 
 def _untouched(plan: Plan, power: str | None = None) -> InstanceResult:
