@@ -56,13 +56,14 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "Pl
                 result = recover(hypervisor, db, settings, network, progress.finished, journal, plan)
         else:
             result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
+        doc = journaled_report(result, journal or db)
     finally:
         db.close()
         if journal is not None:
             journal.close()
     if plan is not None:
         plan.finish(result)
-    doc = print_result(result, output, columns, shown.outcomes)
+    print_report_document(filtered(doc, shown.outcomes), output, columns)
     pending = dry_run and shown.detailed_exitcode and result.exit_code == EXIT_OK and doc["would_change"]
     sys.exit(EXIT_CHANGES_PENDING if pending else result.exit_code)
 
@@ -91,12 +92,16 @@ def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network
     return result
 
 
-def print_result(result: RunResult, output: Output = TABLE, columns: list[str] | None = None,
-                 outcomes: frozenset[str] = frozenset()) -> dict:
-    """The run in the chosen format: the table, the whole document (json, yaml), or rows of -c columns;
-    with `outcomes`, only the instances of those outcomes (the totals stay the run's). The document."""
+def journaled_report(result: RunResult, journal: Database) -> dict:
+    """The run's report document, also kept in the journal of a real run (`runs ID` prints it again);
+    a journal that cannot take it costs the reprint only, never the run's report."""
     doc = run_json(result)
-    print_report_document(filtered(doc, outcomes), output, columns)
+    if result.run_id is not None:
+        try:
+            journals.save_report(journal, result.run_id, doc)
+        except DatabaseError as error:
+            log.warning("run %s: its report was not journaled (`runs %s` cannot print it): %s", result.run_id,
+                        result.run_id, error)
     return doc
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "explain": "recovery.cli.explain:explain",
     "run": "recovery.cli.run:run",
     "plan": "recovery.cli.plan:plan",
+    "runs": "recovery.cli.runs:runs",
     "agent": "recovery.cli.agent:agent",
     "services": "recovery.cli.services:services",
     "db": "recovery.cli.admin:db_group",
