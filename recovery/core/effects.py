@@ -6,7 +6,7 @@ succeeds, and the property suite uses them to prove convergence.
 
 import functools
 
-from recovery.core.facts import Facts, record_task_state
+from recovery.core.facts import Facts
 from recovery.core.machine import Decision
 from states.enums import NO_TASK
 from states.policy import ACTIONS, Action, ActionOutcome
@@ -56,8 +56,16 @@ def after_success(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACT
     return facts
 
 
-def changes_anything(decision: Decision) -> bool:
-    """Whether carrying the decision out changes anything: an action to run, or a write to the record."""
-    facts = decision.facts
-    return bool(decision.actions) or (decision.vm_state, decision.task_state) != (
-        facts.vm_state, record_task_state(facts.task_state))
+
+REASSERTING_ACTIONS = frozenset({"plug_vifs"})
+"""Actions that re-assert what already holds (Nova plugs every instance's VIFs at every start): a
+plan that holds only these changes nothing."""
+
+
+def changes_anything(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACTIONS) -> bool:
+    """Whether carrying the decision out would change anything: a fact it would leave otherwise (the
+    record's states, the guest's power, the domain, the evacuation), or an action that does more than
+    re-assert (a plan's "would change")."""
+    if any(action.name not in REASSERTING_ACTIONS for action in decision.actions):
+        return True
+    return after_success(decision, vocabulary) != decision.facts

@@ -18,7 +18,7 @@ from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor, H
 from recovery.adapters.network import NetworkHook
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.documents import action_json, considerations_json, path_json
-from recovery.core.effects import changes_anything, starts_guest
+from recovery.core.effects import starts_guest
 from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import Facts, FactsError, facts_from_record, record_task_state
@@ -477,7 +477,9 @@ def _names(rows: dict[str, InstanceRow], by_domain: dict[str, DomainInfo]) -> di
 
 
 def _nothing_to_do(decision: Decision) -> bool:
-    return not changes_anything(decision)
+    facts = decision.facts
+    return not decision.actions and (decision.vm_state, decision.task_state) == (
+        facts.vm_state, record_task_state(facts.task_state))
 
 
 def _untouched(plan: Plan, power: str | None = None) -> InstanceResult:
