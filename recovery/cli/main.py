@@ -11,7 +11,7 @@ import importlib
 import click
 
 from recovery.cli import logs
-from recovery.cli.exits import UsageProblem, fail_with, usage_error_document
+from recovery.cli.exits import UsageProblem, exit_status_text, fail_with, usage_error_document
 from recovery.cli.options import ENV_PREFIX
 from recovery.core.errors import RecoveryError
 
@@ -42,6 +42,7 @@ class CommandGroup(click.Group):
             module, _, name = COMMANDS[cmd_name].partition(":")
             command = getattr(importlib.import_module(module), name)
             _config_first(command)
+            _exit_status_epilog(command, cmd_name)
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
@@ -80,10 +81,20 @@ def _config_first(command: click.Command) -> None:
         _config_first(sub)
 
 
+def _exit_status_epilog(command: click.Command, path: str) -> None:
+    """Each command's --help ends with its exit codes (recovery.cli.exits.COMMAND_EXIT_CODES)."""
+    text = exit_status_text(path)
+    if text is not None:
+        command.epilog = "\b\n" + text if command.epilog is None else f"{command.epilog}\n\n{text}"
+    for name, sub in getattr(command, "commands", {}).items():
+        _exit_status_epilog(sub, f"{path} {name}")
+
+
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules), "
              "docs/operating.md (logging, output formats, shell completion).")
-@click.version_option(package_name="compute-recover", prog_name="compute-recover")  # looked up only when asked
+@click.version_option(None, "-V", "--version", package_name="compute-recover",
+                      prog_name="compute-recover")  # looked up only when asked
 @click.option("-v", "--verbose", count=True, help="More log: -v what each run does, -vv every action.")
 @click.option("-q", "--quiet", is_flag=True, help="Log errors only, and draw no progress bar.")
 @click.option("--log-to", type=click.Choice(logs.TARGETS), default="stderr", show_default=True,
