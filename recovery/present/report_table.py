@@ -47,10 +47,10 @@ def _actions(item: dict, planned: bool) -> Text:
     return text or Text("no actions", style="dim")
 
 
-def _instance(item: dict) -> Text:
-    """The uuid whole on its line, then the names an operator knows it by (display name, libvirt domain)."""
+def _names(item: dict) -> list[Text]:
+    """The names an operator knows an instance by (display name, libvirt domain), if any."""
     names = " / ".join(name for name in (item.get("name"), item.get("domain")) if name)
-    return Text(item["uuid"]) + (Text("\n" + names, style="dim") if names else Text())
+    return [Text(names, style="dim", no_wrap=True, overflow="ellipsis")] if names else []
 
 
 def _end(item: dict, planned: bool) -> str:
@@ -72,7 +72,7 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, 
     """Every uuid whole on one line: narrower terminals lose columns, never the uuid. A plan shows the
     state each instance would end in where a run shows the state it is in now."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
-    table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH, overflow="ellipsis")
+    table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
     if tiers:
         table.add_column("tier", no_wrap=True)
     if width >= WIDE_LAYOUT_MIN_WIDTH:
@@ -85,14 +85,14 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, 
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
             outcome = Group(_verdict(item, planned), *_error_lines(item))
             cells = (item["state"] or "?", path, _actions(item, planned), outcome, _end(item, planned))
-            table.add_row(_instance(item), *((_tier(item),) if tiers else ()), *cells)
+            table.add_row(Group(Text(item["uuid"]), *_names(item)), *((_tier(item),) if tiers else ()), *cells)
         return table
     table.add_column("start state → would be; would do" if planned else "start state → now; actions",
                      overflow="fold")
     for item in instances:
         states = Text.assemble(f"{item['state'] or '?'} → {_end(item, planned)}  ", _verdict(item, planned))
-        table.add_row(_instance(item), *((_tier(item),) if tiers else ()),
-                      Group(states, _actions(item, planned), *_error_lines(item)))
+        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()),
+                      Group(states, _actions(item, planned), *_error_lines(item), *_names(item)))
     return table
 
 
