@@ -150,7 +150,12 @@ def commands_markdown(group: CommandGroup) -> str:
         *_command_section(root),
     ]
     for name, command in group.all_commands(root).items():
-        lines += _command_section(click.Context(command, info_name=name, parent=root))
+        ctx = click.Context(command, info_name=name, parent=root)
+        lines += _command_section(ctx)
+        if isinstance(command, click.Group):  # db upgrade, scenario load, services set
+            for sub_name in command.list_commands(ctx):
+                lines += _command_section(click.Context(command.get_command(ctx, sub_name), info_name=sub_name,
+                                                        parent=ctx))
     lines += ["## Exit codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {_cell(meaning)} |" for code, meaning in sorted(MEANINGS.items())]
     return "\n".join(lines) + "\n"

@@ -102,8 +102,11 @@ def policy_options(command):
     return wrapper
 
 
-def output_options(command):
-    """-f/--format, --json (short for -f json) and -c/--column, as the openstack CLI has them."""
+def output_options(command=None, *, example: str = "uuid"):
+    """-f/--format, --json (short for -f json) and -c/--column, as the openstack CLI has them; `example`:
+    the column `-c`'s help names (`@output_options(example="host")` for a listing without uuids)."""
+    if command is None:
+        return functools.partial(output_options, example=example)
     options = [
         click.option("-f", "--format", "output_format", type=click.Choice(FORMATS), default="table",
                      show_default=True, is_eager=True, callback=remember_format, envvar=ENV_PREFIX + "FORMAT",
@@ -111,7 +114,7 @@ def output_options(command):
         click.option("--json", "as_json", is_flag=True, is_eager=True, callback=remember_format,
                      envvar=ENV_PREFIX + "JSON", help="Short for -f json."),
         click.option("-c", "--column", "columns", multiple=True,
-                     help="Only this column (repeat for more); -f value -c uuid prints bare uuids."),
+                     help=f"Only this column (repeat for more); -f value -c {example} prints bare {example}s."),
     ]
 
     @functools.wraps(command)

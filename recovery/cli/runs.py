@@ -32,7 +32,7 @@ RUNS_COLUMNS = {"id": "Run", "host": "Host", "status": "Status", "started_at": "
 @click.argument("run_id", metavar="[RUN_ID|last]", required=False)
 @click.option("--host", help="Only this host's runs.")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N runs [default: all].")
-@output_options
+@output_options(example="id")
 @report_filter_options(detailed_exitcode=False)
 @database_option
 @journal_db_option

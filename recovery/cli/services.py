@@ -19,7 +19,7 @@ from recovery.present.formats import Output, emit, rows_table, selected_columns,
 
 @click.group(invoke_without_command=True)
 @click.option("--host", help="Only this host's services.")
-@output_options
+@output_options(example="host")
 @click.option("--service-down-time", type=FiniteFloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
               envvar=ENV_PREFIX + "SERVICE_DOWN_TIME",
               help="Seconds without a heartbeat after which a service is down (Nova's service_down_time).")
