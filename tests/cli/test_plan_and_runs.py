@@ -5,6 +5,9 @@ lists the journal's runs and prints any run's report again as the run printed it
 
 import json
 
+from click.testing import CliRunner
+
+from recovery.cli import cli
 from tests.support.in_process import invoke, load_scenario
 from tests.support.paths import FIXTURES, HOST, U
 
@@ -63,7 +66,9 @@ def test_names_are_in_the_json_the_rows_and_the_table(tmp_path):
     assert (item["name"], item["domain"]) == ("soft-reboot-became-hard", "instance-00000003")
     assert run(path, "--dry-run", "-f", "value", "-c", "name", "-c", "domain").stdout.splitlines()[2] == (
         "soft-reboot-became-hard instance-00000003")
-    assert "soft-reboot-became-hard / instance-00000003" in run(path, "--dry-run").stdout
+    wide = CliRunner().invoke(cli, ["run", "--scenario", str(SCENARIO), "--db", f"sqlite:///{path}", "--dry-run"],
+                              env={"COMPUTE_RECOVER_DB": None, "COLUMNS": "200"})
+    assert "soft-reboot-became-hard / instance-00000003" in wide.stdout
 
 
 def test_runs_lists_the_runs_and_prints_the_last_ones_report_as_it_was(tmp_path):
