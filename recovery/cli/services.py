@@ -98,8 +98,19 @@ def list_services(host: str | None, output: Output, db_url: str | None, configur
     down_time = service_down_time(configured_down_time, report_interval)
     now = utcnow()
     docs = [service_json(row, now, down_time) for row in rows]
-    emit(output, docs, lambda: docs, columns,
-         lambda: stdout_console().print(rows_table(docs, columns, headers=SERVICE_COLUMNS)), SERVICE_COLUMNS)
+    emit(output, docs, lambda: docs, columns, lambda: _print_table(docs, columns), SERVICE_COLUMNS)
+
+
+NARROW_COLUMNS = ("id", "binary", "host", "status", "state", "last_seen_up")
+"""What the table keeps below WIDE_MIN_WIDTH columns (unless -c chooses): never a host name split over lines."""
+WIDE_MIN_WIDTH = 160
+
+
+def _print_table(docs: list[dict], columns: list[str]) -> None:
+    console = stdout_console()
+    if console.width < WIDE_MIN_WIDTH and columns == list(SERVICE_COLUMNS):
+        columns = list(NARROW_COLUMNS)
+    console.print(rows_table(docs, columns, headers=SERVICE_COLUMNS, no_wrap=("binary", "host", "last_seen_up")))
 
 
 def set_service(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,

@@ -111,13 +111,14 @@ def _csv_cell(value: object) -> object:
 
 
 def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
-               headers: dict[str, str] | None = None) -> "Table":
-    """The chosen columns as a table; uuids and states never wrap."""
+               headers: dict[str, str] | None = None, no_wrap: Sequence[str] = ()) -> "Table":
+    """The chosen columns as a table; uuids, states and the `no_wrap` columns never wrap."""
     from rich.table import Table  # imported on use: `decide` starts without rich
 
     table = Table(title=title)
     for column in columns:
-        table.add_column((headers or {}).get(column, column), no_wrap=column in ("uuid", "id") or "state" in column,
+        table.add_column((headers or {}).get(column, column),
+                         no_wrap=column in ("uuid", "id", *no_wrap) or "state" in column,
                          overflow="fold")
     for row in rows:
         table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))

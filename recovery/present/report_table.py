@@ -4,6 +4,7 @@ warnings, the downtime, the tiers and the totals around it (the document is reco
 from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -117,9 +118,9 @@ def print_report(doc: dict, console: Console) -> None:
         console.print(f"{title}: no instance of outcome {', '.join(doc['shown']['outcomes'])}", highlight=False)
     else:
         console.print(f"{title}: no instances on this host", highlight=False)
-    for domain in doc["domains"]:
-        console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}",
-                      highlight=False)
+    for domain in doc["domains"]:  # the reason on lines of its own: at 80 columns it is never cut mid-phrase
+        console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']}", highlight=False)
+        console.print(Padding(Text(domain["reason"]), (0, 0, 0, 2)))
     if doc["halted"]:
         console.print(f"[bold red]run stopped early:[/] {doc['halted']} — instances not reached were left as they "
                       "were, for the next run", highlight=False)
