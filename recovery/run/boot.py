@@ -25,15 +25,13 @@ from recovery.core.facts import Facts, FactsError, facts_from_record, record_tas
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, start_order
 from recovery.core.outcomes import RUN_OUTCOMES, Outcome
-from recovery.core.servicegroup import host_down_seconds
 from recovery.core.settings import RunSettings
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
-from recovery.db.store import utcnow
 from recovery.run.execute import ActionResult, Halt, InstanceResult, LostRace, Plan, Ports, execute, final_entry
+from recovery.run.gather import HostFacts, gather
 from recovery.run.tiers import TierReport, run_tiers, tiers_of
-from states.enums import PowerState
 
 
 class Refused(RecoveryError):
@@ -107,27 +105,6 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
         )
 
 
-def instance_record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None,
-                    host_down_seconds: float | None = None) -> dict:
-    """A database row and its domain's power state (None: no domain) as a decide input record,
-    with how long the host was down (None: unknown), so that rows are validated exactly as
-    `decide` validates its input."""
-    return {
-        "uuid": row.key,
-        "vm_state": row.vm_state,
-        "task_state": row.task_state,
-        "power_state": power.label if power is not None else "nostate",
-        "db_power_state": row.power_state if row.power_state is not None else 0,
-        "host": row.host,
-        "old_vm_state": row.system_metadata.get("old_vm_state"),
-        "domain_present": power is not None,
-        "evacuation": {"status": evacuation.status, "dest_host": evacuation.dest_compute} if evacuation else None,
-        "deleted": row.deleted,
-        "metadata": row.metadata,
-        "host_down_seconds": host_down_seconds,
-    }
-
-
 def _check_row(row: InstanceRow) -> None:
     """What `decide` cannot see of a row: a uuid libvirt could never report (so it cannot be
     matched to its domain), and sizes outside Nova's columns (which would poison the compute
@@ -140,19 +117,6 @@ def _check_row(row: InstanceRow) -> None:
         value = getattr(row, name)
         if value is not None and not 0 <= value <= NOVA_INTEGER_MAX:
             raise FactsError(f"{name} {value} is outside Nova's Integer range 0..{NOVA_INTEGER_MAX}")
-
-
-def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str,
-                host_down_seconds: float | None) -> tuple[dict, InstanceRow] | None:
-    """One instance's facts as they are now, as a decide input record, with its row: for
-    `explain --live` and for deciding again after a lost claim. Reads that one instance only.
-    A domain in libvirt's NOSTATE counts as no domain here."""
-    row = db.load_instances_by_uuid([uuid]).get(uuid.lower())
-    if row is None:
-        return None
-    power = hypervisor.power_state(row.key)
-    evacuation = db.evacuation_of(host, row.uuid)
-    return instance_record(row, None if power is PowerState.NOSTATE else power, evacuation, host_down_seconds), row
 
 
 class HostBoot:
@@ -198,22 +162,17 @@ class HostBoot:
         """A real run lists the domains again once it holds the lock, and opens its journal once the
         host's records are read, so that the run's options record how long the host was down."""
         hv, db, settings = self.ports.hypervisor, self.ports.database, self.settings
-        if domains is None:
-            domains = hv.domains()
-        snapshot = db.load_host(settings.host)
-        self.host_down_seconds = host_down_seconds(snapshot.service, utcnow())
+        facts = gather(db, hv, settings.host, domains=domains)
+        self.host_down_seconds = facts.down_seconds
         run_id = None
         if not settings.dry_run:
             run_id = journals.start_run(self.ports.journal_database, settings.host, self._options_json())
-        by_domain = {d.uuid.lower(): d for d in domains}
-        evacuations = {m.instance_uuid.lower(): m for m in snapshot.evacuations if m.instance_uuid}
-        rows = {row.key: row for row in snapshot.instances}
-        elsewhere = db.load_instances_by_uuid({u for u in (*by_domain, *evacuations) if u not in rows})
-        plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
+        by_domain = facts.domains
+        plans, failures, domain_reports = self._plan(facts)
         if self.screen is not None:
             plans, held_back = self.screen.screen(plans, failures)
             failures += held_back
-        warnings += self._evacuation_warnings(by_domain, evacuations)
+        warnings += self._evacuation_warnings(by_domain, facts.evacuations)
         if run_id is not None:
             ids = journals.insert_entries(self.ports.journal_database, run_id,
                                           self._entries(plans, failures, by_domain))
@@ -303,36 +262,30 @@ class HostBoot:
                 f"stale domain {by_domain[uuid].name} here; destroy it once the evacuation is confirmed"
                 for uuid, m in evacuations.items() if uuid in by_domain]
 
-    def _plan(
-        self,
-        rows: dict[str, InstanceRow],
-        elsewhere: dict[str, InstanceRow],
-        by_domain: dict[str, DomainInfo],
-        evacuations: dict[str, MigrationRow],
-    ) -> tuple[list[Plan], list[InstanceResult], list[DomainReport]]:
+    def _plan(self, gathered: HostFacts) -> tuple[list[Plan], list[InstanceResult], list[DomainReport]]:
         """Decide every instance this run is responsible for; report the domains it leaves alone."""
         plans: list[Plan] = []
         failures: list[InstanceResult] = []
         reports: list[DomainReport] = []
+        rows, by_domain = gathered.instances, gathered.domains
         candidates = list(rows.values())
-        for uuid, row in elsewhere.items():
+        for uuid, row in gathered.elsewhere.items():
             domain = by_domain.get(uuid)
-            if uuid in evacuations or row.deleted:
+            if uuid in gathered.evacuations or row.deleted:
                 candidates.append(row)
             elif domain is not None:
                 reports.append(DomainReport(uuid, domain.name, "none",
                                             f"owned by host {row.host} (no evacuation record): left alone"))
         for uuid, domain in by_domain.items():
-            if uuid not in rows and uuid not in elsewhere:
+            if uuid not in rows and uuid not in gathered.elsewhere:
                 reports.append(DomainReport(uuid, domain.name, "none",
                                             "unknown domain: no instance record claims it, so it is never touched"))
         for row in candidates:
             domain = by_domain.get(row.key)
-            evacuation = evacuations.get(row.key)
+            evacuation = gathered.evacuations.get(row.key)
             try:
                 _check_row(row)
-                power = domain.power_state if domain else None
-                record = instance_record(row, power, evacuation, self.host_down_seconds)
+                record = gathered.record(row)
                 facts = facts_from_record(record, self.settings.host, self.settings.options)
             except FactsError as error:
                 failures.append(InstanceResult(row.key, None, outcome=Outcome.FAILED,
@@ -410,17 +363,17 @@ class HostBoot:
     def _redecide(self, plan: Plan) -> Plan | None:
         """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
         its journal entry then tells the new decision."""
-        db = self.ports.database
-        found = live_record(db, self.ports.hypervisor, plan.uuid, self.settings.host, self.host_down_seconds)
-        if found is None:
+        gathered = gather(self.ports.database, self.ports.hypervisor, self.settings.host, only=[plan.uuid],
+                          down_seconds=self.host_down_seconds)
+        row = gathered.row(plan.uuid)
+        if row is None:
             return None
-        record, row = found
+        record = gathered.record(row)
         try:
             facts = facts_from_record(record, self.settings.host, self.settings.options)
         except FactsError:
             return None
-        evacuation = db.evacuation_of(self.settings.host, row.uuid) if facts.evacuation_status else None
-        fresh = self._plan_for(row, record, facts, evacuation)
+        fresh = self._plan_for(row, record, facts, gathered.evacuations.get(row.key))
         fresh.journal_id, fresh.order = plan.journal_id, plan.order
         if fresh.journal_id is not None:
             with self.ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
