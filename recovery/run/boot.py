@@ -17,7 +17,6 @@ from typing import Protocol
 from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
 from recovery.adapters.network import NetworkHook
 from recovery.core.bounds import NOVA_INTEGER_MAX
-from recovery.core.documents import action_json, considerations_json, path_json
 from recovery.core.effects import starts_guest
 from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
@@ -29,8 +28,9 @@ from recovery.core.settings import RunSettings
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
-from recovery.run.execute import ActionResult, Halt, InstanceResult, LostRace, Plan, Ports, execute, final_entry
+from recovery.run.execute import ActionResult, Halt, InstanceResult, LostRace, Plan, Ports, execute
 from recovery.run.gather import HostFacts, gather
+from recovery.run.journal_entries import DecisionEntries, final_entry, run_options
 from recovery.run.tiers import TierReport, run_tiers, tiers_of
 
 
@@ -133,7 +133,7 @@ class HostBoot:
         """Called from the worker threads with each executed instance's result (the progress bar)."""
         self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal)
         self.settings = settings
-        self._decision_entries: dict[Facts, dict] = {}
+        self.entries = DecisionEntries(machine)
         self.host_down_seconds: float | None = None
         """Read with the host's records before anything is written (the run's heartbeat comes last)."""
 
@@ -166,7 +166,8 @@ class HostBoot:
         self.host_down_seconds = facts.down_seconds
         run_id = None
         if not settings.dry_run:
-            run_id = journals.start_run(self.ports.journal_database, settings.host, self._options_json())
+            options = run_options(settings, self.host_down_seconds)
+            run_id = journals.start_run(self.ports.journal_database, settings.host, options)
         by_domain = facts.domains
         plans, failures, domain_reports = self._plan(facts)
         if self.screen is not None:
@@ -174,8 +175,10 @@ class HostBoot:
             failures += held_back
         warnings += self._evacuation_warnings(by_domain, facts.evacuations)
         if run_id is not None:
+            decided = ((p.uuid, p.decision, _untouched(p, _power_label(by_domain.get(p.uuid)))
+                        if _nothing_to_do(p.decision) else None) for p in plans)
             ids = journals.insert_entries(self.ports.journal_database, run_id,
-                                          self._entries(plans, failures, by_domain))
+                                          self.entries.before_execution(decided, failures))
             for plan in plans:
                 plan.journal_id = ids.get(plan.uuid)
         executed: list[InstanceResult] = []
@@ -247,12 +250,6 @@ class HostBoot:
         except Exception as error:  # reported in the run's result and exit code
             return str(error)
         return None
-
-    def _options_json(self) -> dict:
-        options, settings = self.settings.options, self.settings
-        applied = {"plan": settings.applied_plan} if settings.applied_plan else {}
-        return {"node": settings.node, "concurrency": settings.concurrency, **options.__dict__,
-                "host_down_seconds": self.host_down_seconds, **applied}
 
     def _evacuation_warnings(self, by_domain: dict[str, DomainInfo], evacuations: dict[str, MigrationRow]) -> list[str]:
         """Rule 1 with destroy_after_evacuate off leaves a stale domain: say so."""
@@ -377,7 +374,7 @@ class HostBoot:
         fresh.journal_id, fresh.order = plan.journal_id, plan.order
         if fresh.journal_id is not None:
             with self.ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
-                journals.update_entry(conn, fresh.journal_id, self._decision_entry(fresh.decision))
+                journals.update_entry(conn, fresh.journal_id, self.entries.decision(fresh.decision))
         return fresh
 
     def _held_back(self, plan: Plan) -> InstanceResult | None:
@@ -388,37 +385,6 @@ class HostBoot:
             with self.ports.journal_database.transaction(f"journal why {plan.uuid} was held back") as conn:
                 journals.update_entry(conn, plan.journal_id, final_entry(held))
         return held
-
-    def _decision_entry(self, decision: Decision) -> dict:
-        """The journal's account of a decision. Equal facts share one (its values the same objects),
-        so that the journal encodes it once for all the instances that share it."""
-        entry = self._decision_entries.get(decision.facts)
-        if entry is None:
-            entry = self._decision_entries[decision.facts] = {
-                "start_state": decision.start_state,
-                "facts": decision.facts._asdict(),
-                "path": path_json(decision),
-                "considered": considerations_json(self.machine.consider(decision.facts)),
-                "actions": [{**action_json(a), "outcome": Outcome.PENDING, "error": None} for a in decision.actions],
-                "reason": decision.reason,
-            }
-        return entry
-
-    def _entries(self, plans: list[Plan], failures: list[InstanceResult], by_domain: dict[str, DomainInfo]):
-        """Every decision as journaled before anything is executed: pending where there is work."""
-        for plan in plans:
-            entry = {"instance_uuid": plan.uuid, **self._decision_entry(plan.decision)}
-            if _nothing_to_do(plan.decision):
-                domain = by_domain.get(plan.uuid)
-                entry |= final_entry(_untouched(plan, domain.power_state.label if domain else "nostate"))
-            else:
-                entry |= {"outcome": Outcome.PENDING}
-            yield entry
-        for failure in failures:
-            entry = {"instance_uuid": failure.uuid, "reason": failure.error, "path": [], "considered": []}
-            if failure.decision is not None:  # decided but held back by the screen: nothing done
-                entry |= self._decision_entry(failure.decision)
-            yield entry | final_entry(failure)
 
 
 def _nothing_to_do(decision: Decision) -> bool:
@@ -431,3 +397,7 @@ def _untouched(plan: Plan, power: str | None = None) -> InstanceResult:
     facts = plan.decision.facts
     return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.OK, vm_state=facts.vm_state,
                           task_state=record_task_state(facts.task_state), power_state=power)
+
+
+def _power_label(domain: DomainInfo | None) -> str:
+    return domain.power_state.label if domain else "nostate"
