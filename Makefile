@@ -85,8 +85,7 @@ demo: setup
 	@$(CLI) explain soft-reboot-became-hard --db $(DEMO_DB) --live \
 		--libvirt-uri test://$(CURDIR)/fixtures/power-outage/libvirt.xml
 
-test: setup-test
-	@$(VENV)/bin/ruff check recovery states tests
+test: setup-test lint
 	@$(VENV)/bin/pytest
 
 bench: setup-test
@@ -96,8 +95,10 @@ bench: setup-test
 docs: setup
 	@$(PY) -m recovery.cli.docs --man build/man
 
+# ruff, then the layers (import-linter, contracts in pyproject.toml; docs/architecture.md).
 lint: setup
 	@$(VENV)/bin/ruff check recovery states tests
+	@$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) build *.egg-info
