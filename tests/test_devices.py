@@ -14,6 +14,7 @@ from recovery.core.devices import (
     Inventory,
     Kind,
     Resource,
+    devices,
     missing_after_start,
     needs,
     prove,
@@ -122,6 +123,7 @@ def test_missing_outweighs_repairable_and_is_listed_first():
     proof = prove_domain(FULL, inventory)
     assert proof.readiness is DeviceReadiness.MISSING
     assert proof.problems[-1].startswith("storage pool 'images' is inactive")
+    assert proof.missing == ("hostdev 0000:3b:02.3 absent", "hostdev 0000:3b:00.1 absent")
     assert proof.summary().startswith("missing: hostdev 0000:3b:02.3 absent; ")
 
 
@@ -150,8 +152,8 @@ def test_a_tenant_written_name_is_quoted_printable_and_short():
 def test_after_start_the_devices_the_running_domain_lacks_are_named():
     live = FULL.replace("<source dev='/dev/mapper/mpatha'/><target dev='vdb'/>", "<source dev='/x'/>").replace(
         f"<address uuid='{MDEV.upper()}'/>", "<address uuid='0'/>")
-    assert missing_after_start(FULL, live) == ("disk vdb", f"mdev {MDEV}")
-    assert missing_after_start(FULL, FULL) == ()
+    assert missing_after_start(devices(FULL), live) == ("disk vdb", f"mdev {MDEV}")
+    assert missing_after_start(devices(FULL), FULL) == ()
 
 
 # -- generated definitions -------------------------------------------------------------------------
@@ -264,7 +266,7 @@ def test_after_start_exactly_the_dropped_devices_are_named(elements, data):
     defined = macs + disks + [e for e, _ in elements]
     kept = data.draw(st.lists(st.sampled_from(range(len(defined))), unique=True))
     live = "<domain><devices>" + "".join(defined[i] for i in sorted(kept)) + "</devices></domain>"
-    missing = missing_after_start("<domain><devices>" + "".join(defined) + "</devices></domain>", live)
+    missing = missing_after_start(devices("<domain><devices>" + "".join(defined) + "</devices></domain>"), live)
     dropped = {i for i in range(8) if i not in kept}
     assert {m for m in missing if m.startswith(("interface", "disk"))} == {
         f"interface 52:54:00:00:00:{i:02x}" if i < 4 else f"disk vd{'abcd'[i - 4]}" for i in dropped}

@@ -23,6 +23,8 @@ from pathlib import Path
 import libvirt
 import libvirt_qemu
 
+from recovery.adapters import inventory
+from recovery.core.devices import Inventory, Resource
 from recovery.core.settings import DEFAULT_INSTANCES_PATH
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState
 
@@ -458,6 +460,37 @@ class Hypervisor:
     def _pool_path(pool: libvirt.virStoragePool) -> Path | None:
         path = ElementTree.fromstring(pool.XMLDesc(0)).findtext("./target/path")
         return Path(path).resolve() if path else None
+
+    def definitions(self, uuids: Iterable[str]) -> dict[str, str]:
+        """The persistent definition (inactive XML) of each of these domains that exists, by uuid: what a
+        start boots from, so what the device proof reads."""
+        found = {}
+        for uuid in uuids:
+            dom = self._lookup(uuid)
+            if dom is not None:
+                with self._failing("read the definition of", uuid):
+                    found[uuid] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        return found
+
+    def live_xml(self, uuid: str) -> str | None:
+        """The running domain's XML (its devices as started), None when there is no domain."""
+        dom = self._lookup(uuid)
+        if dom is None:
+            return None
+        with self._failing("read the live XML of", uuid):
+            return dom.XMLDesc(0)
+
+    def inventory(self, paths: Iterable[str]) -> Inventory:
+        """The host's storage, networks, interfaces, secrets and devices in one pass (recovery.adapters.inventory)."""
+        with self._reading("gather the host inventory (pools, networks, secrets, node devices)"):
+            return inventory.gather(self._conn, paths)
+
+    def repair(self, resource: Resource) -> None:
+        """Start an inactive storage pool, network or mediated device; RepairFailed says why not."""
+        if self.read_only:
+            raise HypervisorError(f"refusing to start {resource.kind} {resource.name}: the connection to {self.uri} "
+                                  "is read-only")
+        inventory.repair(self._conn, resource)
 
     def hostname(self) -> str:
         """The hypervisor hostname, which the compute node record is keyed on."""

@@ -86,6 +86,11 @@ class DeviceProof:
         return tuple(f.reason for f in sorted(self.findings, key=lambda f: order[f.readiness])
                      if f.readiness is not DeviceReadiness.READY)
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The reasons of the missing resources: why the guest is blocked."""
+        return tuple(f.reason for f in self.findings if f.readiness is DeviceReadiness.MISSING)
+
     def summary(self) -> str:
         """One line for plans and reports: the readiness and what is wrong."""
         problems = self.problems
@@ -329,7 +334,7 @@ def devices(domain_xml: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def missing_after_start(defined_xml: str, live_xml: str) -> tuple[str, ...]:
-    """The devices the definition asks for that the running domain does not have (it is `degraded`)."""
+def missing_after_start(defined: Iterable[str], live_xml: str) -> tuple[str, ...]:
+    """The devices a definition asked for (`devices` of it) that the running domain lacks: it is `degraded`."""
     live = set(devices(live_xml))
-    return tuple(d for d in devices(defined_xml) if d not in live)
+    return tuple(d for d in defined if d not in live)
