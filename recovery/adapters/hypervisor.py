@@ -25,6 +25,7 @@ import libvirt_qemu
 
 from recovery.adapters import inventory
 from recovery.core.devices import Inventory, Resource
+from recovery.core.errors import RecoveryError
 from recovery.core.settings import DEFAULT_INSTANCES_PATH
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState
 
@@ -57,7 +58,7 @@ undefine after the last (as Nova falls back)."""
 _LOST_CONNECTION_CODES = frozenset({libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC})
 
 
-class HypervisorError(Exception):
+class HypervisorError(RecoveryError):
     """A libvirt call failed; the one-line message names the domain or URI and what went wrong."""
 
 
