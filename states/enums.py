@@ -131,3 +131,12 @@ class DeviceReadiness(StrEnum):
     """Every resource is there, but an inactive storage pool, network or mediated device must be started first."""
     MISSING = "missing"
     """A resource is not there: the guest is not started (blocked) until it returns."""
+
+
+class OnDegraded(StrEnum):
+    """What is done with a started guest that lacks a device its definition asks for (--on-degraded)."""
+
+    KEEP = "keep"
+    """Left running, reported degraded."""
+    STOP = "stop"
+    """Stopped again, reported degraded."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recovery.core.facts import Options
+from states.enums import OnDegraded
 from states.power_sync import LIFECYCLE_DELAY
 
 DEFAULT_CONCURRENCY = 4
@@ -50,6 +51,8 @@ class RunSettings:
     """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
     applied_plan: dict[str, str] | None = None
     """`run --plan`: the plan file's name and sha256, journaled with the run's options."""
+    on_degraded: str = OnDegraded.KEEP.value
+    """What is done with a started guest that lacks a device its definition asks for (docs/devices.md)."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ one: a run that starts nothing reads nothing more than before.
 
 import threading
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError
 from recovery.core.devices import (
@@ -30,15 +29,6 @@ BLOCKED = "blocked"
 """A host-side resource the guest's definition needs is missing: it was not started, its record is as it was."""
 DEGRADED = "degraded"
 """The guest was started, but a device its definition asks for is not in the running domain."""
-
-
-class OnDegraded(StrEnum):
-    """What is done with a started guest that lacks a device its definition asks for (--on-degraded)."""
-
-    KEEP = "keep"
-    """Left running, reported degraded."""
-    STOP = "stop"
-    """Stopped again, reported degraded (its record then says stopped)."""
 
 
 @dataclass
