@@ -27,10 +27,27 @@ INTERRUPTED_HARD_REBOOTS = ((1.0, "active", "rebooting_hard", "running", 5),)
 """Every guest was hard rebooting when the host went down: each must be rebooted exactly once."""
 
 
+DEVICE_NODE = "<network><name>default</name><bridge name='virbr0'/><forward/></network>"
+"""The test driver's default network, for a scenario whose guests use it."""
+
+
+def _devices(directory: Path, number: int) -> str:
+    """A guest's devices as the device proof reads them (docs/devices.md): a disk file of its own (made
+    here, empty) and an interface on the default network."""
+    disk = directory / "disks" / f"{number}.qcow2"
+    disk.touch()
+    return (f"<devices><disk type='file' device='disk'><source file='{disk}'/><target dev='vda' bus='virtio'/></disk>"
+            f"<interface type='network'><mac address='52:54:00:{number >> 16 & 255:02x}:{number >> 8 & 255:02x}:"
+            f"{number & 255:02x}'/><source network='default'/></interface></devices>")
+
+
 def write_scenario(directory: Path, count: int, seed: int = 7, host: str = "bench-host",
-                   mix: tuple = HOST_BOOT_MIX) -> Path:
-    """A generated outage scenario of `count` instances on `host` in the format of docs/scenarios.md."""
+                   mix: tuple = HOST_BOOT_MIX, devices: bool = False) -> Path:
+    """A generated outage scenario of `count` instances on `host` in the format of docs/scenarios.md;
+    with `devices`, each guest has a disk file and an interface on the default network, both present."""
     rng = random.Random(seed)
+    if devices:
+        (directory / "disks").mkdir(parents=True, exist_ok=True)
     instances, domains = [], []
     shares = [m[0] for m in mix]
     for number in range(1, count + 1):
@@ -43,13 +60,14 @@ def write_scenario(directory: Path, count: int, seed: int = 7, host: str = "benc
             domains.append(
                 "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
                 f"<name>instance-{number:08x}</name><uuid>{uuid}</uuid><memory unit='MiB'>512</memory>"
-                f"<vcpu>1</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>"
+                f"<vcpu>1</vcpu><os><type>hvm</type></os>{_devices(directory, number) if devices else ''}"
+                f"<test:runstate>{runstate}</test:runstate></domain>"
             )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "libvirt.xml").write_text(
         "<node><cpu><mhz>2400</mhz><nodes>1</nodes><sockets>2</sockets><cores>32</cores><threads>2</threads>"
         "<active>128</active><model>x86_64</model></cpu><memory>1073741824</memory>"
-        + "".join(domains) + "</node>"
+        + (DEVICE_NODE if devices else "") + "".join(domains) + "</node>"
     )
     services = [{"host": host, "binary": "nova-compute", "topic": "compute", "report_count": 1}]
     (directory / "db.json").write_text(json.dumps({"host": host, "instances": instances, "services": services}))
