@@ -27,7 +27,7 @@ INTERRUPTED_HARD_REBOOTS = ((1.0, "active", "rebooting_hard", "running", 5),)
 """Every guest was hard rebooting when the host went down: each must be rebooted exactly once."""
 
 
-DEVICE_NODE = "<network><name>default</name><bridge name='virbr0'/><forward/></network>"
+DEVICE_NODE = "<network><name>default</name><bridge name='virbr0'/></network>"
 """The test driver's default network, for a scenario whose guests use it."""
 
 
