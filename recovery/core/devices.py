@@ -214,7 +214,11 @@ def _hostdev_needs(hostdev: ElementTree.Element) -> Iterable[Resource]:
 
 def needs(domain_xml: str) -> tuple[Resource, ...]:
     """Every host-side resource the definition names, in document order, each once."""
-    devices = parse_domain(domain_xml).find("devices")
+    return _needs(parse_domain(domain_xml))
+
+
+def _needs(root: ElementTree.Element) -> tuple[Resource, ...]:
+    devices = root.find("devices")
     if devices is None:
         return ()
     found: list[Resource] = []
@@ -304,12 +308,34 @@ DEFINITION = Resource(Kind.DISK, "<definition>")
 """Stands for a definition that cannot be read at all."""
 
 
-def prove_domain(domain_xml: str, inventory: Inventory) -> DeviceProof:
-    """The proof of one definition; one that cannot be read is missing, with why."""
+@dataclass(frozen=True)
+class Definition:
+    """What a domain's definition asks of the host and shows its guest, read in one parse."""
+
+    needs: tuple[Resource, ...] = ()
+    devices: tuple[str, ...] = ()
+    """As `devices` names them: compared with the live domain's after the start."""
+    error: str | None = None
+    """Why the definition cannot be read (it then needs nothing and shows nothing)."""
+
+
+def read_definition(domain_xml: str) -> Definition:
     try:
-        return prove(needs(domain_xml), inventory)
+        root = parse_domain(domain_xml)
     except DomainXmlError as error:
-        return DeviceProof((_missing(DEFINITION, f"its definition cannot be read: {error}"),))
+        return Definition(error=str(error))
+    return Definition(_needs(root), _devices(root))
+
+
+def prove_definition(definition: Definition, inventory: Inventory) -> DeviceProof:
+    """The proof of one definition; one that cannot be read is missing, with why."""
+    if definition.error is not None:
+        return DeviceProof((_missing(DEFINITION, f"its definition cannot be read: {definition.error}"),))
+    return prove(definition.needs, inventory)
+
+
+def prove_domain(domain_xml: str, inventory: Inventory) -> DeviceProof:
+    return prove_definition(read_definition(domain_xml), inventory)
 
 
 # -- after the start ------------------------------------------------------------------------------
@@ -318,7 +344,11 @@ def prove_domain(domain_xml: str, inventory: Inventory) -> DeviceProof:
 def devices(domain_xml: str) -> tuple[str, ...]:
     """The guest-visible devices a definition asks for, named so that the live XML names them alike:
     disks by target, interfaces by MAC address, host devices by PCI address, mediated devices by uuid."""
-    found_devices = parse_domain(domain_xml).find("devices")
+    return _devices(parse_domain(domain_xml))
+
+
+def _devices(root: ElementTree.Element) -> tuple[str, ...]:
+    found_devices = root.find("devices")
     found: list[str] = []
     for element in () if found_devices is None else found_devices:
         if element.tag == "disk":

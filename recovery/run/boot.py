@@ -29,6 +29,7 @@ from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
 from recovery.db.store import utcnow
+from recovery.run.devices import BLOCKED, DEGRADED, DeviceCheck
 from recovery.run.execute import (
     CHANGED,
     CONFLICT,
@@ -49,9 +50,9 @@ from recovery.run.execute import (
     final_entry,
 )
 from recovery.run.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
-from states.enums import PowerState
+from states.enums import DeviceReadiness, PowerState
 
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
+OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY, BLOCKED, DEGRADED)
 
 
 class Refused(RecoveryError):
@@ -185,7 +186,9 @@ class HostBoot:
         self.screen = screen
         self.on_result = on_result
         """Called from the worker threads with each executed instance's result (the progress bar)."""
-        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal)
+        self.devices = DeviceCheck(hypervisor)
+        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal,
+                           repair_devices=self.devices.repair)
         self.settings = settings
         self._decision_entries: dict[Facts, dict] = {}
         self.host_down_seconds: float | None = None
@@ -228,6 +231,7 @@ class HostBoot:
         rows = {row.key: row for row in snapshot.instances}
         elsewhere = db.load_instances_by_uuid({u for u in (*by_domain, *evacuations) if u not in rows})
         plans, failures, domain_reports = self._plan(rows, elsewhere, by_domain, evacuations)
+        self._prove_devices(plans)
         if self.screen is not None:
             plans, held_back = self.screen.screen(plans, failures)
             failures += held_back
@@ -248,6 +252,7 @@ class HostBoot:
         finally:
             if not settings.dry_run:
                 network_error = self._apply_network()
+        warnings += self.devices.repairs_done()
         position = {plan.uuid: number for number, plan in enumerate(plans)}
         results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         halted = self.ports.halt.reason
@@ -374,6 +379,43 @@ class HostBoot:
                 reports.append(DomainReport(row.key, domain.name, names, decision.reason))
         return plans, failures, reports
 
+    def _prove_devices(self, plans: list[Plan]) -> None:
+        """The device proof of every guest about to be started (recovery/run/devices.py): each whose resources
+        are not all ready is decided again with its readiness; one no longer started leaves its tier."""
+        changed = self.devices.prove({p.uuid: p.decision for p in plans if starts_guest(p.decision)}, self.machine)
+        for plan in plans:
+            decision = changed.get(plan.uuid)
+            if decision is not None:
+                plan.decision = decision
+                if not starts_guest(decision):
+                    plan.order = None
+
+    def _with_devices(self, plan: Plan, result: InstanceResult) -> InstanceResult:
+        """What the device proof adds to a result: a plan shows the proof; a guest a missing resource kept
+        off is blocked; a started one that lacks a device it was defined with is degraded."""
+        if self.settings.dry_run:
+            result.error = result.error or self.devices.shown(plan.uuid)
+        elif result.outcome == OK and plan.decision.facts.devices == DeviceReadiness.MISSING.value:
+            result.outcome, result.error = BLOCKED, self.devices.shown(plan.uuid)
+        elif result.outcome == OK and starts_guest(plan.decision):
+            try:
+                degraded = self.devices.degraded(plan.uuid, self.settings.on_degraded)
+            except HypervisorError:
+                degraded = None  # the start was seen; a comparison that cannot be made is not a failure
+            if degraded is not None:
+                result.outcome, result.error = DEGRADED, degraded
+        return result
+
+    def _journal_result(self, plan: Plan, result: InstanceResult) -> None:
+        """A result changed after its entry was journaled (blocked, degraded): journaled again."""
+        if plan.journal_id is None or self.ports.halt.database_failed:
+            return
+        try:
+            with self.ports.journal_database.transaction(f"journal the device proof of {plan.uuid}") as conn:
+                journals.update_entry(conn, plan.journal_id, final_entry(result))
+        except DatabaseError as error:
+            self.ports.halt.stop(str(error), database=True)
+
     def _plan_for(self, row: InstanceRow, record: dict, facts: Facts, evacuation: MigrationRow | None) -> Plan:
         return Plan(row.key, self.machine.decide(facts), writable=facts.owned and not facts.deleted,
                     evacuation_id=evacuation.id if evacuation else None,
@@ -395,17 +437,20 @@ class HostBoot:
 
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)
+        outcome, error = result.outcome, result.error
+        if self._with_devices(plan, result).outcome != outcome or result.error != error:
+            self._journal_result(plan, result)
         result.order = plan.order
         if self.on_result is not None:
             self.on_result(result)
         return result
 
-    @staticmethod
-    def _planned(plan: Plan) -> InstanceResult:
+    def _planned(self, plan: Plan) -> InstanceResult:
         decision = plan.decision
-        return InstanceResult(plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions],
-                              outcome=SKIPPED, vm_state=decision.facts.vm_state,
-                              task_state=record_task_state(decision.facts.task_state), order=plan.order)
+        return self._with_devices(plan, InstanceResult(
+            plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions], outcome=SKIPPED,
+            vm_state=decision.facts.vm_state, task_state=record_task_state(decision.facts.task_state),
+            order=plan.order))
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
         if _nothing_to_do(plan.decision):
@@ -474,7 +519,8 @@ class HostBoot:
             entry = {"instance_uuid": plan.uuid, **self._decision_entry(plan.decision)}
             if _nothing_to_do(plan.decision):
                 domain = by_domain.get(plan.uuid)
-                entry |= final_entry(_untouched(plan, domain.power_state.label if domain else "nostate"))
+                entry |= final_entry(self._with_devices(
+                    plan, _untouched(plan, domain.power_state.label if domain else "nostate")))
             else:
                 entry |= {"outcome": PENDING}
             yield entry

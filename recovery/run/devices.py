@@ -12,18 +12,18 @@ from dataclasses import dataclass, field
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError
 from recovery.core.devices import (
+    Definition,
     DeviceProof,
     Resource,
     disk_paths,
     missing_after_start,
-    needs,
-    prove_domain,
+    prove_definition,
+    read_definition,
     shown_name,
 )
-from recovery.core.devices import devices as defined_devices
 from recovery.core.errors import RecoveryError
 from recovery.core.machine import Decision, RecoveryMachine
-from states.enums import DeviceReadiness
+from states.enums import DeviceReadiness, OnDegraded
 
 BLOCKED = "blocked"
 """A host-side resource the guest's definition needs is missing: it was not started, its record is as it was."""
@@ -33,12 +33,11 @@ DEGRADED = "degraded"
 
 @dataclass
 class DeviceCheck:
-    """One run's proofs, the repairs it made, and each proved guest's defined devices."""
+    """One run's proofs, the repairs it made, and each proved guest's definition."""
 
     hypervisor: Hypervisor
     proofs: dict[str, DeviceProof] = field(default_factory=dict)
-    defined: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """The devices each proved guest's definition asks for (compared with the live ones after its start)."""
+    definitions: dict[str, Definition] = field(default_factory=dict)
     repaired: dict[Resource, str | None] = field(default_factory=dict)
     """Each repair tried in this run and its error (None: started)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -48,24 +47,14 @@ class DeviceCheck:
         a guest. One inventory for all of them; a guest without a domain is left to its start to report."""
         if not decisions:
             return {}
-        definitions = self.hypervisor.definitions(decisions)
-        wanted = {}
-        for uuid, xml in definitions.items():
-            try:
-                wanted[uuid] = needs(xml)
-            except RecoveryError:
-                wanted[uuid] = ()
-        inventory = self.hypervisor.inventory(set().union(*map(disk_paths, wanted.values())))
+        self.definitions = {u: read_definition(x) for u, x in self.hypervisor.definitions(decisions).items()}
+        paths = set().union(*(disk_paths(d.needs) for d in self.definitions.values()))
+        inventory = self.hypervisor.inventory(paths)
         changed = {}
-        for uuid, xml in definitions.items():
-            proof = self.proofs[uuid] = prove_domain(xml, inventory)
-            try:
-                self.defined[uuid] = defined_devices(xml)
-            except RecoveryError:
-                self.defined[uuid] = ()
+        for uuid, definition in self.definitions.items():
+            proof = self.proofs[uuid] = prove_definition(definition, inventory)
             if proof.readiness is not DeviceReadiness.READY:
-                facts = decisions[uuid].facts._replace(devices=proof.readiness.value)
-                changed[uuid] = machine.decide(facts)
+                changed[uuid] = machine.decide(decisions[uuid].facts._replace(devices=proof.readiness.value))
         return changed
 
     def repair(self, uuid: str) -> None:
@@ -86,22 +75,37 @@ class DeviceCheck:
         if failed:
             raise HypervisorError("; ".join(failed))
 
-    def blocked_reason(self, uuid: str) -> str:
+    def shown(self, uuid: str) -> str | None:
+        """The guest's proof as its report's error says it: `blocked: ...` naming the missing resources,
+        `repairable: ...` naming the inactive ones; None when every resource is ready or it was not proved."""
         proof = self.proofs.get(uuid)
-        return "blocked: " + ("; ".join(proof.missing) if proof else "a host resource is missing")
+        if proof is None or proof.readiness is DeviceReadiness.READY:
+            return None
+        if proof.readiness is DeviceReadiness.MISSING:
+            return "blocked: " + "; ".join(proof.missing)
+        return "repairable: " + "; ".join(proof.problems)
 
-    def missing_after_start(self, uuid: str) -> tuple[str, ...]:
-        """The devices the guest's definition asks for that its running domain lacks (none when not proved)."""
-        defined = self.defined.get(uuid)
-        if not defined:
-            return ()
+    def degraded(self, uuid: str, on_degraded: str) -> str | None:
+        """After the guest's start: the devices its definition asks for that its running domain lacks, as the
+        result's error (None: every one is there); with --on-degraded stop it is stopped again."""
+        definition = self.definitions.get(uuid)
+        if definition is None or not definition.devices:
+            return None
         live = self.hypervisor.live_xml(uuid)
-        if live is None:
-            return ()
         try:
-            return missing_after_start(defined, live)
+            missing = missing_after_start(definition.devices, live) if live is not None else ()
         except RecoveryError:
-            return ()
+            return None
+        if not missing:
+            return None
+        error = f"degraded: {', '.join(missing)} missing after the start"
+        if on_degraded == OnDegraded.STOP.value:
+            try:
+                self.hypervisor.stop(uuid)
+                error += "; stopped"
+            except HypervisorError as failure:
+                error += f"; could not be stopped: {failure}"
+        return error
 
     def repairs_done(self) -> list[str]:
         """One line per repair this run made or tried, for the run's warnings."""

@@ -127,6 +127,8 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
+    repair_devices: Callable[[str], None] | None = None
+    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py)."""
     writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
     """Every instance's record and journal writes, committed together with the other workers'."""
 
@@ -195,6 +197,10 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
             raise RuntimeError("the evacuation's migration record is gone")
     elif name == "shutdown_domain":
         hv.shutdown(uuid)
+    elif name == "repair_devices":
+        if ports.repair_devices is None:
+            raise ValueError("no device proof was made in this run")
+        ports.repair_devices(uuid)
     elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
         raise ValueError(f"no executor for action {name}")
 
