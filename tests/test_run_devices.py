@@ -7,9 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import libvirt
+from click.testing import CliRunner
 from databases import migrated_database
 
 from recovery.adapters.hypervisor import Hypervisor
+from recovery.cli import cli
 from recovery.core.facts import Options
 from recovery.core.machine import shared_machine
 from recovery.core.settings import RunSettings
@@ -103,6 +105,10 @@ def test_a_run_blocks_repairs_once_and_starts_the_rest(tmp_path):
     finally:
         journal.close()
     assert entries == {U(nn): items[nn]["outcome"] + ": " + items[nn]["error"] for nn in ("02", "05", "06")}
+    explained = CliRunner().invoke(cli, ["explain", U("06"), "--db", url])
+    assert explained.exit_code == 0, explained.output
+    assert 'devices = "missing"' in explained.stdout and "[MATCH] retry_start" in explained.stdout
+    assert f"outcome: blocked — blocked: disk {tmp_path / 'gone.qcow2'} does not exist" in explained.stdout
 
 
 def test_a_plan_shows_the_proof_and_changes_nothing(tmp_path):
