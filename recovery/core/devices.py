@@ -174,11 +174,7 @@ def _disk_needs(disk: ElementTree.Element) -> Iterable[Resource]:
             path = source.get({"file": "file", "block": "dev", "dir": "dir"}[kind])
             if path:
                 yield Resource(Kind.DISK, path)
-    for secret in disk.iterfind(".//encryption/secret"):
-        found = _secret(secret)
-        if found:
-            yield found
-    for secret in disk.iterfind(".//auth/secret"):
+    for secret in disk.iter("secret"):  # of <encryption> or <auth>, in the disk or in its <source>
         found = _secret(secret)
         if found:
             yield found

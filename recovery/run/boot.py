@@ -249,6 +249,8 @@ class HostBoot:
             executed += self._execute_all([p for p in plans if p.evacuation_id is None and p.order is None])
             ordered, tiers = self._execute_tiers([p for p in plans if p.evacuation_id is None and p.order])
             executed += ordered
+            if not settings.dry_run:
+                self._compare_after_start(plans, executed)
         finally:
             if not settings.dry_run:
                 network_error = self._apply_network()
@@ -392,19 +394,29 @@ class HostBoot:
 
     def _with_devices(self, plan: Plan, result: InstanceResult) -> InstanceResult:
         """What the device proof adds to a result: a plan shows the proof; a guest a missing resource kept
-        off is blocked; a started one that lacks a device it was defined with is degraded."""
+        off is blocked."""
         if self.settings.dry_run:
             result.error = result.error or self.devices.shown(plan.uuid)
         elif result.outcome == OK and plan.decision.facts.devices == DeviceReadiness.MISSING.value:
             result.outcome, result.error = BLOCKED, self.devices.shown(plan.uuid)
-        elif result.outcome == OK and starts_guest(plan.decision):
+        return result
+
+    def _compare_after_start(self, plans: list[Plan], results: list[InstanceResult]) -> None:
+        """Every guest the run started, its live devices compared with its definition, one after another once
+        the starts are done (a read per guest, not contending with the starts): one that lacks a device it
+        was defined with is degraded, and stopped with --on-degraded stop."""
+        by_uuid = {plan.uuid: plan for plan in plans}
+        for result in results:
+            plan = by_uuid.get(result.uuid)
+            if plan is None or result.outcome != OK or not starts_guest(plan.decision) or self.ports.halt.reason:
+                continue
             try:
                 degraded = self.devices.degraded(plan.uuid, self.settings.on_degraded)
             except HypervisorError:
-                degraded = None  # the start was seen; a comparison that cannot be made is not a failure
+                continue  # the start was seen; a comparison that cannot be made is not a failure
             if degraded is not None:
                 result.outcome, result.error = DEGRADED, degraded
-        return result
+                self._journal_result(plan, result)
 
     def _journal_result(self, plan: Plan, result: InstanceResult) -> None:
         """A result changed after its entry was journaled (blocked, degraded): journaled again."""
@@ -437,8 +449,8 @@ class HostBoot:
 
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)
-        outcome, error = result.outcome, result.error
-        if self._with_devices(plan, result).outcome != outcome or result.error != error:
+        before = result.outcome
+        if self._with_devices(plan, result).outcome != before:  # blocked: journaled as such
             self._journal_result(plan, result)
         result.order = plan.order
         if self.on_result is not None:
