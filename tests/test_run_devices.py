@@ -123,16 +123,15 @@ def test_a_plan_shows_the_proof_and_changes_nothing(tmp_path):
     assert not conn.networkLookupByName("tenant-b").isActive() and exit_code == 0
 
 
-class _Started:
-    """A hypervisor whose running domain lacks the second disk and the interface it was defined with."""
+LIVE = "<domain><devices><disk><target dev='vda'/></disk></devices></domain>"
+"""A running domain that lacks the second disk and the interface it was defined with."""
 
+
+class _Started:
     stopped: list[str]
 
     def __init__(self) -> None:
         self.stopped = []
-
-    def live_xml(self, _uuid: str) -> str:
-        return "<domain><devices><disk><target dev='vda'/></disk></devices></domain>"
 
     def stop(self, uuid: str) -> None:
         self.stopped.append(uuid)
@@ -146,8 +145,10 @@ def test_a_started_guest_lacking_a_defined_device_is_degraded_and_stopped_when_a
     check.definitions["u"] = read_definition(
         "<domain><devices><disk><target dev='vda'/></disk><disk><target dev='vdb'/></disk>"
         "<interface type='bridge'><mac address='52:54:00:AA:00:01'/></interface></devices></domain>")
-    assert check.degraded("u", "keep") == "degraded: disk vdb, interface 52:54:00:aa:00:01 missing after the start"
+    assert check.degraded("u", LIVE, "keep") == (
+        "degraded: disk vdb, interface 52:54:00:aa:00:01 missing after the start")
     assert hypervisor.stopped == []
-    assert check.degraded("u", "stop").endswith("missing after the start; stopped") and hypervisor.stopped == ["u"]
-    assert check.degraded("never-proved", "stop") is None
+    assert check.degraded("u", LIVE, "stop").endswith("missing after the start; stopped")
+    assert hypervisor.stopped == ["u"]
+    assert check.degraded("never-proved", LIVE, "stop") is None
     assert json.dumps(check.repairs_done()) == "[]"

@@ -462,24 +462,23 @@ class Hypervisor:
         path = ElementTree.fromstring(pool.XMLDesc(0)).findtext("./target/path")
         return Path(path).resolve() if path else None
 
-    def definitions(self, uuids: Iterable[str]) -> dict[str, str]:
-        """The persistent definition (inactive XML) of each of these domains that exists, by uuid: what a
-        start boots from, so what the device proof reads."""
+    def domain_xmls(self, uuids: Iterable[str], inactive: bool = False) -> dict[str, str]:
+        """The XML of each of these domains that exists, by uuid, from one listing (no look-up per domain):
+        `inactive`, the persistent definition a start boots from (what the device proof reads); else the
+        running domain's, its devices as started."""
+        wanted = set(uuids)
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
         found = {}
-        for uuid in uuids:
-            dom = self._lookup(uuid)
-            if dom is not None:
-                with self._failing("read the definition of", uuid):
-                    found[uuid] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        with self._reading("read the domains' XML"):
+            for dom in self._conn.listAllDomains():
+                uuid = dom.UUIDString().lower()
+                if uuid in wanted:
+                    try:
+                        found[uuid] = dom.XMLDesc(flags)
+                    except libvirt.libvirtError as error:
+                        if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:  # gone since the listing
+                            raise
         return found
-
-    def live_xml(self, uuid: str) -> str | None:
-        """The running domain's XML (its devices as started), None when there is no domain."""
-        dom = self._lookup(uuid)
-        if dom is None:
-            return None
-        with self._failing("read the live XML of", uuid):
-            return dom.XMLDesc(0)
 
     def inventory(self, paths: Iterable[str]) -> Inventory:
         """The host's storage, networks, interfaces, secrets and devices in one pass (recovery.adapters.inventory)."""

@@ -402,21 +402,24 @@ class HostBoot:
         return result
 
     def _compare_after_start(self, plans: list[Plan], results: list[InstanceResult]) -> None:
-        """Every guest the run started, its live devices compared with its definition, one after another once
-        the starts are done (a read per guest, not contending with the starts): one that lacks a device it
+        """Every guest the run started, its live devices compared with its definition once the starts are
+        done (one listing, then a read per guest, not contending with the starts): one that lacks a device it
         was defined with is degraded, and stopped with --on-degraded stop."""
         by_uuid = {plan.uuid: plan for plan in plans}
-        for result in results:
-            plan = by_uuid.get(result.uuid)
-            if plan is None or result.outcome != OK or not starts_guest(plan.decision) or self.ports.halt.reason:
-                continue
-            try:
-                degraded = self.devices.degraded(plan.uuid, self.settings.on_degraded)
-            except HypervisorError:
-                continue  # the start was seen; a comparison that cannot be made is not a failure
+        started = {r.uuid: r for r in results if r.outcome == OK and r.uuid in self.devices.definitions
+                   and starts_guest(by_uuid[r.uuid].decision)}
+        if not started or self.ports.halt.reason:
+            return
+        try:
+            live = self.ports.hypervisor.domain_xmls(started)
+        except HypervisorError:
+            return  # the starts were seen; a comparison that cannot be made is not a failure
+        for uuid, xml in live.items():
+            degraded = self.devices.degraded(uuid, xml, self.settings.on_degraded)
             if degraded is not None:
+                result = started[uuid]
                 result.outcome, result.error = DEGRADED, degraded
-                self._journal_result(plan, result)
+                self._journal_result(by_uuid[uuid], result)
 
     def _journal_result(self, plan: Plan, result: InstanceResult) -> None:
         """A result changed after its entry was journaled (blocked, degraded): journaled again."""

@@ -47,7 +47,7 @@ class DeviceCheck:
         a guest. One inventory for all of them; a guest without a domain is left to its start to report."""
         if not decisions:
             return {}
-        self.definitions = {u: read_definition(x) for u, x in self.hypervisor.definitions(decisions).items()}
+        self.definitions = {u: read_definition(x) for u, x in self.hypervisor.domain_xmls(decisions, True).items()}
         paths = set().union(*(disk_paths(d.needs) for d in self.definitions.values()))
         inventory = self.hypervisor.inventory(paths)
         changed = {}
@@ -85,15 +85,14 @@ class DeviceCheck:
             return "blocked: " + "; ".join(proof.missing)
         return "repairable: " + "; ".join(proof.problems)
 
-    def degraded(self, uuid: str, on_degraded: str) -> str | None:
-        """After the guest's start: the devices its definition asks for that its running domain lacks, as the
-        result's error (None: every one is there); with --on-degraded stop it is stopped again."""
+    def degraded(self, uuid: str, live_xml: str, on_degraded: str) -> str | None:
+        """After the guest's start: the devices its definition asks for that its running domain (`live_xml`)
+        lacks, as the result's error (None: every one is there); with --on-degraded stop it is stopped again."""
         definition = self.definitions.get(uuid)
         if definition is None or not definition.devices:
             return None
-        live = self.hypervisor.live_xml(uuid)
         try:
-            missing = missing_after_start(definition.devices, live) if live is not None else ()
+            missing = missing_after_start(definition.devices, live_xml)
         except RecoveryError:
             return None
         if not missing:
