@@ -270,3 +270,13 @@ def test_after_start_exactly_the_dropped_devices_are_named(elements, data):
     dropped = {i for i in range(8) if i not in kept}
     assert {m for m in missing if m.startswith(("interface", "disk"))} == {
         f"interface 52:54:00:00:00:{i:02x}" if i < 4 else f"disk vd{'abcd'[i - 4]}" for i in dropped}
+
+
+def test_a_domain_as_libvirt_writes_it_is_read_through_its_devices_alone():
+    metadata = ("<metadata>\n    <x:devices xmlns:x='urn:x'>\n      <disk type='file'><source file='/nope'/></disk>"
+                "\n    </x:devices>\n  </metadata>")
+    written = (f"<domain type='kvm'>\n  <name>g</name>\n  {metadata}\n  <devices>\n    <disk type='file'><source "
+               "file='/d'/><target dev='vda'/></disk>\n  </devices>\n  <seclabel type='none'/>\n</domain>")
+    assert needs(written) == (Resource(Kind.DISK, "/d"),)
+    assert devices(written) == ("disk vda",)
+    assert needs(written.replace("\n  <devices>", "<devices>")) == (Resource(Kind.DISK, "/d"),)  # read whole
