@@ -1,9 +1,10 @@
-"""`make bench`: decision throughput and memory, and host-boot wall time.
+"""`make bench` (python -m tests.benchmark): decision throughput and memory, and host-boot wall time.
 
 Measured here, never in a timed unit test. Each measured command runs in its
 own process so its peak memory (ru_maxrss) is its own.
 """
 
+import argparse
 import json
 import os
 import random
@@ -20,20 +21,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import libvirt
-from databases import migrated_database
-from pg_cluster import ClusterUnavailable, PostgresCluster
-from scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from recovery.adapters.hypervisor import Hypervisor
 from recovery.cli.exits import EXIT_LOCKED
+from recovery.core.defaults import DEFAULT_CONCURRENCY
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.core.machine import shared_machine
-from recovery.core.settings import DEFAULT_CONCURRENCY, RunSettings
+from recovery.core.settings import RunSettings
 from recovery.db import Instance, open_database
 from recovery.db.scenarios import seed_if_empty
 from recovery.run.boot import HostBoot
+from tests.support.databases import migrated_database
+from tests.support.paths import CONSOLE_SCRIPT
+from tests.support.pg_cluster import ClusterUnavailable, PostgresCluster
+from tests.support.scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
 
 RECORDS = 100_000
 HOST = "bench-host"
@@ -105,7 +108,7 @@ def best_of(command: list[str], stdin_path: Path, reset: Callable[[], None] = la
 def bench_decide(workdir: Path) -> None:
     path = workdir / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in random_records(RECORDS)))
-    exe = str(Path(sys.executable).with_name("compute-recover"))
+    exe = str(CONSOLE_SCRIPT)
     parse_s, parse_mb, _ = best_of([sys.executable, "-c", BASELINE], path)
     decide_s, decide_mb, status = best_of([exe, "decide", "--host", HOST, "--resume-guests-state-on-host-boot"], path)
     if status != 0:
@@ -154,7 +157,7 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
     scenario, url = seeded_host(workdir, "boot", count)
     fresh_host = resetter(url)
 
-    exe = str(Path(sys.executable).with_name("compute-recover"))
+    exe = str(CONSOLE_SCRIPT)
     base = [exe, "run", "--scenario", str(scenario), "--db", url, "--resume-guests-state-on-host-boot", "--json"]
     print(f"compute-recover run, generated {count:,}-instance scenario (test driver + SQLite), whole command, "
           f"best of {TRIALS}")
@@ -184,7 +187,7 @@ def bench_device_proof(workdir: Path, count: int = 5_000) -> None:
 def bench_plan(workdir: Path, count: int = 5_000) -> None:
     """`plan --out` then `run --plan` of a host, beside the plain real run of bench_host_boot."""
     scenario, url = seeded_host(workdir, "plan", count)
-    exe = str(Path(sys.executable).with_name("compute-recover"))
+    exe = str(CONSOLE_SCRIPT)
     target = ["--scenario", str(scenario), "--db", url, "--json"]
     plan_file = workdir / "plan.json"
     print(f"plan, then apply, generated {count:,}-instance scenario (test driver + SQLite), whole command")
@@ -205,8 +208,7 @@ EXECUTED = ("ok", "failed", "interrupted")
 
 
 def compute_recover(*args: object) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("compute-recover")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([str(CONSOLE_SCRIPT), *map(str, args)], capture_output=True, text=True)
 
 
 def write_fleet(workdir: Path, hosts: list[str], count: int, mix: tuple = HOST_BOOT_MIX) -> Path:
@@ -422,16 +424,28 @@ def time_resuming(workdir: Path, data: dict) -> dict[str, float]:
     return timings
 
 
+PARTS: dict[str, Callable[[Path], object]] = {
+    "decide": bench_decide,
+    "host-boot": bench_host_boot,
+    "device-proof": bench_device_proof,
+    "plan": bench_plan,
+    "real-guests": bench_real_guests,
+    "fleet": bench_fleet,
+}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", metavar="PART",
+                        help=f"only these parts, of {', '.join(PARTS)} [default: all]")
+    chosen = parser.parse_args().parts or list(PARTS)
+    if unknown := [part for part in chosen if part not in PARTS]:
+        parser.error(f"unknown part {unknown[0]!r}: choose from {', '.join(PARTS)}")
     with tempfile.TemporaryDirectory(prefix="compute-recover-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "empty-stdin").write_text("")
-        bench_decide(workdir)
-        bench_host_boot(workdir)
-        bench_device_proof(workdir)
-        bench_plan(workdir)
-        bench_real_guests(workdir)
-        bench_fleet(workdir)
+        for part in chosen:
+            PARTS[part](workdir)
 
 
 if __name__ == "__main__":

@@ -18,41 +18,23 @@ from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor, H
 from recovery.adapters.network import NetworkHook
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.documents import action_json, considerations_json, path_json
+from recovery.core.effects import starts_guest
 from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import Facts, FactsError, facts_from_record, record_task_state
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, start_order
+from recovery.core.outcomes import RUN_OUTCOMES, Outcome
 from recovery.core.servicegroup import host_down_seconds
 from recovery.core.settings import RunSettings
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
 from recovery.db.store import utcnow
-from recovery.run.devices import BLOCKED, DEGRADED, DeviceCheck
-from recovery.run.execute import (
-    CHANGED,
-    CONFLICT,
-    FAILED,
-    INTERRUPTED,
-    NOT_STARTED,
-    OK,
-    PENDING,
-    SKIPPED,
-    UNPLANNED,
-    ActionResult,
-    Halt,
-    InstanceResult,
-    LostRace,
-    Plan,
-    Ports,
-    execute,
-    final_entry,
-)
-from recovery.run.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
+from recovery.run.devices import DeviceCheck, boots_definition
+from recovery.run.execute import ActionResult, Halt, InstanceResult, LostRace, Plan, Ports, execute, final_entry
+from recovery.run.tiers import TierReport, run_tiers, tiers_of
 from states.enums import DeviceReadiness, PowerState
-
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY, BLOCKED, DEGRADED)
 
 
 class Refused(RecoveryError):
@@ -101,13 +83,13 @@ class RunResult:
     @property
     def totals(self) -> dict[str, int]:
         counts = Counter(r.outcome for r in self.instances)
-        return {"instances": len(self.instances), **{o: counts[o] for o in OUTCOMES},
+        return {"instances": len(self.instances), **{o: counts[o] for o in RUN_OUTCOMES},
                 "domains_reported": len(self.domains)}
 
     @property
     def exit_code(self) -> int:
         failed = self.network_error is not None or self.halted is not None
-        failed = failed or any(r.outcome not in (OK, SKIPPED) for r in self.instances)
+        failed = failed or any(r.outcome not in (Outcome.OK, Outcome.SKIPPED) for r in self.instances)
         return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -360,7 +342,7 @@ class HostBoot:
                 record = instance_record(row, power, evacuation, self.host_down_seconds)
                 facts = facts_from_record(record, self.settings.host, self.settings.options)
             except FactsError as error:
-                failures.append(InstanceResult(row.key, None, outcome=FAILED,
+                failures.append(InstanceResult(row.key, None, outcome=Outcome.FAILED,
                                                error=f"bad database row: {error}; fix the instances row",
                                                vm_state=row.vm_state, task_state=row.task_state))
                 continue
@@ -369,7 +351,7 @@ class HostBoot:
                 try:
                     plan.order = start_order(row.metadata)
                 except PolicyValueError as error:
-                    failures.append(InstanceResult(row.key, plan.decision, outcome=FAILED,
+                    failures.append(InstanceResult(row.key, plan.decision, outcome=Outcome.FAILED,
                                                    error=f"bad instance metadata: {error}; set it right (openstack "
                                                    "server set --property KEY=VALUE) or unset it",
                                                    vm_state=row.vm_state, task_state=row.task_state))
@@ -384,7 +366,8 @@ class HostBoot:
     def _prove_devices(self, plans: list[Plan]) -> None:
         """The device proof of every guest about to be started (recovery/run/devices.py): each whose resources
         are not all ready is decided again with its readiness; one no longer started leaves its tier."""
-        changed = self.devices.prove({p.uuid: p.decision for p in plans if starts_guest(p.decision)}, self.machine)
+        changed = self.devices.prove({p.uuid: p.decision for p in plans if boots_definition(p.decision)},
+                                     self.machine)
         for plan in plans:
             decision = changed.get(plan.uuid)
             if decision is not None:
@@ -397,8 +380,8 @@ class HostBoot:
         off is blocked."""
         if self.settings.dry_run:
             result.error = result.error or self.devices.shown(plan.uuid)
-        elif result.outcome == OK and plan.decision.facts.devices == DeviceReadiness.MISSING.value:
-            result.outcome, result.error = BLOCKED, self.devices.shown(plan.uuid)
+        elif result.outcome == Outcome.OK and plan.decision.facts.devices == DeviceReadiness.MISSING.value:
+            result.outcome, result.error = Outcome.BLOCKED, self.devices.shown(plan.uuid)
         return result
 
     def _compare_after_start(self, plans: list[Plan], results: list[InstanceResult]) -> None:
@@ -406,8 +389,8 @@ class HostBoot:
         done (one listing, then a read per guest, not contending with the starts): one that lacks a device it
         was defined with is degraded, and stopped with --on-degraded stop."""
         by_uuid = {plan.uuid: plan for plan in plans}
-        started = {r.uuid: r for r in results if r.outcome == OK and r.uuid in self.devices.definitions
-                   and starts_guest(by_uuid[r.uuid].decision)}
+        started = {r.uuid: r for r in results if r.outcome == Outcome.OK and r.uuid in self.devices.definitions
+                   and boots_definition(by_uuid[r.uuid].decision)}
         if not started or self.ports.halt.reason:
             return
         try:
@@ -418,7 +401,7 @@ class HostBoot:
             degraded = self.devices.degraded(uuid, xml, self.settings.on_degraded)
             if degraded is not None:
                 result = started[uuid]
-                result.outcome, result.error = DEGRADED, degraded
+                result.outcome, result.error = Outcome.DEGRADED, degraded
                 self._journal_result(by_uuid[uuid], result)
 
     def _journal_result(self, plan: Plan, result: InstanceResult) -> None:
@@ -463,7 +446,7 @@ class HostBoot:
     def _planned(self, plan: Plan) -> InstanceResult:
         decision = plan.decision
         return self._with_devices(plan, InstanceResult(
-            plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions], outcome=SKIPPED,
+            plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions], outcome=Outcome.SKIPPED,
             vm_state=decision.facts.vm_state, task_state=record_task_state(decision.facts.task_state),
             order=plan.order))
 
@@ -476,13 +459,14 @@ class HostBoot:
             except LostRace:
                 fresh = self._redecide(plan)
                 if fresh is None:
-                    return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT,
+                    return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT,
                                           error="the record vanished or went bad between decision and claim")
                 return self._held_back(fresh) or execute(self.ports, fresh)
         except LostRace as race:
-            return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT, error=str(race))
+            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT, error=str(race))
         except Exception as error:  # one instance's failure never stops the others
-            return InstanceResult(plan.uuid, plan.decision, outcome=FAILED, error=f"{type(error).__name__}: {error}")
+            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.FAILED,
+                                  error=f"{type(error).__name__}: {error}")
 
     def _redecide(self, plan: Plan) -> Plan | None:
         """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
@@ -523,7 +507,7 @@ class HostBoot:
                 "facts": decision.facts._asdict(),
                 "path": path_json(decision),
                 "considered": considerations_json(self.machine.consider(decision.facts)),
-                "actions": [{**action_json(a), "outcome": PENDING, "error": None} for a in decision.actions],
+                "actions": [{**action_json(a), "outcome": Outcome.PENDING, "error": None} for a in decision.actions],
                 "reason": decision.reason,
             }
         return entry
@@ -537,7 +521,7 @@ class HostBoot:
                 entry |= final_entry(self._with_devices(
                     plan, _untouched(plan, domain.power_state.label if domain else "nostate")))
             else:
-                entry |= {"outcome": PENDING}
+                entry |= {"outcome": Outcome.PENDING}
             yield entry
         for failure in failures:
             entry = {"instance_uuid": failure.uuid, "reason": failure.error, "path": [], "considered": []}
@@ -554,5 +538,5 @@ def _nothing_to_do(decision: Decision) -> bool:
 
 def _untouched(plan: Plan, power: str | None = None) -> InstanceResult:
     facts = plan.decision.facts
-    return InstanceResult(plan.uuid, plan.decision, outcome=OK, vm_state=facts.vm_state,
+    return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.OK, vm_state=facts.vm_state,
                           task_state=record_task_state(facts.task_state), power_state=power)

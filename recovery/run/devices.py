@@ -24,11 +24,13 @@ from recovery.core.devices import (
 from recovery.core.errors import RecoveryError
 from recovery.core.machine import Decision, RecoveryMachine
 from states.enums import DeviceReadiness, OnDegraded
+from states.policy import STARTS_GUEST
 
-BLOCKED = "blocked"
-"""A host-side resource the guest's definition needs is missing: it was not started, its record is as it was."""
-DEGRADED = "degraded"
-"""The guest was started, but a device its definition asks for is not in the running domain."""
+
+def boots_definition(decision: Decision) -> bool:
+    """Whether the decision starts the guest from its definition (states.policy.STARTS_GUEST): those are the
+    guests whose devices are proved (an unpause or a soft reboot of a running guest needs no proof)."""
+    return any(action in STARTS_GUEST for action in decision.actions)
 
 
 @dataclass
