@@ -372,6 +372,8 @@ class HostBoot:
             decision = changed.get(plan.uuid)
             if decision is not None:
                 plan.decision = decision
+                if plan.record is not None:  # what a plan file keeps, so that `run --plan` compares it too
+                    plan.record = {**plan.record, "devices": decision.facts.devices}
                 if not starts_guest(decision):
                     plan.order = None
 

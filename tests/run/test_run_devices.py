@@ -152,3 +152,19 @@ def test_a_started_guest_lacking_a_defined_device_is_degraded_and_stopped_when_a
     assert hypervisor.stopped == ["u"]
     assert check.degraded("never-proved", LIVE, "stop") is None
     assert json.dumps(check.repairs_done()) == "[]"
+
+
+def test_a_plan_file_keeps_the_proof_and_run_plan_blocks_as_planned(tmp_path):
+    _uri, records = _host(tmp_path)  # no tenant-b here: 03 and 04 are blocked too
+    (tmp_path / "db.json").write_text(json.dumps(records))
+    url, plan = f"sqlite:///{tmp_path / 'db.sqlite'}", str(tmp_path / "plan.json")
+    runner = CliRunner()
+    for command in (["db", "upgrade", "--db", url], ["scenario", "load", str(tmp_path), "--db", url],
+                    ["plan", "--scenario", str(tmp_path), "--db", url, "--resume-guests-state-on-host-boot",
+                     "--out", plan]):
+        assert runner.invoke(cli, command).exit_code == 0, command
+    done = runner.invoke(cli, ["run", "--plan", plan, "--scenario", str(tmp_path), "--db", url, "--json"])
+    outcomes = {item["uuid"][-2:]: item["outcome"] for item in json.loads(done.stdout)["instances"]}
+    assert outcomes == {"01": "ok", "02": "blocked", "03": "blocked", "04": "blocked", "05": "blocked",
+                        "06": "blocked"}
+    assert done.exit_code == 1
