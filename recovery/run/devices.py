@@ -21,8 +21,11 @@ from recovery.core.devices import (
     read_definition,
     shown_name,
 )
+from recovery.core.effects import starts_guest
 from recovery.core.errors import RecoveryError
 from recovery.core.machine import Decision, RecoveryMachine
+from recovery.core.outcomes import Outcome
+from recovery.run.execute import InstanceResult, Plan
 from states.enums import DeviceReadiness, OnDegraded
 from states.policy import STARTS_GUEST
 
@@ -57,6 +60,53 @@ class DeviceCheck:
             proof = self.proofs[uuid] = prove_definition(definition, inventory)
             if proof.readiness is not DeviceReadiness.READY:
                 changed[uuid] = machine.decide(decisions[uuid].facts._replace(devices=proof.readiness.value))
+        return changed
+
+    def prove_plans(self, plans: list[Plan], machine: RecoveryMachine) -> None:
+        """The proof of every plan that boots its guest from its definition: each whose resources are not all
+        ready is decided again with its readiness (kept in its record, so that a plan file keeps it and
+        `run --plan` compares it too); one no longer started leaves its tier."""
+        changed = self.prove({p.uuid: p.decision for p in plans if boots_definition(p.decision)}, machine)
+        for plan in plans:
+            decision = changed.get(plan.uuid)
+            if decision is not None:
+                plan.decision = decision
+                if plan.record is not None:
+                    plan.record = {**plan.record, "devices": decision.facts.devices}
+                if not starts_guest(decision):
+                    plan.order = None
+
+    def settle(self, plan: Plan, result: InstanceResult, dry_run: bool) -> bool:
+        """What the proof adds to a plan's result: a plan (dry run) shows it in the error; a guest a missing
+        resource kept off is blocked. True when the outcome changed (to be journaled again)."""
+        if dry_run:
+            result.error = result.error or self.shown(plan.uuid)
+            return False
+        if result.outcome == Outcome.OK and plan.decision.facts.devices == DeviceReadiness.MISSING.value:
+            result.outcome, result.error = Outcome.BLOCKED, self.shown(plan.uuid)
+            return True
+        return False
+
+    def compare_after_start(self, plans: list[Plan], results: list[InstanceResult],
+                            on_degraded: str) -> list[tuple[Plan, InstanceResult]]:
+        """Every guest the run started, its live devices compared with its definition once the starts are
+        done (one listing, then a read per guest, not contending with the starts); each one that lacks a
+        device it was defined with is made degraded (and stopped with --on-degraded stop), and returned."""
+        by_uuid = {plan.uuid: plan for plan in plans}
+        started = {r.uuid: r for r in results if r.outcome == Outcome.OK and r.uuid in self.definitions
+                   and r.uuid in by_uuid and boots_definition(by_uuid[r.uuid].decision)}
+        if not started:
+            return []
+        try:
+            live = self.hypervisor.domain_xmls(started)
+        except HypervisorError:
+            return []  # the starts were seen; a comparison that cannot be made is not a failure
+        changed = []
+        for uuid, xml in live.items():
+            degraded = self.degraded(uuid, xml, on_degraded)
+            if degraded is not None:
+                started[uuid].outcome, started[uuid].error = Outcome.DEGRADED, degraded
+                changed.append((by_uuid[uuid], started[uuid]))
         return changed
 
     def repair(self, uuid: str) -> None:
