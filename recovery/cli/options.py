@@ -30,7 +30,7 @@ from recovery.core.settings import (
     default_journal_path,
 )
 from recovery.present.formats import FORMATS, chosen_output, remember_format
-from states.enums import ResumePolicy, RunningDeletedInstanceAction
+from states.enums import OnDegraded, ResumePolicy, RunningDeletedInstanceAction
 
 DEFAULT_LIBVIRT_URI = "qemu:///system"
 
@@ -234,6 +234,11 @@ def recovery_options(command):
                      help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
                      "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
                      "(docs/recovery-policy.md)."),
+        click.option("--on-degraded", type=click.Choice([o.value for o in OnDegraded]), default=OnDegraded.KEEP.value,
+                     show_default=True, envvar=ENV_PREFIX + "ON_DEGRADED",
+                     help="What is done with a started guest that lacks a device its definition asks for (a disk, "
+                     "interface, host or mediated device): keep it running or stop it; either way it is reported "
+                     "degraded (docs/devices.md)."),
         db_timeout_option,
         click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
@@ -276,9 +281,11 @@ class RecoveryOptions:
     plug_vifs_command: str | None = None
     network_apply_command: str | None = None
     instances_path: Path = DEFAULT_INSTANCES_PATH
+    on_degraded: str = OnDegraded.KEEP.value
 
     def settings(self, node: str, dry_run: bool, nova_cell: bool) -> RunSettings:
         """The boot routine's settings once the target is resolved (`node`) and the database known."""
         return RunSettings(host=self.host, node=node, options=self.options, dry_run=dry_run,
                            concurrency=self.concurrency, stop_timeout=self.stop_timeout,
-                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout, nova_cell=nova_cell)
+                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout, nova_cell=nova_cell,
+                           on_degraded=self.on_degraded)
