@@ -116,7 +116,8 @@ class HostBoot:
         results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         power = power_now(ports.hypervisor, settings.dry_run, results, gathered.domains)
         result = RunResult(run_id, settings, results, decided.domains, power, warnings, network_error=network_error,
-                           halted=ports.halt.reason, host_down_seconds=gathered.down_seconds, tiers=tiers)
+                           halted=ports.halt.reason, host_down_seconds=gathered.down_seconds, tiers=tiers,
+                           names=gathered.names())
         if run_id is not None:
             close_run(ports, result, capacity)
         return result
