@@ -34,15 +34,27 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
     """Refuse to act on a renamed host or on a database that does not know this host."""
     node = db.find_compute_node_by_hypervisor_hostname(settings.node)
     if node is not None and node.host != settings.host:
+        recorded = {row.host for row in db.load_instances_by_uuid(d.uuid for d in domains).values()}
         raise Refused(
             f"compute node {settings.node!r} belongs to host {node.host!r}, not {settings.host!r}: the host may "
-            "have been renamed; set --host to the recorded name or fix the compute_nodes row"
+            f"have been renamed; {rename_fix(node.host, node.uuid, settings.host, recorded)}"
         )
     if domains and not db.service_exists(settings.host):
         raise Refused(
             f"the database has no service record for host {settings.host!r} but the hypervisor already has "
             f"{len(domains)} domain(s): wrong database (--db) or wrong --host?"
         )
+
+
+def rename_fix(old: str | None, node_uuid: str | None, new: str, instance_hosts: set[str | None]) -> str:
+    """The fix that works when followed: the old name if this host's guests are still recorded under it
+    (as Nova advises: set the host back), else the records of the node and service renamed to the new one."""
+    if old in instance_hosts:
+        return f"this host's guests are recorded on {old!r}: run with --host {old}"
+    return (f"if {new!r} is its name now, rename the node and service records with "
+            f"`UPDATE compute_nodes SET host = '{new}' WHERE uuid = '{node_uuid}' AND deleted = 0; "
+            f"UPDATE services SET host = '{new}' WHERE host = '{old}' AND topic = 'compute' AND deleted = 0;` "
+            "and run again")
 
 
 class HostBoot:

@@ -327,6 +327,28 @@ def test_identity_refusal_changes_nothing(tmp_path, scenario, words):
     assert dump(path) == before
 
 
+@pytest.mark.parametrize("guests_on", ["compute-1", "compute-old"])
+def test_the_rename_refusals_advice_works_when_followed(tmp_path, guests_on):
+    """Where the guests are recorded decides the fix: the old name given back (as Nova advises), or
+    the node and service records renamed to the new one by the statements the refusal prints."""
+    path = tmp_path / "db.sqlite"
+    load_scenario(path, "host-renamed")
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE instances SET host = ?", (guests_on,))
+    refused = cli_run(path, "host-renamed")
+    assert refused.exit_code == 3 and "renamed" in refused.stderr
+    if guests_on == "compute-old":
+        assert "run with --host compute-old" in refused.stderr
+        followed = cli_run(path, "host-renamed", "--host", "compute-old")
+    else:
+        statements = refused.stderr.split("`")[1]
+        with sqlite3.connect(path) as con:
+            con.executescript(statements)
+        followed = cli_run(path, "host-renamed")
+    assert followed.exit_code == 0, followed.stderr
+    assert {item["uuid"] for item in json.loads(followed.stdout)["instances"]} == {U("51"), U("52")}
+
+
 # --- 5. dry run --------------------------------------------------------------------------------
 
 
