@@ -31,6 +31,8 @@ NOVA_CONF_ENV = "COMPUTE_RECOVER_NOVA_CONF"
 NOVA_CONF_DIR_ENV = "COMPUTE_RECOVER_NOVA_CONF_DIR"
 
 DEFAULT_LABEL = "compute-recover's default"
+SOURCES = "compute-recover.option-sources"
+"""ctx.meta key: where each option nova.conf could set took its value from (flag, environment, file, default)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,12 @@ def _shown(parameter: str, value: Any) -> str:
     return "(the machine's hostname)" if value is None else str(value)
 
 
+def set_explicitly(ctx: click.Context, option: str) -> bool:
+    """Whether an option nova.conf could set was given by flag, environment, config file, nova.conf or
+    --scenario, rather than left at compute-recover's default."""
+    return ctx.meta.get(SOURCES, {}).get(option, DEFAULT_LABEL) != DEFAULT_LABEL
+
+
 def nova_conf_options() -> Callable:
     """`--nova-conf` and `--nova-conf-dir` on a command (applied outside `policy_options`, which turns
     the policy flags into Options). Each effective option and its source is logged at info (`-v`)."""
@@ -131,8 +139,10 @@ def nova_conf_options() -> Callable:
                 from recovery.adapters.novaconf import read_nova_conf  # a NovaConfError exits 2
 
                 conf = read_nova_conf(nova_conf_files, nova_conf_dir)
-            for item in apply_nova_conf(ctx, kwargs, conf):
+            effective = apply_nova_conf(ctx, kwargs, conf)
+            for item in effective:
                 log.info("option %s = %s (%s)", item.option, item.shown, item.source)
+            ctx.meta[SOURCES] = {item.option: item.source for item in effective}
             return command(*args, **kwargs)
 
         options = [

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from recovery.cli.host import run_host
-from recovery.cli.nova_options import nova_conf_options
+from recovery.cli.nova_options import nova_conf_options, set_explicitly
 from recovery.cli.options import (
     ENV_PREFIX,
     RecoveryOptions,
@@ -25,7 +25,8 @@ from recovery.present.formats import Output
               help="Decide and report; write nothing to libvirt or the database.")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Apply this plan file (written by `plan --out`): execute exactly its decisions, holding back each "
-              "instance whose facts changed since; the plan's decision options are used (docs/plan.md).")
+              "instance whose facts changed since; the plan's decision options and libvirt URI are used "
+              "(docs/plan.md).")
 @output_options
 @report_filter_options(detailed_exitcode=True)
 @journal_db_option
@@ -49,6 +50,8 @@ def run(dry_run: bool, plan_path: Path | None, output: Output, shown: ReportFilt
         context = click.get_current_context()
         chosen = frozenset(name for name in Options.__dataclass_fields__ if given(context, name))
         applied = plan_file.load_for_run(plan_path, recovery["options"], chosen)
+        if not set_explicitly(context, "--libvirt-uri"):  # the hypervisor the plan was made on
+            recovery["libvirt_uri"] = applied.plan.libvirt_uri
     if shown.detailed_exitcode and not dry_run:
         raise click.UsageError("--detailed-exitcode goes with --dry-run (or `plan`): a real run's exit code says "
                                "how it went")

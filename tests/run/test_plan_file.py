@@ -251,6 +251,19 @@ def test_a_decision_option_given_to_the_run_must_be_the_plans(host, tmp_path):
     assert same.exit_code == 0, same.stderr
 
 
+def test_run_plan_uses_the_plans_libvirt_uri_unless_one_is_given(host, tmp_path):
+    url = loaded(host, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    uri = f"test://{host / 'libvirt.xml'}"
+    made = Cli("plan", "--libvirt-uri", uri, "--host", HOST, "--db", url, "--out", tmp_path / "plan.json")
+    assert made.exit_code == 0, made.stderr
+    elsewhere = Cli("run", "--plan", tmp_path / "plan.json", "--host", HOST, "--db", url, "--json",
+                    "--libvirt-uri", "test:///default")
+    assert elsewhere.exit_code == 2 and "libvirt URI" in elsewhere.stderr  # given: still the run's own
+    out = Cli("run", "--plan", tmp_path / "plan.json", "--host", HOST, "--db", url, "--json", "--stop-timeout", "1")
+    assert out.exit_code == 0, out.stderr
+    assert len(out.items) == COUNT and {item["outcome"] for item in out.items.values()} == {"ok"}
+
+
 def test_applying_a_plan_issues_no_statement_more_than_a_run(tmp_path):
     """The comparison with the plan is in memory: as many SQL statements as a plain run of the same host."""
     scenario = write_scenario(tmp_path / "scenario", 200, host=HOST)
