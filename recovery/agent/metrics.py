@@ -1,12 +1,30 @@
 """The agent's Prometheus metrics (prometheus-client): served over HTTP (--metrics-port) and/or
 written for node-exporter's textfile collector (--metrics-textfile). One registry per agent, so
-tests and several agents in one process never share counts."""
+tests and several agents in one process never share counts. Every counter has its series at 0 from
+the start (a rate over a series that appears at its first event misses that event), and no `_created`
+series (noise to every dashboard: the process start time says the same)."""
 
+import importlib.metadata
+import platform
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server, write_to_textfile
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    start_http_server,
+    write_to_textfile,
+)
 
+from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
+from recovery.core.outcomes import ACTION_OUTCOMES, RUN_OUTCOMES, SYNC_OUTCOMES
 from recovery.run.boot import RunResult
+from states.policy import ACTIONS, POLICY
+from states.power_sync import SyncAction
+
+disable_created_metrics()
+LIFECYCLE_EVENT_OUTCOMES = ("handled", "dropped", "ignored")
 
 
 class Metrics:
@@ -32,6 +50,27 @@ class Metrics:
                              ["action", "outcome"], registry=r)
         self.libvirt_connected = Gauge("compute_recover_libvirt_connected",
                                        "1 while the connection to libvirt is up.", registry=r)
+        build = Gauge("compute_recover_build_info", "Always 1: the version of compute-recover and of Python.",
+                      ["version", "python"], registry=r)
+        build.labels(version=importlib.metadata.version("compute-recover"),
+                     python=platform.python_version()).set(1)
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Every label value the vocabulary knows, at 0."""
+        for code in (EXIT_OK, EXIT_FAILED):  # a run that refused or found the host locked is not a run
+            self.runs.labels(exit_code=str(code))
+        for outcome in RUN_OUTCOMES:
+            for rule in (*(rule.name for rule in POLICY), "none"):
+                self.instances.labels(rule=rule, outcome=outcome)
+        for outcome in ACTION_OUTCOMES:
+            for action in ACTIONS:
+                self.actions.labels(action=action, outcome=outcome)
+        for outcome in SYNC_OUTCOMES:
+            for sync in SyncAction:
+                self.syncs.labels(action=sync.value, outcome=outcome)
+        for event in LIFECYCLE_EVENT_OUTCOMES:
+            self.events.labels(outcome=event)
 
     def record_run(self, result: RunResult) -> None:
         self.runs.labels(exit_code=str(result.exit_code)).inc()

@@ -20,7 +20,13 @@ from recovery.cli.host import journaled_report, print_report_document, recover
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.option_checks import FiniteFloatRange
-from recovery.cli.options import ENV_PREFIX, RecoveryOptions, journal_db_option, recovery_options
+from recovery.cli.options import (
+    ENV_PREFIX,
+    RecoveryOptions,
+    journal_db_option,
+    metrics_textfile_option,
+    recovery_options,
+)
 from recovery.core.defaults import (
     DEFAULT_REPORT_INTERVAL,
     DEFAULT_SYNC_POWER_STATE_INTERVAL,
@@ -28,6 +34,7 @@ from recovery.core.defaults import (
 )
 from recovery.core.exit_codes import EXIT_OK
 from recovery.core.settings import AgentSettings
+from recovery.run.boot import node_name
 from states.power_sync import LIFECYCLE_DELAY
 
 
@@ -48,8 +55,7 @@ def _positive(name: str, default: float, help_text: str):
               help="Serve Prometheus metrics over HTTP on this port [default: not served].")
 @click.option("--metrics-address", default="0.0.0.0", show_default=True, envvar=ENV_PREFIX + "METRICS_ADDRESS",
               help="Address the metrics port listens on.")
-@click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
-              help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
+@metrics_textfile_option("Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
 @journal_db_option
 @nova_conf_options()
 @recovery_options
@@ -100,7 +106,7 @@ def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: 
         nova_cell = require_schema(db, False, journal)
         start_event_loop()  # before the connection is opened: libvirt binds its events to the loop then
         hypervisor = Hypervisor.open(libvirt_uri, read_only=False, instances_path=instances_path)
-        run = recovery.settings(recovery.node or hypervisor.hostname(), False, nova_cell)
+        run = recovery.settings(node_name(db, host, recovery.node, hypervisor), False, nova_cell)
         if metrics_port is not None:
             _serve_metrics(metrics, metrics_port, metrics_address)
         keeper = Agent(db, hypervisor, run, settings, metrics,

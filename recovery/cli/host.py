@@ -21,7 +21,7 @@ from recovery.db import journal as journals
 from recovery.db.lock import LockTimeout
 from recovery.present.formats import Output, emit, selected_columns, stdout_console
 from recovery.present.report import ALL_RUN_COLUMNS, RUN_COLUMNS, filtered, run_json, run_rows
-from recovery.run.boot import DecisionScreen, HostBoot, Refused, RunResult
+from recovery.run.boot import DecisionScreen, HostBoot, Refused, RunResult, node_name
 from recovery.run.execute import InstanceResult
 
 if TYPE_CHECKING:
@@ -32,8 +32,9 @@ TABLE = Output()
 
 
 def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "PlanHook | None" = None,
-             shown: ReportFilter | None = None) -> None:
-    """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file.
+             shown: ReportFilter | None = None, metrics_textfile: str | None = None) -> None:
+    """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file;
+    `metrics_textfile`: the run's metrics written there, as the agent writes its own.
     With `shown.detailed_exitcode`, a dry run that would change something exits EXIT_CHANGES_PENDING."""
     columns = run_columns(output)  # a bad -c is refused before anything is done
     shown = shown or ReportFilter()
@@ -45,7 +46,7 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "Pl
             journal = open_journal(recovery.journal_db_url, db, recovery.db_timeout)
         nova_cell = require_schema(db, dry_run, journal)
         hypervisor = Hypervisor.open(recovery.libvirt_uri, read_only=dry_run, instances_path=recovery.instances_path)
-        settings = recovery.settings(recovery.node or hypervisor.hostname(), dry_run, nova_cell)
+        settings = recovery.settings(node_name(db, recovery.host, recovery.node, hypervisor), dry_run, nova_cell)
         if plan is not None:
             settings = plan.settings_for(settings, recovery.libvirt_uri)
         network = NetworkHook(recovery.plug_vifs_command, recovery.network_apply_command)
@@ -63,9 +64,26 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "Pl
             journal.close()
     if plan is not None:
         plan.finish(result)
+    if metrics_textfile:
+        write_run_metrics(result, metrics_textfile)
     print_report_document(filtered(doc, shown.outcomes), output, columns)
     pending = dry_run and shown.detailed_exitcode and result.exit_code == EXIT_OK and doc["would_change"]
     sys.exit(EXIT_CHANGES_PENDING if pending else result.exit_code)
+
+
+def write_run_metrics(result: RunResult, path: str) -> None:
+    """A oneshot run's metrics for node-exporter's textfile collector; a file not written is a warning,
+    not the run's failure."""
+    from recovery.agent.metrics import Metrics  # prometheus-client: imported on use
+
+    metrics = Metrics()
+    metrics.record_run(result)
+    if result.halted is None:
+        metrics.beat()  # the run's closing heartbeat
+    try:
+        metrics.write_textfile(path)
+    except OSError as error:
+        log.warning("metrics file %s not written: %s", path, error)
 
 
 def run_columns(output: Output) -> list[str]:

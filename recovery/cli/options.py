@@ -194,6 +194,12 @@ def journal_db_option(command):
                         "[default: the journal is in --db].")(command)
 
 
+def metrics_textfile_option(help_text: str):
+    """--metrics-textfile, for node-exporter's textfile collector: `agent` keeps it current, `run` writes its run's."""
+    return click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
+                        help=help_text)
+
+
 def libvirt_option(command):
     return click.option("--libvirt-uri", envvar=ENV_PREFIX + "LIBVIRT_URI", default=DEFAULT_LIBVIRT_URI,
                         show_default=True, help="The hypervisor to recover.")(command)

@@ -12,6 +12,7 @@ from recovery.cli.options import (
     ReportFilter,
     given,
     journal_db_option,
+    metrics_textfile_option,
     output_options,
     recovery_options,
     report_filter_options,
@@ -27,12 +28,15 @@ from recovery.present.formats import Output
               help="Apply this plan file (written by `plan --out`): execute exactly its decisions, holding back each "
               "instance whose facts changed since; the plan's decision options and libvirt URI are used "
               "(docs/plan.md).")
+@metrics_textfile_option("Write the run's metrics to this file when it ends, as `agent` does (node-exporter's "
+                         "textfile collector; name it *.prom); not with --dry-run.")
 @output_options
 @report_filter_options(detailed_exitcode=True)
 @journal_db_option
 @nova_conf_options()
 @recovery_options
-def run(dry_run: bool, plan_path: Path | None, output: Output, shown: ReportFilter, **recovery) -> None:
+def run(dry_run: bool, plan_path: Path | None, metrics_textfile: str | None, output: Output, shown: ReportFilter,
+        **recovery) -> None:
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
@@ -55,4 +59,6 @@ def run(dry_run: bool, plan_path: Path | None, output: Output, shown: ReportFilt
     if shown.detailed_exitcode and not dry_run:
         raise click.UsageError("--detailed-exitcode goes with --dry-run (or `plan`): a real run's exit code says "
                                "how it went")
-    run_host(RecoveryOptions(**recovery), dry_run, output, applied, shown)
+    if metrics_textfile and dry_run:
+        raise click.UsageError("--metrics-textfile goes with a real run: a dry run is not one")
+    run_host(RecoveryOptions(**recovery), dry_run, output, applied, shown, metrics_textfile)

@@ -42,3 +42,10 @@ RUN_OUTCOMES = (Outcome.OK, Outcome.FAILED, Outcome.SKIPPED, Outcome.CONFLICT, O
                 Outcome.INTERRUPTED, Outcome.CHANGED, Outcome.UNPLANNED, Outcome.NOT_READY, Outcome.BLOCKED,
                 Outcome.DEGRADED)
 """An instance's outcomes at the end of a run, in the order the report's totals list them."""
+
+ACTION_OUTCOMES = (Outcome.OK, Outcome.FAILED, Outcome.SKIPPED, Outcome.NOT_STARTED, Outcome.INTERRUPTED)
+"""An action's outcomes at the end of a run."""
+
+SYNC_OUTCOMES = (Outcome.UNCHANGED, Outcome.RECORDED, Outcome.STOPPED, Outcome.SKIPPED, Outcome.CONFLICT,
+                 Outcome.FAILED)
+"""A power-state sync's outcomes."""

@@ -204,6 +204,12 @@ class HostReads(ConnectedDatabase):
         with self.reading("find the compute node") as conn:
             return next(iter(_rows(conn, ComputeNodeRow, ComputeNode, live)), None)
 
+    def node_names_of(self, host: str) -> list[str]:
+        """The hypervisor hostnames of the host's live compute nodes, oldest first."""
+        with self.reading("find the host's compute nodes") as conn:
+            found = conn.execute(select(ComputeNode.hypervisor_hostname).where(_node_of(host)).order_by(ComputeNode.id))
+            return [name for name in found.scalars() if name is not None]
+
     def service_exists(self, host: str) -> bool:
         with self.reading("find the service record") as conn:
             found = conn.execute(select(Service.id).where(_compute_service(host)).limit(1))

@@ -6,6 +6,7 @@ A real run holds the host's lock for all of it and journals as it goes; a dry ru
 and writes nothing.
 """
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,8 @@ from recovery.run.finish import RunResult, apply_network, close_run, power_now
 from recovery.run.gather import gather
 from recovery.run.journal_entries import DecisionEntries, run_options
 
+log = logging.getLogger(__name__)
+
 
 class Refused(RecoveryError):
     """Preflight or identity check refused the run; nothing was changed."""
@@ -39,11 +42,30 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
             f"compute node {settings.node!r} belongs to host {node.host!r}, not {settings.host!r}: the host may "
             f"have been renamed; {rename_fix(node.host, node.uuid, settings.host, recorded)}"
         )
+    if node is None and (recorded := db.node_names_of(settings.host)):
+        names = ", ".join(map(repr, recorded))
+        raise Refused(
+            f"host {settings.host!r} has compute node {names}, not {settings.node!r}: acting as {settings.node!r} "
+            f"would give the host a second compute node; run with --node {recorded[0]} or without --node, or "
+            "delete the stale compute_nodes row"
+        )
     if domains and not db.service_exists(settings.host):
         raise Refused(
             f"the database has no service record for host {settings.host!r} but the hypervisor already has "
             f"{len(domains)} domain(s): wrong database (--db) or wrong --host?"
         )
+
+
+def node_name(db: Database, host: str, given: str | None, hypervisor: Hypervisor) -> str:
+    """--node, else the host's one recorded compute node, else libvirt's hostname: a libvirt hostname
+    that changed (a short name become a FQDN) must not give the host a second compute node."""
+    if given is not None:
+        return given
+    hostname, recorded = hypervisor.hostname(), db.node_names_of(host)
+    if len(recorded) == 1 and recorded[0] != hostname:
+        log.info("compute node %r: recorded for host %s (libvirt's hostname is %r)", recorded[0], host, hostname)
+        return recorded[0]
+    return hostname
 
 
 def rename_fix(old: str | None, node_uuid: str | None, new: str, instance_hosts: set[str | None]) -> str:

@@ -5,8 +5,10 @@ by is the test's own. And the `agent` command as systemd runs it: READY=1, metri
 """
 
 import contextlib
+import importlib.metadata
 import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -34,6 +36,7 @@ from recovery.db import services as records
 from recovery.db.scenarios import seed
 from states.enums import PowerState
 from tests.support.databases import migrated_database
+from tests.support.in_process import invoke, load_records
 from tests.support.paths import CONSOLE_SCRIPT
 from tests.support.ports import free_port
 from tests.support.scenarios import write_host
@@ -302,3 +305,80 @@ def test_agent_under_systemd_notifies_ready_serves_metrics_and_exits_0_on_sigter
     finally:
         db.close()
     assert "instances 3, ok 3" in out
+
+
+def compute_nodes(url: str) -> list[tuple[str, str]]:
+    db = open_database(url, read_only=True)
+    try:
+        with db.reading("read the compute nodes") as conn:
+            return [tuple(row) for row in conn.execute(select(ComputeNode.host, ComputeNode.hypervisor_hostname))]
+    finally:
+        db.close()
+
+
+def test_the_agent_keeps_the_hosts_recorded_compute_node_when_libvirts_hostname_differs(tmp_path: Path) -> None:
+    """libvirt's test driver names its host after the machine, not compute-1: without --node, the
+    agent (and run) act as the node recorded for the host instead of making it a second one."""
+    scenario = write_scenario(tmp_path / "scenario")
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db = migrated_database(url)
+    seed(db, json.loads((scenario / "db.json").read_text()))
+    db.close()
+    target = ("--libvirt-uri", f"test://{scenario / 'libvirt.xml'}", "--host", HOST, "--db", url)
+    assert Hypervisor.open(target[1]).hostname() != HOST
+    notify_path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(60)
+        agent = subprocess.Popen([CONSOLE_SCRIPT, "agent", *target], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=os.environ | {"NOTIFY_SOCKET": str(notify_path)}, text=True)
+        try:
+            while "READY=1" not in notify.recv(4096).decode():
+                pass
+            agent.send_signal(signal.SIGTERM)
+            _, err = agent.communicate(timeout=60)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+    assert agent.returncode == 0, err
+    assert compute_nodes(url) == [(HOST, HOST)]
+
+    other = subprocess.run([CONSOLE_SCRIPT, "run", *target, "--node", "compute-1.example.org"],
+                           capture_output=True, text=True, timeout=60)
+    assert other.returncode == 3 and "second compute node" in other.stderr and "--node compute-1" in other.stderr
+    assert compute_nodes(url) == [(HOST, HOST)]
+
+
+def test_the_metrics_start_at_zero_with_build_info_and_no_created_series() -> None:
+    from prometheus_client import generate_latest
+
+    metrics = Metrics()
+    text = generate_latest(metrics.registry).decode()
+    assert "_created" not in text
+    assert metrics.registry.get_sample_value(
+        "compute_recover_build_info", {"version": importlib.metadata.version("compute-recover"),
+                                       "python": platform.python_version()}) == 1
+    for name, labels in (("compute_recover_runs_total", {"exit_code": "0"}),
+                         ("compute_recover_runs_total", {"exit_code": "1"}),
+                         ("compute_recover_instances_total", {"rule": "none", "outcome": "failed"}),
+                         ("compute_recover_actions_total", {"action": "reboot", "outcome": "failed"}),
+                         ("compute_recover_power_syncs_total", {"action": "stop", "outcome": "failed"}),
+                         ("compute_recover_lifecycle_events_total", {"outcome": "dropped"})):
+        assert metrics.registry.get_sample_value(name, labels) == 0, (name, labels)
+
+
+def test_run_writes_its_metrics_textfile(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path / "scenario", first_runstate=5)
+    path = tmp_path / "db.sqlite"
+    load_records(f"sqlite:///{path}", scenario)
+    textfile = tmp_path / "run.prom"
+    out = invoke("run", "--scenario", scenario, "--db", f"sqlite:///{path}", "--json", "--metrics-textfile", textfile,
+                 "--resume-guests-state-on-host-boot")
+    assert out.exit_code == 0, out.stderr
+    text = textfile.read_text()
+    assert 'compute_recover_runs_total{exit_code="0"} 1.0' in text
+    assert 'compute_recover_actions_total{action="resume_guest",outcome="ok"} 1.0' in text
+    assert "compute_recover_build_info{" in text and "_created" not in text
+    refused = invoke("run", "--scenario", scenario, "--db", f"sqlite:///{path}", "--dry-run",
+                     "--metrics-textfile", tmp_path / "dry.prom")
+    assert refused.exit_code == 2 and not (tmp_path / "dry.prom").exists()
