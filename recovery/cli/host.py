@@ -3,7 +3,6 @@ on the opened database and libvirt, its refusals as one line and their exit code
 
 import logging
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -22,7 +21,7 @@ from recovery.db.lock import LockTimeout
 from recovery.present.formats import Output, emit, selected_columns, stdout_console
 from recovery.present.report import ALL_RUN_COLUMNS, RUN_COLUMNS, filtered, run_json, run_rows
 from recovery.run.boot import DecisionScreen, HostBoot, Refused, RunResult, node_name
-from recovery.run.execute import InstanceResult
+from recovery.run.execution import RunWatch
 
 if TYPE_CHECKING:
     from recovery.run.plan_file import PlanHook
@@ -54,7 +53,7 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "Pl
             from recovery.present.progress import RunProgress  # imported on use: rich is slow to load
 
             with RunProgress(stdout_console(), recovery.host) as progress:
-                result = recover(hypervisor, db, settings, network, progress.finished, journal, plan)
+                result = recover(hypervisor, db, settings, network, progress, journal, plan)
         else:
             result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
         doc = journaled_report(result, journal or db)
@@ -96,12 +95,12 @@ def _quiet() -> bool:
 
 
 def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
-            on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None,
+            watch: RunWatch | None = None, journal: Database | None = None,
             screen: DecisionScreen | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal is an error with its exit code."""
     log.info("recovering host %s (node %s)%s", settings.host, settings.node,
              " as a dry run" if settings.dry_run else "")
-    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result, journal, screen),
+    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, watch, journal, screen),
                    journal or db, settings.host, settings.lock_timeout)
     if result.halted:
         log.error("run %s stopped early: %s", result.run_id, result.halted)

@@ -1,8 +1,9 @@
 """The progress bar a person sees on a terminal while a run takes its time.
 
 It appears only once the run has gone on for SHOW_AFTER seconds (a quick run shows its table at
-once, with no flash of a bar), counts the instances finished and failed, and disappears before
-the table is printed. `run` draws it only for a table on a terminal, never with -q or a machine
+once, with no flash of a bar), counts the instances finished out of those to execute and those
+failed, with the percentage done and the time left, and disappears before the table is printed.
+It fits 80 columns. `run` draws it only for a table on a terminal, never with -q or a machine
 format, and never when stdout is not a terminal.
 """
 
@@ -10,22 +11,26 @@ import sys
 import threading
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Column
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from recovery.core.outcomes import Outcome
 from recovery.run.execute import InstanceResult
 
 SHOW_AFTER = 2.0
 """Seconds a run goes on before its bar is drawn."""
+HOST_COLUMN = Column(max_width=28, no_wrap=True, overflow="ellipsis")
+"""A long host name is what gives way in 80 columns, never the counts or the time left."""
 
 
 class RunProgress:
-    """A context manager whose `finished` is HostBoot's callback for each finished instance."""
+    """A context manager that is the run's RunWatch: told how many instances it executes, then each result."""
 
     def __init__(self, console: Console, host: str, show_after: float = SHOW_AFTER):
         self._bar = Progress(
-            SpinnerColumn(), TextColumn(f"recovering {host}"), BarColumn(),
-            TextColumn("{task.completed} done, {task.fields[failed]} failed"), TimeElapsedColumn(),
+            SpinnerColumn(), TextColumn(f"recovering {host}", table_column=HOST_COLUMN), BarColumn(bar_width=16),
+            TextColumn("{task.completed}/{task.total} done, {task.fields[failed]} failed"), TaskProgressColumn(),
+            TimeRemainingColumn(), TextColumn("left"),
             console=console, transient=True, redirect_stderr=sys.stderr.isatty(),
         )
         self._task = self._bar.add_task("run", total=None, failed=0)
@@ -39,6 +44,11 @@ class RunProgress:
         with self._lock:
             if not self._closed:
                 self._bar.start()
+
+    def planned(self, total: int) -> None:
+        """Called once the run knows how many instances it executes."""
+        with self._lock:
+            self._bar.update(self._task, total=total)
 
     def finished(self, result: InstanceResult) -> None:
         """Called from the worker threads as each instance finishes."""

@@ -8,7 +8,6 @@ and writes nothing.
 
 import logging
 import time
-from collections.abc import Callable
 
 from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor
 from recovery.adapters.network import NetworkHook
@@ -21,7 +20,7 @@ from recovery.db.lock import host_lock
 from recovery.run.decisions import DecisionScreen, decide_host, evacuation_warnings
 from recovery.run.devices import DeviceCheck
 from recovery.run.execute import Halt, InstanceResult, Plan, Ports
-from recovery.run.execution import Execution, nothing_to_do, untouched
+from recovery.run.execution import Execution, RunWatch, nothing_to_do, untouched
 from recovery.run.finish import RunResult, apply_network, close_run, power_now
 from recovery.run.gather import gather
 from recovery.run.journal_entries import DecisionEntries, run_options
@@ -84,13 +83,13 @@ class HostBoot:
 
     def __init__(self, machine: RecoveryMachine, hypervisor: Hypervisor, database: Database,
                  settings: RunSettings, network: NetworkHook | None = None,
-                 on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None,
+                 watch: RunWatch | None = None, journal: Database | None = None,
                  screen: DecisionScreen | None = None):
         """`journal`: the database the run is journaled in, when not `database` (a Nova cell database);
-        `on_result`: called from the worker threads with each executed instance's result (the progress bar)."""
+        `watch`: told the number of instances to execute, then each one's result (the progress bar)."""
         self.machine = machine
         self.screen = screen
-        self.on_result = on_result
+        self.watch = watch
         self.devices = DeviceCheck(hypervisor)
         """The device proof of the guests this run starts (docs/devices.md)."""
         self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal,
@@ -138,7 +137,7 @@ class HostBoot:
         if run_id is not None:
             self._journal_decisions(run_id, plans, failures, gathered.domains)
         execution = Execution(self.machine, ports, settings, self.entries, gathered.down_seconds, self.devices,
-                              self.screen, self.on_result)
+                              self.screen, self.watch)
         network_error = None
         try:
             executed, tiers = execution.run(plans)

@@ -5,8 +5,8 @@ decided once more from fresh facts, and journaled so. A dry run executes nothing
 reported skipped.
 """
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from recovery.core.facts import record_task_state
 from recovery.core.machine import Decision, RecoveryMachine
@@ -21,22 +21,32 @@ from recovery.run.journal_entries import DecisionEntries, final_entry
 from recovery.run.tiers import TierReport, run_tiers, tiers_of
 
 
+class RunWatch(Protocol):
+    """What a run tells as it goes (the progress bar): how many instances it is about to execute, then,
+    from the worker threads, each one's result."""
+
+    def planned(self, total: int) -> None: ...
+
+    def finished(self, result: InstanceResult) -> None: ...
+
+
 class Execution:
     """Carries out one run's plans; `down_seconds` is the run's, kept when an instance is decided again."""
 
     def __init__(self, machine: RecoveryMachine, ports: Ports, settings: RunSettings, entries: DecisionEntries,
                  down_seconds: float | None, devices: DeviceCheck, screen: DecisionScreen | None = None,
-                 on_result: Callable[[InstanceResult], None] | None = None):
+                 watch: RunWatch | None = None):
         self.machine, self.ports, self.settings, self.entries = machine, ports, settings, entries
         self.down_seconds = down_seconds
         self.devices = devices
         """The run's device proof: blocked results, and the live devices compared after the starts."""
         self.screen = screen
-        self.on_result = on_result
-        """Called from the worker threads with each executed instance's result (the progress bar)."""
+        self.watch = watch
 
     def run(self, plans: list[Plan]) -> tuple[list[InstanceResult], list[TierReport]]:
         """Every plan's result (evacuations, then instances that start no guest, then the tiers) and the tiers."""
+        if self.watch is not None and not self.settings.dry_run:
+            self.watch.planned(len(plans))
         executed = self._execute_all([p for p in plans if p.evacuation_id is not None])
         executed += self._execute_all([p for p in plans if p.evacuation_id is None and p.order is None])
         ordered, tiers = self._execute_tiers([p for p in plans if p.evacuation_id is None and p.order])
@@ -83,8 +93,8 @@ class Execution:
         if self.devices.settle(plan, result, dry_run=False):  # blocked: journaled as such
             self._journal_again(plan, result)
         result.order = plan.order
-        if self.on_result is not None:
-            self.on_result(result)
+        if self.watch is not None:
+            self.watch.finished(result)
         return result
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
