@@ -11,8 +11,8 @@ import sys
 import threading
 
 from rich.console import Console
-from rich.table import Column
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Column
 
 from recovery.core.outcomes import Outcome
 from recovery.run.execute import InstanceResult
