@@ -22,9 +22,9 @@ WIDE_LAYOUT_MIN_WIDTH = 180
 
 
 def _error_lines(item: dict) -> list[Text]:
-    """The error's first line, cut to the cell's width rather than wrapped; --json and explain keep it whole."""
-    lines = (item["error"] or "").strip().splitlines()
-    return [Text(lines[0], style="red", no_wrap=True, overflow="ellipsis")] if lines else []
+    """The error whole, wrapped to the cell: the value it names (a bad row's) is what matters most."""
+    error = (item["error"] or "").strip()
+    return [Text(error, style="red", overflow="fold")] if error else []
 
 
 def _outcome_word(item: dict) -> Text:
@@ -51,7 +51,7 @@ def _actions(item: dict, planned: bool) -> Text:
 def _names(item: dict) -> list[Text]:
     """The names an operator knows an instance by (display name, libvirt domain), if any."""
     names = " / ".join(name for name in (item.get("name"), item.get("domain")) if name)
-    return [Text(names, style="dim", no_wrap=True, overflow="ellipsis")] if names else []
+    return [Text(names, style="dim", overflow="fold")] if names else []
 
 
 def _end(item: dict, planned: bool) -> str:
@@ -69,14 +69,19 @@ def _tier(item: dict) -> str:
     return "-" if item["tier"] is None else f"{item['tier']} ({item['ready']})"
 
 
+def _tier_lines(item: dict, tiers: bool) -> list[Text]:
+    """The tier and readiness in the stacked cell, for a guest started in an ordered restart."""
+    return [Text(f"tier {_tier(item)}")] if tiers and item["tier"] is not None else []
+
+
 def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, planned: bool) -> Table:
-    """Every uuid whole on one line: narrower terminals lose columns, never the uuid. A plan shows the
-    state each instance would end in where a run shows the state it is in now."""
+    """Every uuid whole on one line: narrower terminals stack the rest in one cell, never cut the uuid. A
+    plan shows the state each instance would end in where a run shows the state it is in now."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
     table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
-    if tiers:
-        table.add_column("tier", no_wrap=True)
     if width >= WIDE_LAYOUT_MIN_WIDTH:
+        if tiers:
+            table.add_column("tier", no_wrap=True)
         table.add_column("start state", no_wrap=True)
         table.add_column("path")
         table.add_column("would do" if planned else "actions", overflow="fold")
@@ -92,8 +97,8 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, 
                      overflow="fold")
     for item in instances:
         states = Text.assemble(f"{item['state'] or '?'} → {_end(item, planned)}  ", _verdict(item, planned))
-        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()),
-                      Group(states, _actions(item, planned), *_error_lines(item), *_names(item)))
+        table.add_row(item["uuid"], Group(states, _actions(item, planned), *_tier_lines(item, tiers),
+                                          *_error_lines(item), *_names(item)))
     return table
 
 

@@ -70,7 +70,12 @@ def test_wide_table_adds_the_path(tmp_path):
     assert "interrupted_resize_prep →" in row and "active/resize_prep/running" in row
 
 
-def test_an_error_takes_one_line_in_the_table_and_stays_whole_in_json(tmp_path):
+def words(lines: list[str]) -> str:
+    """The rendered lines as one run of words: a cell wrapped over several lines reads whole again."""
+    return " ".join(" ".join(lines).split())
+
+
+def test_an_error_is_wrapped_whole_in_the_table_and_stays_whole_in_json(tmp_path):
     long_reason = "the switch port refused the binding " + "because of a very long reason " * 10
     script = tmp_path / "plug"
     script.write_text(f"#!/bin/sh\necho '{long_reason.strip()}' >&2\nexit 1\n")
@@ -79,10 +84,30 @@ def test_an_error_takes_one_line_in_the_table_and_stays_whole_in_json(tmp_path):
     failed = [item for item in doc["instances"] if item["outcome"] == "failed"]
     assert failed and all(long_reason.strip() in item["error"] for item in failed)
     lines = rendered(doc, 80)
-    error_lines = [line for line in lines if "plugging VIFs failed" in line]
-    assert len(error_lines) == len(failed)
-    assert all(line.rstrip().endswith("…") for line in error_lines)
-    assert not any("very long reason because" in line and "plugging VIFs" not in line for line in lines)
+    assert all(len(line) <= 80 for line in lines)
+    assert len([line for line in lines if "plugging VIFs failed" in line]) == len(failed)
+    assert not any(line.rstrip().endswith("…") for line in lines), "an error is wrapped, never cut"
+    assert words(lines).count(" ".join(long_reason.split())) == len(failed)
+
+
+def test_at_80_columns_a_bad_rows_value_is_whole_and_the_tier_is_in_the_stacked_cell(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "ordered").mkdir()
+    bad = run_doc(tmp_path / "bad", FIXTURES / "bad-rows")
+    lines = rendered(bad, 80)
+    assert all(len(line) <= 80 for line in lines)
+    for item in (item for item in bad["instances"] if item["error"]):
+        assert " ".join(item["error"].split()) in words(lines)
+    assert "unknown vm_state 'actve'" in words(lines)
+    ordered = run_doc(tmp_path / "ordered", FIXTURES / "ordered-restart", "--resume-guests-state-on-host-boot")
+    lines = rendered(ordered, 80)
+    assert all(len(line) <= 80 for line in lines)
+    header = next(line for line in lines if line.split()[:1] == ["instance"])
+    assert header.split() == ["instance", "start", "state", "→", "now;", "actions"]  # no column of its own
+    row = words(lines)[words(lines).index(ordered["instances"][0]["uuid"]):]
+    assert row.split()[:5] == [ordered["instances"][0]["uuid"], "active/none/shutdown", "→", "active/none/running",
+                               "ok"]
+    assert "tier 0 (tcp:5432 at 127.0.0.1)" in row
 
 
 def test_a_host_without_instances_says_so_instead_of_an_empty_table(tmp_path):
