@@ -5,12 +5,13 @@ import sys
 import click
 
 from recovery.cli.exits import CommandError
-from recovery.cli.options import config_option, database_option, db_timeout_option
+from recovery.cli.options import config_option, database_option, db_timeout_option, output_options
 from recovery.core.documents import action_json, decision_json, to_json
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES
 from recovery.core.machine import Decision, shared_machine, show_value
 from recovery.present import graph as graphs
+from recovery.present.formats import Output, emit, selected_columns
 from recovery.proofs import verify as proofs
 from recovery.proofs.diff import AffectedInstance, PolicyDiff, affected_instances, compare, side
 from recovery.proofs.policy_source import (
@@ -73,21 +74,22 @@ def verify(policy_module: str | None, revision: str | None) -> None:
 @click.option("--a-policy-module", type=click.Path(dir_okay=False), help="Side a's policy: a copy of states/policy.py.")
 @click.option("--b-policy-module", type=click.Path(dir_okay=False), help="Side b's policy: a copy of states/policy.py.")
 @click.option("--host", help="With --db: the host whose instances it would affect.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@output_options(example="state")
 @database_option
 @db_timeout_option
 @config_option
 def diff(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_rev: str | None, b_rev: str | None,
-         a_policy_module: str | None, b_policy_module: str | None, host: str | None, as_json: bool,
+         a_policy_module: str | None, b_policy_module: str | None, host: str | None, output: Output,
          db_url: str | None, db_timeout: float) -> None:
     """List every state and class of facts whose decision differs between two sides.
 
     A side is a policy table (the installed one, a copy, or a git revision) with decision options.
     A decision differs when it starts other actions or leaves the record in another state. With
     --db and --host, also the instances of that host it would affect (read-only). docs/diff.md.
+    Columns for -c: state, facts, a, b (the keys of each difference in the JSON document).
     """
     diff_command(a_settings, b_settings, (a_policy_module, a_rev), (b_policy_module, b_rev), db_url,
-                                host, db_timeout, as_json)
+                 host, db_timeout, output)
 
 
 
@@ -141,13 +143,15 @@ def _counterexample(found: Counterexample) -> list[str]:
 
 def diff_command(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_source: tuple[str | None, str | None],
                  b_source: tuple[str | None, str | None], db_url: str | None, host: str | None, db_timeout: float,
-                 as_json: bool) -> None:
+                 output: Output) -> None:
+    columns = selected_columns(DIFF_COLUMNS, output.columns)  # a bad -c is refused before the comparison
     a, b = side(load_policy(*a_source), a_settings), side(load_policy(*b_source), b_settings)
     if db_url is not None and host is None:
         raise CommandError("diff --db needs --host: the host whose instances to look at")
     result = compare(a, b)
     affected = None if db_url is None else affected_instances(result, _host_records(db_url, host, db_timeout), host)
-    click.echo(to_json(diff_json(result, affected), indent=2) if as_json else diff_text(result, affected, host))
+    doc = diff_json(result, affected)
+    emit(output, doc, lambda: doc["differences"], columns, lambda: click.echo(diff_text(result, affected, host)))
 
 
 def _host_records(db_url: str, host: str, db_timeout: float) -> list[tuple[str | None, dict]]:
@@ -180,6 +184,10 @@ def diff_text(result: PolicyDiff, affected: list[AffectedInstance] | None, host:
         lines += [f"  {i.uuid} {i.name or '-'} {i.state} when the domain is {', '.join(i.power_states)}"
                   for i in affected]
     return "\n".join(lines)
+
+
+DIFF_COLUMNS = ("state", "facts", "a", "b")
+"""The columns of `diff -c`: the keys of each difference in the document, with the same values."""
 
 
 def diff_json(result: PolicyDiff, affected: list[AffectedInstance] | None) -> dict:

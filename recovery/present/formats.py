@@ -103,11 +103,20 @@ def print_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
         writer.writerows([_csv_cell(row.get(c)) for c in columns] for row in rows)
     else:
         for row in rows:
-            click.echo(" ".join(str(row.get(c)) for c in columns))
+            click.echo(" ".join(_text(row.get(c)) for c in columns))
+
+
+def _text(value: object) -> str:
+    """A cell as one line of text: a list or an object (a `diff` difference's facts) as compact JSON."""
+    if isinstance(value, dict | list):
+        from recovery.core.documents import to_json
+
+        return to_json(value)
+    return str(value)
 
 
 def _csv_cell(value: object) -> object:
-    return "" if value is None else value
+    return "" if value is None else _text(value) if isinstance(value, dict | list) else value
 
 
 def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
@@ -121,7 +130,7 @@ def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
                          no_wrap=column in ("uuid", "id", *no_wrap) or "state" in column,
                          overflow="fold")
     for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*("-" if row.get(c) is None else _text(row.get(c)) for c in columns))
     return table
 
 

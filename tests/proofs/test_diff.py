@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from recovery.cli import cli
@@ -133,3 +134,16 @@ def test_with_a_database_it_lists_the_instances_of_the_host_it_would_affect_and_
                              "pause-interrupted", "resize-migrating-crashed", "live-migration-interrupted"}
     assert affected["plain-running-guest"]["power_states"] == ["nostate", "paused", "shutdown", "crashed", "suspended"]
     assert (tmp_path / "outage.sqlite").read_bytes() == before
+
+
+def test_diff_takes_f_and_c_with_the_keys_and_values_of_the_full_json():
+    sides = ("--a", "resume=off", "--b", "resume=on")
+    full = json.loads(diff(*sides, "--json").output)["differences"]
+    assert full and set(full[0]) == {"state", "facts", "a", "b"}
+    picked = json.loads(diff(*sides, "-f", "json", "-c", "state", "-c", "facts", "-c", "a", "-c", "b").output)
+    assert picked == full  # the same keys, and values of the same types
+    assert json.loads(diff(*sides, "-f", "json", "-c", "facts").output) == [{"facts": d["facts"]} for d in full]
+    assert diff(*sides, "-f", "value", "-c", "state").output.splitlines() == [d["state"] for d in full]
+    assert yaml.safe_load(diff(*sides, "-f", "yaml", "-c", "a").output) == [{"a": d["a"]} for d in full]
+    bad = CliRunner().invoke(cli, ["diff", *sides, "-c", "nope"])
+    assert bad.exit_code == 2 and "state, facts, a, b" in bad.output
