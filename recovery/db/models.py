@@ -256,6 +256,9 @@ class ServiceRow:
     updated_at: datetime | None
     created_at: datetime | None = None
     """With last_seen_up and updated_at, what Nova's servicegroup check reads as the last heartbeat."""
+    unreadable: tuple[str, ...] = ()
+    """The time columns whose stored value is no naive timestamp (text in SQLite that does not
+    parse, or carries a UTC offset): held as None here, and a heartbeat read from one is unknown."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ is one short transaction, and every failure leaves as a `DatabaseFailure` whose 
 names the masked URL: the run stops starting actions when it sees one.
 """
 
+import logging
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
     union_all,
     update,
 )
@@ -59,6 +61,8 @@ LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating"
 
 IN_CHUNK = 500
 """Most values bound into one IN list; keeps far below every backend's parameter limit."""
+
+log = logging.getLogger(__name__)
 
 _FREES_RESOURCES = (VmState.DELETED.value, VmState.SHELVED_OFFLOADED.value)
 """vm_states whose instances Nova's resource tracker no longer counts as using the host."""
@@ -171,7 +175,7 @@ class Database:
                 instances=tuple(_instances(conn, on_host)),
                 evacuations=_rows(conn, MigrationRow, Migration, _evacuated_from(host)),
                 compute_nodes=_rows(conn, ComputeNodeRow, ComputeNode, _node_of(host)),
-                service=next(iter(_rows(conn, ServiceRow, Service, _compute_service(host))), None),
+                service=next(iter(service_rows(conn, _compute_service(host))), None),
             )
 
     def load_instances_by_uuid(self, uuids: Iterable[str]) -> dict[str, InstanceRow]:
@@ -357,6 +361,45 @@ def _rows(conn: Connection, row_type: type[_Row], model: Any, where: ColumnEleme
     columns = [getattr(model, f.name) for f in fields(row_type)]
     result = conn.execute(select(*columns).where(where).order_by(model.id))
     return tuple(row_type(**row._mapping) for row in result)
+
+
+SERVICE_TIMES = ("last_seen_up", "updated_at", "created_at")
+"""The service columns read as time, whatever text an SQLite file holds in them."""
+
+
+def service_rows(conn: Connection, where: ColumnElement[bool]) -> tuple[ServiceRow, ...]:
+    """Service records matching `where` (id order). A time column whose stored value is no naive
+    timestamp is None in the row, named in its `unreadable`, and logged as one warning line:
+    one bad value never stops a command (SQLite stores any text in a DATETIME column)."""
+    names = [f.name for f in fields(ServiceRow) if f.name != "unreadable"]
+    columns = [type_coerce(getattr(Service, name), String) if name in SERVICE_TIMES else getattr(Service, name)
+               for name in names]
+    rows = []
+    for row in conn.execute(select(*columns).where(where).order_by(Service.id)):
+        values = dict(zip(names, row, strict=True))
+        unreadable = []
+        for name in SERVICE_TIMES:
+            values[name], problem = stored_time(values[name])
+            if problem:
+                unreadable.append(name)
+                log.warning("service record %s (%s on %s): %s %s: read as missing, downtime unknown",
+                            values["id"], values["binary"], values["host"], name, problem)
+        rows.append(ServiceRow(**values, unreadable=tuple(unreadable)))
+    return tuple(rows)
+
+
+def stored_time(value: str | datetime | None) -> tuple[datetime | None, str | None]:
+    """A stored timestamp as naive UTC (as Nova writes them), else None and what is wrong with it."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None, f"{value!r} is not a timestamp"
+    else:
+        parsed = value
+    if parsed is not None and parsed.tzinfo is not None:
+        return None, f"{value!r} carries a UTC offset (Nova stores naive UTC)"
+    return parsed, None
 
 
 def _evacuated_from(host: str) -> ColumnElement[bool]:
