@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from recovery.cli.exits import EXIT_USAGE, fail
+from recovery.core.printable import printable
 from recovery.db import Database, DatabaseError, migrate, open_database, parse, schema
 from recovery.db.scenarios import ScenarioError, read_db_json, seed
 from recovery.db.urls import sqlite_path
@@ -45,7 +46,8 @@ def scenario_load(directory: str, db_url: str | None, replace: bool, timeout: fl
     db = _open(db_url, timeout)
     try:
         schema.require(db, ("cell",))
-        seed(db, data, str(source), replace=replace, warn=lambda text: click.echo(f"warning: {text}", err=True))
+        seed(db, data, str(source), replace=replace,
+             warn=lambda text: click.echo(f"warning: {printable(text)}", err=True))
     except (DatabaseError, ScenarioError) as error:
         fail(str(error), EXIT_USAGE)
     finally:

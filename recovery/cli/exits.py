@@ -5,6 +5,8 @@ from typing import NoReturn
 
 import click
 
+from recovery.core.printable import printable
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 """Some instance failed, lost a race to a concurrent change or was not ready within its tier's timeout,
@@ -33,10 +35,11 @@ MEANINGS: dict[int, str] = {
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """One line on stderr; with -f json or yaml also the error as one object on stdout."""
+    """One line on stderr (control characters from data escaped); with -f json or yaml also the
+    error, exact, as one object on stdout."""
     from recovery.present.formats import error_document
 
-    click.echo(f"compute-recover: {message}", err=True)
+    click.echo(f"compute-recover: {printable(message)}", err=True)
     document = error_document(message, code)
     if document is not None:
         click.echo(document)

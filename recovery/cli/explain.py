@@ -15,6 +15,7 @@ from recovery.core.documents import explanation_json, explanation_text, format_a
 from recovery.core.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of
 from recovery.core.machine import shared_machine
 from recovery.core.metadata import PolicyValueError, format_duration, start_order
+from recovery.core.printable import printable
 from recovery.core.servicegroup import host_down_seconds
 from recovery.db import Database, DatabaseError
 from recovery.db import journal as journals
@@ -191,8 +192,8 @@ def journal_text(doc: dict) -> str:
     if doc["live"] is not None:
         live = doc["live"]
         lines += ["", f"== what the machine would decide now (--live) as host {live['host']}, {live['decided']}"]
-        lines.append(live["error"] if "error" in live else explanation_text(live))
-    return "\n".join(lines)
+        lines += [live["error"]] if "error" in live else explanation_text(live).splitlines()
+    return "\n".join(printable(line) for line in lines)
 
 
 def _status_note(run: dict) -> str:

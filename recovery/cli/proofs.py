@@ -7,6 +7,7 @@ import click
 from recovery.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
 from recovery.core.documents import action_json, decision_json, to_json
 from recovery.core.machine import Decision, show_value
+from recovery.core.printable import printable
 from recovery.db import DatabaseError
 from recovery.proofs.diff import AffectedInstance, DiffSettingError, PolicyDiff, affected_instances, compare, side
 from recovery.proofs.policy_source import (
@@ -119,7 +120,7 @@ def diff_text(result: PolicyDiff, affected: list[AffectedInstance] | None, host:
         lines.append(f"instances of host {host} it would affect: {len(affected)}")
         lines += [f"  {i.uuid} {i.name or '-'} {i.state} when the domain is {', '.join(i.power_states)}"
                   for i in affected]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def diff_json(result: PolicyDiff, affected: list[AffectedInstance] | None) -> dict:

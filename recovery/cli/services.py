@@ -7,6 +7,7 @@ import click
 
 from recovery.cli.exits import EXIT_USAGE, fail
 from recovery.cli.run import open_db
+from recovery.core.printable import printable
 from recovery.core.servicegroup import is_up, service_down_time
 from recovery.db import DatabaseError, ServiceRow, schema
 from recovery.db import services as records
@@ -82,7 +83,7 @@ def set_service(host: str, binary: str, enable: bool | None, reason: str | None,
         fail(str(error), EXIT_USAGE)
     finally:
         db.close()
-    click.echo(_summary(row))
+    click.echo(printable(_summary(row)))
 
 
 def _summary(row: ServiceRow) -> str:

@@ -4,6 +4,7 @@ import json
 
 from recovery.core.facts import Facts, decide_record, options_of
 from recovery.core.machine import Consideration, Decision, RecoveryMachine
+from recovery.core.printable import printable
 from states.policy import Action
 
 _ENCODERS = {indent: json.JSONEncoder(allow_nan=False, indent=indent) for indent in (None, 2)}
@@ -95,9 +96,10 @@ def walk_lines(doc: dict) -> list[str]:
 
 
 def explanation_text(doc: dict) -> str:
-    """Text for one explanation document, as `explanation_json` builds it."""
+    """Text for one explanation document, as `explanation_json` builds it: one line per line, each
+    `printable` (a name or reason holding a newline or a terminal escape forges nothing)."""
     lines = walk_lines(doc)
     lines.append("actions: " + (", ".join(format_action(a) for a in doc["actions"]) or "none"))
     lines.append(f"record after the decision: vm_state={doc['vm_state']} task_state={doc['task_state'] or 'null'}")
     lines.append(f"why: {doc['reason']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from recovery.core.printable import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -88,7 +90,8 @@ def selected_columns(available: Sequence[str], wanted: tuple[str, ...]) -> list[
 
 
 def print_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
-    """Rows in a machine format; None prints as cliff prints it (None) in value, empty in csv."""
+    """Rows in a machine format; None prints as cliff prints it (None) in value, empty in csv. Text
+    formats escape control characters from data (`printable`); json and yaml keep it exact."""
     if fmt in DOCUMENT_FORMATS:
         click.echo(document_text([{c: row.get(c) for c in columns} for row in rows], fmt))
     elif fmt == "csv":
@@ -97,24 +100,26 @@ def print_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
         writer.writerows([_csv_cell(row.get(c)) for c in columns] for row in rows)
     else:
         for row in rows:
-            click.echo(" ".join(str(row.get(c)) for c in columns))
+            click.echo(" ".join(printable(str(row.get(c))) for c in columns))
 
 
 def _csv_cell(value: object) -> object:
-    return "" if value is None else value
+    return "" if value is None else printable(value) if isinstance(value, str) else value
 
 
 def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
                headers: dict[str, str] | None = None) -> "Table":
-    """The chosen columns as a table; uuids and states never wrap."""
+    """The chosen columns as a table; uuids and states never wrap. Cells are plain text (never rich
+    markup), control characters escaped."""
     from rich.table import Table  # imported on use: `decide` starts without rich
+    from rich.text import Text
 
     table = Table(title=title)
     for column in columns:
         table.add_column((headers or {}).get(column, column), no_wrap=column in ("uuid", "id") or "state" in column,
                          overflow="fold")
     for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(Text("-" if row.get(c) is None else printable(str(row.get(c)))) for c in columns))
     return table
 
 

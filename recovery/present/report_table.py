@@ -1,14 +1,16 @@
 """The run report laid out for people: a table fitted to the terminal's width, with the
-warnings, the downtime, the tiers and the totals around it (the document is recovery.present.report's)."""
+warnings, the downtime, the tiers and the totals around it (the document is recovery.present.report's).
+Data (uuids, names, states, errors, reasons, hosts) is printed as plain text, never as rich markup,
+with control characters escaped (`printable`)."""
 
 from rich import box
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from recovery.core.documents import format_action
 from recovery.core.metadata import format_duration
+from recovery.core.printable import printable
 from recovery.present.report import ordered
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
@@ -22,15 +24,19 @@ WIDE_LAYOUT_MIN_WIDTH = 180
 def _error_lines(item: dict) -> list[Text]:
     """The error's first line, cut to the cell's width rather than wrapped; --json and explain keep it whole."""
     lines = (item["error"] or "").strip().splitlines()
-    return [Text(lines[0], style="red", no_wrap=True, overflow="ellipsis")] if lines else []
+    return [Text(printable(lines[0]), style="red", no_wrap=True, overflow="ellipsis")] if lines else []
 
 
 def _outcome_word(item: dict) -> Text:
     return Text(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])
 
 
-def _state(item: dict) -> str:
-    return f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}"
+def _plain(text: str) -> Text:
+    return Text(printable(text))
+
+
+def _state(item: dict) -> Text:
+    return _plain(f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}")
 
 
 def _actions(item: dict) -> Text:
@@ -38,18 +44,18 @@ def _actions(item: dict) -> Text:
     for index, action in enumerate(item["actions"]):
         if index:
             text.append(", ")
-        text.append(f"{format_action(action)}: ")
+        text.append(printable(f"{format_action(action)}: "))
         text.append(action["outcome"], style=_OUTCOME_STYLE.get(action["outcome"], ""))
     return text or Text("no actions", style="dim")
 
 
-def _tier(item: dict) -> str:
-    return "-" if item["tier"] is None else f"{item['tier']} ({item['ready']})"
+def _tier(item: dict) -> Text:
+    return _plain("-" if item["tier"] is None else f"{item['tier']} ({item['ready']})")
 
 
 def _instance_table(title: str, instances: list[dict], width: int, tiers: bool) -> Table:
     """Every uuid whole on one line: narrower terminals lose columns, never the uuid."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table = Table(title=_plain(title), box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
     table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
     if tiers:
         table.add_column("tier", no_wrap=True)
@@ -62,13 +68,13 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool) 
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
             outcome = Group(_outcome_word(item), *_error_lines(item))
-            cells = (item["state"] or "?", path, _actions(item), outcome, _state(item))
-            table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), *cells)
+            cells = (_plain(item["state"] or "?"), _plain(path), _actions(item), outcome, _state(item))
+            table.add_row(_plain(item["uuid"]), *((_tier(item),) if tiers else ()), *cells)
         return table
     table.add_column("start state → now; actions", overflow="fold")
     for item in instances:
-        states = Text.assemble(f"{item['state'] or '?'} → {_state(item)}  ", _outcome_word(item))
-        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), Group(states, _actions(item),
+        states = Text.assemble(_plain(f"{item['state'] or '?'} → "), _state(item), "  ", _outcome_word(item))
+        table.add_row(_plain(item["uuid"]), *((_tier(item),) if tiers else ()), Group(states, _actions(item),
                                                                                *_error_lines(item)))
     return table
 
@@ -83,21 +89,20 @@ def _downtime(seconds: float | None) -> str:
 def print_report(doc: dict, console: Console) -> None:
     """The run report as `run_json` builds it, laid out for the console's width."""
     for warning in doc["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(Text.assemble(("warning:", "yellow"), " ", _plain(warning)))
     console.print(_downtime(doc["host_down_seconds"]), highlight=False)
     title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
     if doc["instances"]:
         console.print(_instance_table(title, doc["instances"], console.width, ordered(doc)))
     else:
-        console.print(f"{title}: no instances on this host", highlight=False)
+        console.print(_plain(f"{title}: no instances on this host"))
     for domain in doc["domains"]:
-        console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}",
-                      highlight=False)
+        console.print(_plain(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}"))
     if doc["halted"]:
-        console.print(f"[bold red]run stopped early:[/] {doc['halted']} — instances not reached were left as they "
-                      "were, for the next run", highlight=False)
+        console.print(Text.assemble(("run stopped early:", "bold red"), " ", _plain(
+            f"{doc['halted']} — instances not reached were left as they were, for the next run")))
     if doc["network_error"]:
-        console.print(f"[bold red]{escape(doc['network_error'])}[/]", highlight=False)  # it says what failed
+        console.print(Text(printable(doc["network_error"]), style="bold red"))  # it says what failed
     if ordered(doc):
         console.print("; ".join(_tier_line(tier) for tier in doc["tiers"]), highlight=False)
     shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", "ok", "failed")}
