@@ -319,6 +319,15 @@ class Watchdog:
             if armed is not None:
                 self._arm(dbapi_connection, armed[2])
 
+    @contextlib.contextmanager
+    def watching(self, dbapi_connection: Any, timeout: float) -> Iterator[None]:
+        """Watch a connection held unwatched (the host lock's) for one call of at most `timeout`."""
+        self._arm(dbapi_connection, timeout)
+        try:
+            yield
+        finally:
+            self._disarm(dbapi_connection)
+
     def _arm(self, dbapi_connection: Any, timeout: float) -> None:
         with self._lock:
             self._deadlines[id(dbapi_connection)] = (time.monotonic() + timeout, dbapi_connection, timeout)
