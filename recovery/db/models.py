@@ -26,6 +26,9 @@ class Instance(SQLModel, table=True):
     host: str | None = Field(default=None, max_length=255, index=True)
     node: str | None = Field(default=None, max_length=255)
     display_name: str | None = Field(default=None, max_length=255)
+    project_id: str | None = Field(default=None, max_length=255, index=True)
+    """The tenant (Keystone project) the instance belongs to: its `recover:priority` orders only
+    the guests of the same project."""
     vm_state: str | None = Field(default=None, max_length=255)
     task_state: str | None = Field(default=None, max_length=255)
     power_state: int | None = None
@@ -204,6 +207,8 @@ class InstanceRow:
     memory_mb: int | None
     root_gb: int | None
     updated_at: datetime | None = None
+    project_id: str | None = None
+    """Its tenant: start order tiers are per project."""
     system_metadata: dict[str, str | None] = field(default_factory=dict)
     """Live system metadata by key, e.g. `old_vm_state` for a resize revert."""
     metadata: dict[str, str] = field(default_factory=dict)
