@@ -153,6 +153,12 @@ def disk_files(domain_xml: str) -> list[Path]:
     return [Path(source.attrib["file"]) for source in devices]
 
 
+def interface_addresses(domain_xml: str) -> frozenset[str]:
+    """The IP addresses a domain's interfaces are configured with (`<interface><ip address=...>`)."""
+    devices = ElementTree.fromstring(domain_xml).iterfind("./devices/interface/ip[@address]")
+    return frozenset(ip.attrib["address"] for ip in devices)
+
+
 def local_disk_paths(domain_xml: str, uuid: str, instances_path: Path) -> list[Path]:
     """What destroying an instance's local disks removes: its disk files that lie under the instances
     path, then its own directory there. Paths are resolved first, so a symlink or `..` cannot lead
@@ -472,6 +478,14 @@ class Hypervisor:
             raise HypervisorError(f"cannot ping the guest agent: no domain with uuid {uuid} on {self.uri}")
         with self._failing("ping the guest agent of", uuid):
             libvirt_qemu.qemuAgentCommand(dom, '{"execute": "guest-ping"}', timeout, 0)
+
+    def guest_addresses(self, uuid: str) -> frozenset[str]:
+        """The addresses the guest's domain names for its interfaces (its live definition)."""
+        dom = self._lookup(uuid)
+        if dom is None:
+            return frozenset()
+        with self._failing("read the interfaces of", uuid):
+            return interface_addresses(dom.XMLDesc(0))
 
     def watch_lifecycle(self, on_event: Callable[[str, int], None], on_close: Callable[[int], None]) -> None:
         """Call on_event(uuid, libvirt event type) for every lifecycle event of this connection's
