@@ -4,7 +4,7 @@ decision policy, a recovery's settings, and the --config file that may give any 
 import functools
 import socket
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -12,11 +12,13 @@ import click
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
+from recovery.core.probe_targets import DEFAULT_PROBE_NETWORKS, IPNetwork, ProbeNetworksError, probe_networks
 from recovery.core.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DB_TIMEOUT,
     DEFAULT_INSTANCES_PATH,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_READINESS_BUDGET,
     DEFAULT_STATE_DIR,
     DEFAULT_TIER_TIMEOUT,
     JOURNAL_FILE,
@@ -95,6 +97,13 @@ def _duration_seconds(at_most: float):
             raise click.BadParameter(str(error)) from None
 
     return callback
+
+
+def _networks(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[IPNetwork, ...]:
+    try:
+        return probe_networks(text for text in value.split(",") if text.strip())
+    except ProbeNetworksError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def policy_options(command):
@@ -225,6 +234,16 @@ def recovery_options(command):
                      help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
                      "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
                      "(docs/recovery-policy.md)."),
+        click.option("--readiness-budget", default=format_duration(DEFAULT_READINESS_BUDGET), show_default=True,
+                     metavar="DURATION", callback=_duration_seconds(MAX_TIER_TIMEOUT),
+                     envvar=ENV_PREFIX + "READINESS_BUDGET",
+                     help="How long one run waits for readiness in all, every project's tiers together, whatever "
+                     "the instances' metadata says: a duration or seconds, at most 1d (docs/recovery-policy.md)."),
+        click.option("--probe-networks", default=",".join(DEFAULT_PROBE_NETWORKS), show_default=True,
+                     metavar="CIDR,...", callback=_networks, envvar=ENV_PREFIX + "PROBE_NETWORKS",
+                     help="The networks a recover:ready tcp check may connect to, comma-separated; it goes only "
+                     "to an address of the guest's own interfaces, never to loopback, link-local or this host's "
+                     "addresses (docs/recovery-policy.md)."),
         db_timeout_option,
         click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
@@ -264,6 +283,8 @@ class RecoveryOptions:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     tier_timeout: float = DEFAULT_TIER_TIMEOUT
+    readiness_budget: float = DEFAULT_READINESS_BUDGET
+    probe_networks: tuple[IPNetwork, ...] = field(default_factory=lambda: probe_networks(DEFAULT_PROBE_NETWORKS))
     plug_vifs_command: str | None = None
     network_apply_command: str | None = None
     instances_path: Path = DEFAULT_INSTANCES_PATH
@@ -272,4 +293,6 @@ class RecoveryOptions:
         """The boot routine's settings once the target is resolved (`node`) and the database known."""
         return RunSettings(host=self.host, node=node, options=self.options, dry_run=dry_run,
                            concurrency=self.concurrency, stop_timeout=self.stop_timeout,
-                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout, nova_cell=nova_cell)
+                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout,
+                           readiness_budget=self.readiness_budget, probe_networks=self.probe_networks,
+                           nova_cell=nova_cell)

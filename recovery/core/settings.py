@@ -1,10 +1,11 @@
 """What one run of the host boot routine is asked to do."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recovery.core.facts import Options
+from recovery.core.probe_targets import DEFAULT_PROBE_NETWORKS, IPNetwork, probe_networks
 from states.power_sync import LIFECYCLE_DELAY
 
 DEFAULT_CONCURRENCY = 4
@@ -16,6 +17,10 @@ DEFAULT_DB_TIMEOUT = 30.0
 DEFAULT_TIER_TIMEOUT = 300.0
 """How long one tier of ordered restart waits for its guests to be ready before the next tier starts."""
 MAX_TIER_TIMEOUT = 86_400.0
+
+DEFAULT_READINESS_BUDGET = 900.0
+"""How long one run waits for readiness in all (every project's tiers together), whatever the
+instances' metadata says: three tier timeouts at the defaults."""
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 """How long a run waits for another recovery of the same host to finish before giving up."""
@@ -46,6 +51,9 @@ class RunSettings:
     stop_timeout: float = 60.0
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     tier_timeout: float = DEFAULT_TIER_TIMEOUT
+    readiness_budget: float = DEFAULT_READINESS_BUDGET
+    probe_networks: tuple[IPNetwork, ...] = field(default_factory=lambda: probe_networks(DEFAULT_PROBE_NETWORKS))
+    """Where readiness checks may connect (recovery/core/probe_targets.py)."""
     nova_cell: bool = False
     """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
     applied_plan: dict[str, str] | None = None

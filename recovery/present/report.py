@@ -47,8 +47,8 @@ def _tier_json(tier: TierReport, run_started: float) -> dict:
     def since_start(moment: float | None) -> float | None:
         return None if moment is None else round(moment - run_started, 3)
 
-    return {"priority": tier.priority, "instances": tier.instances, "began": since_start(tier.began),
-            "ended": since_start(tier.ended), "not_ready": tier.not_ready}
+    return {"project": tier.project, "priority": tier.priority, "instances": tier.instances,
+            "began": since_start(tier.began), "ended": since_start(tier.ended), "not_ready": tier.not_ready}
 
 
 RUN_COLUMNS = ("uuid", "start_state", "path", "actions", "outcome", "error", "vm_state", "task_state",

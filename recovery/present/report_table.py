@@ -104,13 +104,14 @@ def print_report(doc: dict, console: Console) -> None:
     if doc["network_error"]:
         console.print(Text(printable(doc["network_error"]), style="bold red"))  # it says what failed
     if ordered(doc):
-        console.print("; ".join(_tier_line(tier) for tier in doc["tiers"]), highlight=False)
+        console.print(_plain("; ".join(_tier_line(tier) for tier in doc["tiers"])))
     shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", "ok", "failed")}
     console.print(", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s", highlight=False)
 
 
 def _tier_line(tier: dict) -> str:
-    line = f"tier {tier['priority']}: {tier['instances']} to start"
+    project = f"project {tier['project']} " if tier.get("project") is not None else ""
+    line = f"{project}tier {tier['priority']}: {tier['instances']} to start"
     if tier["began"] is not None:
         line += f", began at {tier['began']:.2f} s, done at {tier['ended']:.2f} s"
     return line + (f", {tier['not_ready']} not ready" if tier["not_ready"] else "")

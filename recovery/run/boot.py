@@ -48,7 +48,7 @@ from recovery.run.execute import (
     execute,
     final_entry,
 )
-from recovery.run.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
+from recovery.run.tiers import NOT_READY, Readiness, TierReport, run_tiers, starts_guest, tiers_of
 from states.enums import PowerState
 
 OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
@@ -377,7 +377,8 @@ class HostBoot:
     def _plan_for(self, row: InstanceRow, record: dict, facts: Facts, evacuation: MigrationRow | None) -> Plan:
         return Plan(row.key, self.machine.decide(facts), writable=facts.owned and not facts.deleted,
                     evacuation_id=evacuation.id if evacuation else None,
-                    stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record)
+                    stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record,
+                    project=row.project_id)
 
     def _execute_all(self, plans: list[Plan]) -> list[InstanceResult]:
         if self.settings.dry_run:
@@ -389,9 +390,12 @@ class HostBoot:
         """The instances that start a guest, tier by tier (recovery/run/tiers.py)."""
         tiers = tiers_of(plans)
         if self.settings.dry_run:
-            return [self._planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
-        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-            return run_tiers(tiers, pool, self._execute_and_report, self.ports, self.settings.tier_timeout)
+            return ([self._planned(plan) for plan in plans],
+                    [TierReport(t.priority, len(t.plans), project=t.project) for t in tiers])
+        settings = self.settings
+        readiness = Readiness(settings.tier_timeout, settings.readiness_budget, settings.probe_networks)
+        with ThreadPoolExecutor(max_workers=max(1, settings.concurrency)) as pool:
+            return run_tiers(tiers, pool, self._execute_and_report, self.ports, readiness)
 
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)

@@ -79,6 +79,8 @@ class Plan:
     """The decide input record it was decided from, as `plan --out` writes it."""
     order: StartOrder | None = None
     """When its guest is started (recovery/run/tiers.py); None when its decision starts no guest."""
+    project: str | None = None
+    """Its tenant (the record's project_id): tiers order one project's guests only."""
 
 
 @dataclass
