@@ -27,7 +27,7 @@ from recovery.core.servicegroup import host_down_seconds
 from recovery.core.settings import RunSettings
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
 from recovery.db import journal as journals
-from recovery.db.lock import host_lock
+from recovery.db.lock import LeaseLost, host_lock
 from recovery.db.store import utcnow
 from recovery.run.execute import (
     CHANGED,
@@ -203,7 +203,8 @@ class HostBoot:
             result = self._recover(warnings, None, domains)
         else:
             capacity = hv.capacity()  # read now: the compute node is still updated if libvirt goes later
-            with host_lock(db, settings.host, settings.lock_timeout):  # in the records' database: shared by all
+            with host_lock(db, settings.host, settings.lock_timeout) as lease:  # in the records' database
+                self.ports.lease = lease  # verified before each instance's first action
                 db.prepare_for_writes()
                 self.ports.journal_database.prepare_for_writes()
                 result = self._recover(warnings, capacity)
@@ -262,13 +263,21 @@ class HostBoot:
         """pre_start_hook and post_start_hook, then the run's end in the journal. A database that
         failed during the run is tried once more: if it is back, the journal is finished."""
         try:
-            if capacity is not None and not self.ports.halt.database_failed:
+            if capacity is not None and not self.ports.halt.database_failed and self._lease_holds():
                 result.warnings += self._update_host_records(capacity)
             journals.finish_run(self.ports.journal_database, result.run_id, result.exit_code, result.totals)
         except DatabaseError as error:
             result.halted = result.halted or str(error)
             result.warnings.append(f"the run's journal could not be finished ({error}); the host's next run "
                                    "marks it interrupted")
+
+    def _lease_holds(self) -> bool:
+        """A run that lost the host lock leaves the host's records to the run that may hold it now."""
+        try:
+            self.ports.lease.verify()
+        except LeaseLost:
+            return False
+        return True
 
     def _update_host_records(self, capacity: HostCapacity) -> list[str]:
         """pre_start_hook and post_start_hook: the compute node's capacity and usage, and the service's

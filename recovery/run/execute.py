@@ -35,6 +35,7 @@ from recovery.core.metadata import StartOrder
 from recovery.db import Database, DatabaseFailure
 from recovery.db.group_commit import GroupCommit
 from recovery.db.journal import update_entry
+from recovery.db.lock import HostLease, LeaseLost
 from states.enums import NO_TASK, PowerState
 from states.policy import ACTIONS, Action
 
@@ -129,6 +130,8 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
+    lease: HostLease = field(default_factory=HostLease)
+    """The host lock the run holds (a dry run holds none: nothing to verify)."""
     writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
     """Every instance's record and journal writes, committed together with the other workers'."""
 
@@ -280,6 +283,8 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
             if ports.halt.reason is not None:
                 return _halted(ports, plan, result, planned[done:], record)
             outside = _acts_outside(ports, action)
+            if outside and not record.claimed and not _lease_held(ports):
+                return _halted(ports, plan, result, planned[done:], record)
             if outside and not record.claimed and not _claim(ports, plan, record, result):
                 return result
             error = _attempt(ports, plan, action, result)
@@ -296,6 +301,19 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
             if outside and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
                 return _halted(ports, plan, result, planned[done:], record)
     return _finish(ports, plan, record, result, [], acted)
+
+
+def _lease_held(ports: Ports) -> bool:
+    """Before an instance's first action outside: is the host lock still this run's? If its session
+    ended, a second run may hold it now, so the run stops starting actions, as when the database goes
+    (the database itself still works: the journal says why)."""
+    try:
+        ports.lease.verify()
+    except LeaseLost as lost:
+        log.error("%s", lost)
+        ports.halt.stop(str(lost))
+        return False
+    return True
 
 
 def _acts_outside(ports: Ports, action: Action) -> bool:
