@@ -89,7 +89,7 @@ test: setup-test lint
 	@$(VENV)/bin/pytest
 
 bench: setup-test
-	@$(PY) tests/benchmark.py
+	@$(PY) -m tests.benchmark
 
 # docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
 docs: setup
