@@ -10,7 +10,15 @@ from typing import NoReturn
 import click
 
 from recovery.core.errors import RecoveryError
-from recovery.core.exit_codes import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from recovery.core.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+)
 from recovery.core.printable import printable
 from recovery.present.formats import error_document
 
@@ -26,6 +34,10 @@ MEANINGS: dict[int, str] = {
     EXIT_REFUSED: "Refused before changing anything: libvirt unreachable or too old, or an identity check failed.",
     EXIT_LOCKED: "Another recovery of the same host held the host lock for the whole --lock-timeout; nothing "
                  "was changed.",
+    EXIT_INTERRUPTED: "Interrupted by SIGINT (Ctrl-C) during `run` or `plan`: no instance was started after it, the "
+                      "actions under way finished, the partial report was printed, the run is journaled "
+                      "`interrupted`, and `plan --out` wrote no file. A second signal ends the process at once.",
+    EXIT_TERMINATED: "Terminated by SIGTERM during `run` or `plan`: as for SIGINT.",
 }
 """What each exit code means; docs/commands.md is generated from it."""
 

@@ -11,6 +11,7 @@ import click
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, PreflightRefused
 from recovery.adapters.network import NetworkHook
 from recovery.cli.exits import CommandError, exit_code
+from recovery.cli.interrupts import Interruption
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.options import RecoveryOptions
 from recovery.core.machine import shared_machine
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 TABLE = Output()
 
 
-def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "PlanHook | None" = None) -> None:
-    """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file."""
+def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, interruption: Interruption,
+             plan: "PlanHook | None" = None) -> None:
+    """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file.
+    A signal (`interruption`) stops the run as recovery/cli/interrupts.py says."""
     columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
     recovery = resolve_target(recovery)
     db = open_db(recovery.db_url, read_only=dry_run, timeout=recovery.db_timeout)
@@ -49,17 +52,18 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "Pl
             from recovery.present.progress import RunProgress  # imported on use: rich is slow to load
 
             with RunProgress(stdout_console(), recovery.host) as progress:
-                result = recover(hypervisor, db, settings, network, progress.finished, journal, plan)
+                result = recover(hypervisor, db, settings, network, progress.finished, journal, plan, interruption)
         else:
-            result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
+            result = recover(hypervisor, db, settings, network, journal=journal, screen=plan,
+                             interruption=interruption)
     finally:
         db.close()
         if journal is not None:
             journal.close()
-    if plan is not None:
+    if plan is not None and interruption.signal is None:  # an interrupted plan is no plan to apply
         plan.finish(result)
     print_result(result, output, columns)
-    sys.exit(result.exit_code)
+    sys.exit(interruption.exit_code(result.exit_code))
 
 
 def _quiet() -> bool:
@@ -68,12 +72,14 @@ def _quiet() -> bool:
 
 def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
             on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None,
-            screen: DecisionScreen | None = None) -> RunResult:
+            screen: DecisionScreen | None = None, interruption: Interruption | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal is an error with its exit code."""
     log.info("recovering host %s (node %s)%s", settings.host, settings.node,
              " as a dry run" if settings.dry_run else "")
-    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result, journal, screen),
-                   journal or db, settings.host, settings.lock_timeout)
+    boot = HostBoot(shared_machine(), hypervisor, db, settings, network, on_result, journal, screen)
+    if interruption is not None:
+        interruption.attach(boot.ports.halt)
+    result = _boot(boot, journal or db, settings.host, settings.lock_timeout)
     if result.halted:
         log.error("run %s stopped early: %s", result.run_id, result.halted)
     log.info("run %s on host %s finished in %.2f s with exit code %d: %s", result.run_id, settings.host,

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from recovery.cli.host import run_host
+from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.options import ENV_PREFIX, RecoveryOptions, given, journal_db_option, output_options, recovery_options
 from recovery.core.facts import Options
@@ -32,11 +33,12 @@ def run(dry_run: bool, plan_path: Path | None, output: Output, **recovery) -> No
     power_state, tier, ready, reason. The rules are in docs/policy.md; running it on a host is in
     docs/operating.md.
     """
-    applied = None
-    if plan_path is not None:
-        from recovery.run import plan_file
+    with Interruption() as interruption:
+        applied = None
+        if plan_path is not None:
+            from recovery.run import plan_file
 
-        context = click.get_current_context()
-        chosen = frozenset(name for name in Options.__dataclass_fields__ if given(context, name))
-        applied = plan_file.load_for_run(plan_path, recovery["options"], chosen)
-    run_host(RecoveryOptions(**recovery), dry_run, output, applied)
+            context = click.get_current_context()
+            chosen = frozenset(name for name in Options.__dataclass_fields__ if given(context, name))
+            applied = plan_file.load_for_run(plan_path, recovery["options"], chosen)
+        run_host(RecoveryOptions(**recovery), dry_run, output, interruption, applied)

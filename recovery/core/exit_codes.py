@@ -12,3 +12,9 @@ EXIT_REFUSED = 3
 """Refused before changing anything: libvirt unreachable or too old, or an identity check failed."""
 EXIT_LOCKED = 4
 """Another recovery of the same host held the host lock for the whole --lock-timeout; nothing changed."""
+SIGNAL_EXIT_BASE = 128
+"""A command stopped by a signal exits with 128 + its number, as a shell reports a process it ended."""
+EXIT_INTERRUPTED = SIGNAL_EXIT_BASE + 2
+"""SIGINT (Ctrl-C): the run stopped taking new instances, finished the actions under way and reported."""
+EXIT_TERMINATED = SIGNAL_EXIT_BASE + 15
+"""SIGTERM: as SIGINT."""

@@ -19,7 +19,7 @@ from recovery.adapters.network import NetworkHook
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.documents import action_json, considerations_json, path_json
 from recovery.core.errors import RecoveryError
-from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
+from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT_BASE
 from recovery.core.facts import Facts, FactsError, facts_from_record, record_task_state
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, start_order
@@ -96,6 +96,8 @@ class RunResult:
     """The tiers of ordered restart, lowest priority first."""
     host_down_seconds: float | None = None
     """How long the host was down, from its service's last heartbeat before this run; None: unknown."""
+    interrupted_by: int | None = None
+    """The signal that stopped the run (it then exits 128 + its number), if one did."""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -105,6 +107,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted_by is not None:
+            return SIGNAL_EXIT_BASE + self.interrupted_by
         failed = self.network_error is not None or self.halted is not None
         failed = failed or any(r.outcome not in (OK, SKIPPED) for r in self.instances)
         return EXIT_FAILED if failed else EXIT_OK
@@ -254,7 +258,7 @@ class HostBoot:
         halted = self.ports.halt.reason
         result = RunResult(run_id, settings, results, domain_reports, self._power_now(results, by_domain), warnings,
                            network_error=network_error, halted=halted, host_down_seconds=self.host_down_seconds,
-                           tiers=tiers)
+                           tiers=tiers, interrupted_by=self.ports.halt.signal)
         if run_id is not None:
             self._close_run(result, capacity)
         return result
@@ -265,7 +269,8 @@ class HostBoot:
         try:
             if capacity is not None and not self.ports.halt.database_failed and self._lease_holds():
                 result.warnings += self._update_host_records(capacity)
-            journals.finish_run(self.ports.journal_database, result.run_id, result.exit_code, result.totals)
+            journals.finish_run(self.ports.journal_database, result.run_id, result.exit_code, result.totals,
+                                interrupted=result.interrupted_by is not None)
         except DatabaseError as error:
             result.halted = result.halted or str(error)
             result.warnings.append(f"the run's journal could not be finished ({error}); the host's next run "

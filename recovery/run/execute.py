@@ -15,6 +15,7 @@ and nothing is written on behalf of an action whose end was not seen.
 """
 
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,12 +109,20 @@ class Halt:
     def __init__(self) -> None:
         self._reason: str | None = None
         self.database_failed = False
+        self.signal: int | None = None
+        """The signal (SIGINT, SIGTERM) that stopped the run, if one did."""
         self._lock = threading.Lock()
 
     def stop(self, reason: str, database: bool = False) -> None:
         with self._lock:
             self._reason = self._reason or reason
             self.database_failed = self.database_failed or database
+
+    def interrupt(self, number: int) -> None:
+        """A signal asks the run to stop: no instance starts another action; those under way finish."""
+        with self._lock:
+            self.signal = self.signal or number
+            self._reason = self._reason or f"interrupted by {signal.Signals(number).name}"
 
     @property
     def reason(self) -> str | None:
