@@ -55,10 +55,8 @@ class HostLease:
 class _SessionLease(HostLease):
     """A server's lock, held by one session: asking that session whether it still holds it."""
 
-    def __init__(self, conn: Connection, held: str, key: dict[str, Any], host: str, db: Database,
-                 timeout: float) -> None:
+    def __init__(self, conn: Connection, held: str, key: dict[str, Any], host: str, db: Database) -> None:
         self._conn, self._held, self._key, self._host, self._db = conn, held, key, host, db
-        self._timeout = timeout
         self._guard = threading.Lock()
         self._lost: str | None = None
 
@@ -70,12 +68,17 @@ class _SessionLease(HostLease):
                 raise LeaseLost(self._lost)
 
     def _ask(self) -> str | None:
+        """Why the lock is lost, or None while held. A session that fails while the database still
+        answers was ended under the run; when the database does not answer either, the database
+        failed (DatabaseFailure, as any call of the run would say)."""
         session = self._conn.connection.dbapi_connection
         try:
-            with Watchdog.shared().watching(session, self._timeout):
+            with Watchdog.shared().watching(session, self._db.timeout):
                 held = self._conn.execute(text(self._held), self._key).scalar()
                 self._conn.commit()
         except SQLAlchemyError as error:
+            with self._db.reading(f"verify the lock of host {self._host}") as conn:
+                conn.execute(text("SELECT 1"))
             return f"lost the lock of host {self._host}: its session on {self._db.masked_url} ended " \
                    f"({one_line(error, self._db.url)})"
         if not held:
@@ -88,9 +91,9 @@ def _key(host: str) -> bytes:
 
 
 @contextmanager
-def host_lock(db: Database, host: str, timeout: float, check_timeout: float = 30.0) -> Iterator[HostLease]:
+def host_lock(db: Database, host: str, timeout: float) -> Iterator[HostLease]:
     """Hold the host's recovery lock for the block; LockTimeout after `timeout` seconds of waiting.
-    The lease's `verify` takes at most `check_timeout` seconds (the --db-timeout)."""
+    The lease's `verify` takes at most the database's time limit (--db-timeout)."""
     backend = db.url.get_backend_name()
     if backend == "sqlite":
         with _file_lock(db, host, timeout):
@@ -113,7 +116,7 @@ def host_lock(db: Database, host: str, timeout: float, check_timeout: float = 30
         try:
             _never_idle_out(conn, backend)
             with watchdog.suspended(session):  # held, idle, for the whole run on purpose
-                yield _SessionLease(conn, held, key, host, db, check_timeout)
+                yield _SessionLease(conn, held, key, host, db)
         finally:
             _release(conn, release, key)
 

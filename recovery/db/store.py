@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.core.bounds import NOVA_INTEGER_MAX
+from recovery.core.settings import DEFAULT_DB_TIMEOUT
 from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
 from recovery.db.models import (
     ComputeNode,
@@ -81,10 +82,12 @@ class StatementCounter:
 class Database:
     """A connected database; each operation is one connection and one transaction."""
 
-    def __init__(self, engine: Engine, url: URL, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, url: URL, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT) -> None:
         self.engine = engine
         self.url = url
         self.read_only = read_only
+        self.timeout = timeout
+        """How long one call may take (--db-timeout): the engine's limit, and the host lock check's."""
         self._stamp_step = timedelta(seconds=1) if url.get_backend_name() == "mysql" else timedelta(microseconds=1)
 
     @property

@@ -322,6 +322,10 @@ def _lease_held(ports: Ports) -> bool:
         log.error("%s", lost)
         ports.halt.stop(str(lost))
         return False
+    except DatabaseFailure as failure:
+        log.error("the database failed: %s", failure)
+        ports.halt.stop(str(failure), database=True)
+        return False
     return True
 
 

@@ -16,7 +16,6 @@ journal and the clock.
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -199,8 +198,8 @@ class Readiness:
     at most `budget` seconds (whatever the metadata says), and checks only where `allowed`."""
 
     tier_timeout: float
-    budget: float = math.inf
-    allowed: tuple[IPNetwork, ...] = ()
+    budget: float
+    allowed: tuple[IPNetwork, ...]
 
 
 def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], InstanceResult], ports: Ports,

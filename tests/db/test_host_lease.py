@@ -64,7 +64,7 @@ def test_a_lease_whose_session_is_ended_is_lost_and_another_run_can_take_the_loc
     migrated_database(server_database_url).close()
     one, two = open_database(server_database_url), open_database(server_database_url)
     try:
-        with host_lock(one, "compute-1", timeout=0, check_timeout=5) as lease:
+        with host_lock(one, "compute-1", timeout=0) as lease:
             lease.verify()
             end_lock_session(server_database_url, "compute-1")
             with host_lock(two, "compute-1", timeout=5):  # the danger: the lock is free for a second run
