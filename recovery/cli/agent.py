@@ -40,8 +40,9 @@ def _positive(name: str, default: float, help_text: str):
            "Seconds a STOPPED event waits; a later event of the guest (a reboot) drops it.")
 @click.option("--metrics-port", type=click.IntRange(0, 65_535), envvar=ENV_PREFIX + "METRICS_PORT",
               help="Serve Prometheus metrics over HTTP on this port [default: not served].")
-@click.option("--metrics-address", default="0.0.0.0", show_default=True, envvar=ENV_PREFIX + "METRICS_ADDRESS",
-              help="Address the metrics port listens on.")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True, envvar=ENV_PREFIX + "METRICS_ADDRESS",
+              help="Address the metrics port listens on: this host only, unless told otherwise (0.0.0.0 for every "
+              "interface).")
 @click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
               help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
 @journal_db_option

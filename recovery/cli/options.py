@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from recovery.adapters.secret_files import warn_if_readable_by_others
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
@@ -50,8 +51,19 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
     if unknown:
         raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}; the keys "
                                  f"of `{ctx.info_name}` are {', '.join(sorted(keys))}")
+    if any(_holds_password(value) for key, value in config.items() if keys[key] in ("db_url", "journal_db_url")):
+        warn_if_readable_by_others(path, "config file")
     ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: value for key, value in config.items()}}
     return path
+
+
+def _holds_password(value: object) -> bool:
+    from recovery.db.urls import DatabaseUrlError, parse_database_url  # imported on use: `decide` loads no database
+
+    try:
+        return isinstance(value, str) and bool(parse_database_url(value).password)
+    except DatabaseUrlError:
+        return False  # opening it says what is wrong
 
 
 def config_keys(command: click.Command) -> dict[str, str]:

@@ -112,6 +112,8 @@ def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
         except OSError as error:
             raise DatabaseError(f"cannot create database file {path}: {error.strerror} — check the directory") from None
+    elif create and os.path.getsize(path) == 0:
+        _make_private(path)
     mode = "ro" if read_only else "rw"
 
     def connect() -> sqlite3.Connection:
@@ -123,6 +125,16 @@ def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -
     engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool, pool_size=8, max_overflow=64)
     event.listen(engine, "connect", _sqlite_reader if read_only else _sqlite_writer)
     return engine
+
+
+def _make_private(path: str) -> None:
+    """An empty file (an operator's `touch`, maybe behind a symlink) that `db upgrade` is about to make a
+    database in is made 0600, as a file it creates: the real file, wherever the symlink leads."""
+    try:
+        os.chmod(path, FILE_MODE)
+    except OSError as error:
+        raise DatabaseError(f"cannot make database file {os.path.realpath(path)} private (0600): {error.strerror} — "
+                            "check its owner") from None
 
 
 def _sqlite_writer(dbapi_connection: Any, _record: Any) -> None:
