@@ -6,6 +6,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 import sdnotify
@@ -15,16 +17,27 @@ from recovery.adapters.network import NetworkHook
 from recovery.agent.loop import Agent, guests_started
 from recovery.agent.metrics import Metrics
 from recovery.cli import logs
-from recovery.cli.exits import CommandError
+from recovery.cli.exits import CommandError, exit_code
 from recovery.cli.host import print_result, recover
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.option_checks import FiniteFloatRange
-from recovery.cli.options import ENV_PREFIX, RecoveryOptions, journal_db_option, recovery_options
-from recovery.core.exit_codes import EXIT_OK
+from recovery.cli.options import ENV_PREFIX, RecoveryOptions, duration_seconds, journal_db_option, recovery_options
+from recovery.core.errors import RecoveryError
+from recovery.core.exit_codes import EXIT_OK, EXIT_UNAVAILABLE
+from recovery.core.metadata import format_duration
 from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL
-from recovery.core.settings import AgentSettings
+from recovery.core.settings import MAX_TIER_TIMEOUT, AgentSettings
 from states.power_sync import LIFECYCLE_DELAY
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_START_WAIT = 300.0
+"""How long the agent waits for a database or libvirt that does not answer at start (five minutes)."""
+START_RETRY_MAX_S = 30.0
+"""The longest pause between two tries."""
 
 
 def _positive(name: str, default: float, help_text: str):
@@ -45,12 +58,16 @@ def _positive(name: str, default: float, help_text: str):
               "interface).")
 @click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
               help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
+@click.option("--start-wait", default=format_duration(DEFAULT_START_WAIT), show_default=True, metavar="DURATION",
+              callback=duration_seconds(MAX_TIER_TIMEOUT), envvar=ENV_PREFIX + "START_WAIT",
+              help="How long to wait, trying again with backoff, for a database or libvirt that does not answer "
+              "at start (slow to come up at boot) before exiting 5.")
 @journal_db_option
 @nova_conf_options()
 @recovery_options
 def agent(report_interval: float, sync_power_state_interval: float, update_resources_interval: float,
           lifecycle_event_delay: float, metrics_port: int | None, metrics_address: str, metrics_textfile: str | None,
-          **recovery) -> None:
+          start_wait: float, **recovery) -> None:
     """Recover this host as `run` does, then stay and keep its records true.
 
     Heartbeats the service record, syncs power states from libvirt's lifecycle events and
@@ -61,7 +78,7 @@ def agent(report_interval: float, sync_power_state_interval: float, update_resou
     settings = AgentSettings(report_interval=report_interval, sync_power_state_interval=sync_power_state_interval,
                              update_resources_interval=update_resources_interval,
                              lifecycle_event_delay=lifecycle_event_delay, metrics_textfile=metrics_textfile)
-    keep_host(RecoveryOptions(**recovery), settings, metrics_port, metrics_address)
+    keep_host(RecoveryOptions(**recovery), settings, metrics_port, metrics_address, start_wait)
 
 
 class Systemd:
@@ -84,17 +101,19 @@ class Systemd:
 
 
 def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: int | None,
-              metrics_address: str) -> None:
+              metrics_address: str, start_wait: float = DEFAULT_START_WAIT) -> None:
     logs.raise_to_info()
     recovery = resolve_target(recovery)
     host, libvirt_uri, instances_path = recovery.host, recovery.libvirt_uri, recovery.instances_path
     systemd, metrics = Systemd(), Metrics()
-    db = open_db(recovery.db_url, timeout=recovery.db_timeout)
+    deadline = time.monotonic() + start_wait
+    db = _when_answering(lambda: open_db(recovery.db_url, timeout=recovery.db_timeout), deadline, systemd)
     journal = open_journal(recovery.journal_db_url, db, recovery.db_timeout)
     try:
         nova_cell = require_schema(db, False, journal)
         start_event_loop()  # before the connection is opened: libvirt binds its events to the loop then
-        hypervisor = Hypervisor.open(libvirt_uri, read_only=False, instances_path=instances_path)
+        hypervisor = _when_answering(lambda: Hypervisor.open(libvirt_uri, read_only=False,
+                                                             instances_path=instances_path), deadline, systemd)
         run = recovery.settings(recovery.node or hypervisor.hostname(), False, nova_cell)
         if metrics_port is not None:
             _serve_metrics(metrics, metrics_port, metrics_address)
@@ -124,6 +143,25 @@ def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: 
         if journal is not None:
             journal.close()
     sys.exit(EXIT_OK)
+
+
+def _when_answering(opening: Callable[[], T], deadline: float, systemd: Systemd) -> T:
+    """What `opening` opens, tried again with backoff (1 s, doubling, at most START_RETRY_MAX_S) while
+    what it opens does not answer (exit code 5: a database or libvirtd still starting at boot), until
+    `deadline` (time.monotonic()); then its error."""
+    delay = 1.0
+    while True:
+        try:
+            return opening()
+        except RecoveryError as error:
+            left = deadline - time.monotonic()
+            if exit_code(error) != EXIT_UNAVAILABLE or left <= 0:
+                raise
+            wait = min(delay, left)
+            log.warning("%s; trying again in %g s (--start-wait: %s left)", error, wait, format_duration(left))
+            systemd.notify("STATUS=waiting for the database or libvirt to answer (--start-wait)")  # latin-1 only
+            time.sleep(wait)
+            delay = min(delay * 2, START_RETRY_MAX_S)
 
 
 def _serve_metrics(metrics: Metrics, port: int, address: str) -> None:

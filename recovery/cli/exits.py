@@ -17,6 +17,7 @@ from recovery.core.exit_codes import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_TERMINATED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
 from recovery.core.printable import printable
@@ -31,9 +32,12 @@ MEANINGS: dict[int, str] = {
     EXIT_USAGE: "Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid; a plan "
                 "file that is unreadable, damaged or edited, of another version, for another host, or made with "
                 "other decision options (nothing was done); a plan that cannot be written.",
-    EXIT_REFUSED: "Refused before changing anything: libvirt unreachable or too old, or an identity check failed.",
+    EXIT_REFUSED: "Refused before changing anything: libvirt too old, or an identity check failed.",
     EXIT_LOCKED: "Another recovery of the same host held the host lock for the whole --lock-timeout; nothing "
                  "was changed.",
+    EXIT_UNAVAILABLE: "The database or libvirt did not answer at start (refused, timed out, not running); nothing "
+                      "was changed. They may come back: try again; the agent waits for them first (--start-wait) "
+                      "and its systemd unit restarts it on this code.",
     EXIT_INTERRUPTED: "Interrupted by SIGINT (Ctrl-C) during `run` or `plan`: no instance was started after it, the "
                       "actions under way finished, the partial report was printed, the run is journaled "
                       "`interrupted`, and `plan --out` wrote no file. A second signal ends the process at once.",
@@ -56,8 +60,10 @@ def _exit_codes() -> tuple[tuple[str, int], ...]:
     layer it does not use) → exit code; the first class the error is an instance of wins."""
     return (
         ("recovery.run.boot:Refused", EXIT_REFUSED),
+        ("recovery.adapters.hypervisor:HypervisorUnavailable", EXIT_UNAVAILABLE),
         ("recovery.adapters.hypervisor:HypervisorError", EXIT_REFUSED),
         ("recovery.db.lock:LockTimeout", EXIT_LOCKED),
+        ("recovery.db.engine:DatabaseUnreachable", EXIT_UNAVAILABLE),
         ("recovery.db.engine:DatabaseError", EXIT_USAGE),
         ("recovery.db.scenarios:ScenarioError", EXIT_USAGE),
         ("recovery.db.services:ServiceNotFound", EXIT_USAGE),

@@ -5,7 +5,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from recovery.cli.exits import CommandError
+from recovery.cli.exits import CommandError, exit_code
 from recovery.cli.options import RecoveryOptions
 from recovery.core.settings import default_journal_path
 from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
@@ -65,7 +65,7 @@ def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAUL
             raise
         # the message names the option to check
         raise CommandError(str(error).replace("COMPUTE_RECOVER_DB", "COMPUTE_RECOVER_JOURNAL_DB")
-                           .replace("--db", option)) from error
+                           .replace("--db", option), exit_code(error)) from error
 
 
 def open_journal(journal_db_url: str | None, records: Database, timeout: float) -> Database | None:

@@ -98,7 +98,7 @@ def _checked(parse):
     return callback
 
 
-def _duration_seconds(at_most: float):
+def duration_seconds(at_most: float):
     """A click callback turning a duration (`90s`, `5m`, or seconds) into seconds, refusing one parse_duration
     (of recovery.core.metadata) rejects, with its message."""
 
@@ -241,13 +241,13 @@ def recovery_options(command):
                      help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
                      "nothing."),
         click.option("--tier-timeout", default=format_duration(DEFAULT_TIER_TIMEOUT), show_default=True,
-                     metavar="DURATION", callback=_duration_seconds(MAX_TIER_TIMEOUT),
+                     metavar="DURATION", callback=duration_seconds(MAX_TIER_TIMEOUT),
                      envvar=ENV_PREFIX + "TIER_TIMEOUT",
                      help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
                      "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
                      "(docs/recovery-policy.md)."),
         click.option("--readiness-budget", default=format_duration(DEFAULT_READINESS_BUDGET), show_default=True,
-                     metavar="DURATION", callback=_duration_seconds(MAX_TIER_TIMEOUT),
+                     metavar="DURATION", callback=duration_seconds(MAX_TIER_TIMEOUT),
                      envvar=ENV_PREFIX + "READINESS_BUDGET",
                      help="How long one run waits for readiness in all, every project's tiers together, whatever "
                      "the instances' metadata says: a duration or seconds, at most 1d (docs/recovery-policy.md)."),

@@ -44,6 +44,15 @@ class DatabaseError(RecoveryError):
     to check. It never contains the password."""
 
 
+class DatabaseUnreachable(DatabaseError):
+    """No server answered at opening (refused, timed out, no route): it may come back, unlike a bad
+    URL or a refused password (a server that answers says why, with an SQLSTATE or an error number)."""
+
+
+MYSQL_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013})
+"""Client error numbers of MySQL drivers that mean no server answered (socket, TCP, host, gone, lost)."""
+
+
 def default_url() -> str:
     """$COMPUTE_RECOVER_DB (a URL, or a path taken as an SQLite file), else DEFAULT_DB_PATH."""
     return os.environ.get(DB_ENV) or DEFAULT_DB_PATH
@@ -96,7 +105,21 @@ def probe(engine: Engine, url: URL) -> None:
             pass
     except SQLAlchemyError as error:
         engine.dispose()
-        raise DatabaseError(f"cannot open database {describe(url)}: {one_line(error, url)} — {FIX}") from None
+        kind = DatabaseUnreachable if _unreachable(error) else DatabaseError
+        raise kind(f"cannot open database {describe(url)}: {one_line(error, url)} — {FIX}") from None
+
+
+def _unreachable(error: SQLAlchemyError) -> bool:
+    """Whether no server answered, or one said it cannot take connections yet (starting up, shutting
+    down, recovering). libpq marks what a PostgreSQL server said with its severity (FATAL: a refused
+    password, an unknown database); MySQL drivers give a connection that failed a client error number."""
+    orig = getattr(error, "orig", None)
+    if orig is None or not isinstance(error, DBAPIError):
+        return False
+    if hasattr(orig, "sqlstate"):  # psycopg
+        said = str(orig)
+        return "FATAL:" not in said or "the database system is" in said
+    return bool(orig.args) and orig.args[0] in MYSQL_UNREACHABLE
 
 
 def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -> Engine:
