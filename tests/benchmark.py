@@ -25,9 +25,10 @@ from sqlalchemy.engine import make_url
 
 from recovery.adapters.hypervisor import Hypervisor
 from recovery.cli.exits import EXIT_LOCKED
+from recovery.core.defaults import DEFAULT_CONCURRENCY
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.core.machine import shared_machine
-from recovery.core.settings import DEFAULT_CONCURRENCY, RunSettings
+from recovery.core.settings import RunSettings
 from recovery.db import Instance, open_database
 from recovery.db.scenarios import seed_if_empty
 from recovery.run.boot import HostBoot

@@ -23,19 +23,23 @@ from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.option_checks import FiniteFloatRange
 from recovery.cli.options import ENV_PREFIX, RecoveryOptions, duration_seconds, journal_db_option, recovery_options
+from recovery.core.defaults import (
+    DEFAULT_REPORT_INTERVAL,
+    DEFAULT_START_WAIT,
+    DEFAULT_SYNC_POWER_STATE_INTERVAL,
+    DEFAULT_UPDATE_RESOURCES_INTERVAL,
+    MAX_TIER_TIMEOUT,
+)
 from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import EXIT_OK, EXIT_UNAVAILABLE
 from recovery.core.metadata import format_duration
-from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL
-from recovery.core.settings import MAX_TIER_TIMEOUT, AgentSettings
+from recovery.core.settings import AgentSettings
 from states.power_sync import LIFECYCLE_DELAY
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_START_WAIT = 300.0
-"""How long the agent waits for a database or libvirt that does not answer at start (five minutes)."""
 START_RETRY_MAX_S = 30.0
 """The longest pause between two tries."""
 
@@ -47,8 +51,10 @@ def _positive(name: str, default: float, help_text: str):
 
 @click.command()
 @_positive("report-interval", DEFAULT_REPORT_INTERVAL, "Seconds between heartbeats to the service record.")
-@_positive("sync-power-state-interval", 600.0, "Seconds between full power-state syncs of every instance.")
-@_positive("update-resources-interval", 60.0, "Seconds between updates of the compute node record.")
+@_positive("sync-power-state-interval", DEFAULT_SYNC_POWER_STATE_INTERVAL,
+           "Seconds between full power-state syncs of every instance.")
+@_positive("update-resources-interval", DEFAULT_UPDATE_RESOURCES_INTERVAL,
+           "Seconds between updates of the compute node record.")
 @_positive("lifecycle-event-delay", LIFECYCLE_DELAY,
            "Seconds a STOPPED event waits; a later event of the guest (a reboot) drops it.")
 @click.option("--metrics-port", type=click.IntRange(0, 65_535), envvar=ENV_PREFIX + "METRICS_PORT",

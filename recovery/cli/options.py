@@ -11,19 +11,23 @@ import click
 
 from recovery.adapters.secret_files import warn_if_readable_by_others
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
-from recovery.core.facts import Options
-from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
-from recovery.core.probe_targets import DEFAULT_PROBE_NETWORKS, IPNetwork, ProbeNetworksError, probe_networks
-from recovery.core.settings import (
+from recovery.core.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DB_TIMEOUT,
-    DEFAULT_INSTANCES_PATH,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PROBE_NETWORKS,
     DEFAULT_READINESS_BUDGET,
-    DEFAULT_STATE_DIR,
+    DEFAULT_STOP_TIMEOUT,
     DEFAULT_TIER_TIMEOUT,
-    JOURNAL_FILE,
     MAX_TIER_TIMEOUT,
+)
+from recovery.core.facts import Options
+from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
+from recovery.core.probe_targets import IPNetwork, ProbeNetworksError, probe_networks
+from recovery.core.settings import (
+    DEFAULT_INSTANCES_PATH,
+    DEFAULT_STATE_DIR,
+    JOURNAL_FILE,
     RunSettings,
     default_journal_path,
 )
@@ -32,7 +36,6 @@ from states.enums import ResumePolicy, RunningDeletedInstanceAction
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
 DEFAULT_LIBVIRT_URI = "qemu:///system"
-DEFAULT_STOP_TIMEOUT = 60.0
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:

@@ -15,10 +15,6 @@ from collections.abc import Iterable
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-DEFAULT_PROBE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
-"""The private networks (RFC 1918, RFC 6598 shared space, IPv6 unique local) where tenants' guests
-usually have their fixed addresses. Public addresses are reached only when the operator says so."""
-
 
 class ProbeNetworksError(ValueError):
     """An allowed network that is not a network; the message names it."""

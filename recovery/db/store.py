@@ -39,7 +39,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.core.bounds import NOVA_INTEGER_MAX
-from recovery.core.settings import DEFAULT_DB_TIMEOUT
+from recovery.core.defaults import DEFAULT_DB_TIMEOUT
 from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
 from recovery.db.models import (
     ComputeNode,

@@ -10,12 +10,13 @@ from rich.text import Text
 
 from recovery.core.documents import format_action
 from recovery.core.metadata import format_duration
+from recovery.core.outcomes import Outcome
 from recovery.core.printable import printable
 from recovery.present.report import ordered
 
-_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
-                  "not-started": "yellow", "interrupted": "bold red", "changed": "yellow", "unplanned": "yellow",
-                  "not-ready": "yellow"}
+_OUTCOME_STYLE = {Outcome.OK: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "dim",
+                  Outcome.CONFLICT: "yellow", Outcome.NOT_STARTED: "yellow", Outcome.INTERRUPTED: "bold red",
+                  Outcome.CHANGED: "yellow", Outcome.UNPLANNED: "yellow", Outcome.NOT_READY: "yellow"}
 UUID_WIDTH = 36
 WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
@@ -105,7 +106,7 @@ def print_report(doc: dict, console: Console) -> None:
         console.print(Text(printable(doc["network_error"]), style="bold red"))  # it says what failed
     if ordered(doc):
         console.print(_plain("; ".join(_tier_line(tier) for tier in doc["tiers"])))
-    shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", "ok", "failed")}
+    shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", Outcome.OK, Outcome.FAILED)}
     console.print(", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s", highlight=False)
 
 

@@ -24,9 +24,10 @@ from recovery.adapters.hypervisor import Hypervisor, start_event_loop
 from recovery.adapters.network import NetworkHook
 from recovery.agent.loop import Agent, guests_started
 from recovery.agent.metrics import Metrics
-from recovery.agent.sync import CONFLICT, sync_one
+from recovery.agent.sync import sync_one
 from recovery.cli.host import recover
 from recovery.core.facts import Options
+from recovery.core.outcomes import Outcome
 from recovery.core.settings import AgentSettings, RunSettings
 from recovery.db import ComputeNode, Database, Instance, InstanceRow, RecoveryRun, open_database
 from recovery.db import services as records
@@ -193,7 +194,7 @@ def test_a_concurrent_writer_is_never_overwritten(host: Host) -> None:
         conn.execute(update(Instance).where(Instance.uuid == RUNNING_ACTIVE)
                      .values(vm_state="error", updated_at=host.db.next_stamp(stale.updated_at)))
     result = sync_one(host.db, host.agent.hv, HOST, stale, PowerState.SHUTDOWN, 1)
-    assert result.outcome == CONFLICT
+    assert result.outcome == Outcome.CONFLICT
     assert (host.record(RUNNING_ACTIVE).vm_state, host.record(RUNNING_ACTIVE).power_state) == ("error", RUNNING)
     assert host.domain(RUNNING_ACTIVE).state()[0] == libvirt.VIR_DOMAIN_RUNNING
 

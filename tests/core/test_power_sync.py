@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery.core.power_sync import SyncFacts, decide_sync
+from recovery.core.power_decision import SyncFacts, decide_sync
 from states.enums import PowerState, TaskState, VmState
 from states.power_sync import EVENT_POWER_STATE, LifecycleEvent, SyncAction
 

@@ -3,7 +3,8 @@
 import pytest
 
 from recovery.adapters.hypervisor import interface_addresses
-from recovery.core.probe_targets import DEFAULT_PROBE_NETWORKS, ProbeNetworksError, probe_networks, refused_target
+from recovery.core.defaults import DEFAULT_PROBE_NETWORKS
+from recovery.core.probe_targets import ProbeNetworksError, probe_networks, refused_target
 
 ALLOWED = probe_networks(DEFAULT_PROBE_NETWORKS)
 GUEST = {"10.0.0.7", "fd00::7"}

@@ -14,8 +14,9 @@ from recovery.adapters.hypervisor import Hypervisor
 from recovery.adapters.network import NetworkHook
 from recovery.core.facts import TASK_STATES, VM_STATES, Facts, Options, facts_from_record
 from recovery.core.machine import shared_machine
+from recovery.core.outcomes import Outcome
 from recovery.db.scenarios import seed_if_empty
-from recovery.run.execute import CONFLICT, LostRace, Plan, Ports, execute
+from recovery.run.execute import LostRace, Plan, Ports, execute
 from tests.support.databases import migrated_database
 
 UUID = "6c1a0b52-0000-4000-8000-00000000c0a5"
@@ -58,6 +59,6 @@ def test_a_concurrent_change_is_never_overwritten(decided_from, changed_to, powe
         [row] = db.load_host(HOST).instances
         db.close()
     assert (row.vm_state, row.task_state) == (changed_to[0], _task(changed_to[1]))
-    if result is not None and result.outcome != CONFLICT:
+    if result is not None and result.outcome != Outcome.CONFLICT:
         # Nothing was to be written to the record, so the change could not have been overwritten.
         assert all(not step.case.writes for step in decision.steps)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from recovery.adapters.hypervisor import Hypervisor
 from recovery.cli import cli
+from recovery.core.effects import starts_guest
 from recovery.core.facts import Options, facts_from_record
 from recovery.core.machine import shared_machine
 from recovery.core.metadata import (
@@ -28,12 +29,13 @@ from recovery.core.metadata import (
     StartOrder,
     start_order,
 )
+from recovery.core.outcomes import Outcome
 from recovery.core.settings import RunSettings
 from recovery.db import open_database
 from recovery.db.scenarios import read_db_json, seed_if_empty
 from recovery.present.report import run_json
 from recovery.run.boot import HostBoot, RunResult
-from recovery.run.tiers import NOT_READY, TierWait, starts_guest
+from recovery.run.tiers import TierWait
 from tests.support.databases import migrated_database
 from tests.support.guest_network import GuestNetwork
 from tests.support.paths import FIXTURES
@@ -296,15 +298,15 @@ def test_a_database_that_never_answers_is_not_ready_and_the_applications_start_a
     first, second = result.tiers
     assert first.ended - first.began >= 1.5 and second.began >= first.ended and first.not_ready == 1
     items = by_uuid(result)
-    assert items[DATABASE]["outcome"] == NOT_READY
+    assert items[DATABASE]["outcome"] == Outcome.NOT_READY
     assert items[DATABASE]["error"].startswith("not ready within the tier timeout (1.5 s): no TCP connection to "
                                                f"{late_port.address} port {late_port.port}")
     assert [items[u]["outcome"] for u in APPS] == ["ok", "ok"]
     now = powers(hv)
     assert [now[u] for u in (DATABASE, *APPS)] == ["running"] * 3 and now[NEVER] == "shutdown"
-    assert result.exit_code == 1 and result.totals[NOT_READY] == 1
+    assert result.exit_code == 1 and result.totals[Outcome.NOT_READY] == 1
     entries = journal(url)
-    assert entries[DATABASE]["outcome"] == NOT_READY and "no TCP connection" in entries[DATABASE]["error"]
+    assert entries[DATABASE]["outcome"] == Outcome.NOT_READY and "no TCP connection" in entries[DATABASE]["error"]
     assert entries[APP_1]["outcome"] == "ok"
 
 
