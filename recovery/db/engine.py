@@ -389,5 +389,5 @@ def _sever(dbapi_connection: Any) -> None:
         fd = dbapi_connection.fileno()
         with socket.socket(fileno=os.dup(fd)) as sock:
             sock.shutdown(socket.SHUT_RDWR)
-    except (OSError, ValueError, AttributeError):
-        pass  # already closed: the waiting call has ended anyway
+    except Exception:  # closed or lost (psycopg's fileno raises its own OperationalError then): the call has
+        pass  # ended anyway, and the watchdog's one thread must live on for every other connection
