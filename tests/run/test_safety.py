@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from recovery.cli.exits import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from recovery.db import open_database
 from recovery.db.lock import LockTimeout, host_lock
+from tests.conftest import SERVER_DATABASE_FIXTURES
 from tests.support.databases import migrated_database
 from tests.support.paths import FIXTURES, HOST, U
 from tests.support.processes import busy_host, cli, load, slow_plug, start, wait_for_running_run
@@ -50,9 +51,12 @@ def files(directory: Path) -> list[str]:
 # --- one recovery per host ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", *SERVER_DATABASE_FIXTURES])
 def test_two_concurrent_runs_of_one_host_execute_every_action_exactly_once(tmp_path, backend, request):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_database_url")
+    """Two processes contend for the host lock on every backend: PostgreSQL's advisory lock, MariaDB's
+    GET_LOCK, SQLite's file lock."""
+    url = (f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite"
+           else request.getfixturevalue(SERVER_DATABASE_FIXTURES[backend]))
     scenario = write_reboots(tmp_path / "reboots", 200)
     load(url, scenario)
 
