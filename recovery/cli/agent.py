@@ -5,8 +5,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import TypeVar
 
 import click
@@ -19,6 +21,7 @@ from recovery.agent.metrics import Metrics
 from recovery.cli import logs
 from recovery.cli.exits import CommandError, exit_code
 from recovery.cli.host import print_result, recover
+from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.option_checks import FiniteFloatRange
@@ -126,21 +129,32 @@ def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: 
         keeper = Agent(db, hypervisor, run, settings, metrics,
                        reopen=lambda: Hypervisor.open(libvirt_uri, instances_path=instances_path),
                        workers=recovery.concurrency)
+        interruption, recovering = Interruption(), threading.Event()
+        recovering.set()
+
+        def on_signal(number: int, frame: FrameType | None) -> None:
+            keeper.stop()
+            if recovering.is_set():  # the recovery stops taking instances, as `run`: within the stop timeout
+                interruption.received(number, frame)
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda _signum, _frame: keeper.stop())
+            signal.signal(signum, on_signal)
         keeper.listen()
         systemd.notify(f"STATUS=recovering host {host}")
         started = time.monotonic()
         network = NetworkHook(recovery.plug_vifs_command, recovery.network_apply_command)
-        result = recover(hypervisor, db, run, network, journal=journal)
+        result = recover(hypervisor, db, run, network, journal=journal, interruption=interruption)
+        recovering.clear()
         metrics.record_run(result)
         if result.halted is None:
             metrics.beat()  # the run's closing heartbeat
         print_result(result)
-        keeper.start(started, guests_started(result))
-        keeper.on_tick = systemd.ping
-        systemd.notify(f"READY=1\nSTATUS=host {host} recovered (exit code {result.exit_code}); keeping its records")
-        keeper.serve()
+        if not keeper.stopping:
+            keeper.start(started, guests_started(result))
+            keeper.on_tick = systemd.ping
+            systemd.notify(f"READY=1\nSTATUS=host {host} recovered (exit code {result.exit_code}); keeping its "
+                           "records")
+            keeper.serve()
         systemd.notify("STOPPING=1")
         logging.getLogger(__name__).info("stopped by a signal: the work in hand was finished")
     finally:

@@ -3,7 +3,8 @@
 The first signal stops the run taking new instances (the run's `Halt`): the actions under way
 finish (each bounded, a guest's stop by --stop-timeout), the partial report is printed, the run is
 journaled `interrupted`, `plan --out` writes no plan and removes its temporary file, and the command
-exits 128 + the signal's number (130, 143). A second signal ends the process at once.
+exits 128 + the signal's number (130, 143). A second signal ends the process at once. The agent
+stops its recovery the same way (within its unit's stop timeout), then exits 0 as on any SIGTERM.
 """
 
 import logging
@@ -29,7 +30,7 @@ class Interruption:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "Interruption":
-        self._previous = {number: signal.signal(number, self._handle) for number in SIGNALS}
+        self._previous = {number: signal.signal(number, self.received) for number in SIGNALS}
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -45,7 +46,8 @@ class Interruption:
     def exit_code(self, otherwise: int) -> int:
         return otherwise if self.signal is None else SIGNAL_EXIT_BASE + self.signal
 
-    def _handle(self, number: int, _frame: FrameType | None) -> None:
+    def received(self, number: int, _frame: FrameType | None) -> None:
+        """The signal handler (the agent calls it from its own while it recovers the host)."""
         if self.signal is not None:  # the second: no more waiting for the actions under way
             signal.signal(number, signal.SIG_DFL)
             os.kill(os.getpid(), number)
