@@ -31,6 +31,7 @@ from recovery.core.probe_targets import IPNetwork
 from recovery.db import DatabaseError
 from recovery.db.journal import update_entry
 from recovery.run.execute import InstanceResult, Plan, Ports
+from recovery.run.journal_entries import outcome_entry
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def _journal_not_ready(ports: Ports, plan: Plan, result: InstanceResult) -> None
         return
     try:
         with ports.journal_database.transaction(f"journal that {plan.uuid} is not ready") as conn:
-            update_entry(conn, plan.journal_id, {"outcome": result.outcome, "error": result.error})
+            update_entry(conn, plan.journal_id, outcome_entry(result))
     except DatabaseError as error:
         ports.halt.stop(str(error), database=True)
 
