@@ -32,7 +32,7 @@ from recovery.core.settings import (
     default_journal_path,
 )
 from recovery.present.formats import FORMATS, chosen_output, remember_format
-from states.enums import ResumePolicy, RunningDeletedInstanceAction
+from states.enums import OnDegraded, ResumePolicy, RunningDeletedInstanceAction
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
 DEFAULT_LIBVIRT_URI = "qemu:///system"
@@ -259,6 +259,11 @@ def recovery_options(command):
                      help="The networks a recover:ready tcp check may connect to, comma-separated; it goes only "
                      "to an address of the guest's own interfaces, never to loopback, link-local or this host's "
                      "addresses (docs/recovery-policy.md)."),
+        click.option("--on-degraded", type=click.Choice([o.value for o in OnDegraded]), default=OnDegraded.KEEP.value,
+                     show_default=True, envvar=ENV_PREFIX + "ON_DEGRADED",
+                     help="What is done with a started guest that lacks a device its definition asks for (a disk, "
+                     "interface, host or mediated device): keep it running or stop it; either way it is reported "
+                     "degraded (docs/devices.md)."),
         db_timeout_option,
         click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
@@ -303,6 +308,7 @@ class RecoveryOptions:
     plug_vifs_command: str | None = None
     network_apply_command: str | None = None
     instances_path: Path = DEFAULT_INSTANCES_PATH
+    on_degraded: str = OnDegraded.KEEP.value
 
     def settings(self, node: str, dry_run: bool, nova_cell: bool) -> RunSettings:
         """The boot routine's settings once the target is resolved (`node`) and the database known."""
@@ -310,4 +316,4 @@ class RecoveryOptions:
                            concurrency=self.concurrency, stop_timeout=self.stop_timeout,
                            lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout,
                            readiness_budget=self.readiness_budget, probe_networks=self.probe_networks,
-                           nova_cell=nova_cell)
+                           nova_cell=nova_cell, on_degraded=self.on_degraded)
