@@ -20,7 +20,7 @@ from recovery.agent.loop import Agent, guests_started
 from recovery.agent.metrics import Metrics
 from recovery.cli import logs
 from recovery.cli.exits import CommandError, exit_code
-from recovery.cli.host import print_result, recover
+from recovery.cli.host import journaled_report, print_report_document, recover
 from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
@@ -70,7 +70,7 @@ def _positive(name: str, default: float, help_text: str):
 @click.option("--start-wait", default=format_duration(DEFAULT_START_WAIT), show_default=True, metavar="DURATION",
               callback=duration_seconds(MAX_TIER_TIMEOUT), envvar=ENV_PREFIX + "START_WAIT",
               help="How long to wait, trying again with backoff, for a database or libvirt that does not answer "
-              "at start (slow to come up at boot) before exiting 5.")
+              "at start (slow to come up at boot) before exiting 6.")
 @journal_db_option
 @nova_conf_options()
 @recovery_options
@@ -148,7 +148,7 @@ def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: 
         metrics.record_run(result)
         if result.halted is None:
             metrics.beat()  # the run's closing heartbeat
-        print_result(result)
+        print_report_document(journaled_report(result, journal or db))
         if not keeper.stopping:
             keeper.start(started, guests_started(result))
             keeper.on_tick = systemd.ping
@@ -167,7 +167,7 @@ def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: 
 
 def _when_answering(opening: Callable[[], T], deadline: float, systemd: Systemd) -> T:
     """What `opening` opens, tried again with backoff (1 s, doubling, at most START_RETRY_MAX_S) while
-    what it opens does not answer (exit code 5: a database or libvirtd still starting at boot), until
+    what it opens does not answer (exit code 6: a database or libvirtd still starting at boot), until
     `deadline` (time.monotonic()); then its error."""
     delay = 1.0
     while True:

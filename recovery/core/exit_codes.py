@@ -12,7 +12,10 @@ EXIT_REFUSED = 3
 """Refused before changing anything: libvirt too old, or an identity check failed."""
 EXIT_LOCKED = 4
 """Another recovery of the same host held the host lock for the whole --lock-timeout; nothing changed."""
-EXIT_UNAVAILABLE = 5
+EXIT_CHANGES_PENDING = 5
+"""Only with `--detailed-exitcode` (`plan`, `run --dry-run`): the plan would change something (as
+`terraform plan -detailed-exitcode` says it with 2, which is compute-recover's usage error)."""
+EXIT_UNAVAILABLE = 6
 """The database or libvirt did not answer at start (nothing was changed); they may come back: the
 agent waits for them (--start-wait) and its unit restarts it on this code."""
 SIGNAL_EXIT_BASE = 128

@@ -112,13 +112,13 @@ class HostBoot:
         finally:
             if not settings.dry_run:
                 network_error = apply_network(ports.network)
-        warnings += self.devices.repairs_done()
+        warnings += self.devices.warnings()
         position = {plan.uuid: number for number, plan in enumerate(plans)}
         results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         power = power_now(ports.hypervisor, settings.dry_run, results, gathered.domains)
         result = RunResult(run_id, settings, results, decided.domains, power, warnings, network_error=network_error,
                            halted=ports.halt.reason, host_down_seconds=gathered.down_seconds, tiers=tiers,
-                           interrupted_by=ports.halt.signal)
+                           names=gathered.names(), interrupted_by=ports.halt.signal)
         if run_id is not None:
             close_run(ports, result, capacity)
         return result

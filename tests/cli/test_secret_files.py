@@ -31,7 +31,7 @@ def test_a_config_file_holding_a_password_readable_by_others_is_named(tmp_path, 
     config.write_text(f'db = "{SECRET_URL}"\n')
     config.chmod(mode)
     done = plan_with("--config", config)
-    assert done.returncode == 5  # no database answers: the warning came when the file was read
+    assert done.returncode == 6  # no database answers: the warning came when the file was read
     assert len(warnings_about(config, done.stderr)) == (1 if warned else 0), done.stderr
     assert "s3cret" not in done.stderr
 
@@ -49,7 +49,7 @@ def test_a_nova_conf_holding_the_password_readable_by_others_is_named(tmp_path, 
     nova_conf.write_text(f"[DEFAULT]\nhost = compute-1\n\n[database]\nconnection = {SECRET_URL}\n")
     nova_conf.chmod(mode)
     done = plan_with("--nova-conf", nova_conf)
-    assert done.returncode == 5  # no database answers: the warning came when the file was read
+    assert done.returncode == 6  # no database answers: the warning came when the file was read
     assert len(warnings_about(nova_conf, done.stderr)) == (1 if warned else 0), done.stderr
     assert "s3cret" not in done.stderr
 

@@ -1,4 +1,4 @@
-"""A database or libvirt that does not answer at start is its own exit code (5), and the agent waits.
+"""A database or libvirt that does not answer at start is its own exit code (6), and the agent waits.
 
 Real processes: a closed port, a libvirt URI that cannot be opened, a real PostgreSQL cluster that
 is stopped when the agent starts and started while it waits (a database slow to come up at boot),
@@ -22,19 +22,19 @@ def compute_recover(*args: object, timeout: float = 120) -> subprocess.Completed
     return subprocess.run([CONSOLE_SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
-def test_a_database_that_does_not_answer_exits_5_in_one_line():
+def test_a_database_that_does_not_answer_exits_6_in_one_line():
     done = compute_recover("run", "--db", "postgresql+psycopg://user:secret@127.0.0.1:1/x", "--libvirt-uri",
                            uri("clean-host"), "--host", HOST)
-    assert done.returncode == 5, done.stderr
+    assert done.returncode == 6, done.stderr
     assert done.stderr.count("\n") == 1 and "secret" not in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_libvirt_that_cannot_be_opened_exits_5(tmp_path):
+def test_a_libvirt_that_cannot_be_opened_exits_6(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     for command in (("db", "upgrade"), ("scenario", "load", FIXTURES / "clean-host")):
         assert compute_recover(*command, "--db", url).returncode == 0
     done = compute_recover("run", "--libvirt-uri", "test:///nonexistent.xml", "--db", url, "--host", HOST)
-    assert done.returncode == 5, done.stderr
+    assert done.returncode == 6, done.stderr
     assert done.stderr.splitlines()[-1].startswith("compute-recover: cannot open libvirt at 'test:///nonexistent.xml'")
     assert "Traceback" not in done.stderr
 
@@ -78,12 +78,12 @@ def test_the_agent_waits_for_a_database_slow_to_come_up_then_recovers(tmp_path, 
     assert err.count("trying again in") >= 2, err
 
 
-def test_the_agent_gives_up_after_its_start_wait_with_exit_5(tmp_path, private_pg_cluster):
+def test_the_agent_gives_up_after_its_start_wait_with_exit_6(tmp_path, private_pg_cluster):
     url = private_pg_cluster.url()
     private_pg_cluster.stop()
     began = time.monotonic()
     given_up = agent(url, tmp_path / "no-notify", "--start-wait", "3s")
     _out, err = given_up.communicate(timeout=120)
-    assert given_up.returncode == 5, err
+    assert given_up.returncode == 6, err
     assert time.monotonic() - began >= 3
     assert "trying again in" in err and "Traceback" not in err

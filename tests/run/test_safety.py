@@ -202,7 +202,7 @@ def test_dry_run_explain_and_refusals_leave_the_database_byte_identical(tmp_path
     assert cli("explain", U("03"), "--db", url).returncode == 0
     assert cli("explain", U("03"), "--db", url, "--live", "--libvirt-uri",
                f"test://{FIXTURES / 'power-outage' / 'libvirt.xml'}", "--host", HOST).returncode == 0
-    assert cli("run", "--libvirt-uri", "test:///nonexistent.xml", "--db", url, "--host", HOST).returncode == 5
+    assert cli("run", "--libvirt-uri", "test:///nonexistent.xml", "--db", url, "--host", HOST).returncode == 6
     renamed = cli("run", "--scenario", FIXTURES / "power-outage", "--db", url, "--host", "compute-9", "--node", HOST)
     assert renamed.returncode == 3 and "renamed" in renamed.stderr
 
