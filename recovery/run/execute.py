@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.adapters.network import NetworkHook
 from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
+from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
 from recovery.core.errors import RecoveryError
 from recovery.core.facts import record_task_state
@@ -49,6 +50,12 @@ class ActionResult:
     action: Action
     outcome: Outcome
     error: str | None = None
+    done: dict[str, Any] = field(default_factory=dict)
+    """What the action's entry adds to its parameters about what it did (the resources a repair started)."""
+
+    def json(self) -> dict[str, Any]:
+        """The action's entry in the journal and the report."""
+        return {**action_json(self.action), **self.done, "outcome": self.outcome, "error": self.error}
 
 
 @dataclass
@@ -118,8 +125,9 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
-    repair_devices: Callable[[str], None] | None = None
-    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py)."""
+    repair_devices: Callable[[str], list[str]] | None = None
+    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py); returns
+    them, named as the journal shows them."""
     writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
     """Every instance's record and journal writes, committed together with the other workers'."""
 
@@ -175,13 +183,14 @@ def _complete_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> No
         raise RuntimeError("the evacuation's migration record is gone")
 
 
-def _repair_devices(ports: Ports, uuid: str) -> None:
+def _repair_devices(ports: Ports, uuid: str) -> dict[str, Any]:
+    """The repair, and the resources it made sure of for the action's entry (`repaired`)."""
     if ports.repair_devices is None:
         raise ValueError("no device proof was made in this run")
-    ports.repair_devices(uuid)
+    return {"repaired": ports.repair_devices(uuid)}
 
 
-ActionCall = Callable[[Ports, Plan, dict[str, Any]], None]
+ActionCall = Callable[[Ports, Plan, dict[str, Any]], dict[str, Any] | None]
 
 ACTION_CALLS: dict[str, ActionCall] = {
     "complete_deletion": lambda ports, plan, params: None,  # only the record write that marks it deleted
@@ -203,11 +212,11 @@ ACTION_CALLS: dict[str, ActionCall] = {
     "repair_devices": lambda ports, plan, params: _repair_devices(ports, plan.uuid),
 }
 """What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or
-database call it is."""
+database call it is, returning what its entry adds (ActionResult.done), if anything."""
 
 
-def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
-    ACTION_CALLS[action.name](ports, plan, dict(action.params))
+def _run_action(ports: Ports, plan: Plan, action: Action) -> dict[str, Any]:
+    return ACTION_CALLS[action.name](ports, plan, dict(action.params)) or {}
 
 
 class _Record:
@@ -322,7 +331,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
     """Run one action and record its outcome; None on success, else the error (or HALTED)."""
     log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
     try:
-        _run_action(ports, plan, action)
+        done = _run_action(ports, plan, action)
     except HypervisorLost as lost:
         log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
@@ -340,7 +349,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
         result.error = result.error or f"{action.name}: {text}"
         result.outcome = Outcome.FAILED
         return error
-    result.actions.append(ActionResult(action, Outcome.OK))
+    result.actions.append(ActionResult(action, Outcome.OK, done=done))
     return None
 
 

@@ -185,3 +185,19 @@ def test_a_plan_file_keeps_the_proof_and_run_plan_blocks_as_planned(tmp_path):
     assert outcomes == {"01": "ok", "02": "blocked", "03": "blocked", "04": "blocked", "05": "blocked",
                         "06": "blocked"}
     assert done.exit_code == 1
+
+
+def test_the_repairs_are_in_the_journal_and_explain_shows_them(tmp_path):
+    _doc, _exit_code, _conn, url = _run(tmp_path, dry_run=False)
+    journal = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        actions = {uuid[-2:]: json.loads(text) for uuid, text in journal.execute(
+            "SELECT instance_uuid, actions FROM recovery_journal WHERE instance_uuid IN (?, ?)", (U("03"), U("04")))}
+    finally:
+        journal.close()
+    for nn in ("03", "04"):  # one start of the shared network, and each guest's entry names it
+        repair = next(a for a in actions[nn] if a["name"] == "repair_devices")
+        assert repair == {"name": "repair_devices", "repaired": ["network 'tenant-b'"], "outcome": "ok", "error": None}
+    explained = CliRunner().invoke(cli, ["explain", U("04"), "--db", url])
+    assert explained.exit_code == 0, explained.output
+    assert """  repair_devices(repaired=["network 'tenant-b'"]): ok""" in explained.stdout
