@@ -45,6 +45,8 @@ class DeviceCheck:
     definitions: dict[str, Definition] = field(default_factory=dict)
     repaired: dict[Resource, str | None] = field(default_factory=dict)
     """Each repair tried in this run and its error (None: started)."""
+    stopped: set[str] = field(default_factory=set)
+    """The guests stopped again after their start for a missing device (--on-degraded stop)."""
     unproved: str | None = None
     """Why no proof could be made in this run (the inventory or the definitions could not be read)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -164,6 +166,7 @@ class DeviceCheck:
         if on_degraded == OnDegraded.STOP.value:
             try:
                 self.hypervisor.stop(uuid)
+                self.stopped.add(uuid)
                 error += "; stopped"
             except HypervisorError as failure:
                 error += f"; could not be stopped: {failure}"

@@ -94,6 +94,8 @@ class InstanceResult:
     """The start order its guest was started in, as its plan's."""
     ready_seconds: float | None = None
     """Seconds from its start until its tier saw it ready (None: not awaited, or never ready)."""
+    updated_at: datetime | None = None
+    """The record's updated_at as this run last committed it (a later write compares it: record_stopped)."""
 
 
 class Halt:
@@ -393,7 +395,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
             if not record.claimed and not acted:
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
             result.outcome, result.error = Outcome.CONFLICT, record.lost()
-        result.vm_state, result.task_state = record.confirmed[:2]
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
         if plan.journal_id is not None:
             update_entry(journal, plan.journal_id, final_entry(result))
 
@@ -402,8 +404,36 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
-        result.vm_state, result.task_state = record.confirmed[:2]
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
     return result
+
+
+STOP = Action("stop", ())
+
+
+def record_stopped(ports: Ports, plan: Plan, result: InstanceResult) -> None:
+    """A guest stopped again after its start (--on-degraded stop): its record written as a `stop` action
+    leaves it (stopped, no task, shut down) and the stop journaled with its outcome, so that the next run
+    does not start it again without the device. A record changed since this run wrote it is not overwritten."""
+    record = _Record(ports, plan)
+    record.confirmed = (result.vm_state, result.task_state, result.updated_at)
+    record.vm_state, record.task_state, record.claimed = result.vm_state, result.task_state, True
+    record.apply(action_effects(STOP, succeeded=True))
+    result.actions.append(ActionResult(STOP, Outcome.OK))
+    result.power_state = _power_after(ports, plan)
+
+    def stopped(conn: Connection, journal: Connection) -> None:
+        if not record.write(conn):
+            result.error = f"{result.error}; {record.lost()}"
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
+        if plan.journal_id is not None:
+            update_entry(journal, plan.journal_id, final_entry(result))
+
+    try:
+        record.commit(f"record instance {plan.uuid} stopped", stopped, result)
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.error = f"{result.error}; its stop could not be recorded: {failure}"
 
 
 def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],
