@@ -90,7 +90,10 @@ class HostBoot:
         """A real run lists the domains again once it holds the lock, and opens its journal once the
         host's records are read, so that the run's options record how long the host was down."""
         ports, settings = self.ports, self.settings
-        gathered = gather(ports.database, ports.hypervisor, settings.host, domains=domains)
+        recheck = settings.recheck
+        gathered = gather(ports.database, ports.hypervisor, settings.host, domains=domains) if recheck is None else (
+            gather(ports.database, ports.hypervisor, settings.host, only=recheck.uuids,
+                   down_seconds=recheck.down_seconds))
         run_id = None
         if not settings.dry_run:
             run_id = journals.start_run(ports.journal_database, settings.host,

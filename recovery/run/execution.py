@@ -16,7 +16,7 @@ from recovery.db import DatabaseError
 from recovery.db import journal as journals
 from recovery.run.decisions import DecisionScreen, decide_again
 from recovery.run.devices import DeviceCheck
-from recovery.run.execute import ActionResult, InstanceResult, LostRace, Plan, Ports, execute
+from recovery.run.execute import ActionResult, InstanceResult, LostRace, Plan, Ports, execute, record_stopped
 from recovery.run.journal_entries import DecisionEntries, final_entry
 from recovery.run.tiers import Readiness, TierReport, run_tiers, tiers_of
 
@@ -43,7 +43,10 @@ class Execution:
         executed += ordered
         if not self.settings.dry_run and not self.ports.halt.reason:
             for plan, result in self.devices.compare_after_start(plans, executed, self.settings.on_degraded):
-                self._journal_again(plan, result)
+                if plan.uuid in self.devices.stopped:
+                    record_stopped(self.ports, plan, result)
+                else:
+                    self._journal_again(plan, result)
         return executed, tiers
 
     def _planned(self, plan: Plan) -> InstanceResult:
