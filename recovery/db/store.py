@@ -17,6 +17,7 @@ from typing import Any, TypeVar, Unpack
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    DateTime,
     Engine,
     String,
     Update,
@@ -35,6 +36,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
@@ -401,11 +405,37 @@ def _cas_statement(changed: frozenset[str]) -> Update:
             Instance.uuid == bindparam("b_uuid"),
             Instance.vm_state.is_not_distinct_from(bindparam("e_vm_state")),
             Instance.task_state.is_not_distinct_from(bindparam("e_task_state")),
-            Instance.updated_at.is_not_distinct_from(bindparam("e_updated_at")),
+            _StoredInstant(Instance.updated_at).is_not_distinct_from(bindparam("e_updated_at", type_=DateTime)),
             Instance.deleted == 0,
         )
         .values(values)
     )
+
+
+class _StoredInstant(FunctionElement[datetime]):
+    """A timestamp column as the instant it stores, comparable with a bound datetime whatever form
+    the row was written in. PostgreSQL's timestamp and MySQL's DATETIME compare as instants already.
+    SQLite stores text, and other writers (other tools, hand-made fixtures, Nova's own on
+    SQLite) leave `2024-05-14 03:00:00` where SQLAlchemy writes `2024-05-14 03:00:00.000000`, or a
+    `T` between date and time: compared as text, a claim on such an unchanged row would never match."""
+
+    type = DateTime()
+    inherit_cache = True
+    name = "stored_instant"
+
+
+@compiles(_StoredInstant)
+def _stored_instant(element: _StoredInstant, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_StoredInstant, "sqlite")
+def _stored_instant_sqlite(element: _StoredInstant, compiler: SQLCompiler, **kw: Any) -> str:
+    """The stored text in SQLAlchemy's own form (the bound side's): date and time to the second,
+    then the fraction's digits padded to six (SQLAlchemy reads `.5` as 500000 µs too)."""
+    column = compiler.process(element.clauses, **kw)
+    fraction = f"CASE WHEN substr({column}, 20, 1) = '.' THEN substr({column}, 21) ELSE '' END"
+    return f"(strftime('%Y-%m-%d %H:%M:%S', {column}) || '.' || substr({fraction} || '000000', 1, 6))"
 
 
 def utcnow() -> datetime:
