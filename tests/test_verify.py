@@ -35,14 +35,14 @@ def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
 def test_the_installed_policy_holds_every_invariant_over_the_whole_space():
     result = verify()
     assert result.exit_code == 0, result.stdout
-    assert "3,096 states x 12,288 fact classes" in result.stdout
-    assert "= 38,043,648 cases per invariant" in result.stdout
+    assert "3,096 states x 24,576 fact classes" in result.stdout
+    assert "= 76,087,296 cases per invariant" in result.stdout
     rows = re.findall(r"^  (\S+(?: \S+)?) +(holds|FAILS) +([\d,]+) symbolic cases covering ([\d,]+) cases$",
                       result.stdout, re.MULTILINE)
     assert [name for name, *_ in rows] == [
         "totality", "determinism", "decision cache", "safety", "convergence", "trigger agreement"]
     for _name, verdict, _symbolic, covered in rows:
-        assert verdict == "holds" and covered == "38,043,648"
+        assert verdict == "holds" and covered == "76,087,296"
     assert result.stdout.rstrip().endswith("every invariant holds")
 
 

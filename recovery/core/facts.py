@@ -44,6 +44,9 @@ class Options:
     """The host default for instances without `recover:resume` metadata (recovery.core.metadata)."""
     max_downtime: float | None = None
     """Seconds the host may have been down for guests to be resumed; None: no limit."""
+    nova_cell: bool = False
+    """The records are Nova's cell database (found, not set by a flag): what needs the cloud's other
+    services is handed to nova-compute's start (docs/nova.md, the division of labour)."""
 
 
 class Facts(NamedTuple):
@@ -65,6 +68,8 @@ class Facts(NamedTuple):
     resume_policy: str = ResumePolicy.IF_WAS_RUNNING.value
     down_too_long: bool = False
     """The host was down at least as long as the instance's if-down-less-than or --max-downtime allows."""
+    nova_cell: bool = False
+    """The records are Nova's cell database, so nova-compute's start follows the run (Options.nova_cell)."""
 
     @property
     def state(self) -> str:
@@ -226,6 +231,7 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
         options.running_deleted_instance_action,
         resume_policy,
         down_too_long,
+        options.nova_cell,
     )
 
 

@@ -38,6 +38,7 @@ FIELD_DOMAINS: dict[str, tuple[tuple, bool]] = {
     "running_deleted_instance_action": (tuple(a.value for a in RunningDeletedInstanceAction), False),
     "resume_policy": (tuple(p.value for p in ResumePolicy), False),
     "down_too_long": (_BOOLEAN, False),
+    "nova_cell": (_BOOLEAN, False),
 }
 """The values each non-triple fact can take (and whether strings beyond them can occur)."""
 
