@@ -86,8 +86,9 @@ def case(*when: Condition, reason: str, writes: dict | None = None, actions: tup
 
 def hand_off(*when: Condition, done_here: str, left: str, actions: tuple[Action, ...] = ()) -> Case:
     """A case of a Nova cell database that leaves what needs Neutron, Placement or Cinder to
-    nova-compute's start (docs/nova.md, the division of labour)."""
-    return case(NOVA_CELL, *when, reason=f"{done_here}; left to nova-compute: {left}", actions=actions,
+    nova-compute's start (docs/nova.md, the division of labour). nova_cell is tested last, so that on
+    compute-recover's own database `explain` says why a rule did not match as it always did."""
+    return case(*when, NOVA_CELL, reason=f"{done_here}; left to nova-compute: {left}", actions=actions,
                 hands_off=True)
 
 
@@ -534,8 +535,9 @@ POLICY: tuple[Rule, ...] = (
         "the guest is started again as its resume policy asks",
         (
             hand_off(
-                _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NO_DOMAIN, is_in("vm_state", VmState.ACTIVE.value),
-                is_in("resume_guests_state_on_host_boot", True), is_in("down_too_long", False),
+                _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NOT_RUNNING,
+                is_in("resume_guests_state_on_host_boot", True), NO_DOMAIN, is_in("vm_state", VmState.ACTIVE.value),
+                is_in("down_too_long", False),
                 done_here="it was running before the host went down and resume_guests_state_on_host_boot is on, "
                 "but its domain is gone, so nothing is done here",
                 left="the domain built again from its records and started by _init_instance "

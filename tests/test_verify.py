@@ -128,4 +128,4 @@ def test_every_symbolic_case_decides_as_every_combination_it_stands_for():
                 facts = Facts(*triple, *values)
                 assert decision_summary(machine.decide(facts)) == decision_summary(decision), facts
         assert seen == {case for case, _ in cases}
-        assert sum(case.covered(CLASSES) for case, _ in cases) == 12_288
+        assert sum(case.covered(CLASSES) for case, _ in cases) == 24_576
