@@ -27,7 +27,7 @@ from recovery.adapters.network import NetworkHook
 from recovery.agent.loop import Agent, guests_started
 from recovery.agent.metrics import Metrics
 from recovery.agent.sync import CONFLICT, sync_one
-from recovery.cli.run import recover
+from recovery.cli.host import recover
 from recovery.core.facts import Options
 from recovery.core.settings import AgentSettings, RunSettings
 from recovery.db import ComputeNode, Database, Instance, InstanceRow, RecoveryRun, open_database

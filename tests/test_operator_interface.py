@@ -181,7 +181,7 @@ def test_verbose_logs_go_to_stderr_never_into_json(tmp_path):
     load_scenario(path, "power-outage")
     out = invoke("-vv", "run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
     assert out.doc["run_id"] == 1
-    assert f"compute-recover: INFO recovery.cli.run: recovering host {HOST}" in out.stderr
+    assert f"compute-recover: INFO recovery.cli.host: recovering host {HOST}" in out.stderr
     assert "run 1 on host compute-1 finished" in out.stderr
     assert f"DEBUG recovery.run.execute: {U('03')}: reboot" in out.stderr
     quiet = invoke("-q", "run", "--scenario", FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
@@ -199,10 +199,10 @@ def test_syslog_receives_the_runs_log(tmp_path):
                         FIXTURES / "power-outage", "--db", f"sqlite:///{path}", "--json")
         assert result.exit_code == 0 and result.stderr == ""
         records = []
-        while not any("recovery.cli.run" in record for record in records):
+        while not any("recovery.cli.host" in record for record in records):
             records.append(listener.recv(65536).decode())
     tag = f"<30>compute-recover[{os.getpid()}]: INFO"
-    assert records[-1].startswith(f"{tag} recovery.cli.run: recovering host")
+    assert records[-1].startswith(f"{tag} recovery.cli.host: recovering host")
     assert records[0].startswith(f"{tag} recovery.cli.nova_options: option --")  # each option's source comes first
 
 
@@ -395,12 +395,12 @@ def test_the_journal_receives_structured_records(tmp_path, journal_socket):
                     f"sqlite:///{path}", "--json")
     assert result.exit_code == 0 and result.stderr == ""
     fields: dict[str, str] = {}
-    while fields.get("LOGGER") != "recovery.cli.run":
+    while fields.get("LOGGER") != "recovery.cli.host":
         datagram = journal_socket.recv(65536).decode()
         fields = dict(line.split("=", 1) for line in datagram.splitlines() if "=" in line)
     assert fields["MESSAGE"].startswith("recovering host compute-1")
     assert (fields["PRIORITY"], fields["SYSLOG_IDENTIFIER"], fields["LOGGER"]) == (
-        "6", "compute-recover", "recovery.cli.run")
+        "6", "compute-recover", "recovery.cli.host")
 
 
 def test_a_lock_wait_is_logged_with_verbose(tmp_path):

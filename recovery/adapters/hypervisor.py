@@ -23,6 +23,7 @@ from pathlib import Path
 import libvirt
 import libvirt_qemu
 
+from recovery.core.errors import RecoveryError
 from recovery.core.settings import DEFAULT_INSTANCES_PATH
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState
 
@@ -55,7 +56,7 @@ undefine after the last (as Nova falls back)."""
 _LOST_CONNECTION_CODES = frozenset({libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC})
 
 
-class HypervisorError(Exception):
+class HypervisorError(RecoveryError):
     """A libvirt call failed; the one-line message names the domain or URI and what went wrong."""
 
 

@@ -20,6 +20,8 @@ from oslo_config import cfg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from recovery.core.errors import RecoveryError
+
 DEFAULT_SOURCE = "default"
 """The source of an option no file sets: Nova's default applies."""
 
@@ -67,7 +69,7 @@ class NovaConf:
             yield option.label, getattr(self, option.field)
 
 
-class NovaConfError(Exception):
+class NovaConfError(RecoveryError):
     """nova.conf cannot be used; the message is one line naming the file (and option), never
     the database password."""
 

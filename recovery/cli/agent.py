@@ -1,13 +1,13 @@
-"""The body of `compute-recover agent`: recover the host as `run` does, then stay (recovery.agent.loop),
-with systemd's notify protocol (READY=1 after the recovery, watchdog pings) and the metrics."""
+"""`compute-recover agent`: recover the host as `run` does, then stay (recovery.agent.loop), with
+systemd's notify protocol (READY=1 after the recovery, watchdog pings) and the metrics."""
 
 import logging
 import os
 import signal
 import sys
 import time
-from pathlib import Path
 
+import click
 import sdnotify
 
 from recovery.adapters.hypervisor import Hypervisor, start_event_loop
@@ -15,18 +15,52 @@ from recovery.adapters.network import NetworkHook
 from recovery.agent.loop import Agent, guests_started
 from recovery.agent.metrics import Metrics
 from recovery.cli import logs
-from recovery.cli.exits import EXIT_OK, EXIT_USAGE, fail
-from recovery.cli.run import (
-    open_db,
-    open_hypervisor,
-    open_journal,
-    print_result,
-    recover,
-    require_schema,
-    resolve_target,
-)
-from recovery.core.facts import Options
-from recovery.core.settings import DEFAULT_INSTANCES_PATH, DEFAULT_TIER_TIMEOUT, AgentSettings, RunSettings
+from recovery.cli.exits import CommandError
+from recovery.cli.host import print_result, recover
+from recovery.cli.nova_options import nova_conf_options
+from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
+from recovery.cli.option_checks import FiniteFloatRange
+from recovery.cli.options import ENV_PREFIX, RecoveryOptions, journal_db_option, recovery_options
+from recovery.core.exit_codes import EXIT_OK
+from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL
+from recovery.core.settings import AgentSettings
+from states.power_sync import LIFECYCLE_DELAY
+
+
+def _positive(name: str, default: float, help_text: str):
+    return click.option(f"--{name}", type=FiniteFloatRange(0.1, 86_400), default=default, show_default=True,
+                        envvar=ENV_PREFIX + name.upper().replace("-", "_"), help=help_text)
+
+
+@click.command()
+@_positive("report-interval", DEFAULT_REPORT_INTERVAL, "Seconds between heartbeats to the service record.")
+@_positive("sync-power-state-interval", 600.0, "Seconds between full power-state syncs of every instance.")
+@_positive("update-resources-interval", 60.0, "Seconds between updates of the compute node record.")
+@_positive("lifecycle-event-delay", LIFECYCLE_DELAY,
+           "Seconds a STOPPED event waits; a later event of the guest (a reboot) drops it.")
+@click.option("--metrics-port", type=click.IntRange(0, 65_535), envvar=ENV_PREFIX + "METRICS_PORT",
+              help="Serve Prometheus metrics over HTTP on this port [default: not served].")
+@click.option("--metrics-address", default="0.0.0.0", show_default=True, envvar=ENV_PREFIX + "METRICS_ADDRESS",
+              help="Address the metrics port listens on.")
+@click.option("--metrics-textfile", type=click.Path(dir_okay=False), envvar=ENV_PREFIX + "METRICS_TEXTFILE",
+              help="Also write the metrics to this file (node-exporter's textfile collector; name it *.prom).")
+@journal_db_option
+@nova_conf_options()
+@recovery_options
+def agent(report_interval: float, sync_power_state_interval: float, update_resources_interval: float,
+          lifecycle_event_delay: float, metrics_port: int | None, metrics_address: str, metrics_textfile: str | None,
+          **recovery) -> None:
+    """Recover this host as `run` does, then stay and keep its records true.
+
+    Heartbeats the service record, syncs power states from libvirt's lifecycle events and
+    periodically, updates the compute node record, disables the service while libvirt is lost.
+    SIGTERM or SIGINT: finish the work in hand and exit 0. Under systemd (Type=notify): READY=1
+    once the host is recovered, and watchdog pings.
+    """
+    settings = AgentSettings(report_interval=report_interval, sync_power_state_interval=sync_power_state_interval,
+                             update_resources_interval=update_resources_interval,
+                             lifecycle_event_delay=lifecycle_event_delay, metrics_textfile=metrics_textfile)
+    keep_host(RecoveryOptions(**recovery), settings, metrics_port, metrics_address)
 
 
 class Systemd:
@@ -48,34 +82,31 @@ class Systemd:
             self._next_ping = time.monotonic() + self._interval
 
 
-def agent(scenario: str | None, node: str | None, concurrency: int, stop_timeout: float, lock_timeout: float,
-          db_timeout: float, plug_vifs_command: str | None, network_apply_command: str | None, db_url: str | None,
-          libvirt_uri: str, host: str | None, options: Options, settings: AgentSettings,
-          metrics_port: int | None, metrics_address: str, instances_path: Path = DEFAULT_INSTANCES_PATH,
-          journal_db_url: str | None = None, tier_timeout: float = DEFAULT_TIER_TIMEOUT) -> None:
+def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: int | None,
+              metrics_address: str) -> None:
     logs.raise_to_info()
-    host, libvirt_uri, node = resolve_target(scenario, node, libvirt_uri, host)
+    recovery = resolve_target(recovery)
+    host, libvirt_uri, instances_path = recovery.host, recovery.libvirt_uri, recovery.instances_path
     systemd, metrics = Systemd(), Metrics()
-    db = open_db(db_url, timeout=db_timeout)
-    journal = open_journal(journal_db_url, db, db_timeout)
+    db = open_db(recovery.db_url, timeout=recovery.db_timeout)
+    journal = open_journal(recovery.journal_db_url, db, recovery.db_timeout)
     try:
         nova_cell = require_schema(db, False, journal)
         start_event_loop()  # before the connection is opened: libvirt binds its events to the loop then
-        hypervisor = open_hypervisor(libvirt_uri, read_only=False, instances_path=instances_path)
-        run = RunSettings(host=host, node=node or hypervisor.hostname(), options=options, concurrency=concurrency,
-                          stop_timeout=stop_timeout, lock_timeout=lock_timeout, tier_timeout=tier_timeout,
-                          nova_cell=nova_cell)
+        hypervisor = Hypervisor.open(libvirt_uri, read_only=False, instances_path=instances_path)
+        run = recovery.settings(recovery.node or hypervisor.hostname(), False, nova_cell)
         if metrics_port is not None:
             _serve_metrics(metrics, metrics_port, metrics_address)
         keeper = Agent(db, hypervisor, run, settings, metrics,
                        reopen=lambda: Hypervisor.open(libvirt_uri, instances_path=instances_path),
-                       workers=concurrency)
+                       workers=recovery.concurrency)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _signum, _frame: keeper.stop())
         keeper.listen()
         systemd.notify(f"STATUS=recovering host {host}")
         started = time.monotonic()
-        result = recover(hypervisor, db, run, NetworkHook(plug_vifs_command, network_apply_command), journal=journal)
+        network = NetworkHook(recovery.plug_vifs_command, recovery.network_apply_command)
+        result = recover(hypervisor, db, run, network, journal=journal)
         metrics.record_run(result)
         if result.halted is None:
             metrics.beat()  # the run's closing heartbeat
@@ -98,5 +129,5 @@ def _serve_metrics(metrics: Metrics, port: int, address: str) -> None:
     try:
         metrics.serve(port, address)
     except OSError as error:
-        fail(f"cannot serve metrics on {address}:{port}: {error.strerror} — choose another --metrics-port",
-             EXIT_USAGE)
+        raise CommandError(f"cannot serve metrics on {address}:{port}: {error.strerror} — choose another "
+                           "--metrics-port") from error

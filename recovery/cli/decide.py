@@ -7,11 +7,18 @@ and the lines after it are still decided. Lines end at a newline (JSON Lines); a
 ASCII whitespace only is skipped but still counted.
 """
 
+import sys
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
+import click
+
+from recovery.cli.exits import CommandError
+from recovery.cli.options import config_option, policy_options
+from recovery.cli.streams import stdin_bytes
 from recovery.core.bounds import MAX_LINE_BYTES, InputError, parse_json
 from recovery.core.documents import DecisionPrinter, to_json
+from recovery.core.exit_codes import EXIT_FAILED
 from recovery.core.facts import FactsError, Options, identified_facts, record_uuid
 from recovery.core.machine import shared_machine
 
@@ -19,6 +26,24 @@ BATCH_LINES = 4096
 """Output lines written at once: fewer writes than one a line, bounded memory."""
 SKIP_CHUNK_BYTES = 64 * 1024
 """How much of an over-long line is read at a time while skipping it."""
+
+
+@click.command()
+@config_option
+@policy_options
+def decide(host: str, options: Options) -> None:
+    """Decide JSON Lines facts from stdin; one JSON decision per line on stdout.
+
+    A line that cannot be decided gets an error line in its place and exit status 1 at the end;
+    the other lines are still decided. A line may be at most 1 MiB. The input and output fields are
+    described in docs/decide.md.
+    """
+    if sys.stdout is None:
+        raise CommandError("decide writes its decisions to stdout, which is closed")
+    bad = decide_stream(stdin_bytes("decide reads"), sys.stdout, host, options)
+    if bad:
+        click.echo(f"decide: {bad} input line(s) could not be decided; their output lines carry the error", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 def decide_stream(stream: BinaryIO, out: TextIO, host: str, options: Options) -> int:

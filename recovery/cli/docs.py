@@ -16,6 +16,7 @@ from click_man.core import write_man_pages as click_man_pages
 
 from recovery.cli import cli
 from recovery.cli.exits import MEANINGS
+from recovery.cli.main import CommandGroup
 from recovery.core.machine import show_value
 from states.policy import ACTIONS, POLICY, Action, ActionOutcome, Case, Condition, Rule
 
@@ -130,17 +131,17 @@ def _command_section(ctx: click.Context) -> list[str]:
     return lines
 
 
-def commands_markdown(group: click.Group) -> str:
+def commands_markdown(group: CommandGroup) -> str:
     """docs/commands.md: every command with its usage, help and options, then the exit codes."""
     root = click.Context(group, info_name="compute-recover", **group.context_settings)
     lines = [
-        GENERATED.format(source="recovery/cli/main.py and recovery/cli/exits.py"),
+        GENERATED.format(source="the commands of recovery/cli/ and recovery/cli/exits.py"),
         "",
         "# Commands and options",
         "",
         *_command_section(root),
     ]
-    for name, command in group.commands.items():
+    for name, command in group.all_commands(root).items():
         lines += _command_section(click.Context(command, info_name=name, parent=root))
     lines += ["## Exit codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {_cell(meaning)} |" for code, meaning in sorted(MEANINGS.items())]
@@ -155,6 +156,7 @@ def generated_pages() -> dict[str, str]:
 def write_man_pages(target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     version = importlib.metadata.version("compute-recover")
+    cli.all_commands(click.Context(cli, info_name="compute-recover"))  # click-man reads the loaded commands
     click_man_pages("compute-recover", cli, version=version, target_dir=str(target))
 
 

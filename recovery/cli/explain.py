@@ -1,22 +1,38 @@
-"""The body of `compute-recover explain INSTANCE`: an instance's journal, newest run first, and with
+"""`compute-recover explain INSTANCE`: an instance's journal, newest run first, and with
 --live what the machine would decide now, as the instance's last run would have (its host and
-options, unless flags say otherwise). Facts are shown in the spelling `decide` reads."""
+options, unless flags say otherwise); or with --facts, one facts record without a database. Facts are
+shown in the spelling `decide` reads."""
 
 import logging
 import socket
 from dataclasses import dataclass, replace
+from typing import Any
 
 import click
 
-from recovery.cli.exits import EXIT_USAGE, fail
+from recovery.adapters.hypervisor import Hypervisor
+from recovery.cli.exits import CommandError
 from recovery.cli.instance_names import resolve_instance
-from recovery.cli.run import open_db, open_hypervisor
+from recovery.cli.nova_options import nova_conf_options
+from recovery.cli.open import open_db
+from recovery.cli.options import (
+    config_option,
+    database_option,
+    db_timeout_option,
+    given,
+    journal_db_option,
+    libvirt_option,
+    output_options,
+    policy_options,
+)
+from recovery.cli.streams import stdin_bytes
+from recovery.core.bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
 from recovery.core.documents import explanation_json, explanation_text, format_action, walk_lines
-from recovery.core.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of
+from recovery.core.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of, record_uuid
 from recovery.core.machine import shared_machine
 from recovery.core.metadata import PolicyValueError, format_duration, start_order
 from recovery.core.servicegroup import host_down_seconds
-from recovery.db import Database, DatabaseError
+from recovery.db import Database
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
 from recovery.db.services import list_services
@@ -42,27 +58,105 @@ class LiveRequest:
     given_options: frozenset[str]
 
 
-def explain_journal(instance: str, live: LiveRequest | None, output: Output, limit: int | None,
-                    db_url: str | None, db_timeout: float, libvirt_uri: str, journal_db_url: str | None = None) -> None:
-    """The journal is read from `journal_db_url` when given (runs made against a Nova database), else from --db."""
-    columns = selected_columns(RUN_COLUMNS, output.columns)
-    db = open_db(db_url, read_only=True, timeout=db_timeout)
-    journal = db if journal_db_url is None else open_db(journal_db_url, read_only=True, timeout=db_timeout,
-                                                        option="--journal-db")
+
+@dataclass(frozen=True)
+class JournalRequest:
+    """`explain INSTANCE` without --facts: which instance, where its journal is, and how to show it."""
+
+    instance: str
+    live: LiveRequest | None
+    output: Output
+    limit: int | None
+    db_url: str | None
+    journal_db_url: str | None
+    db_timeout: float
+    libvirt_uri: str
+
+
+@click.command()
+@click.argument("instance", required=False)
+@click.option("--facts", "facts_text", help="Explain this facts record (JSON, or - for stdin) instead of a journal.")
+@click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are, as the "
+              "instance's last run would (its host and options; flags given win).")
+@click.option("--limit", type=click.IntRange(1), help="Only the newest N runs of the journal [default: all].")
+@output_options
+@database_option
+@journal_db_option
+@db_timeout_option
+@libvirt_option
+@nova_conf_options()
+@config_option
+@policy_options
+@click.pass_context
+def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, host: str,
+            options: Options, **request) -> None:
+    """Explain why the machine decides what it does for one instance.
+
+    INSTANCE is a uuid, an instance's name, or its libvirt domain's name: the journal of past runs,
+    newest first, and with --live what it would decide now. With --facts: one facts record, no
+    database needed. Facts print in the spelling `decide` and --facts read, so they can be fed back.
+    Columns for -c: run_id, run_host, run_started_at, run_status, dry_run, start_state, path,
+    actions, outcome, error, final_state, reason (with --facts: uuid, state, path, actions, vm_state,
+    task_state, reason).
+    """
+    if facts_text is not None:
+        _explain_facts(instance, facts_text, host, options, request["output"])
+        return
+    if instance is None:
+        raise click.UsageError("give an instance (uuid, name or domain name), or --facts JSON (or -)")
+    chosen = frozenset(name for name in Options.__dataclass_fields__ if given(ctx, name))
+    live_request = LiveRequest(request["libvirt_uri"], host if given(ctx, "host") else None, options, chosen)
+    explain_journal(JournalRequest(instance, live_request if live else None, **request))
+
+
+FACTS_COLUMNS = ("uuid", "state", "path", "actions", "vm_state", "task_state", "reason")
+
+
+def _explain_facts(instance: str | None, facts_text: str, host: str, options: Options, output: Output) -> None:
+    columns = selected_columns(FACTS_COLUMNS, output.columns)
+    uuid = None if instance is None else canonical_uuid(instance)
+    record = _read_facts_argument(facts_text)
+    if isinstance(record, dict):
+        record.setdefault("uuid", uuid or "(facts)")
     try:
-        uuid = resolve_instance(db, instance, libvirt_uri)
+        facts = facts_from_record(record, host, options)
+    except FactsError as error:
+        raise CommandError(f"--facts: {error}") from error
+    doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record)}
+    row = {**doc, "path": " → ".join(step["rule"] for step in doc["path"]),
+           "actions": ", ".join(format_action(a) for a in doc["actions"])}
+    emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))
+
+
+def _read_facts_argument(text: str) -> Any:
+    """The --facts document, from the argument (bounded by the OS) or at most 1 MiB of stdin."""
+    try:
+        if text == "-":
+            return parse_json(read_limited(stdin_bytes("--facts - reads"), MAX_LINE_BYTES, "stdin"))
+        return parse_json(text)
+    except InputError as error:
+        raise CommandError(f"--facts: {error}") from error
+
+
+def explain_journal(request: JournalRequest) -> None:
+    """The journal is read from `journal_db_url` when given (runs made against a Nova database), else from --db."""
+    columns = selected_columns(RUN_COLUMNS, request.output.columns)
+    db = open_db(request.db_url, read_only=True, timeout=request.db_timeout)
+    journal = db if request.journal_db_url is None else open_db(request.journal_db_url, read_only=True,
+                                                                timeout=request.db_timeout, option="--journal-db")
+    try:
+        uuid = resolve_instance(db, request.instance, request.libvirt_uri)
         has_journal = journal.has_tables("recovery_journal", "recovery_runs")
-        entries = journals.journal_for(journal, uuid, limit) if has_journal else []
+        entries = journals.journal_for(journal, uuid, request.limit) if has_journal else []
         row = db.load_instances_by_uuid([uuid]).get(uuid) if db.has_tables("instances") else None
         if not entries and row is None:
             where = db.masked_url if journal is db else f"{db.masked_url} or {journal.masked_url}"
-            fail(f"unknown instance {uuid}: no instance record and no journal entry in {where}; "
-                 "check the uuid, --db and --journal-db", EXIT_USAGE)
+            raise CommandError(f"unknown instance {uuid}: no instance record and no journal entry in {where}; "
+                               "check the uuid, --db and --journal-db")
         identity = None if row is None else {
             "display_name": row.display_name, "host": row.host, "node": row.node, "deleted": row.deleted}
+        live = request.live
         live_doc = _live_explanation(db, uuid, live, entries[0] if entries else None) if live else None
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
     finally:
         db.close()
         if journal is not db:
@@ -70,8 +164,8 @@ def explain_journal(instance: str, live: LiveRequest | None, output: Output, lim
     owner = identity["host"] if identity else None
     doc = {"uuid": uuid, "instance": identity, "start_order": None if row is None else _start_order_json(row.metadata),
            "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
-    emit(output, doc, lambda: [_run_row(run) for run in doc["runs"]], columns, lambda: click.echo(journal_text(doc)))
-
+    emit(request.output, doc, lambda: [_run_row(run) for run in doc["runs"]], columns,
+         lambda: click.echo(journal_text(doc)))
 
 def _start_order_json(metadata: dict[str, str]) -> dict:
     """The tier and readiness check its metadata gives, used whenever a run starts its guest."""
@@ -141,7 +235,7 @@ def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict
     log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
     services = list_services(db, host, "nova-compute")
     down = host_down_seconds(services[0] if services else None, utcnow())
-    found = live_record(db, open_hypervisor(live.libvirt_uri, read_only=True), uuid, host, down)
+    found = live_record(db, Hypervisor.open(live.libvirt_uri, read_only=True), uuid, host, down)
     if found is None:
         return None
     record, _row = found

@@ -5,8 +5,8 @@ import uuid as uuidlib
 from sqlalchemy import select
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorUnavailable
-from recovery.cli.exits import EXIT_USAGE, fail
-from recovery.core.bounds import InputError, canonical_uuid
+from recovery.cli.exits import CommandError
+from recovery.core.bounds import canonical_uuid
 from recovery.db import Database
 from recovery.db import journal as journals
 from recovery.db.models import Instance
@@ -16,21 +16,18 @@ def resolve_instance(db: Database, text: str, libvirt_uri: str) -> str:
     """The uuid `text` names: itself if it is shaped like one or is some instance's uuid; else the
     one live instance record of that display name, or the one libvirt domain of that name (read-only,
     when --libvirt-uri reaches one). No match, or more than one, is a usage error naming the candidates."""
-    try:
-        uuid = canonical_uuid(text)
-    except InputError as error:
-        fail(str(error), EXIT_USAGE)
+    uuid = canonical_uuid(text)
     if _uuid_shaped(uuid) or _known_uuid(db, uuid):
         return uuid
     candidates = {uuid.lower(): f"instance {name!r} on host {host}" for uuid, name, host in _named(db, text)}
     for domain in _domains_named(libvirt_uri, text):
         candidates.setdefault(domain.uuid.lower(), f"libvirt domain {domain.name!r} at {libvirt_uri}")
     if not candidates:
-        fail(f"no instance or libvirt domain is named {text!r}: give its uuid, its display name (as the instances "
-             f"table records it) or its libvirt domain name; check --db and --libvirt-uri", EXIT_USAGE)
+        raise CommandError(f"no instance or libvirt domain is named {text!r}: give its uuid, its display name (as "
+                           "the instances table records it) or its libvirt domain name; check --db and --libvirt-uri")
     if len(candidates) > 1:
         listed = "; ".join(f"{uuid} ({what})" for uuid, what in sorted(candidates.items()))
-        fail(f"{text!r} names {len(candidates)} instances: {listed} — give one uuid", EXIT_USAGE)
+        raise CommandError(f"{text!r} names {len(candidates)} instances: {listed} — give one uuid")
     return next(iter(candidates))
 
 

@@ -10,7 +10,7 @@ import logging.handlers
 import os
 import sys
 
-from recovery.cli.exits import EXIT_USAGE, fail
+from recovery.cli.exits import CommandError
 
 ROOT = "recovery"
 TARGETS = ("stderr", "syslog", "journal")
@@ -39,7 +39,7 @@ def level_for(verbose: int, quiet: bool) -> int:
 
 
 def configure(level: int, target: str, syslog_address: str = SYSLOG_SOCKET) -> None:
-    """Send the `recovery` loggers' records at `level` and above to one target; exit 2 if it is absent."""
+    """Send the `recovery` loggers' records at `level` and above to one target; a CommandError if it is absent."""
     logger = logging.getLogger(ROOT)
     for old in list(logger.handlers):
         logger.removeHandler(old)
@@ -70,8 +70,8 @@ def _syslog_handler(address: str) -> logging.Handler:
     host, _, port = address.rpartition(":")
     target: str | tuple[str, int] = (host, int(port)) if host and port.isdigit() else address
     if isinstance(target, str) and not os.path.exists(target):  # the handler would drop every record silently
-        fail(f"--log-to syslog: cannot reach syslog at {address} (no such socket): start a syslog daemon, give "
-             "--syslog-address, or use --log-to stderr", EXIT_USAGE)
+        raise CommandError(f"--log-to syslog: cannot reach syslog at {address} (no such socket): start a syslog "
+                           "daemon, give --syslog-address, or use --log-to stderr")
     handler = logging.handlers.SysLogHandler(target, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
     handler.setFormatter(logging.Formatter(f"{IDENTIFIER}[{os.getpid()}]: %(levelname)s %(name)s: %(message)s"))
     return handler
@@ -80,8 +80,8 @@ def _syslog_handler(address: str) -> logging.Handler:
 def _journal_handler() -> logging.Handler:
     """systemd-python's handler: structured fields (PRIORITY, CODE_FILE, LOGGER) over the journal's socket."""
     if not os.path.exists(JOURNAL_SOCKET):
-        fail(f"--log-to journal: no systemd journal here ({JOURNAL_SOCKET} is missing): use --log-to syslog "
-             "or stderr", EXIT_USAGE)
+        raise CommandError(f"--log-to journal: no systemd journal here ({JOURNAL_SOCKET} is missing): use --log-to "
+                           "syslog or stderr")
     from systemd.journal import JournalHandler  # imported on use: it loads libsystemd
 
     handler = JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)

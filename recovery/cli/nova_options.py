@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from recovery.cli.exits import EXIT_USAGE, fail
-
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # recovery.adapters.novaconf (oslo.config, SQLAlchemy) is imported only when a file is given
@@ -132,12 +130,9 @@ def nova_conf_options() -> Callable:
             ctx = click.get_current_context()
             conf = None
             if nova_conf_files or nova_conf_dir:
-                from recovery.adapters.novaconf import NovaConfError, read_nova_conf
+                from recovery.adapters.novaconf import read_nova_conf  # a NovaConfError exits 2
 
-                try:
-                    conf = read_nova_conf(nova_conf_files, nova_conf_dir)
-                except NovaConfError as error:
-                    fail(str(error), EXIT_USAGE)
+                conf = read_nova_conf(nova_conf_files, nova_conf_dir)
             for item in apply_nova_conf(ctx, kwargs, conf):
                 log.info("option %s = %s (%s)", item.option, item.shown, item.source)
             return command(*args, **kwargs)

@@ -8,7 +8,7 @@ import shutil
 
 import click
 
-from recovery.cli.exits import EXIT_USAGE, fail
+from recovery.cli.exits import CommandError
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -28,15 +28,15 @@ def resolve_command(option: str, command: str | None) -> str | None:
     try:
         words = shlex.split(command)
     except ValueError as error:
-        fail(f"{option} {command!r} cannot be split into words: {error}", EXIT_USAGE)
+        raise CommandError(f"{option} {command!r} cannot be split into words: {error}") from error
     if not words:
-        fail(f"{option} is empty: give a command, or leave the option out", EXIT_USAGE)
+        raise CommandError(f"{option} is empty: give a command, or leave the option out")
     program = words[0]
     if os.sep in program:
         if not (os.path.isfile(program) and os.access(program, os.X_OK)):
-            fail(f"{option}: {program} is not an executable file: check the path and its x bit", EXIT_USAGE)
+            raise CommandError(f"{option}: {program} is not an executable file: check the path and its x bit")
     elif shutil.which(program) is None:
-        fail(f"{option}: {program} is not found on PATH: give its absolute path or install it", EXIT_USAGE)
+        raise CommandError(f"{option}: {program} is not found on PATH: give its absolute path or install it")
     return command
 
 

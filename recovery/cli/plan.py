@@ -1,4 +1,4 @@
-"""The body of `compute-recover plan`: the read-only view of what nova-compute's start would do.
+"""`compute-recover plan`: the read-only view of what nova-compute's start would do.
 
 It is the dry-run path of the host boot routine (recovery.run.boot.HostBoot), nothing of its own: a
 read-only database session (no DDL, no row, no file, whatever the database is), a read-only
@@ -8,29 +8,51 @@ also writes the plan to a file, for `run --plan` (recovery.run.plan_file).
 
 from pathlib import Path
 
-from recovery.cli import run as host_commands
-from recovery.cli.exits import EXIT_USAGE, fail
-from recovery.core.facts import Options
-from recovery.core.settings import DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT
+import click
+
+from recovery.cli.host import run_host
+from recovery.cli.nova_options import nova_conf_options
+from recovery.cli.options import (
+    TARGET_OPTIONS,
+    RecoveryOptions,
+    config_option,
+    database_option,
+    db_timeout_option,
+    libvirt_option,
+    output_options,
+    policy_options,
+)
 from recovery.present.formats import Output
 
-STOP_TIMEOUT_UNUSED = 60.0
-"""A plan stops no guest; the routine's settings still carry a value."""
 
+@click.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the plan to this file (JSON, readable by its owner only) for `run --plan` to apply.")
+@output_options
+@TARGET_OPTIONS[0]
+@TARGET_OPTIONS[1]
+@db_timeout_option
+@database_option
+@libvirt_option
+@nova_conf_options()
+@config_option
+@policy_options
+def plan(out: Path | None, output: Output, **recovery) -> None:
+    """What nova-compute's start would do on this host, and why: read only.
 
-def plan(scenario: str | None, node: str | None, output: Output, db_timeout: float, db_url: str | None,
-         libvirt_uri: str, host: str | None, options: Options, out: Path | None = None) -> None:
+    Every instance and domain of the host through the same decisions as `run`, reported in the
+    same table (or -f json, --json, ...) as a dry run. The database is read in a read-only transaction (Nova's
+    cell database included: no table, row or file is made) and libvirt through a read-only
+    connection. Against Nova: docs/nova.md. With --out, the plan is also written to a file that
+    `run --plan` applies (docs/plan.md).
+    """
     writer = None
     if out is not None:
-        from recovery.run.plan_file import PlanFileError, PlanWriter
+        from recovery.run.plan_file import PlanWriter
 
-        try:
-            writer = PlanWriter(out)
-        except PlanFileError as error:
-            fail(str(error), EXIT_USAGE)
+        writer = PlanWriter(out)
     try:
-        host_commands.run(scenario, node, True, output, DEFAULT_CONCURRENCY, STOP_TIMEOUT_UNUSED,
-                          DEFAULT_LOCK_TIMEOUT, db_timeout, None, None, db_url, libvirt_uri, host, options, plan=writer)
+        run_host(RecoveryOptions(**recovery), True, output, writer)
     finally:
         if writer is not None:
             writer.discard()

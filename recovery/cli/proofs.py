@@ -1,38 +1,107 @@
-"""The bodies of `verify` and `diff`: load the policy tables, prove or compare, print."""
+"""`compute-recover verify`, `diff` and `graph`: load the policy tables, prove, compare or draw them, print."""
 
 import sys
 
 import click
 
-from recovery.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+from recovery.cli.exits import CommandError
+from recovery.cli.options import database_option, db_timeout_option
 from recovery.core.documents import action_json, decision_json, to_json
-from recovery.core.machine import Decision, show_value
-from recovery.db import DatabaseError
-from recovery.proofs.diff import AffectedInstance, DiffSettingError, PolicyDiff, affected_instances, compare, side
+from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
+from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES
+from recovery.core.machine import Decision, shared_machine, show_value
+from recovery.present import graph as graphs
+from recovery.proofs import verify as proofs
+from recovery.proofs.diff import AffectedInstance, PolicyDiff, affected_instances, compare, side
 from recovery.proofs.policy_source import (
-    PolicySourceError,
     PolicyTable,
     installed_policy,
     policy_at_revision,
     policy_from_file,
 )
-from recovery.proofs.verify import Counterexample, Verification, verify
+from recovery.proofs.verify import Counterexample, Verification
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
+              help="Mermaid (rendered by GitHub, GitLab, mermaid.live) or Graphviz dot.")
+@click.option("--vm-state", type=click.Choice(VM_STATES), help="Only transitions leaving this vm_state.")
+@click.option("--task-state", type=click.Choice(TASK_STATES), help="Only transitions leaving this task_state.")
+@click.option("--power-state", type=click.Choice(POWER_STATES), help="Only transitions leaving this power state.")
+@click.option("--full", is_flag=True, help="Every vm_state/task_state/power_state transition, even unfiltered "
+              "(about 13,000 edges: too many for Mermaid's default limits).")
+def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None, full: bool) -> None:
+    """Export the compiled machine as a diagram.
+
+    Without a filter or --full, a summary: one node per vm_state, one edge per pair of vm_states
+    labelled with the rules between them and how many full states take each. It renders within
+    Mermaid's default limits. With a filter (or --full): every state triple and rule transition.
+    """
+    edge_list = graphs.edges(shared_machine(), vm_state, task_state, power_state)
+    if not (full or vm_state or task_state or power_state):
+        edge_list = graphs.summary(edge_list)
+    click.echo(graphs.mermaid(edge_list) if fmt == "mermaid" else graphs.dot(edge_list))
+
+
+def _policy_source_options(command):
+    """Which policy table a command judges: a copy in a file, states/ at a git revision, or the installed one."""
+    command = click.option("--rev", "revision", help="The policy of states/policy.py at this git revision "
+                           "(e.g. HEAD~3), read with git show.")(command)
+    return click.option("--policy-module", type=click.Path(dir_okay=False),
+                        help="A copy of states/policy.py to judge instead of the installed policy.")(command)
+
+
+@click.command()
+@_policy_source_options
+def verify(policy_module: str | None, revision: str | None) -> None:
+    """Prove the policy's invariants over every state and every class of facts.
+
+    Totality, determinism, the decision cache, safety (no domain destroyed without evidence),
+    convergence within 3 runs, and agreement of the walk with the machine's own triggers, each
+    checked exhaustively (docs/verify.md). Exit 1 with a counterexample when one fails.
+    """
+    verify_command(policy_module, revision)
+
+
+@click.command()
+@click.option("--a", "a_settings", multiple=True, metavar="NAME=VALUE",
+              help="A decision option of side a (repeatable): resume=off, destroy_after_evacuate=on, "
+              "running_deleted_instance_action=reap; unset options take their defaults.")
+@click.option("--b", "b_settings", multiple=True, metavar="NAME=VALUE", help="A decision option of side b.")
+@click.option("--a-rev", help="Side a's policy: states/policy.py at this git revision (e.g. HEAD~3).")
+@click.option("--b-rev", help="Side b's policy: states/policy.py at this git revision.")
+@click.option("--a-policy-module", type=click.Path(dir_okay=False), help="Side a's policy: a copy of states/policy.py.")
+@click.option("--b-policy-module", type=click.Path(dir_okay=False), help="Side b's policy: a copy of states/policy.py.")
+@click.option("--host", help="With --db: the host whose instances it would affect.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@database_option
+@db_timeout_option
+def diff(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_rev: str | None, b_rev: str | None,
+         a_policy_module: str | None, b_policy_module: str | None, host: str | None, as_json: bool,
+         db_url: str | None, db_timeout: float) -> None:
+    """List every state and class of facts whose decision differs between two sides.
+
+    A side is a policy table (the installed one, a copy, or a git revision) with decision options.
+    A decision differs when it starts other actions or leaves the record in another state. With
+    --db and --host, also the instances of that host it would affect (read-only). docs/diff.md.
+    """
+    diff_command(a_settings, b_settings, (a_policy_module, a_rev), (b_policy_module, b_rev), db_url,
+                                host, db_timeout, as_json)
+
 
 
 def load_policy(module_path: str | None, revision: str | None) -> PolicyTable:
-    """The policy named by a --policy-module path or a git --rev, else the installed one; exit 2 when it cannot load."""
-    try:
-        if module_path is not None:
-            return policy_from_file(module_path)
-        if revision is not None:
-            return policy_at_revision(revision)
-    except PolicySourceError as error:
-        fail(str(error), EXIT_USAGE)
+    """The policy named by a --policy-module path or a git --rev, else the installed one; a PolicySourceError
+    (exit 2) when it cannot load."""
+    if module_path is not None:
+        return policy_from_file(module_path)
+    if revision is not None:
+        return policy_at_revision(revision)
     return installed_policy()
 
 
 def verify_command(module_path: str | None, revision: str | None) -> None:
-    result = verify(load_policy(module_path, revision))
+    result = proofs.verify(load_policy(module_path, revision))
     click.echo(verification_text(result))
     sys.exit(EXIT_OK if result.holds else EXIT_FAILED)
 
@@ -72,12 +141,9 @@ def _counterexample(found: Counterexample) -> list[str]:
 def diff_command(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_source: tuple[str | None, str | None],
                  b_source: tuple[str | None, str | None], db_url: str | None, host: str | None, db_timeout: float,
                  as_json: bool) -> None:
-    try:
-        a, b = side(load_policy(*a_source), a_settings), side(load_policy(*b_source), b_settings)
-    except DiffSettingError as error:
-        fail(str(error), EXIT_USAGE)
+    a, b = side(load_policy(*a_source), a_settings), side(load_policy(*b_source), b_settings)
     if db_url is not None and host is None:
-        fail("diff --db needs --host: the host whose instances to look at", EXIT_USAGE)
+        raise CommandError("diff --db needs --host: the host whose instances to look at")
     result = compare(a, b)
     affected = None if db_url is None else affected_instances(result, _host_records(db_url, host, db_timeout), host)
     click.echo(to_json(diff_json(result, affected), indent=2) if as_json else diff_text(result, affected, host))
@@ -85,7 +151,7 @@ def diff_command(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_sou
 
 def _host_records(db_url: str, host: str, db_timeout: float) -> list[tuple[str | None, dict]]:
     """The host's instances as decide records, read through a read-only session."""
-    from recovery.cli.run import open_db
+    from recovery.cli.open import open_db
     from recovery.core.servicegroup import host_down_seconds
     from recovery.db.store import utcnow
     from recovery.run.boot import instance_record
@@ -93,8 +159,6 @@ def _host_records(db_url: str, host: str, db_timeout: float) -> list[tuple[str |
     db = open_db(db_url, read_only=True, timeout=db_timeout)
     try:
         snapshot = db.load_host(host)
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
     finally:
         db.close()
     evacuations = {m.instance_uuid.lower(): m for m in snapshot.evacuations if m.instance_uuid}

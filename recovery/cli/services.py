@@ -1,17 +1,56 @@
-"""The bodies of `compute-recover services` (as `openstack compute service list` shows services)
+"""`compute-recover services` (as `openstack compute service list` shows services)
 and `services set` (as `openstack compute service set` changes them)."""
 
 from datetime import datetime
 
 import click
 
-from recovery.cli.exits import EXIT_USAGE, fail
-from recovery.cli.run import open_db
-from recovery.core.servicegroup import is_up, service_down_time
-from recovery.db import DatabaseError, ServiceRow, schema
+from recovery.cli.exits import CommandError
+from recovery.cli.open import open_db
+from recovery.cli.option_checks import FiniteFloatRange
+from recovery.cli.options import ENV_PREFIX, database_option, db_timeout_option, output_options
+from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME, is_up, service_down_time
+from recovery.db import ServiceRow, schema
 from recovery.db import services as records
 from recovery.db.store import utcnow
 from recovery.present.formats import Output, emit, rows_table, selected_columns, stdout_console
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", help="Only this host's services.")
+@output_options
+@click.option("--service-down-time", type=FiniteFloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
+              envvar=ENV_PREFIX + "SERVICE_DOWN_TIME",
+              help="Seconds without a heartbeat after which a service is down (Nova's service_down_time).")
+@click.option("--report-interval", type=FiniteFloatRange(0), default=DEFAULT_REPORT_INTERVAL, show_default=True,
+              envvar=ENV_PREFIX + "REPORT_INTERVAL",
+              help="The services' heartbeat interval: a down time not above it is raised to 2.5 intervals.")
+@database_option
+@click.pass_context
+def services(ctx: click.Context, host: str | None, output: Output, service_down_time: float, report_interval: float,
+             db_url: str | None) -> None:
+    """List the service records as `openstack compute service list` does: status, and state up or down
+    by Nova's rule (not forced down, and a heartbeat within the service down time). Columns for -c:
+    id, binary, host, zone, status, state, updated_at, last_seen_up, report_count, disabled_reason,
+    forced_down."""
+    if ctx.invoked_subcommand is None:
+        list_services(host, output, db_url, service_down_time, report_interval)
+
+
+@services.command("set")
+@click.option("--host", required=True, help="The service's host.")
+@click.option("--binary", default="nova-compute", show_default=True, help="The service's binary.")
+@click.option("--enable/--disable", "enable", default=None, help="Enable the service, or disable it.")
+@click.option("--reason", help="Why it is disabled (with --disable).")
+@click.option("--forced-down/--no-forced-down", "forced_down", default=None,
+              help="Mark the service down at once (as `openstack compute service set --down`), or lift the mark.")
+@database_option
+@db_timeout_option
+def services_set(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,
+                 db_url: str | None, db_timeout: float) -> None:
+    """Change a service record as `openstack compute service set` does."""
+    set_service(host, binary, enable, reason, forced_down, db_url, db_timeout)
+
 
 
 def service_json(service: ServiceRow, now: datetime, down_time: float) -> dict:
@@ -48,11 +87,9 @@ def list_services(host: str | None, output: Output, db_url: str | None, configur
     db = open_db(db_url, read_only=True)
     try:
         if not db.has_tables("services"):
-            fail(f"database {db.masked_url} has no services table: create it with `compute-recover db upgrade`, "
-                 "or check --db", EXIT_USAGE)
+            raise CommandError(f"database {db.masked_url} has no services table: create it with "
+                               "`compute-recover db upgrade`, or check --db")
         rows = records.list_services(db, host)
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
     finally:
         db.close()
     down_time = service_down_time(configured_down_time, report_interval)
@@ -65,9 +102,9 @@ def list_services(host: str | None, output: Output, db_url: str | None, configur
 def set_service(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,
                 db_url: str | None, db_timeout: float) -> None:
     if enable is None and forced_down is None:
-        fail("nothing to set: give --enable or --disable, and/or --forced-down or --no-forced-down", EXIT_USAGE)
+        raise CommandError("nothing to set: give --enable or --disable, and/or --forced-down or --no-forced-down")
     if reason is not None and enable is not False:
-        fail("--reason goes with --disable only (enabling clears the reason)", EXIT_USAGE)
+        raise CommandError("--reason goes with --disable only (enabling clears the reason)")
     db = open_db(db_url, timeout=db_timeout)
     try:
         schema.require(db, ("cell",))
@@ -77,9 +114,7 @@ def set_service(host: str, binary: str, enable: bool | None, reason: str | None,
             records.set_forced_down(db, host, forced_down, binary)
         row = records.list_services(db, host, binary)[0]
     except records.ServiceNotFound as error:
-        fail(f"{error}: check --host and --binary (`compute-recover services` lists them)", EXIT_USAGE)
-    except DatabaseError as error:
-        fail(str(error), EXIT_USAGE)
+        raise CommandError(f"{error}: check --host and --binary (`compute-recover services` lists them)") from error
     finally:
         db.close()
     click.echo(_summary(row))

@@ -11,6 +11,8 @@ import math
 import reprlib
 from typing import Any, BinaryIO
 
+from recovery.core.errors import RecoveryError
+
 MAX_LINE_BYTES = 1024 * 1024
 """One `decide` record or `explain --facts` document: 1 MiB (a real record is a few hundred bytes)."""
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
@@ -28,7 +30,7 @@ UUID_LENGTH = 36
 """Nova's String(36) uuid columns."""
 
 
-class InputError(ValueError):
+class InputError(RecoveryError, ValueError):
     """Input outside a bound, or not JSON at all; the message says which and is one line."""
 
 

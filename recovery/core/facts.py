@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from recovery.core.bounds import NOVA_STRING_LENGTH, InputError, bounded_string, canonical_uuid, shown
+from recovery.core.errors import RecoveryError
 from recovery.core.metadata import PolicyValueError, resume_facts
 from states.enums import NO_TASK, PowerState, ResumePolicy, RunningDeletedInstanceAction, TaskState, VmState
 
@@ -18,7 +19,7 @@ TASK_STATES = (NO_TASK, *(t.value for t in TaskState))
 POWER_STATES = tuple(p.label for p in PowerState)
 
 
-class FactsError(ValueError):
+class FactsError(RecoveryError, ValueError):
     """A record that cannot be decided; the message names the field and the fix."""
 
 

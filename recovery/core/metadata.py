@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from recovery.core.bounds import shown
+from recovery.core.errors import RecoveryError
 from states.enums import ResumePolicy
 
 RESUME_KEY = "recover:resume"
@@ -36,7 +37,7 @@ MAX_START_DELAY_SECONDS = 3_600
 READY_RUNNING, READY_AGENT, READY_TCP = "running", "agent", "tcp"
 
 
-class PolicyValueError(ValueError):
+class PolicyValueError(RecoveryError, ValueError):
     """A metadata value or option that names no policy; the message names the value and the fix."""
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
+from recovery.core.errors import RecoveryError
 from recovery.core.settings import DEFAULT_DB_TIMEOUT
 from recovery.db.urls import DatabaseUrlError, masked, parse_database_url, scrub, sqlite_path
 
@@ -38,7 +39,7 @@ FILE_MODE = 0o600
 """SQLite files hold the journal and instance records: readable by their owner only."""
 
 
-class DatabaseError(Exception):
+class DatabaseError(RecoveryError):
     """The database cannot be used; the message is one line, names the masked URL, and says what
     to check. It never contains the password."""
 

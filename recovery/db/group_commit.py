@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Generic, TypeVar
 
+from recovery.core.errors import RecoveryError
+
 Held = TypeVar("Held")
 Connections = TypeVar("Connections")
 Result = TypeVar("Result")
 
 
-class RolledBack(Exception):
+class RolledBack(RecoveryError):
     """Another write of the same transaction failed, so this one was rolled back too: write again."""
 
 

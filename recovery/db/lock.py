@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from recovery.core.errors import RecoveryError
 from recovery.db.engine import DatabaseError, Watchdog
 from recovery.db.store import Database, DatabaseFailure
 
@@ -31,7 +32,7 @@ SQLITE_LOCK_BASE = 1 << 40
 """Byte offset of the host locks in an SQLite file: far above SQLite's own lock bytes (1 GiB)."""
 
 
-class LockTimeout(Exception):
+class LockTimeout(RecoveryError):
     """Another recovery of the host held the lock for the whole --lock-timeout."""
 
 

@@ -26,6 +26,7 @@ from recovery.core.bounds import (
     read_limited,
     shown,
 )
+from recovery.core.errors import RecoveryError
 from recovery.db import (
     ComputeNode,
     Database,
@@ -40,7 +41,7 @@ from recovery.db import (
 from states.enums import PowerState
 
 
-class ScenarioError(Exception):
+class ScenarioError(RecoveryError):
     """A scenario's db.json cannot be used; the message is one line naming the file and field."""
 
 

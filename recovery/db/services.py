@@ -10,6 +10,7 @@ from dataclasses import fields
 
 from sqlalchemy import ColumnElement, select, update
 
+from recovery.core.errors import RecoveryError
 from recovery.db.models import Service, ServiceRow
 from recovery.db.store import Database, utcnow
 
@@ -21,7 +22,7 @@ AUTO_DISABLE_PREFIX = "AUTO: "
 LIBVIRT_LOST_REASON = AUTO_DISABLE_PREFIX + "Connection to libvirt lost"
 
 
-class ServiceNotFound(LookupError):
+class ServiceNotFound(RecoveryError, LookupError):
     """No live service record for the host and binary."""
 
 

@@ -13,6 +13,8 @@ from urllib.parse import unquote
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from recovery.core.errors import RecoveryError
+
 SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword", "secret"})
 """Query parameters whose value is a secret, whatever the driver calls it."""
 
@@ -21,7 +23,7 @@ MASK = "***"
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*)://(?P<rest>.*)$", re.DOTALL)
 
 
-class DatabaseUrlError(ValueError):
+class DatabaseUrlError(RecoveryError, ValueError):
     """The text names no database compute-recover can open; the message never repeats the text."""
 
 

@@ -9,6 +9,7 @@ different actions or leave the record in a different state.
 from dataclasses import dataclass, fields
 from math import prod
 
+from recovery.core.errors import RecoveryError
 from recovery.core.facts import POWER_STATES, Facts, Options, facts_from_record
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, parse_resume
@@ -33,7 +34,7 @@ _BOOLEAN_WORDS = {"on": True, "true": True, "yes": True, "1": True, "off": False
                   "0": False}
 
 
-class DiffSettingError(ValueError):
+class DiffSettingError(RecoveryError, ValueError):
     """A `--a`/`--b` setting that names no decision option or gives it a bad value."""
 
 

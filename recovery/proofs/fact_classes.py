@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any, TypeVar
 
+from recovery.core.errors import RecoveryError
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts
 from recovery.core.machine import show_value
 from states.enums import EVACUATION_PENDING_STATUSES, ResumePolicy, RunningDeletedInstanceAction
@@ -94,7 +95,7 @@ def fact_classes(*tests: dict[str, set[frozenset]]) -> dict[str, tuple[FactClass
     return classes
 
 
-class Unassigned(Exception):
+class Unassigned(RecoveryError):
     """A check read a fact the explorer has not fixed yet."""
 
     def __init__(self, field: str):

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from recovery.core.errors import RecoveryError
 from states import policy as installed
 from states.policy import ActionOutcome, Rule
 
@@ -18,7 +19,7 @@ REPOSITORY = Path(installed.__file__).resolve().parent.parent
 POLICY_PATH = "states/policy.py"
 
 
-class PolicySourceError(ValueError):
+class PolicySourceError(RecoveryError, ValueError):
     """A policy table that cannot be loaded; the message names the source and the fix."""
 
 

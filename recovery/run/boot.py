@@ -16,9 +16,10 @@ from typing import Protocol
 
 from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
 from recovery.adapters.network import NetworkHook
-from recovery.cli.exits import EXIT_FAILED, EXIT_OK
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.documents import action_json, considerations_json, path_json
+from recovery.core.errors import RecoveryError
+from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import Facts, FactsError, facts_from_record, record_task_state
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, start_order
@@ -53,7 +54,7 @@ from states.enums import PowerState
 OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
 
 
-class Refused(Exception):
+class Refused(RecoveryError):
     """Preflight or identity check refused the run; nothing was changed."""
 
 

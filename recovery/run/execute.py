@@ -28,6 +28,7 @@ from recovery.adapters.hypervisor import Hypervisor, HypervisorError, Hypervisor
 from recovery.adapters.network import NetworkHook
 from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
+from recovery.core.errors import RecoveryError
 from recovery.core.facts import record_task_state
 from recovery.core.machine import Decision
 from recovery.core.metadata import StartOrder
@@ -160,7 +161,7 @@ class Ports:
             yield records, journal
 
 
-class LostRace(Exception):
+class LostRace(RecoveryError):
     """The record changed under us before anything was written or done; nothing was."""
 
 

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from recovery.cli.exits import EXIT_USAGE, fail
 from recovery.core.bounds import (
     MAX_DOCUMENT_BYTES,
     InputError,
@@ -34,6 +33,7 @@ from recovery.core.bounds import (
     shown,
 )
 from recovery.core.documents import decision_json, to_json
+from recovery.core.errors import RecoveryError
 from recovery.core.facts import Facts, FactsError, Options, facts_from_record, record_task_state, record_uuid
 from recovery.core.machine import show_value
 from recovery.core.metadata import MAX_DURATION_SECONDS, PolicyValueError, parse_resume
@@ -53,7 +53,7 @@ MAKE_ANOTHER = "make a new plan with `compute-recover plan --out FILE`"
 log = logging.getLogger(__name__)
 
 
-class PlanFileError(ValueError):
+class PlanFileError(RecoveryError, ValueError):
     """A plan file that cannot be written or applied; the message is one line naming the file and the fix."""
 
 
@@ -326,7 +326,8 @@ def _held_back(plan: Plan, outcome: str, error: str) -> InstanceResult:
 
 
 def load_for_run(path: Path, options: Options, given: frozenset[str]) -> PlanApplication:
-    """`run --plan FILE`: the plan read and checked against the run's options, or one line and exit 2."""
+    """`run --plan FILE`: the plan read and checked against the run's options; a PlanFileError (or the
+    InputError of a damaged file) when it cannot be applied."""
     name = str(path.resolve())
     try:
         with open(path, "rb") as handle:
@@ -334,9 +335,7 @@ def load_for_run(path: Path, options: Options, given: frozenset[str]) -> PlanApp
         plan = parse_plan(data, name)
         check_options(plan, options, given)
     except OSError as error:
-        fail(f"cannot read plan file {name}: {error.strerror}", EXIT_USAGE)
-    except (InputError, PlanFileError) as error:
-        fail(str(error), EXIT_USAGE)
+        raise PlanFileError(f"cannot read plan file {name}: {error.strerror}") from error
     return PlanApplication(plan)
 
 

@@ -1,0 +1,114 @@
+"""Recovering a host as `run`, `plan` and `agent` start it: the host boot routine (recovery.run.boot)
+on the opened database and libvirt, its refusals as one line and their exit code, and its report."""
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+from recovery.adapters.hypervisor import Hypervisor, HypervisorError, PreflightRefused
+from recovery.adapters.network import NetworkHook
+from recovery.cli.exits import CommandError, exit_code
+from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
+from recovery.cli.options import RecoveryOptions
+from recovery.core.machine import shared_machine
+from recovery.core.settings import RunSettings
+from recovery.db import Database, DatabaseError
+from recovery.db import journal as journals
+from recovery.db.lock import LockTimeout
+from recovery.present.formats import Output, emit, selected_columns, stdout_console
+from recovery.present.report import RUN_COLUMNS, run_json, run_rows
+from recovery.run.boot import DecisionScreen, HostBoot, Refused, RunResult
+from recovery.run.execute import InstanceResult
+
+if TYPE_CHECKING:
+    from recovery.run.plan_file import PlanHook
+
+log = logging.getLogger(__name__)
+TABLE = Output()
+
+
+def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "PlanHook | None" = None) -> None:
+    """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file."""
+    columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
+    recovery = resolve_target(recovery)
+    db = open_db(recovery.db_url, read_only=dry_run, timeout=recovery.db_timeout)
+    journal = None
+    try:
+        if not dry_run:
+            journal = open_journal(recovery.journal_db_url, db, recovery.db_timeout)
+        nova_cell = require_schema(db, dry_run, journal)
+        hypervisor = Hypervisor.open(recovery.libvirt_uri, read_only=dry_run, instances_path=recovery.instances_path)
+        settings = recovery.settings(recovery.node or hypervisor.hostname(), dry_run, nova_cell)
+        if plan is not None:
+            settings = plan.settings_for(settings, recovery.libvirt_uri)
+        network = NetworkHook(recovery.plug_vifs_command, recovery.network_apply_command)
+        if output.for_people and sys.stdout.isatty() and not _quiet():
+            from recovery.present.progress import RunProgress  # imported on use: rich is slow to load
+
+            with RunProgress(stdout_console(), recovery.host) as progress:
+                result = recover(hypervisor, db, settings, network, progress.finished, journal, plan)
+        else:
+            result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
+    finally:
+        db.close()
+        if journal is not None:
+            journal.close()
+    if plan is not None:
+        plan.finish(result)
+    print_result(result, output, columns)
+    sys.exit(result.exit_code)
+
+
+def _quiet() -> bool:
+    return bool(click.get_current_context().find_root().params.get("quiet"))
+
+
+def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
+            on_result: Callable[[InstanceResult], None] | None = None, journal: Database | None = None,
+            screen: DecisionScreen | None = None) -> RunResult:
+    """One run of the boot routine, as `run` and `agent` both start; a refusal is an error with its exit code."""
+    log.info("recovering host %s (node %s)%s", settings.host, settings.node,
+             " as a dry run" if settings.dry_run else "")
+    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, on_result, journal, screen),
+                   journal or db, settings.host, settings.lock_timeout)
+    if result.halted:
+        log.error("run %s stopped early: %s", result.run_id, result.halted)
+    log.info("run %s on host %s finished in %.2f s with exit code %d: %s", result.run_id, settings.host,
+             result.seconds, result.exit_code, ", ".join(f"{k} {v}" for k, v in result.totals.items() if v))
+    return result
+
+
+def print_result(result: RunResult, output: Output = TABLE, columns: list[str] | None = None) -> None:
+    """The run in the chosen format: the table, the whole document (json, yaml), or rows of -c columns."""
+    doc = run_json(result)
+    emit(output, doc, lambda: run_rows(doc), columns or list(RUN_COLUMNS), lambda: _print_table(doc))
+
+
+def _print_table(doc: dict) -> None:
+    from recovery.present.report_table import print_report  # imported on use: rich is slow to load
+
+    print_report(doc, stdout_console())
+
+
+def _boot(boot: HostBoot, db: Database, host: str, lock_timeout: float) -> RunResult:
+    """Run the routine; every way it can refuse to start is told in one line, saying nothing was changed."""
+    try:
+        return boot.run()
+    except (Refused, PreflightRefused) as error:
+        raise CommandError(f"refused: {error} (nothing was changed)", exit_code(error)) from error
+    except LockTimeout as error:
+        try:
+            holder = journals.running_run(db, host)
+        except DatabaseError:
+            holder = None
+        raise CommandError(f"another recovery of host {host} is running ({holder or 'holder not yet recorded'}); "
+                           f"waited {lock_timeout:g} s for it (--lock-timeout): nothing was changed",
+                           exit_code(error)) from error
+    except HypervisorError as error:
+        raise CommandError(f"{error} (nothing was changed)", exit_code(error)) from error
+    except DatabaseError as error:
+        raise CommandError(f"{error} — nothing was changed; check --db and the database server",
+                           exit_code(error)) from error

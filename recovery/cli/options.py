@@ -1,0 +1,275 @@
+"""The options several commands share: the database, the journal, libvirt, the output format, the
+decision policy, a recovery's settings, and the --config file that may give any of them."""
+
+import functools
+import socket
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
+from recovery.core.facts import Options
+from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
+from recovery.core.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DB_TIMEOUT,
+    DEFAULT_INSTANCES_PATH,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STATE_DIR,
+    DEFAULT_TIER_TIMEOUT,
+    JOURNAL_FILE,
+    MAX_TIER_TIMEOUT,
+    RunSettings,
+    default_journal_path,
+)
+from recovery.present.formats import FORMATS, chosen_output, remember_format
+from states.enums import ResumePolicy, RunningDeletedInstanceAction
+
+ENV_PREFIX = "COMPUTE_RECOVER_"
+DEFAULT_LIBVIRT_URI = "qemu:///system"
+DEFAULT_STOP_TIMEOUT = 60.0
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
+    """A TOML file of option names (underscores) and values; flags and environment win over it."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            config = tomllib.load(handle)
+    except OSError as error:
+        raise click.BadParameter(f"cannot read config file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise click.BadParameter(f"config file {path} is not valid TOML: {error}") from error
+    keys = config_keys(ctx.command)
+    unknown = sorted(set(config) - keys.keys())
+    if unknown:
+        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}; the keys "
+                                 f"of `{ctx.info_name}` are {', '.join(sorted(keys))}")
+    ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: value for key, value in config.items()}}
+    return path
+
+
+def config_keys(command: click.Command) -> dict[str, str]:
+    """Config file key → parameter name: a key is the option's long name with underscores
+    (`db` for --db, `json` for --json), as the flags and environment variables spell it."""
+    keys = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in ("config", "help"):
+            long_name = max(param.opts, key=len).lstrip("-")
+            keys[long_name.replace("-", "_")] = param.name
+    return keys
+
+
+def config_option(command):
+    return click.option(
+        "--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True, expose_value=False,
+        envvar=ENV_PREFIX + "CONFIG", help="TOML file of option values (flags and environment win).",
+    )(command)
+
+
+def _checked(parse):
+    """A click callback refusing a value `parse` (of recovery.core.metadata) rejects, with its message."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value, f"--{param.name.replace('_', '-')}")
+            except PolicyValueError as error:
+                raise click.BadParameter(str(error)) from None
+        return value
+
+    return callback
+
+
+def _duration_seconds(at_most: float):
+    """A click callback turning a duration (`90s`, `5m`, or seconds) into seconds, refusing one parse_duration
+    (of recovery.core.metadata) rejects, with its message."""
+
+    def callback(_ctx: click.Context, param: click.Parameter, value: str) -> float:
+        try:
+            return parse_duration(value, f"--{param.name.replace('_', '-')}", at_most)
+        except PolicyValueError as error:
+            raise click.BadParameter(str(error)) from None
+
+    return callback
+
+
+def policy_options(command):
+    """The options that change decisions, shared by every command that decides."""
+    options = [
+        click.option("--host", default=None, envvar=ENV_PREFIX + "HOST",
+                     help="This compute host's name, as the database records it [default: the scenario's host, "
+                     "else the machine's hostname]."),
+        click.option("--resume-guests-state-on-host-boot/--no-resume-guests-state-on-host-boot", default=False,
+                     envvar=ENV_PREFIX + "RESUME_GUESTS_STATE_ON_HOST_BOOT",
+                     help="Restart guests that were running before the host went down."),
+        click.option("--destroy-after-evacuate/--no-destroy-after-evacuate", default=True,
+                     envvar=ENV_PREFIX + "DESTROY_AFTER_EVACUATE",
+                     help="Destroy the stale local copy of an instance evacuated away."),
+        click.option("--running-deleted-instance-action", default=RunningDeletedInstanceAction.LOG.value,
+                     type=click.Choice([a.value for a in RunningDeletedInstanceAction]),
+                     envvar=ENV_PREFIX + "RUNNING_DELETED_INSTANCE_ACTION", show_default=True,
+                     help="What to do with a domain whose instance record is deleted."),
+        click.option("--resume-policy", default=ResumePolicy.IF_WAS_RUNNING.value, show_default=True,
+                     callback=_checked(parse_resume), envvar=ENV_PREFIX + "RESUME_POLICY",
+                     help="Resume policy of instances without recover:resume metadata: always, never, "
+                     "if-was-running (Nova's rule) or if-down-less-than:<duration> (docs/recovery-policy.md)."),
+        click.option("--max-downtime", default=None, callback=_checked(parse_duration),
+                     envvar=ENV_PREFIX + "MAX_DOWNTIME", help="Resume no guest when the host was down this long or "
+                     "longer (e.g. 1h, 30m) [default: no limit]."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, resume_guests_state_on_host_boot, destroy_after_evacuate,
+                running_deleted_instance_action, resume_policy, max_downtime, **kwargs):
+        options = Options(resume_guests_state_on_host_boot, destroy_after_evacuate,
+                          running_deleted_instance_action, resume_policy,
+                          None if max_downtime is None else parse_duration(max_downtime, "--max-downtime"))
+        if kwargs.get("host") is None and kwargs.get("scenario") is None:
+            kwargs["host"] = socket.gethostname()
+        return command(*args, options=options, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def output_options(command):
+    """-f/--format, --json (short for -f json) and -c/--column, as the openstack CLI has them."""
+    options = [
+        click.option("-f", "--format", "output_format", type=click.Choice(FORMATS), default="table",
+                     show_default=True, is_eager=True, callback=remember_format, envvar=ENV_PREFIX + "FORMAT",
+                     help="Output format: a table for people; json, value, csv or yaml for programs."),
+        click.option("--json", "as_json", is_flag=True, is_eager=True, callback=remember_format,
+                     envvar=ENV_PREFIX + "JSON", help="Short for -f json."),
+        click.option("-c", "--column", "columns", multiple=True,
+                     help="Only this column (repeat for more); -f value -c uuid prints bare uuids."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, output_format: str, as_json: bool, columns: tuple[str, ...], **kwargs):
+        return command(*args, output=chosen_output(output_format, as_json, columns), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def database_option(command):
+    return click.option("--db", "db_url", envvar=ENV_PREFIX + "DB", default=None,
+                        help="SQLAlchemy URL of the database [default: sqlite file compute-recover.sqlite, "
+                        "or COMPUTE_RECOVER_DB].")(command)
+
+
+def db_timeout_option(command):
+    return click.option("--db-timeout", type=FiniteFloatRange(0.1, 3_600), default=DEFAULT_DB_TIMEOUT,
+                        show_default=True, envvar=ENV_PREFIX + "DB_TIMEOUT",
+                        help="Seconds one database call may take before the database counts as failed.")(command)
+
+
+def _journal_default(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A bare --journal-db names the state directory's journal file (looked up when the command runs)."""
+    return default_journal_path() if value == "" else value
+
+
+def journal_db_option(command):
+    return click.option("--journal-db", "journal_db_url", envvar=ENV_PREFIX + "JOURNAL_DB", default=None,
+                        is_flag=False, flag_value="", callback=_journal_default,
+                        help="SQLAlchemy URL (or SQLite path) of a database of its own for compute-recover's "
+                        f"journal, made by `db upgrade --journal-db`; given alone: {JOURNAL_FILE} in "
+                        f"$COMPUTE_RECOVER_STATE_DIR, else in {DEFAULT_STATE_DIR}. Needed when --db is Nova's cell "
+                        "database, which then gets no table or row of compute-recover's "
+                        "[default: the journal is in --db].")(command)
+
+
+def libvirt_option(command):
+    return click.option("--libvirt-uri", envvar=ENV_PREFIX + "LIBVIRT_URI", default=DEFAULT_LIBVIRT_URI,
+                        show_default=True, help="The hypervisor to recover.")(command)
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether an option was set (flag, environment or config file) rather than left at its default."""
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+
+
+TARGET_OPTIONS = (
+    click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
+                 help="Scenario directory: recover its libvirt.xml (test driver) as its db.json's host; load "
+                 "its records first with `compute-recover scenario load`."),
+    click.option("--node", envvar=ENV_PREFIX + "NODE", help="Hypervisor hostname of the compute node "
+                 "[default: the scenario's host, else libvirt's hostname]."),
+)
+"""Which host and node: shared by `run`, `agent` and `plan`."""
+
+
+def recovery_options(command):
+    """The options of a recovery, shared by `run` and `agent` (which recovers as `run` does)."""
+    options = [
+        *TARGET_OPTIONS,
+        click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
+                     envvar=ENV_PREFIX + "CONCURRENCY", help="Instances recovered at once."),
+        click.option("--stop-timeout", type=FiniteFloatRange(0, 86_400), default=DEFAULT_STOP_TIMEOUT,
+                     show_default=True, envvar=ENV_PREFIX + "STOP_TIMEOUT",
+                     help="Seconds a guest gets to shut down before it is destroyed."),
+        click.option("--lock-timeout", type=FiniteFloatRange(0, 86_400), default=DEFAULT_LOCK_TIMEOUT,
+                     show_default=True, envvar=ENV_PREFIX + "LOCK_TIMEOUT",
+                     help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
+                     "nothing."),
+        click.option("--tier-timeout", default=format_duration(DEFAULT_TIER_TIMEOUT), show_default=True,
+                     metavar="DURATION", callback=_duration_seconds(MAX_TIER_TIMEOUT),
+                     envvar=ENV_PREFIX + "TIER_TIMEOUT",
+                     help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
+                     "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
+                     "(docs/recovery-policy.md)."),
+        db_timeout_option,
+        click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
+                     help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
+        click.option("--network-apply-command", envvar=ENV_PREFIX + "NETWORK_APPLY_COMMAND",
+                     callback=command_option_callback,
+                     help="Command run once at the end to apply deferred network rules."),
+        click.option("--instances-path", type=click.Path(file_okay=False, path_type=Path),
+                     default=DEFAULT_INSTANCES_PATH, show_default=True, envvar=ENV_PREFIX + "INSTANCES_PATH",
+                     help="Nova's instances_path: local disks deleted with a domain lie under it, and local_gb is "
+                     "its filesystem's size."),
+        database_option,
+        libvirt_option,
+        config_option,
+        policy_options,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+
+
+@dataclass(frozen=True)
+class RecoveryOptions:
+    """What `run`, `plan` and `agent` recover and how, built from their shared options (`plan` gives only
+    the target, the database and the policy: it stops no guest, so the rest keep their defaults)."""
+
+    host: str | None
+    options: Options
+    scenario: str | None = None
+    node: str | None = None
+    db_url: str | None = None
+    journal_db_url: str | None = None
+    db_timeout: float = DEFAULT_DB_TIMEOUT
+    libvirt_uri: str = DEFAULT_LIBVIRT_URI
+    concurrency: int = DEFAULT_CONCURRENCY
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    tier_timeout: float = DEFAULT_TIER_TIMEOUT
+    plug_vifs_command: str | None = None
+    network_apply_command: str | None = None
+    instances_path: Path = DEFAULT_INSTANCES_PATH
+
+    def settings(self, node: str, dry_run: bool, nova_cell: bool) -> RunSettings:
+        """The boot routine's settings once the target is resolved (`node`) and the database known."""
+        return RunSettings(host=self.host, node=node, options=self.options, dry_run=dry_run,
+                           concurrency=self.concurrency, stop_timeout=self.stop_timeout,
+                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout, nova_cell=nova_cell)

@@ -1,0 +1,14 @@
+"""The exit codes of compute-recover: a process's status, and also what the journal and the agent's
+metrics record of each run (`RunResult.exit_code`), so they live below every layer that records one.
+What each means, and which error exits with which, is in `recovery.cli.exits`."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""Some instance failed, lost a race to a concurrent change or was not ready within its tier's timeout,
+the run stopped because its database or hypervisor went away, some `decide` line was bad, or
+`run --plan` held an instance back (its facts changed since the plan, or it is not in the plan)."""
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+"""Refused before changing anything: libvirt unreachable or too old, or an identity check failed."""
+EXIT_LOCKED = 4
+"""Another recovery of the same host held the host lock for the whole --lock-timeout; nothing changed."""
