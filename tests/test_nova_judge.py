@@ -93,6 +93,14 @@ MIGRATIONS = [
 ]
 KEPT_OFF = U(2)
 REVERTED = U(21)
+HANDED_OFF = {U(4): "active, its domain gone: rebuilt by _resume_guests_state",
+              U(6): "an interrupted deletion: finished by _delete_instance",
+              U(7): "deleted, not marked: finished by _complete_partial_deletion",
+              U(25): "an interrupted deletion in error: finished by _delete_instance",
+              U(30): "evacuated (done), domain here: allocations and migration by _destroy_evacuated_instances",
+              U(31): "evacuated (accepted), no domain: the same",
+              U(32): "evacuated (pre-migrating), domain here: the same"}
+"""What the division of labour hands to nova-compute in this cell (docs/nova.md)."""
 
 
 def spec(domains: dict[str, int]) -> dict:
@@ -220,7 +228,10 @@ def test_nova_computes_start_after_a_run_acts_only_on_what_was_handed_to_it(cell
     after_run = table_rows(url)
     outcomes = {item["uuid"]: item["outcome"] for item in report["instances"]}
     handed_off = {uuid for uuid, outcome in outcomes.items() if outcome == "handed-off"}
+    assert handed_off == set(HANDED_OFF)
     assert {uuid: o for uuid, o in outcomes.items() if o not in ("ok", "handed-off")} == {}
+    assert all("left to nova-compute: " in item["reason"] for item in report["instances"] if item["uuid"] in handed_off)
+    assert report["totals"]["handed-off"] == len(HANDED_OFF)
 
     assert only_stamped(before_run, after_run) == []
     deleted = {row["uuid"] for row in after_run["instances"].values() if row["deleted"]}

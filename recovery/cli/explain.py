@@ -32,7 +32,7 @@ from recovery.core.facts import Facts, FactsError, Options, decide_record, facts
 from recovery.core.machine import shared_machine
 from recovery.core.metadata import PolicyValueError, format_duration, start_order
 from recovery.core.servicegroup import host_down_seconds
-from recovery.db import Database
+from recovery.db import Database, schema
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
 from recovery.db.services import list_services
@@ -235,7 +235,8 @@ def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict
     log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
     services = list_services(db, host, "nova-compute")
     down = host_down_seconds(services[0] if services else None, utcnow())
-    found = live_record(db, Hypervisor.open(live.libvirt_uri, read_only=True), uuid, host, down)
+    found = live_record(db, Hypervisor.open(live.libvirt_uri, read_only=True), uuid, host, down,
+                        schema.is_nova_cell(db))
     if found is None:
         return None
     record, _row = found

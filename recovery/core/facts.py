@@ -45,9 +45,6 @@ class Options:
     """The host default for instances without `recover:resume` metadata (recovery.core.metadata)."""
     max_downtime: float | None = None
     """Seconds the host may have been down for guests to be resumed; None: no limit."""
-    nova_cell: bool = False
-    """The records are Nova's cell database (found, not set by a flag): what needs the cloud's other
-    services is handed to nova-compute's start (docs/nova.md, the division of labour)."""
 
 
 class Facts(NamedTuple):
@@ -70,7 +67,8 @@ class Facts(NamedTuple):
     down_too_long: bool = False
     """The host was down at least as long as the instance's if-down-less-than or --max-downtime allows."""
     nova_cell: bool = False
-    """The records are Nova's cell database, so nova-compute's start follows the run (Options.nova_cell)."""
+    """The record is in Nova's cell database, so nova-compute's start follows the run: what needs the cloud's
+    other services is handed to it (docs/nova.md, the division of labour). A record's `nova_cell`."""
 
     @property
     def state(self) -> str:
@@ -232,13 +230,14 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
         options.running_deleted_instance_action,
         resume_policy,
         down_too_long,
-        options.nova_cell,
+        _flag(record, "nova_cell", False),
     )
 
 
 def decide_record(facts: Facts, host: str | None) -> dict:
     """Facts as a `decide` input record (docs/decide.md), the inverse of `facts_from_record`: fed
-    back to `decide` or `explain --facts` with the same --host and options, it decides the same.
+    back to `decide` or `explain --facts` with the same --host and options, it decides the same
+    (`nova_cell` only when true, as a record of compute-recover's own database has none).
     `host` is the instance's host as recorded; the options are not part of a record."""
     evacuation = None
     if facts.evacuation_status is not None:
@@ -253,6 +252,7 @@ def decide_record(facts: Facts, host: str | None) -> dict:
         "domain_present": facts.domain_present,
         "evacuation": evacuation,
         "deleted": facts.deleted,
+        **({"nova_cell": True} if facts.nova_cell else {}),
     }
 
 

@@ -33,6 +33,7 @@ from recovery.run.execute import (
     CHANGED,
     CONFLICT,
     FAILED,
+    HANDED_OFF,
     INTERRUPTED,
     NOT_STARTED,
     OK,
@@ -47,11 +48,13 @@ from recovery.run.execute import (
     Ports,
     execute,
     final_entry,
+    power_to_record,
+    succeeded,
 )
 from recovery.run.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
 from states.enums import PowerState
 
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
+OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY, HANDED_OFF)
 
 
 class Refused(RecoveryError):
@@ -126,10 +129,10 @@ def check_identity(db: Database, settings: RunSettings, domains: list[DomainInfo
 
 
 def instance_record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None,
-                    host_down_seconds: float | None = None) -> dict:
+                    host_down_seconds: float | None = None, nova_cell: bool = False) -> dict:
     """A database row and its domain's power state (None: no domain) as a decide input record,
-    with how long the host was down (None: unknown), so that rows are validated exactly as
-    `decide` validates its input."""
+    with how long the host was down (None: unknown) and, for a row of Nova's cell database, `nova_cell`,
+    so that rows are validated exactly as `decide` validates its input."""
     return {
         "uuid": row.key,
         "vm_state": row.vm_state,
@@ -143,6 +146,7 @@ def instance_record(row: InstanceRow, power: PowerState | None, evacuation: Migr
         "deleted": row.deleted,
         "metadata": row.metadata,
         "host_down_seconds": host_down_seconds,
+        **({"nova_cell": True} if nova_cell else {}),
     }
 
 
@@ -161,7 +165,7 @@ def _check_row(row: InstanceRow) -> None:
 
 
 def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str,
-                host_down_seconds: float | None) -> tuple[dict, InstanceRow] | None:
+                host_down_seconds: float | None, nova_cell: bool = False) -> tuple[dict, InstanceRow] | None:
     """One instance's facts as they are now, as a decide input record, with its row: for
     `explain --live` and for deciding again after a lost claim. Reads that one instance only.
     A domain in libvirt's NOSTATE counts as no domain here."""
@@ -170,7 +174,8 @@ def live_record(db: Database, hypervisor: Hypervisor, uuid: str, host: str,
         return None
     power = hypervisor.power_state(row.key)
     evacuation = db.evacuation_of(host, row.uuid)
-    return instance_record(row, None if power is PowerState.NOSTATE else power, evacuation, host_down_seconds), row
+    power = None if power is PowerState.NOSTATE else power
+    return instance_record(row, power, evacuation, host_down_seconds, nova_cell), row
 
 
 class HostBoot:
@@ -350,7 +355,7 @@ class HostBoot:
             try:
                 _check_row(row)
                 power = domain.power_state if domain else None
-                record = instance_record(row, power, evacuation, self.host_down_seconds)
+                record = instance_record(row, power, evacuation, self.host_down_seconds, self.settings.nova_cell)
                 facts = facts_from_record(record, self.settings.host, self.settings.options)
             except FactsError as error:
                 failures.append(InstanceResult(row.key, None, outcome=FAILED,
@@ -404,7 +409,7 @@ class HostBoot:
     def _planned(plan: Plan) -> InstanceResult:
         decision = plan.decision
         return InstanceResult(plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions],
-                              outcome=SKIPPED, vm_state=decision.facts.vm_state,
+                              outcome=HANDED_OFF if decision.hands_off else SKIPPED, vm_state=decision.facts.vm_state,
                               task_state=record_task_state(decision.facts.task_state), order=plan.order)
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
@@ -428,7 +433,8 @@ class HostBoot:
         """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
         its journal entry then tells the new decision."""
         db = self.ports.database
-        found = live_record(db, self.ports.hypervisor, plan.uuid, self.settings.host, self.host_down_seconds)
+        found = live_record(db, self.ports.hypervisor, plan.uuid, self.settings.host, self.host_down_seconds,
+                            self.settings.nova_cell)
         if found is None:
             return None
         record, row = found
@@ -487,11 +493,11 @@ class HostBoot:
 
 def _nothing_to_do(decision: Decision) -> bool:
     facts = decision.facts
-    return not decision.actions and (decision.vm_state, decision.task_state) == (
+    return not decision.actions and not power_to_record(decision) and (decision.vm_state, decision.task_state) == (
         facts.vm_state, record_task_state(facts.task_state))
 
 
 def _untouched(plan: Plan, power: str | None = None) -> InstanceResult:
     facts = plan.decision.facts
-    return InstanceResult(plan.uuid, plan.decision, outcome=OK, vm_state=facts.vm_state,
+    return InstanceResult(plan.uuid, plan.decision, outcome=succeeded(plan.decision, OK), vm_state=facts.vm_state,
                           task_state=record_task_state(facts.task_state), power_state=power)

@@ -39,6 +39,9 @@ from states.enums import NO_TASK, PowerState
 from states.policy import ACTIONS, Action
 
 OK, FAILED, SKIPPED, CONFLICT = "ok", "failed", "skipped", "conflict"
+HANDED_OFF = "handed-off"
+"""Done here as the decision says, and the rest left to nova-compute's start (its reason says what and
+why): on a Nova cell database, the work that needs the cloud's other services (docs/nova.md)."""
 NOT_STARTED = "not-started"
 """The run halted before this instance's first action: nothing was done or written for it."""
 INTERRUPTED = "interrupted"
@@ -168,7 +171,7 @@ class LostRace(RecoveryError):
 def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
     hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
     name = action.name
-    if name in ("restart_deletion", "destroy_evacuated", "reap_domain"):
+    if name in ("restart_deletion", "destroy_evacuated", "reap_domain", "destroy_domain"):
         # Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so.
         hv.destroy_and_undefine(uuid, destroy_disks=name == "restart_deletion" or params.get("destroy_disks", False))
     elif name == "reboot":
@@ -199,6 +202,18 @@ def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
         raise ValueError(f"no executor for action {name}")
 
 
+def observed_power_to_record(decision: Decision) -> str | None:
+    """The guest's power state as observed, when the decision deliberately leaves it so (recorded, so
+    that nova-compute's start does not undo the decision); None when nothing asks for it."""
+    return decision.facts.power_state if decision.records_power else None
+
+
+def power_to_record(decision: Decision) -> bool:
+    """Whether the record's power state must be written though the decision changes nothing else."""
+    observed = observed_power_to_record(decision)
+    return observed is not None and observed != decision.facts.db_power_state
+
+
 class _Record:
     """The instance record as this run intends it, and what the database last confirmed."""
 
@@ -207,7 +222,9 @@ class _Record:
         self.ports, self.db, self.plan = ports, ports.database, plan
         self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
         self.vm_state, self.task_state = self.confirmed[:2]
-        self.power_state: str | None = None
+        self.stored_power = facts.db_power_state
+        """The power state the record holds: one equal to it is not written again."""
+        self.power_state: str | None = observed_power_to_record(plan.decision)
         self.mark_deleted = False
         self.claimed = False
 
@@ -223,24 +240,31 @@ class _Record:
                 self.mark_deleted = bool(value)
 
     def write(self, conn: Connection) -> bool:
-        """Compare-and-swap what changed (a claim always writes: at least a new updated_at);
-        False when another writer changed the row since it was read."""
+        """Compare-and-swap what changed, with a new updated_at; with nothing changed (a claim before an
+        action that changes nothing in the record), only check that the row still holds what it was
+        decided from. False when another writer changed the row since it was read."""
         if not self.plan.writable:
             return True
         changes: dict[str, Any] = {}
         if (self.vm_state, self.task_state) != self.confirmed[:2]:
             changes.update(vm_state=self.vm_state, task_state=self.task_state)
-        if self.power_state is not None:
+        if self.power_state is not None and self.power_state != self.stored_power:
             changes["power_state"] = int(PowerState[self.power_state.upper()])
         if self.mark_deleted:
             changes["mark_deleted"] = True
         if not changes and self.claimed:
             return True
+        uuid = self.plan.stored_uuid or self.plan.uuid
+        if not changes:  # a claim that changes nothing in the record: checked, not written (no new updated_at)
+            if not self.db.still_holds(conn, uuid, self.confirmed):
+                return False
+            self.claimed = True
+            return True
         stamp = self.db.next_stamp(self.confirmed[2])
-        if not self.db.compare_and_swap(conn, self.plan.stored_uuid or self.plan.uuid, self.confirmed, stamp,
-                                        **changes):
+        if not self.db.compare_and_swap(conn, uuid, self.confirmed, stamp, **changes):
             return False
         self.confirmed = (self.vm_state, self.task_state, stamp)
+        self.stored_power = self.power_state or self.stored_power
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
@@ -374,6 +398,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
             result.outcome, result.error = CONFLICT, record.lost()
         result.vm_state, result.task_state = record.confirmed[:2]
+        result.outcome = succeeded(plan.decision, result.outcome)
         if plan.journal_id is not None:
             update_entry(journal, plan.journal_id, final_entry(result))
 
@@ -384,6 +409,12 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
         result.outcome, result.error = INTERRUPTED, f"the outcome could not be recorded: {failure}"
         result.vm_state, result.task_state = record.confirmed[:2]
     return result
+
+
+def succeeded(decision: Decision, outcome: str) -> str:
+    """An instance's outcome once its record is written: a success that leaves work to nova-compute is
+    said to be handed off."""
+    return HANDED_OFF if outcome == OK and decision.hands_off else outcome
 
 
 def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],
