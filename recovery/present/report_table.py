@@ -13,7 +13,9 @@ from recovery.present.report import ordered
 
 _OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
                   "not-started": "yellow", "interrupted": "bold red", "changed": "yellow", "unplanned": "yellow",
-                  "not-ready": "yellow"}
+                  "not-ready": "yellow", "handed-off": "cyan"}
+LEFT_TO_NOVA_COMPUTE = "; left to nova-compute: "
+"""Where a handed-off instance's reason says what nova-compute's start is left to do (states.policy.hand_off)."""
 UUID_WIDTH = 36
 WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
@@ -23,6 +25,14 @@ def _error_lines(item: dict) -> list[Text]:
     """The error's first line, cut to the cell's width rather than wrapped; --json and explain keep it whole."""
     lines = (item["error"] or "").strip().splitlines()
     return [Text(lines[0], style="red", no_wrap=True, overflow="ellipsis")] if lines else []
+
+
+def _left_lines(item: dict) -> list[Text]:
+    """A handed-off instance: what is left to nova-compute, on one line cut to the cell's width."""
+    _, found, left = (item["reason"] or "").partition(LEFT_TO_NOVA_COMPUTE)
+    if item["outcome"] != "handed-off" or not found:
+        return []
+    return [Text(f"left to nova-compute: {left}", style="cyan", no_wrap=True, overflow="ellipsis")]
 
 
 def _outcome_word(item: dict) -> Text:
@@ -61,15 +71,15 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool) 
         table.add_column("now", no_wrap=True)
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
-            outcome = Group(_outcome_word(item), *_error_lines(item))
+            outcome = Group(_outcome_word(item), *_error_lines(item), *_left_lines(item))
             cells = (item["state"] or "?", path, _actions(item), outcome, _state(item))
             table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), *cells)
         return table
     table.add_column("start state → now; actions", overflow="fold")
     for item in instances:
         states = Text.assemble(f"{item['state'] or '?'} → {_state(item)}  ", _outcome_word(item))
-        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), Group(states, _actions(item),
-                                                                               *_error_lines(item)))
+        recovery = Group(states, _actions(item), *_error_lines(item), *_left_lines(item))
+        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), recovery)
     return table
 
 

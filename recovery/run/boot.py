@@ -109,7 +109,7 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         failed = self.network_error is not None or self.halted is not None
-        failed = failed or any(r.outcome not in (OK, SKIPPED) for r in self.instances)
+        failed = failed or any(r.outcome not in (OK, SKIPPED, HANDED_OFF) for r in self.instances)
         return EXIT_FAILED if failed else EXIT_OK
 
 
