@@ -54,7 +54,7 @@ from recovery.run.execute import (
 from recovery.run.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
 from states.enums import PowerState
 
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY, HANDED_OFF)
+OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
 
 
 class Refused(RecoveryError):
@@ -103,7 +103,8 @@ class RunResult:
     @property
     def totals(self) -> dict[str, int]:
         counts = Counter(r.outcome for r in self.instances)
-        return {"instances": len(self.instances), **{o: counts[o] for o in OUTCOMES},
+        outcomes = (*OUTCOMES, HANDED_OFF) if self.settings.nova_cell else OUTCOMES  # nothing to hand off else
+        return {"instances": len(self.instances), **{o: counts[o] for o in outcomes},
                 "domains_reported": len(self.domains)}
 
     @property

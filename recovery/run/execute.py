@@ -252,10 +252,8 @@ class _Record:
             changes["power_state"] = int(PowerState[self.power_state.upper()])
         if self.mark_deleted:
             changes["mark_deleted"] = True
-        if not changes and self.claimed:
-            return True
         uuid = self.plan.stored_uuid or self.plan.uuid
-        if not changes:  # a claim that changes nothing in the record: checked, not written (no new updated_at)
+        if not changes:  # nothing to change in the record: checked, not written (no new updated_at)
             if not self.db.still_holds(conn, uuid, self.confirmed):
                 return False
             self.claimed = True
