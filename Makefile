@@ -60,8 +60,9 @@ setup-test: setup $(NOVA_STAMP)
 	$(call apt_ensure,$(TEST_SYSTEM_PACKAGES))
 	@$(MAKE) --no-print-directory libvirt-qemu-account
 
-# Nova's own code is a judge in the suite (tests/nova_cell/): Nova's schema migrations build cell
-# databases, Nova's objects fill and read them, Nova's ComputeManager start acts on them. It lives in a
+# Nova's own code is a judge in the suite (tests/run/test_nova_judge.py runs tests/support/nova_judge.py in
+# it): Nova's schema migrations build cell databases, Nova's objects fill and read them, Nova's
+# ComputeManager start acts on them. It lives in a
 # virtualenv of the suite's own, so the product's dependencies stay clean; the drivers are those the
 # suite's MariaDB and PostgreSQL servers need. Tests skip the Nova-judged cases while it is missing.
 $(NOVA_STAMP):
@@ -103,7 +104,7 @@ test: setup-test lint
 	@$(VENV)/bin/pytest
 
 bench: setup-test
-	@$(PY) tests/benchmark.py
+	@$(PY) -m tests.benchmark
 
 # docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
 docs: setup

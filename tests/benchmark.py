@@ -1,4 +1,4 @@
-"""`make bench`: decision throughput and memory, and host-boot wall time.
+"""`make bench` (python -m tests.benchmark): decision throughput and memory, and host-boot wall time.
 
 Measured here, never in a timed unit test. Each measured command runs in its
 own process so its peak memory (ru_maxrss) is its own.
@@ -20,20 +20,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import libvirt
-from databases import migrated_database
-from pg_cluster import ClusterUnavailable, PostgresCluster
-from scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from recovery.adapters.hypervisor import Hypervisor
 from recovery.cli.exits import EXIT_LOCKED
+from recovery.core.defaults import DEFAULT_CONCURRENCY
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Options
 from recovery.core.machine import shared_machine
-from recovery.core.settings import DEFAULT_CONCURRENCY, RunSettings
+from recovery.core.settings import RunSettings
 from recovery.db import Instance, open_database
 from recovery.db.scenarios import seed_if_empty
 from recovery.run.boot import HostBoot
+from tests.support.databases import migrated_database
+from tests.support.paths import CONSOLE_SCRIPT
+from tests.support.pg_cluster import ClusterUnavailable, PostgresCluster
+from tests.support.scenarios import HOST_BOOT_MIX, INTERRUPTED_HARD_REBOOTS, write_scenario
 
 RECORDS = 100_000
 HOST = "bench-host"
@@ -105,7 +107,7 @@ def best_of(command: list[str], stdin_path: Path, reset: Callable[[], None] = la
 def bench_decide(workdir: Path) -> None:
     path = workdir / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in random_records(RECORDS)))
-    exe = str(Path(sys.executable).with_name("compute-recover"))
+    exe = str(CONSOLE_SCRIPT)
     parse_s, parse_mb, _ = best_of([sys.executable, "-c", BASELINE], path)
     decide_s, decide_mb, status = best_of([exe, "decide", "--host", HOST, "--resume-guests-state-on-host-boot"], path)
     if status != 0:
@@ -151,7 +153,7 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
         """The host as it came back: what a real run recovered is recovered again."""
         shutil.copyfile(pristine, database)
 
-    exe = str(Path(sys.executable).with_name("compute-recover"))
+    exe = str(CONSOLE_SCRIPT)
     base = [exe, "run", "--scenario", str(scenario), "--db", url, "--resume-guests-state-on-host-boot", "--json"]
     print(f"compute-recover run, generated {count:,}-instance scenario (test driver + SQLite), whole command, "
           f"best of {TRIALS}")
@@ -167,7 +169,7 @@ def bench_host_boot(workdir: Path, count: int = 5_000) -> None:
 def bench_plan(workdir: Path, count: int = 5_000) -> None:
     """`plan --out` then `run --plan` of a host, beside the plain real run of bench_host_boot."""
     scenario, url = seeded_host(workdir, "plan", count)
-    exe = str(Path(sys.executable).with_name("compute-recover"))
+    exe = str(CONSOLE_SCRIPT)
     target = ["--scenario", str(scenario), "--db", url, "--json"]
     plan_file = workdir / "plan.json"
     print(f"plan, then apply, generated {count:,}-instance scenario (test driver + SQLite), whole command")
@@ -188,8 +190,7 @@ EXECUTED = ("ok", "failed", "interrupted")
 
 
 def compute_recover(*args: object) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("compute-recover")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([str(CONSOLE_SCRIPT), *map(str, args)], capture_output=True, text=True)
 
 
 def write_fleet(workdir: Path, hosts: list[str], count: int, mix: tuple = HOST_BOOT_MIX) -> Path:

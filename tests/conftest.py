@@ -15,8 +15,10 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
-from pg_cluster import ClusterError, ClusterUnavailable, PostgresCluster, free_port
 from sqlalchemy.engine import make_url
+
+from tests.support.pg_cluster import ClusterError, ClusterUnavailable, PostgresCluster
+from tests.support.ports import free_port
 
 MARIADB_USER = "compute_recover"
 MARIADB_PASSWORD = "s3cret-maria-password"

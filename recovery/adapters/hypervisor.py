@@ -23,15 +23,13 @@ from pathlib import Path
 import libvirt
 import libvirt_qemu
 
+from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
 from recovery.core.errors import RecoveryError
 from recovery.core.settings import DEFAULT_INSTANCES_PATH
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState
 
 MIN_LIBVIRT_VERSION = 8_000_000
 """Oldest libvirt accepted (8.0.0), as libvirt encodes versions."""
-
-STOP_TIMEOUT = 60.0
-"""Seconds a guest gets to shut down before it is destroyed (Nova's shutdown_timeout)."""
 
 SUPPORTED_VIRT_TYPES = frozenset({"qemu", "kvm"})
 SUPPORTED_ARCHES = frozenset({"i686", "x86_64"})
@@ -516,7 +514,7 @@ class Hypervisor:
         with self._changing("start", uuid) as dom:
             _ensure_running(dom)
 
-    def stop(self, uuid: str, timeout: float = STOP_TIMEOUT) -> None:
+    def stop(self, uuid: str, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Shut down, destroying if still active after `timeout` seconds; a no-op when shut off."""
         with self._changing("stop", uuid) as dom:
             _stop(dom, timeout)
@@ -564,7 +562,7 @@ class Hypervisor:
             if dom.isActive():
                 dom.shutdown()
 
-    def revert_resize(self, uuid: str, power_on: bool, timeout: float = STOP_TIMEOUT) -> None:
+    def revert_resize(self, uuid: str, power_on: bool, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Bring this host's original copy back: its disk directory first, as Nova's libvirt driver
         does (finish_revert_migration), then the guest, running if `power_on`, else shut off
         (waiting `timeout`)."""

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.agent.metrics import Metrics
 from recovery.agent.sync import SyncResult, sync_all, sync_one
+from recovery.core.effects import action_starts_guest
+from recovery.core.outcomes import Outcome
 from recovery.core.settings import AgentSettings, RunSettings
 from recovery.db import Database, DatabaseError
 from recovery.db import services as service_records
@@ -29,14 +31,10 @@ from states.power_sync import DELAYED_EVENTS, EVENT_POWER_STATE, LifecycleEvent
 
 log = logging.getLogger(__name__)
 
-GUEST_STARTING_ACTIONS = frozenset({"start", "resume_guest", "reboot", "unpause"})
-"""Actions after which the run expects the guest running (for the guests-running metric)."""
-
-
 def guests_started(result: RunResult) -> set[str]:
-    """The instances whose guest the run started or resumed (their actions succeeded)."""
+    """The instances whose guest the run started, resumed or brought back (by an action that succeeded)."""
     return {r.uuid for r in result.instances
-            if any(a.action.name in GUEST_STARTING_ACTIONS and a.outcome == "ok" for a in r.actions)}
+            if any(action_starts_guest(a.action) and a.outcome == Outcome.OK for a in r.actions)}
 
 
 @dataclass(frozen=True)
@@ -207,7 +205,7 @@ class Agent:
     def _count(self, result: SyncResult, cause: str) -> None:
         decision = result.decision
         self.metrics.syncs.labels(action=decision.action.value, outcome=result.outcome).inc()
-        if not decision.skip and (decision.record_power is not None or result.outcome != "unchanged"):
+        if not decision.skip and (decision.record_power is not None or result.outcome != Outcome.UNCHANGED):
             log.info("instance %s (%s): %s: %s%s", result.uuid, cause, decision.reason, result.outcome,
                      f" ({result.error})" if result.error else "")
 

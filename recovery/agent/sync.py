@@ -8,21 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
-from recovery.core.power_sync import SyncDecision, SyncFacts, decide_sync
+from recovery.core.outcomes import Outcome
+from recovery.core.power_decision import SyncDecision, SyncFacts, decide_sync
 from recovery.db import Database, InstanceRow
 from states.enums import PowerState, TaskState, VmState
 from states.power_sync import SyncAction
-
-SKIPPED, UNCHANGED, RECORDED, STOPPED = "skipped", "unchanged", "recorded", "stopped"
-CONFLICT, FAILED = "conflict", "failed"
-"""Outcomes: another writer changed the record first (nothing written); the stop failed."""
 
 
 @dataclass(frozen=True)
 class SyncResult:
     uuid: str
     decision: SyncDecision
-    outcome: str
+    outcome: Outcome
     error: str | None = None
 
 
@@ -35,17 +32,17 @@ def sync_one(db: Database, hv: Hypervisor, host: str, row: InstanceRow, power: P
     """Decide and apply. HypervisorLost and DatabaseFailure leave to the caller (the agent stops syncing)."""
     decision = decide_sync(facts_for(row, host, power))
     if decision.skip:
-        return SyncResult(row.key, decision, SKIPPED)
+        return SyncResult(row.key, decision, Outcome.SKIPPED)
     expect = (row.vm_state, row.task_state, row.updated_at)
     if decision.record_power is not None:
         expect = _swap(db, row, expect, power_state=int(decision.record_power))
         if expect is None:
-            return SyncResult(row.key, decision, CONFLICT)
+            return SyncResult(row.key, decision, Outcome.CONFLICT)
     if decision.action is SyncAction.NONE:
-        return SyncResult(row.key, decision, UNCHANGED if decision.record_power is None else RECORDED)
+        return SyncResult(row.key, decision, Outcome.UNCHANGED if decision.record_power is None else Outcome.RECORDED)
     expect = _swap(db, row, expect, task_state=TaskState.POWERING_OFF.value)
     if expect is None:
-        return SyncResult(row.key, decision, CONFLICT)
+        return SyncResult(row.key, decision, Outcome.CONFLICT)
     error = None
     try:
         hv.stop(row.key, stop_timeout)
@@ -57,8 +54,8 @@ def sync_one(db: Database, hv: Hypervisor, host: str, row: InstanceRow, power: P
     reached = int(hv.power_state(row.key))
     done = {"task_state": None, "power_state": reached} | ({} if error else {"vm_state": VmState.STOPPED.value})
     if _swap(db, row, expect, **done) is None:
-        return SyncResult(row.key, decision, CONFLICT, error)
-    return SyncResult(row.key, decision, FAILED if error else STOPPED, error)
+        return SyncResult(row.key, decision, Outcome.CONFLICT, error)
+    return SyncResult(row.key, decision, Outcome.FAILED if error else Outcome.STOPPED, error)
 
 
 def sync_all(db: Database, hv: Hypervisor, host: str, stop_timeout: float) -> Iterable[SyncResult]:

@@ -21,8 +21,12 @@ from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.option_checks import FiniteFloatRange
 from recovery.cli.options import ENV_PREFIX, RecoveryOptions, journal_db_option, recovery_options
+from recovery.core.defaults import (
+    DEFAULT_REPORT_INTERVAL,
+    DEFAULT_SYNC_POWER_STATE_INTERVAL,
+    DEFAULT_UPDATE_RESOURCES_INTERVAL,
+)
 from recovery.core.exit_codes import EXIT_OK
-from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL
 from recovery.core.settings import AgentSettings
 from states.power_sync import LIFECYCLE_DELAY
 
@@ -34,8 +38,10 @@ def _positive(name: str, default: float, help_text: str):
 
 @click.command()
 @_positive("report-interval", DEFAULT_REPORT_INTERVAL, "Seconds between heartbeats to the service record.")
-@_positive("sync-power-state-interval", 600.0, "Seconds between full power-state syncs of every instance.")
-@_positive("update-resources-interval", 60.0, "Seconds between updates of the compute node record.")
+@_positive("sync-power-state-interval", DEFAULT_SYNC_POWER_STATE_INTERVAL,
+           "Seconds between full power-state syncs of every instance.")
+@_positive("update-resources-interval", DEFAULT_UPDATE_RESOURCES_INTERVAL,
+           "Seconds between updates of the compute node record.")
 @_positive("lifecycle-event-delay", LIFECYCLE_DELAY,
            "Seconds a STOPPED event waits; a later event of the guest (a reboot) drops it.")
 @click.option("--metrics-port", type=click.IntRange(0, 65_535), envvar=ENV_PREFIX + "METRICS_PORT",

@@ -3,7 +3,7 @@
 `python -m recovery.cli.docs` rewrites docs/policy.md (from `states.policy`) and
 docs/commands.md (from the click commands and `recovery.cli.exits`);
 `python -m recovery.cli.docs --man DIR` also writes man pages with click-man.
-tests/test_docs.py fails when the committed pages differ from what this makes.
+tests/cli/test_docs.py fails when the committed pages differ from what this makes.
 """
 
 import argparse

@@ -43,7 +43,7 @@ from states.enums import PowerState, ResumePolicy
 
 log = logging.getLogger(__name__)
 
-RUN_COLUMNS = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "path", "actions",
+JOURNAL_COLUMNS = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "path", "actions",
                "outcome", "error", "final_state", "reason")
 """The columns of `explain -f value|csv` (one row a journaled run, newest first) and of -c."""
 
@@ -140,7 +140,7 @@ def _read_facts_argument(text: str) -> Any:
 
 def explain_journal(request: JournalRequest) -> None:
     """The journal is read from `journal_db_url` when given (runs made against a Nova database), else from --db."""
-    columns = selected_columns(RUN_COLUMNS, request.output.columns)
+    columns = selected_columns(JOURNAL_COLUMNS, request.output.columns)
     db = open_db(request.db_url, read_only=True, timeout=request.db_timeout)
     journal = db if request.journal_db_url is None else open_db(request.journal_db_url, read_only=True,
                                                                 timeout=request.db_timeout, option="--journal-db")
@@ -208,7 +208,7 @@ def _downtime_note(facts: Facts, down: float | None, max_downtime: float | None)
 
 def _run_row(run: dict) -> dict:
     final = f"{run['final_vm_state']}/{run['final_task_state'] or 'none'}/{_power_label(run['final_power_state'])}"
-    return {**{c: run.get(c) for c in RUN_COLUMNS}, "final_state": final,
+    return {**{c: run.get(c) for c in JOURNAL_COLUMNS}, "final_state": final,
             "path": " → ".join(step["rule"] for step in run["path"] or []),
             "actions": ", ".join(f"{format_action(a)}: {a['outcome']}" for a in run["actions"] or [])}
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from recovery.cli.exits import CommandError
 from recovery.cli.options import RecoveryOptions
+from recovery.core.defaults import DEFAULT_DB_TIMEOUT
 from recovery.core.settings import default_journal_path
-from recovery.db import DEFAULT_DB_TIMEOUT_S, Database, DatabaseError, open_database, schema
+from recovery.db import Database, DatabaseError, open_database, schema
 from recovery.db.scenarios import read_db_json
 
 
@@ -56,7 +57,7 @@ def require_schema(db: Database, dry_run: bool, journal: Database | None = None)
     return nova_cell
 
 
-def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S,
+def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT,
             option: str = "--db") -> Database:
     try:
         return open_database(db_url, read_only=read_only, timeout=timeout)

@@ -10,17 +10,20 @@ from pathlib import Path
 import click
 
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
+from recovery.core.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DB_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
+    DEFAULT_TIER_TIMEOUT,
+    MAX_TIER_TIMEOUT,
+)
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
 from recovery.core.settings import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DB_TIMEOUT,
     DEFAULT_INSTANCES_PATH,
-    DEFAULT_LOCK_TIMEOUT,
     DEFAULT_STATE_DIR,
-    DEFAULT_TIER_TIMEOUT,
     JOURNAL_FILE,
-    MAX_TIER_TIMEOUT,
     RunSettings,
     default_journal_path,
 )
@@ -29,7 +32,6 @@ from states.enums import ResumePolicy, RunningDeletedInstanceAction
 
 ENV_PREFIX = "COMPUTE_RECOVER_"
 DEFAULT_LIBVIRT_URI = "qemu:///system"
-DEFAULT_STOP_TIMEOUT = 60.0
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:

@@ -9,7 +9,8 @@ from recovery.cli.exits import CommandError
 from recovery.cli.open import open_db
 from recovery.cli.option_checks import FiniteFloatRange
 from recovery.cli.options import ENV_PREFIX, database_option, db_timeout_option, output_options
-from recovery.core.servicegroup import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME, is_up, service_down_time
+from recovery.core.defaults import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
+from recovery.core.servicegroup import is_up, service_down_time
 from recovery.db import ServiceRow, schema
 from recovery.db import services as records
 from recovery.db.store import utcnow

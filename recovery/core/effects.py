@@ -4,6 +4,8 @@ Pure: the executor writes these effects to the record after an action
 succeeds, and the property suite uses them to prove convergence.
 """
 
+import functools
+
 from recovery.core.facts import Facts
 from recovery.core.machine import Decision
 from states.enums import NO_TASK
@@ -22,6 +24,18 @@ def action_effects(action: Action, succeeded: bool,
         if params.get(param) == value:
             effects.update(extra)
     return effects
+
+
+@functools.cache
+def action_starts_guest(action: Action) -> bool:
+    """Whether the action, once it succeeded, leaves the guest running (start, resume, reboot, a
+    resize revert with power_on...): read from the vocabulary, so no list of such actions is kept by hand."""
+    return action_effects(action, succeeded=True).get("power_state") == "running"
+
+
+def starts_guest(decision: Decision) -> bool:
+    """Whether the decision leaves the guest running by an action of its own."""
+    return any(action_starts_guest(action) for action in decision.actions)
 
 
 def apply_effects(facts: Facts, effects: dict[str, object]) -> Facts:

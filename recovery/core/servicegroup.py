@@ -8,14 +8,10 @@ compares the absolute difference, so a clock running ahead does not read as down
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from recovery.core.defaults import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
+
 if TYPE_CHECKING:  # the command line reads the defaults here without loading the database layer
     from recovery.db.models import ServiceRow
-
-DEFAULT_REPORT_INTERVAL = 10.0
-"""Seconds between heartbeats (Nova's report_interval)."""
-
-DEFAULT_SERVICE_DOWN_TIME = 60.0
-"""Seconds without a heartbeat after which a service reads as down (Nova's service_down_time)."""
 
 DOWN_TIME_FACTOR = 2.5
 """Nova raises a service_down_time not above report_interval to this many report intervals."""

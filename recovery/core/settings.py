@@ -4,21 +4,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from recovery.core.defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_RECONNECT_INTERVAL,
+    DEFAULT_REPORT_INTERVAL,
+    DEFAULT_STOP_TIMEOUT,
+    DEFAULT_SYNC_POWER_STATE_INTERVAL,
+    DEFAULT_TIER_TIMEOUT,
+    DEFAULT_UPDATE_RESOURCES_INTERVAL,
+)
 from recovery.core.facts import Options
 from states.power_sync import LIFECYCLE_DELAY
-
-DEFAULT_CONCURRENCY = 4
-"""Few guests start at once, so a host coming back does not cause a boot storm."""
-
-DEFAULT_DB_TIMEOUT = 30.0
-"""How long one database call may take (connect, statement, commit) before the database counts as failed."""
-
-DEFAULT_TIER_TIMEOUT = 300.0
-"""How long one tier of ordered restart waits for its guests to be ready before the next tier starts."""
-MAX_TIER_TIMEOUT = 86_400.0
-
-DEFAULT_LOCK_TIMEOUT = 60.0
-"""How long a run waits for another recovery of the same host to finish before giving up."""
 
 DEFAULT_INSTANCES_PATH = Path("/var/lib/nova/instances")
 """Nova's instances_path: where an instance's local disks live, in a directory named by its uuid."""
@@ -43,7 +40,7 @@ class RunSettings:
     options: Options
     dry_run: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
-    stop_timeout: float = 60.0
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     tier_timeout: float = DEFAULT_TIER_TIMEOUT
     nova_cell: bool = False
@@ -56,15 +53,15 @@ class RunSettings:
 class AgentSettings:
     """What `agent` does after the recovery, and how often (seconds)."""
 
-    report_interval: float = 10.0
+    report_interval: float = DEFAULT_REPORT_INTERVAL
     """Between heartbeats (Nova's report_interval)."""
-    sync_power_state_interval: float = 600.0
+    sync_power_state_interval: float = DEFAULT_SYNC_POWER_STATE_INTERVAL
     """Between full power-state syncs (Nova's sync_power_state_interval)."""
-    update_resources_interval: float = 60.0
+    update_resources_interval: float = DEFAULT_UPDATE_RESOURCES_INTERVAL
     """Between updates of the compute node record (Nova's periodic tick)."""
     lifecycle_event_delay: float = LIFECYCLE_DELAY
     """How long a STOPPED event waits for a later event that cancels it (a reboot)."""
-    reconnect_interval: float = 5.0
+    reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL
     """Between attempts to reopen a lost libvirt connection."""
     metrics_textfile: str | None = None
     """Written after the run and every report interval, for node-exporter's textfile collector."""

@@ -2,9 +2,9 @@
 run journal (journal), the host lock (lock), and the schema's migrations (schema, imported by
 the commands that need it: Alembic is slow to load)."""
 
+from recovery.core.defaults import DEFAULT_DB_TIMEOUT
 from recovery.db.engine import (
     DB_ENV,
-    DEFAULT_DB_TIMEOUT_S,
     DatabaseError,
     create_database_engine,
     default_url,
@@ -30,7 +30,7 @@ from recovery.db.store import Database, DatabaseFailure
 
 
 def open_database(
-    url: str | None = None, *, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT_S, create: bool = False
+    url: str | None = None, *, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT, create: bool = False
 ) -> Database:
     """Connect without creating anything (`create`: the SQLite file, for `db upgrade` only);
     `read_only` sessions cannot write even by mistake. Errors are one password-free line."""
@@ -42,7 +42,6 @@ def open_database(
 
 __all__ = [
     "DB_ENV",
-    "DEFAULT_DB_TIMEOUT_S",
     "ComputeNode",
     "ComputeNodeRow",
     "Database",

@@ -21,7 +21,6 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from recovery.core.errors import RecoveryError
-from recovery.core.settings import DEFAULT_DB_TIMEOUT
 from recovery.db.urls import DatabaseUrlError, masked, parse_database_url, scrub, sqlite_path
 
 DB_ENV = "COMPUTE_RECOVER_DB"
@@ -32,8 +31,6 @@ FIX = f"check --db / {DB_ENV}"
 DEFAULT_DB_PATH = "compute-recover.sqlite"
 """SQLite file (relative to the working directory) used when neither --db nor $COMPUTE_RECOVER_DB
 names a database, so the demo needs no server."""
-
-DEFAULT_DB_TIMEOUT_S = DEFAULT_DB_TIMEOUT
 
 FILE_MODE = 0o600
 """SQLite files hold the journal and instance records: readable by their owner only."""

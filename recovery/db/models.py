@@ -130,9 +130,6 @@ class Service(SQLModel, table=True):
 # --- Our own tables ----------------------------------------------------------------------------
 
 RUN_RUNNING, RUN_FINISHED, RUN_INTERRUPTED = "running", "finished", "interrupted"
-PENDING = "pending"
-"""A journal entry's outcome from the moment it is decided until its actions have run."""
-
 
 
 class RecoveryRun(SQLModel, table=True):

@@ -65,7 +65,11 @@ def document_text(doc: object, fmt: str) -> str:
     if fmt == "yaml":
         import yaml  # imported on use: only yaml output needs it
 
-        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n")
+        class Dumper(yaml.SafeDumper):
+            """The safe dumper, writing a string enumeration's members (Outcome) as the strings they are."""
+
+        Dumper.add_multi_representer(str, yaml.SafeDumper.represent_str)
+        return yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True).rstrip("\n")
     from recovery.core.documents import to_json
 
     return to_json(doc, indent=2)

@@ -12,7 +12,8 @@ import threading
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from recovery.run.execute import FAILED, InstanceResult
+from recovery.core.outcomes import Outcome
+from recovery.run.execute import InstanceResult
 
 SHOW_AFTER = 2.0
 """Seconds a run goes on before its bar is drawn."""
@@ -42,7 +43,7 @@ class RunProgress:
     def finished(self, result: InstanceResult) -> None:
         """Called from the worker threads as each instance finishes."""
         with self._lock:
-            self._failed += result.outcome == FAILED
+            self._failed += result.outcome == Outcome.FAILED
             self._bar.update(self._task, advance=1, failed=self._failed)
 
     def __enter__(self) -> "RunProgress":

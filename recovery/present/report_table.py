@@ -9,11 +9,13 @@ from rich.text import Text
 
 from recovery.core.documents import format_action
 from recovery.core.metadata import format_duration
+from recovery.core.outcomes import Outcome
 from recovery.present.report import ordered
 
-_OUTCOME_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim", "conflict": "yellow",
-                  "not-started": "yellow", "interrupted": "bold red", "changed": "yellow", "unplanned": "yellow",
-                  "not-ready": "yellow", "handed-off": "cyan"}
+_OUTCOME_STYLE = {Outcome.OK: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "dim",
+                  Outcome.CONFLICT: "yellow", Outcome.NOT_STARTED: "yellow", Outcome.INTERRUPTED: "bold red",
+                  Outcome.CHANGED: "yellow", Outcome.UNPLANNED: "yellow", Outcome.NOT_READY: "yellow",
+                  Outcome.HANDED_OFF: "cyan"}
 LEFT_TO_NOVA_COMPUTE = "; left to nova-compute: "
 """Where a handed-off instance's reason says what nova-compute's start is left to do (states.policy.hand_off)."""
 UUID_WIDTH = 36
@@ -110,7 +112,7 @@ def print_report(doc: dict, console: Console) -> None:
         console.print(f"[bold red]{escape(doc['network_error'])}[/]", highlight=False)  # it says what failed
     if ordered(doc):
         console.print("; ".join(_tier_line(tier) for tier in doc["tiers"]), highlight=False)
-    shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", "ok", "failed")}
+    shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", Outcome.OK, Outcome.FAILED)}
     console.print(", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s", highlight=False)
 
 

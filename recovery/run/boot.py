@@ -18,11 +18,13 @@ from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor, H
 from recovery.adapters.network import NetworkHook
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.documents import action_json, considerations_json, path_json
+from recovery.core.effects import starts_guest
 from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import Facts, FactsError, facts_from_record, record_task_state
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, start_order
+from recovery.core.outcomes import RUN_OUTCOMES, Outcome
 from recovery.core.servicegroup import host_down_seconds
 from recovery.core.settings import RunSettings
 from recovery.db import Database, DatabaseError, InstanceRow, MigrationRow
@@ -30,16 +32,6 @@ from recovery.db import journal as journals
 from recovery.db.lock import host_lock
 from recovery.db.store import utcnow
 from recovery.run.execute import (
-    CHANGED,
-    CONFLICT,
-    FAILED,
-    HANDED_OFF,
-    INTERRUPTED,
-    NOT_STARTED,
-    OK,
-    PENDING,
-    SKIPPED,
-    UNPLANNED,
     ActionResult,
     Halt,
     InstanceResult,
@@ -51,10 +43,8 @@ from recovery.run.execute import (
     power_to_record,
     succeeded,
 )
-from recovery.run.tiers import NOT_READY, TierReport, run_tiers, starts_guest, tiers_of
+from recovery.run.tiers import TierReport, run_tiers, tiers_of
 from states.enums import PowerState
-
-OUTCOMES = (OK, FAILED, SKIPPED, CONFLICT, NOT_STARTED, INTERRUPTED, CHANGED, UNPLANNED, NOT_READY)
 
 
 class Refused(RecoveryError):
@@ -103,14 +93,15 @@ class RunResult:
     @property
     def totals(self) -> dict[str, int]:
         counts = Counter(r.outcome for r in self.instances)
-        outcomes = (*OUTCOMES, HANDED_OFF) if self.settings.nova_cell else OUTCOMES  # nothing to hand off else
+        outcomes = (*RUN_OUTCOMES, Outcome.HANDED_OFF) if self.settings.nova_cell else RUN_OUTCOMES  # else none
         return {"instances": len(self.instances), **{o: counts[o] for o in outcomes},
                 "domains_reported": len(self.domains)}
 
     @property
     def exit_code(self) -> int:
         failed = self.network_error is not None or self.halted is not None
-        failed = failed or any(r.outcome not in (OK, SKIPPED, HANDED_OFF) for r in self.instances)
+        failed = failed or any(r.outcome not in (Outcome.OK, Outcome.SKIPPED, Outcome.HANDED_OFF)
+                               for r in self.instances)
         return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -359,7 +350,7 @@ class HostBoot:
                 record = instance_record(row, power, evacuation, self.host_down_seconds, self.settings.nova_cell)
                 facts = facts_from_record(record, self.settings.host, self.settings.options)
             except FactsError as error:
-                failures.append(InstanceResult(row.key, None, outcome=FAILED,
+                failures.append(InstanceResult(row.key, None, outcome=Outcome.FAILED,
                                                error=f"bad database row: {error}; fix the instances row",
                                                vm_state=row.vm_state, task_state=row.task_state))
                 continue
@@ -368,7 +359,7 @@ class HostBoot:
                 try:
                     plan.order = start_order(row.metadata)
                 except PolicyValueError as error:
-                    failures.append(InstanceResult(row.key, plan.decision, outcome=FAILED,
+                    failures.append(InstanceResult(row.key, plan.decision, outcome=Outcome.FAILED,
                                                    error=f"bad instance metadata: {error}; set it right (openstack "
                                                    "server set --property KEY=VALUE) or unset it",
                                                    vm_state=row.vm_state, task_state=row.task_state))
@@ -409,8 +400,9 @@ class HostBoot:
     @staticmethod
     def _planned(plan: Plan) -> InstanceResult:
         decision = plan.decision
-        return InstanceResult(plan.uuid, decision, [ActionResult(a, SKIPPED) for a in decision.actions],
-                              outcome=HANDED_OFF if decision.hands_off else SKIPPED, vm_state=decision.facts.vm_state,
+        return InstanceResult(plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
+                              outcome=Outcome.HANDED_OFF if decision.hands_off else Outcome.SKIPPED,
+                              vm_state=decision.facts.vm_state,
                               task_state=record_task_state(decision.facts.task_state), order=plan.order)
 
     def _execute_one(self, plan: Plan) -> InstanceResult:
@@ -422,13 +414,14 @@ class HostBoot:
             except LostRace:
                 fresh = self._redecide(plan)
                 if fresh is None:
-                    return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT,
+                    return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT,
                                           error="the record vanished or went bad between decision and claim")
                 return self._held_back(fresh) or execute(self.ports, fresh)
         except LostRace as race:
-            return InstanceResult(plan.uuid, plan.decision, outcome=CONFLICT, error=str(race))
+            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT, error=str(race))
         except Exception as error:  # one instance's failure never stops the others
-            return InstanceResult(plan.uuid, plan.decision, outcome=FAILED, error=f"{type(error).__name__}: {error}")
+            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.FAILED,
+                                  error=f"{type(error).__name__}: {error}")
 
     def _redecide(self, plan: Plan) -> Plan | None:
         """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
@@ -470,7 +463,7 @@ class HostBoot:
                 "facts": decision.facts._asdict(),
                 "path": path_json(decision),
                 "considered": considerations_json(self.machine.consider(decision.facts)),
-                "actions": [{**action_json(a), "outcome": PENDING, "error": None} for a in decision.actions],
+                "actions": [{**action_json(a), "outcome": Outcome.PENDING, "error": None} for a in decision.actions],
                 "reason": decision.reason,
             }
         return entry
@@ -483,7 +476,7 @@ class HostBoot:
                 domain = by_domain.get(plan.uuid)
                 entry |= final_entry(_untouched(plan, domain.power_state.label if domain else "nostate"))
             else:
-                entry |= {"outcome": PENDING}
+                entry |= {"outcome": Outcome.PENDING}
             yield entry
         for failure in failures:
             entry = {"instance_uuid": failure.uuid, "reason": failure.error, "path": [], "considered": []}
@@ -500,5 +493,6 @@ def _nothing_to_do(decision: Decision) -> bool:
 
 def _untouched(plan: Plan, power: str | None = None) -> InstanceResult:
     facts = plan.decision.facts
-    return InstanceResult(plan.uuid, plan.decision, outcome=succeeded(plan.decision, OK), vm_state=facts.vm_state,
+    return InstanceResult(plan.uuid, plan.decision, outcome=succeeded(plan.decision, Outcome.OK),
+                          vm_state=facts.vm_state,
                           task_state=record_task_state(facts.task_state), power_state=power)

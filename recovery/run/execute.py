@@ -14,6 +14,7 @@ A run that loses its database or its hypervisor is halted: no instance starts an
 and nothing is written on behalf of an action whose end was not seen.
 """
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -26,32 +27,19 @@ from sqlalchemy import Connection
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.adapters.network import NetworkHook
+from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
 from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
 from recovery.core.errors import RecoveryError
 from recovery.core.facts import record_task_state
 from recovery.core.machine import Decision
 from recovery.core.metadata import StartOrder
+from recovery.core.outcomes import Outcome
 from recovery.db import Database, DatabaseFailure
 from recovery.db.group_commit import GroupCommit
 from recovery.db.journal import update_entry
 from states.enums import NO_TASK, PowerState
 from states.policy import ACTIONS, Action
-
-OK, FAILED, SKIPPED, CONFLICT = "ok", "failed", "skipped", "conflict"
-HANDED_OFF = "handed-off"
-"""Done here as the decision says, and the rest left to nova-compute's start (its reason says what and
-why): on a Nova cell database, the work that needs the cloud's other services (docs/nova.md)."""
-NOT_STARTED = "not-started"
-"""The run halted before this instance's first action: nothing was done or written for it."""
-INTERRUPTED = "interrupted"
-"""The run halted while this instance was being recovered: what its last action did is unknown,
-and its record holds what was claimed; the next run decides it again."""
-CHANGED = "changed"
-"""`run --plan`: the instance's facts (or its decision) changed since the plan was made: nothing was done to it."""
-UNPLANNED = "unplanned"
-"""`run --plan`: the instance is not in the plan (new on the host since): nothing was done to it."""
-PENDING = "pending"
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +47,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ActionResult:
     action: Action
-    outcome: str
+    outcome: Outcome
     error: str | None = None
 
 
@@ -89,7 +77,7 @@ class InstanceResult:
     uuid: str
     decision: Decision | None
     actions: list[ActionResult] = field(default_factory=list)
-    outcome: str = OK
+    outcome: Outcome = Outcome.OK
     error: str | None = None
     vm_state: str | None = None
     task_state: str | None = None
@@ -126,7 +114,7 @@ class Ports:
     database: Database
     """The instance records (Nova's tables)."""
     network: NetworkHook
-    stop_timeout: float = 60.0
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
@@ -168,38 +156,50 @@ class LostRace(RecoveryError):
     """The record changed under us before anything was written or done; nothing was."""
 
 
+def _destroy(ports: Ports, plan: Plan, params: dict[str, Any], destroy_disks: bool = False) -> None:
+    """Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so."""
+    ports.hypervisor.destroy_and_undefine(plan.uuid, destroy_disks=destroy_disks or params.get("destroy_disks", False))
+
+
+def _abort_live_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> None:
+    try:
+        ports.hypervisor.abort_job(plan.uuid)
+    finally:
+        ports.database.fail_live_migrations(plan.stored_uuid or plan.uuid)
+
+
+def _complete_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> None:
+    if plan.evacuation_id is None or not ports.database.set_migration_status(plan.evacuation_id, "completed"):
+        raise RuntimeError("the evacuation's migration record is gone")
+
+
+ActionCall = Callable[[Ports, Plan, dict[str, Any]], None]
+
+ACTION_CALLS: dict[str, ActionCall] = {
+    "complete_deletion": lambda ports, plan, params: None,  # only the record write that marks it deleted
+    "restart_deletion": functools.partial(_destroy, destroy_disks=True),
+    "reboot": lambda ports, plan, params: (
+        ports.hypervisor.hard_reboot if params["type"] == "hard" else ports.hypervisor.soft_reboot)(plan.uuid),
+    "unpause": lambda ports, plan, params: ports.hypervisor.unpause(plan.uuid),
+    "stop": lambda ports, plan, params: ports.hypervisor.stop(plan.uuid, ports.stop_timeout),
+    "start": lambda ports, plan, params: ports.hypervisor.start(plan.uuid),
+    "plug_vifs": lambda ports, plan, params: ports.network.plug_vifs(plan.uuid),
+    "revert_resize": lambda ports, plan, params: ports.hypervisor.revert_resize(
+        plan.uuid, params["power_on"], ports.stop_timeout),
+    "abort_live_migration": _abort_live_migration,
+    "resume_guest": lambda ports, plan, params: ports.hypervisor.resume_guest(plan.uuid),
+    "destroy_evacuated": _destroy,
+    "complete_migration": _complete_migration,
+    "reap_domain": _destroy,
+    "shutdown_domain": lambda ports, plan, params: ports.hypervisor.shutdown(plan.uuid),
+    "destroy_domain": _destroy,
+}
+"""What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or
+database call it is."""
+
+
 def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
-    hv, uuid, params = ports.hypervisor, plan.uuid, dict(action.params)
-    name = action.name
-    if name in ("restart_deletion", "destroy_evacuated", "reap_domain", "destroy_domain"):
-        # Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so.
-        hv.destroy_and_undefine(uuid, destroy_disks=name == "restart_deletion" or params.get("destroy_disks", False))
-    elif name == "reboot":
-        (hv.hard_reboot if params["type"] == "hard" else hv.soft_reboot)(uuid)
-    elif name == "unpause":
-        hv.unpause(uuid)
-    elif name == "stop":
-        hv.stop(uuid, ports.stop_timeout)
-    elif name == "start":
-        hv.start(uuid)
-    elif name == "plug_vifs":
-        ports.network.plug_vifs(uuid)
-    elif name == "revert_resize":
-        hv.revert_resize(uuid, params["power_on"], ports.stop_timeout)
-    elif name == "abort_live_migration":
-        try:
-            hv.abort_job(uuid)
-        finally:
-            ports.database.fail_live_migrations(plan.stored_uuid or uuid)
-    elif name == "resume_guest":
-        hv.resume_guest(uuid)
-    elif name == "complete_migration":
-        if plan.evacuation_id is None or not ports.database.set_migration_status(plan.evacuation_id, "completed"):
-            raise RuntimeError("the evacuation's migration record is gone")
-    elif name == "shutdown_domain":
-        hv.shutdown(uuid)
-    elif name != "complete_deletion":  # complete_deletion is only the record write that marks it deleted
-        raise ValueError(f"no executor for action {name}")
+    ACTION_CALLS[action.name](ports, plan, dict(action.params))
 
 
 def observed_power_to_record(decision: Decision) -> str | None:
@@ -337,21 +337,21 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
     except HypervisorLost as lost:
         log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
-        result.actions.append(ActionResult(action, INTERRUPTED, str(lost)))
+        result.actions.append(ActionResult(action, Outcome.INTERRUPTED, str(lost)))
         return HALTED
     except DatabaseFailure as failure:
         log.error("%s: %s: the database failed: %s", plan.uuid, action.name, failure)
         ports.halt.stop(str(failure), database=True)
-        result.actions.append(ActionResult(action, INTERRUPTED, str(failure)))
+        result.actions.append(ActionResult(action, Outcome.INTERRUPTED, str(failure)))
         return HALTED
     except Exception as error:  # one action's failure is reported, never raised
         text = _one_line(error)
         log.warning("%s: %s failed: %s", plan.uuid, action.name, text)
-        result.actions.append(ActionResult(action, FAILED, text))
+        result.actions.append(ActionResult(action, Outcome.FAILED, text))
         result.error = result.error or f"{action.name}: {text}"
-        result.outcome = FAILED
+        result.outcome = Outcome.FAILED
         return error
-    result.actions.append(ActionResult(action, OK))
+    result.actions.append(ActionResult(action, Outcome.OK))
     return None
 
 
@@ -365,9 +365,9 @@ def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) ->
         record.commit(f"claim instance {plan.uuid}", claim, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
-        result.outcome, result.error = NOT_STARTED, str(failure)
+        result.outcome, result.error = Outcome.NOT_STARTED, str(failure)
         result.vm_state, result.task_state = record.confirmed[:2]
-        result.actions += [ActionResult(a, NOT_STARTED) for a in plan.decision.actions]
+        result.actions += [ActionResult(a, Outcome.NOT_STARTED) for a in plan.decision.actions]
         return False
     return True
 
@@ -388,13 +388,13 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
             acted: bool) -> InstanceResult:
     """Write the state reached and the journal's final word (in one transaction when they share a database).
     Unclaimed and having done nothing outside (`acted`), a lost write means deciding it again."""
-    result.actions += [ActionResult(action, SKIPPED) for action in skipped]
+    result.actions += [ActionResult(action, Outcome.SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, plan) if result.actions else None
     def finish(conn: Connection, journal: Connection) -> None:
         if not record.write(conn):
             if not record.claimed and not acted:
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
-            result.outcome, result.error = CONFLICT, record.lost()
+            result.outcome, result.error = Outcome.CONFLICT, record.lost()
         result.vm_state, result.task_state = record.confirmed[:2]
         result.outcome = succeeded(plan.decision, result.outcome)
         if plan.journal_id is not None:
@@ -404,7 +404,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
         record.commit(f"record instance {plan.uuid}", finish, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
-        result.outcome, result.error = INTERRUPTED, f"the outcome could not be recorded: {failure}"
+        result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
         result.vm_state, result.task_state = record.confirmed[:2]
     return result
 
@@ -412,16 +412,16 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
 def succeeded(decision: Decision, outcome: str) -> str:
     """An instance's outcome once its record is written: a success that leaves work to nova-compute is
     said to be handed off."""
-    return HANDED_OFF if outcome == OK and decision.hands_off else outcome
+    return Outcome.HANDED_OFF if outcome == Outcome.OK and decision.hands_off else outcome
 
 
 def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],
             record: _Record) -> InstanceResult:
     """Stop this instance where it is: no record write at all (no failure writes either); the journal
     says where it stopped, if the database is still there."""
-    result.actions += [ActionResult(action, NOT_STARTED) for action in remaining]
-    started = any(a.outcome != NOT_STARTED for a in result.actions)
-    result.outcome = INTERRUPTED if started else NOT_STARTED
+    result.actions += [ActionResult(action, Outcome.NOT_STARTED) for action in remaining]
+    started = any(a.outcome != Outcome.NOT_STARTED for a in result.actions)
+    result.outcome = Outcome.INTERRUPTED if started else Outcome.NOT_STARTED
     result.error = result.error or f"the run stopped: {ports.halt.reason}"
     result.vm_state, result.task_state = record.confirmed[:2]
     if plan.journal_id is not None and not ports.halt.database_failed:
@@ -446,7 +446,7 @@ def _power_after(ports: Ports, plan: Plan) -> str | None:
 
 def _actions_json(result: InstanceResult, remaining: list[Action]) -> list[dict]:
     done = [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions]
-    return done + [{**action_json(a), "outcome": PENDING, "error": None} for a in remaining]
+    return done + [{**action_json(a), "outcome": Outcome.PENDING, "error": None} for a in remaining]
 
 
 def final_entry(result: InstanceResult) -> dict[str, Any]:

@@ -37,9 +37,10 @@ from recovery.core.errors import RecoveryError
 from recovery.core.facts import Facts, FactsError, Options, facts_from_record, record_task_state, record_uuid
 from recovery.core.machine import show_value
 from recovery.core.metadata import MAX_DURATION_SECONDS, PolicyValueError, parse_resume
+from recovery.core.outcomes import Outcome
 from recovery.core.settings import RunSettings
 from recovery.run.boot import DecisionScreen, RunResult
-from recovery.run.execute import CHANGED, UNPLANNED, InstanceResult, Plan
+from recovery.run.execute import InstanceResult, Plan
 from states.enums import RunningDeletedInstanceAction
 
 FORMAT = "compute-recover plan"
@@ -300,26 +301,28 @@ class PlanApplication:
             else:
                 held.append(refusal)
         seen = {plan.uuid for plan in plans} | {failure.uuid for failure in failures}
-        held += [InstanceResult(uuid, None, outcome=CHANGED, error="in the plan, but no longer an instance of this "
-                                "host (its record is gone or moved): nothing was done to it")
+        held += [InstanceResult(uuid, None, outcome=Outcome.CHANGED,
+                                error="in the plan, but no longer an instance of this host (its record is gone or "
+                                "moved): nothing was done to it")
                  for uuid in self.plan.instances if uuid not in seen]
         return kept, held
 
     def recheck(self, plan: Plan) -> InstanceResult | None:
         planned = self.plan.instances.get(plan.uuid)
         if planned is None:
-            return _held_back(plan, UNPLANNED, "not in the plan (new on this host since it was made): nothing was "
-                                               "done to it; make a new plan")
+            return _held_back(plan, Outcome.UNPLANNED, "not in the plan (new on this host since it was made): "
+                                                       "nothing was done to it; make a new plan")
         changes = changes_since(planned, plan)
         if changes:
-            return _held_back(plan, CHANGED, f"changed since the plan: {'; '.join(changes)}: nothing was done to it")
+            return _held_back(plan, Outcome.CHANGED,
+                              f"changed since the plan: {'; '.join(changes)}: nothing was done to it")
         return None
 
     def finish(self, result: RunResult) -> None:
         """Nothing to write: the journal holds the run."""
 
 
-def _held_back(plan: Plan, outcome: str, error: str) -> InstanceResult:
+def _held_back(plan: Plan, outcome: Outcome, error: str) -> InstanceResult:
     facts = plan.decision.facts
     return InstanceResult(plan.uuid, plan.decision, outcome=outcome, error=error, vm_state=facts.vm_state,
                           task_state=record_task_state(facts.task_state), power_state=facts.power_state)

@@ -11,7 +11,6 @@ are passed in); `run_tiers` drives it with the executor, the checks (recovery/ad
 journal and the clock.
 """
 
-import functools
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -21,28 +20,15 @@ from queue import Empty, SimpleQueue
 
 from recovery.adapters.hypervisor import HypervisorLost
 from recovery.adapters.probes import not_ready_because
-from recovery.core.effects import action_effects
-from recovery.core.machine import Decision
+from recovery.core.effects import starts_guest
 from recovery.core.metadata import READY_RUNNING, StartOrder
+from recovery.core.outcomes import Outcome
 from recovery.db import DatabaseError
 from recovery.db.journal import update_entry
-from recovery.run.execute import OK, InstanceResult, Plan, Ports
-from states.policy import Action
+from recovery.run.execute import InstanceResult, Plan, Ports
 
-NOT_READY = "not-ready"
-"""The guest was started, but did not pass its readiness check within its tier's timeout."""
 CHECK_INTERVAL = 0.5
 """Seconds between two checks of a guest that is not ready yet."""
-
-
-@functools.cache
-def _leaves_running(action: Action) -> bool:
-    return action_effects(action, succeeded=True).get("power_state") == "running"
-
-
-def starts_guest(decision: Decision) -> bool:
-    """Whether the decision leaves the guest running by an action of its own (start, resume, reboot...)."""
-    return any(_leaves_running(action) for action in decision.actions)
 
 
 @dataclass
@@ -173,7 +159,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
                     future = finished.get(timeout=pause)
                     plan, result = running.pop(future), future.result()
                     results.append(result)
-                    if result.outcome == OK and result.decision is not None and starts_guest(result.decision):
+                    if result.outcome == Outcome.OK and result.decision is not None and starts_guest(result.decision):
                         waiting.started(plan.uuid, plan.order, time.monotonic())
             else:
                 time.sleep(pause or 0.0)
@@ -185,7 +171,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
         for result in results[-len(tier.plans):]:
             result.ready_seconds = waiting.ready_seconds.get(result.uuid)
             if result.uuid in late:
-                result.outcome = NOT_READY
+                result.outcome = Outcome.NOT_READY
                 result.error = f"not ready within the tier timeout ({timeout:g} s): {late[result.uuid]}"
                 _journal_not_ready(ports, by_uuid[result.uuid], result)
         report.not_ready = len(late)
