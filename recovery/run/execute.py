@@ -3,6 +3,9 @@
 Claim before act: before its first action an instance's row is claimed by a compare-and-swap on
 the (vm_state, task_state, updated_at) it was decided from, which writes the decision's own
 writes and a new updated_at, so a concurrent writer is detected before any action, never after.
+A row the decision changes nothing in is claimed by checking it instead (no updated_at without a
+change: clients polling with changes-since would see changes that are not there); under the host
+lock only another kind of writer (Nova's API) can race, and its change is seen at the end as a conflict.
 Steps then run in order; each action's outcome is journaled as it completes, and the state the
 actions reached is written, with the journal's final word, in one last transaction (two, the
 record's first, when the journal has a database of its own). Each of these writes is committed
@@ -270,11 +273,11 @@ class _Record:
         """Run `work` (the record's connection, the journal's) in a committed transaction (Ports.writes).
         If it is not committed, the record and the report are again as last committed; a write
         rolled back for another's failure is simply made again."""
-        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+        saved = (self.confirmed, self.stored_power, self.power_state, self.mark_deleted, self.claimed,
                  result.outcome, result.error, result.vm_state, result.task_state)
 
         def undo() -> None:
-            (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+            (self.confirmed, self.stored_power, self.power_state, self.mark_deleted, self.claimed,
              result.outcome, result.error, result.vm_state, result.task_state) = saved
 
         self.ports.writes.write(what, lambda connections: work(*connections), undo)
