@@ -190,27 +190,35 @@ def acted_on(calls: list[dict], before: dict, after: dict) -> set[str]:
 
 @pytest.fixture
 def cell(database_url: str, nova_python: Path, tmp_path: Path) -> Iterator[tuple[str, dict[str, int]]]:
-    """The Nova-built cell, and the host's domains (power integers by uuid)."""
+    """The Nova-built cell, and the host's domains (power integers by uuid); a crashed resize's disks set
+    aside in its instances path, as Nova's libvirt driver leaves them; the journal's database made."""
     domains = {i["uuid"]: i["domain"] for i in INSTANCES if i["domain"] is not None}
     built = judge(nova_python, "build", database_url, tmp_path, spec(domains))
     assert built == {"instances": len(INSTANCES), "migrations": len(MIGRATIONS)}
+    (tmp_path / "instances" / f"{REVERTED}_resize").mkdir(parents=True)
+    (tmp_path / "instances" / f"{REVERTED}_resize" / "disk").write_text("the original disk")
+    made = invoke("db", "upgrade", "--journal-db", f"sqlite:///{tmp_path / 'journal.sqlite'}")
+    assert made.exit_code == 0, made.output
     yield database_url, domains
 
 
 def recover(url: str, domains: dict[str, int], tmp_path: Path) -> dict:
+    """`compute-recover run` on the cell, its libvirt holding `domains`: its report."""
     node = tmp_path / "node.xml"
     node.write_text(libvirt_node(domains))
-    instances_path = tmp_path / "instances"
-    (instances_path / f"{REVERTED}_resize").mkdir(parents=True)
-    (instances_path / f"{REVERTED}_resize" / "disk").write_text("the original disk")
-    journal = f"sqlite:///{tmp_path / 'journal.sqlite'}"
-    made = invoke("db", "upgrade", "--journal-db", journal)
-    assert made.exit_code == 0, made.output
-    out = invoke("run", "--db", url, "--journal-db", journal, "--libvirt-uri", f"test://{node}", "--host", HOST,
-                 "--instances-path", instances_path, "--resume-guests-state-on-host-boot", "--stop-timeout", "0.1",
-                 "--json")
-    assert out.exit_code in (0, 1), out.output
+    out = invoke("run", "--db", url, "--journal-db", f"sqlite:///{tmp_path / 'journal.sqlite'}", "--libvirt-uri",
+                 f"test://{node}", "--host", HOST, "--instances-path", tmp_path / "instances",
+                 "--resume-guests-state-on-host-boot", "--stop-timeout", "0.1", "--json")
+    assert out.exit_code == 0, out.output
     return json.loads(out.stdout)
+
+
+def left_domains(report: dict, domains: dict[str, int]) -> dict[str, int]:
+    """The host's domains as a run left them: its instances' as re-read after it, the others' as they were."""
+    left = {i["uuid"]: NOVA_POWER[i["power_state"]] for i in report["instances"] if i["power_state"] in NOVA_POWER}
+    for item in report["domains"]:  # domains the run left alone keep the power they had
+        left.setdefault(item["uuid"], domains[item["uuid"]])
+    return left
 
 
 def test_novas_objects_load_every_row_compute_recover_leaves(cell, nova_python, tmp_path):
@@ -240,10 +248,7 @@ def test_nova_computes_start_after_a_run_acts_only_on_what_was_handed_to_it(cell
                            if row[key] in deleted - handed_off and not row["deleted"])
     assert live_children == []
 
-    left = {i["uuid"]: NOVA_POWER[i["power_state"]] for i in report["instances"] if i["power_state"] in NOVA_POWER}
-    for item in report["domains"]:  # domains the run left alone keep the power they had
-        left.setdefault(item["uuid"], domains[item["uuid"]])
-    started = judge(nova_python, "start", url, tmp_path, spec(left))
+    started = judge(nova_python, "start", url, tmp_path, spec(left_domains(report, domains)))
     assert started["errors"] == []
     after_start = table_rows(url)
     acted = acted_on(started["calls"], after_run, after_start)
@@ -252,3 +257,16 @@ def test_nova_computes_start_after_a_run_acts_only_on_what_was_handed_to_it(cell
     assert started["domains"].get(KEPT_OFF) == SHUTDOWN
     assert not [c for c in started["calls"] if c["uuid"] == KEPT_OFF and (c["who"], c["method"]) not in ROUTINE]
     assert (tmp_path / "instances" / REVERTED / "disk").read_text() == "the original disk"
+
+
+def test_a_second_run_changes_no_row_but_the_services_heartbeat(cell, tmp_path):
+    url, domains = cell
+    first = recover(url, domains, tmp_path)
+    before = table_rows(url)
+    second = recover(url, left_domains(first, domains), tmp_path)
+    after = table_rows(url)
+    changed = {f"{table} {row_id}" for table, rows in after.items() for row_id, row in rows.items()
+               if row != before[table].get(row_id)}
+    assert changed == {f"services {row_id}" for row_id, row in after["services"].items() if row["host"] == HOST}
+    assert {i["outcome"] for i in second["instances"]} == {"ok", "handed-off"}
+    assert {i["uuid"] for i in second["instances"] if i["outcome"] == "handed-off"} == set(HANDED_OFF)
