@@ -270,3 +270,28 @@ def test_a_second_run_changes_no_row_but_the_services_heartbeat(cell, tmp_path):
     assert changed == {f"services {row_id}" for row_id, row in after["services"].items() if row["host"] == HOST}
     assert {i["outcome"] for i in second["instances"]} == {"ok", "handed-off"}
     assert {i["uuid"] for i in second["instances"] if i["outcome"] == "handed-off"} == set(HANDED_OFF)
+
+
+EXTENSIONS = {KEPT_OFF: "recover:resume=never (docs/recovery-policy.md): Nova's start would resume it"}
+"""Where compute-recover's plan departs from Nova's start on purpose, each documented."""
+
+
+def test_nova_decides_on_every_pre_run_state_as_the_plan_does(cell, nova_python, tmp_path):
+    """Nova's start on the cell as it was before any run acts on exactly the instances the plan acts on
+    (here or by handing them to nova-compute), but for the documented extensions."""
+    url, domains = cell
+    node = tmp_path / "node.xml"
+    node.write_text(libvirt_node(domains))
+    out = invoke("plan", "--db", url, "--libvirt-uri", f"test://{node}", "--host", HOST,
+                 "--resume-guests-state-on-host-boot", "--json")
+    assert out.exit_code == 0, out.output
+    planned = json.loads(out.stdout)["instances"]
+    plan_acts = {i["uuid"] for i in planned if i["outcome"] == "handed-off"
+                 or [a for a in i["actions"] if a["name"] != "plug_vifs"]
+                 or [step for step in i["path"] if step["from"] != step["to"]]}
+    assert plan_acts == {U(n) for n in (*range(3, 5), *range(6, 23), 25, 30, 31, 32, 34)}
+    before = table_rows(url)
+    started = judge(nova_python, "start", url, tmp_path, spec(domains))
+    nova_acts = acted_on(started["calls"], before, table_rows(url))
+    assert nova_acts ^ plan_acts == set(EXTENSIONS), {"Nova only": sorted(nova_acts - plan_acts),
+                                                      "plan only": sorted(plan_acts - nova_acts)}
