@@ -103,8 +103,9 @@ demo: setup
 test: setup-test lint
 	@$(VENV)/bin/pytest
 
+# `make bench` measures everything; `make bench PARTS="decide host-boot"` only those parts (python -m tests.benchmark --help).
 bench: setup-test
-	@$(PY) -m tests.benchmark
+	@$(PY) -m tests.benchmark $(PARTS)
 
 # docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
 docs: setup

@@ -4,6 +4,7 @@ Measured here, never in a timed unit test. Each measured command runs in its
 own process so its peak memory (ru_maxrss) is its own.
 """
 
+import argparse
 import json
 import os
 import random
@@ -406,15 +407,27 @@ def time_resuming(workdir: Path, data: dict) -> dict[str, float]:
     return timings
 
 
+PARTS: dict[str, Callable[[Path], object]] = {
+    "decide": bench_decide,
+    "host-boot": bench_host_boot,
+    "plan": bench_plan,
+    "real-guests": bench_real_guests,
+    "fleet": bench_fleet,
+}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", metavar="PART",
+                        help=f"only these parts, of {', '.join(PARTS)} [default: all]")
+    chosen = parser.parse_args().parts or list(PARTS)
+    if unknown := [part for part in chosen if part not in PARTS]:
+        parser.error(f"unknown part {unknown[0]!r}: choose from {', '.join(PARTS)}")
     with tempfile.TemporaryDirectory(prefix="compute-recover-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "empty-stdin").write_text("")
-        bench_decide(workdir)
-        bench_host_boot(workdir)
-        bench_plan(workdir)
-        bench_real_guests(workdir)
-        bench_fleet(workdir)
+        for part in chosen:
+            PARTS[part](workdir)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import libvirt
 import libvirt_qemu
@@ -297,8 +298,9 @@ def _connection_lost(conn: libvirt.virConnect, error: libvirt.libvirtError) -> b
         return True
 
 
-class Hypervisor:
-    """Connections to one libvirt URI; read calls always, lifecycle calls only when not read-only."""
+class HypervisorConnection:
+    """Connections to one libvirt URI (one per worker thread), the one-line errors of every call on
+    them, and the preflight check of the host's libvirt."""
 
     def __init__(self, conn: libvirt.virConnect, uri: str, read_only: bool,
                  instances_path: Path = DEFAULT_INSTANCES_PATH) -> None:
@@ -313,7 +315,7 @@ class Hypervisor:
 
     @classmethod
     def open(cls, uri: str, read_only: bool = False,
-             instances_path: Path = DEFAULT_INSTANCES_PATH) -> "Hypervisor":
+             instances_path: Path = DEFAULT_INSTANCES_PATH) -> Self:
         """Connect; read-only for dry runs, so that they cannot change a domain even by mistake."""
         return cls(cls._connect(uri, read_only), uri, read_only, instances_path)
 
@@ -380,28 +382,12 @@ class Hypervisor:
                 return None
             raise self._error(f"cannot look up domain {uuid} on {self.uri}", e) from e
 
-    def _refuse_if_read_only(self, action: str, uuid: str) -> None:
-        if self.read_only:
-            raise HypervisorError(f"refusing to {action} domain {uuid}: the connection to {self.uri} is read-only")
-
     @contextmanager
     def _failing(self, action: str, uuid: str) -> Iterator[None]:
         try:
             yield
         except libvirt.libvirtError as e:
             raise self._error(f"cannot {action} domain {uuid} on {self.uri}", e) from e
-
-    @contextmanager
-    def _changing(self, action: str, uuid: str) -> Iterator[libvirt.virDomain]:
-        """The domain to act on, with the read-only refusal and one-line errors every lifecycle call shares."""
-        self._refuse_if_read_only(action, uuid)
-        dom = self._lookup(uuid)
-        if dom is None:
-            raise HypervisorError(f"cannot {action}: no domain with uuid {uuid} on {self.uri}")
-        with self._failing(action, uuid):
-            yield dom
-
-    # -- reads ---------------------------------------------------------------
 
     def preflight(self) -> list[str]:
         """Raise PreflightRefused on libvirt older than 8.0.0; return warnings for an untested or emulated host.
@@ -415,6 +401,11 @@ class Hypervisor:
             arch = self._conn.getInfo()[0]
             kvm_usable = _kvm_usable(self._conn, arch)
         return assess_host(self.uri, lib_version, virt_type, arch, kvm_usable)
+
+
+class HypervisorReads(HypervisorConnection):
+    """What libvirt says and changes nothing: the domains and their power states, the host's capacity
+    and hostname, guest agent pings and lifecycle events. Allowed on a read-only connection."""
 
     def domains(self) -> list[DomainInfo]:
         """Every domain (active or not) with its power state, by name, in one bulk call.
@@ -494,7 +485,24 @@ class Hypervisor:
                 lambda _conn, dom, event, _detail, _opaque: on_event(dom.UUIDString(), event), None)
             self._conn.registerCloseCallback(lambda _conn, reason, _opaque: on_close(reason), None)
 
-    # -- lifecycle ---------------------------------------------------------------
+
+class DomainActions(HypervisorConnection):
+    """The lifecycle calls that change a domain (reboot, start, stop, undefine...), each refused on a
+    read-only connection and idempotent where libvirt's call is not."""
+
+    def _refuse_if_read_only(self, action: str, uuid: str) -> None:
+        if self.read_only:
+            raise HypervisorError(f"refusing to {action} domain {uuid}: the connection to {self.uri} is read-only")
+
+    @contextmanager
+    def _changing(self, action: str, uuid: str) -> Iterator[libvirt.virDomain]:
+        """The domain to act on, with the read-only refusal and one-line errors every lifecycle call shares."""
+        self._refuse_if_read_only(action, uuid)
+        dom = self._lookup(uuid)
+        if dom is None:
+            raise HypervisorError(f"cannot {action}: no domain with uuid {uuid} on {self.uri}")
+        with self._failing(action, uuid):
+            yield dom
 
     def hard_reboot(self, uuid: str) -> None:
         """Destroy if active, then boot afresh (a managed-save image is discarded, as in Nova)."""
@@ -596,3 +604,7 @@ class Hypervisor:
 
 def _has_job(dom: libvirt.virDomain) -> bool:
     return dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE
+
+
+class Hypervisor(HypervisorReads, DomainActions):
+    """Connections to one libvirt URI; read calls always, lifecycle calls only when not read-only."""

@@ -51,8 +51,10 @@ class _Lost:
 _WAKE = object()
 
 
-class Agent:
-    """Keeps one host's records true after its recovery. `clock` is monotonic seconds (tests pass their own)."""
+class AgentState:
+    """What the agent's parts share: the records and the hypervisor (replaced when libvirt comes back),
+    the settings, the metrics, the clock (monotonic seconds; tests pass their own), the inbox the
+    loop takes from, and how a sync's result is counted."""
 
     def __init__(self, db: Database, hypervisor: Hypervisor, run: RunSettings, settings: AgentSettings,
                  metrics: Metrics, reopen: Callable[[], Hypervisor],
@@ -75,12 +77,17 @@ class Agent:
         self.on_tick: Callable[[], None] = lambda: None
         """Called at every turn of the loop (the systemd watchdog ping)."""
 
-    # -- wiring ---------------------------------------------------------------------------------
+    def _count(self, result: SyncResult, cause: str) -> None:
+        decision = result.decision
+        self.metrics.syncs.labels(action=decision.action.value, outcome=result.outcome).inc()
+        if not decision.skip and (decision.record_power is not None or result.outcome != Outcome.UNCHANGED):
+            log.info("instance %s (%s): %s: %s%s", result.uuid, cause, decision.reason, result.outcome,
+                     f" ({result.error})" if result.error else "")
 
-    def listen(self) -> None:
-        """Register for the hypervisor's lifecycle events: before the recovery starts, as Nova does."""
-        self.hv.watch_lifecycle(self.heard, self.heard_close)
-        self.metrics.libvirt_connected.set(1)
+
+class EventListener(AgentState):
+    """Lifecycle events: heard on libvirt's event loop thread, which only queues them; taken by the
+    loop, each syncs its instance, a STOPPED event after Nova's delay unless a later one overtakes it."""
 
     def heard(self, uuid: str, event: int) -> None:
         """The listener: called on libvirt's event loop thread, so it only queues."""
@@ -90,75 +97,6 @@ class Agent:
     def heard_close(self, reason: int) -> None:
         """libvirt closed the connection (libvirtd stopped or crashed): called on the event loop thread."""
         self._inbox.put(_Lost(f"libvirt closed the connection (reason {reason})"))
-
-    def stop(self) -> None:
-        """Finish the work in hand, then leave the loop (signal-safe)."""
-        self._stopping.set()
-        self._inbox.put(_WAKE)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
-    # -- the loop -------------------------------------------------------------------------------
-
-    def start(self, run_started: float, guests_to_run: set[str]) -> None:
-        """Schedule the periodic tasks, counting from now (the run has just beaten once)."""
-        now = self.clock()
-        self._due = {task: now + interval for task, (interval, _) in self._periodic().items() if task != "reconnect"}
-        self._run_started, self._to_run = run_started, set(guests_to_run)
-        self._check_guests_running()
-        self._write_metrics()
-
-    def serve(self) -> None:
-        while not self.stopping:
-            self.tick()
-            if self.stopping:
-                break
-            with contextlib.suppress(queue.Empty):
-                self._take(self._inbox.get(timeout=self._seconds_to_next()))
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)  # the work in hand finishes before the agent exits
-        self._write_metrics()
-
-    def tick(self) -> None:
-        """Everything heard so far and everything due by the clock now."""
-        self.on_tick()
-        while not self.stopping:
-            try:
-                self._take(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        now = self.clock()
-        for uuid in sorted(uuid for uuid, (due, _) in self._delayed.items() if due <= now):
-            delayed = self._delayed.pop(uuid, None)  # a lost connection clears them meanwhile
-            if delayed is not None and not self.stopping:
-                self._sync_event(uuid, delayed[1])
-        for task, due in sorted(self._due.items(), key=lambda item: item[1]):
-            if due <= now and not self.stopping:
-                interval, run = self._periodic()[task]
-                self._due[task] = now + interval
-                run()
-
-    def _seconds_to_next(self) -> float:
-        dues = [*self._due.values(), *(due for due, _ in self._delayed.values())]
-        return min(max(0.0, min(dues, default=1.0) - self.clock()), 1.0)
-
-    def _periodic(self) -> dict[str, tuple[float, Callable[[], None]]]:
-        """Each periodic task's interval and body; `reconnect` is scheduled only while libvirt is lost."""
-        s = self.settings
-        return {"heartbeat": (s.report_interval, self._task_heartbeat),
-                "power_sync": (s.sync_power_state_interval, self._task_power_sync),
-                "resources": (s.update_resources_interval, self._task_resources),
-                "reconnect": (s.reconnect_interval, self._task_reconnect)}
-
-    def _take(self, item: object) -> None:
-        if isinstance(item, _Event):
-            self._event(item.uuid, item.event)
-        elif isinstance(item, _Lost):
-            self._lost(item.why)
-
-    # -- lifecycle events -----------------------------------------------------------------------
 
     def _event(self, uuid: str, event_type: int) -> None:
         try:
@@ -202,14 +140,18 @@ class Agent:
         self.metrics.events.labels(outcome="handled").inc()
         self._count(result, f"event {event.name}")
 
-    def _count(self, result: SyncResult, cause: str) -> None:
-        decision = result.decision
-        self.metrics.syncs.labels(action=decision.action.value, outcome=result.outcome).inc()
-        if not decision.skip and (decision.record_power is not None or result.outcome != Outcome.UNCHANGED):
-            log.info("instance %s (%s): %s: %s%s", result.uuid, cause, decision.reason, result.outcome,
-                     f" ({result.error})" if result.error else "")
 
-    # -- periodic tasks -------------------------------------------------------------------------
+class PeriodicTasks(EventListener):
+    """The tasks due by the clock (heartbeat, power sync, resources, reconnecting to a lost libvirt)
+    and what losing libvirt stops. Above the listener, which reconnecting registers again."""
+
+    def _periodic(self) -> dict[str, tuple[float, Callable[[], None]]]:
+        """Each periodic task's interval and body; `reconnect` is scheduled only while libvirt is lost."""
+        s = self.settings
+        return {"heartbeat": (s.report_interval, self._task_heartbeat),
+                "power_sync": (s.sync_power_state_interval, self._task_power_sync),
+                "resources": (s.update_resources_interval, self._task_resources),
+                "reconnect": (s.reconnect_interval, self._task_reconnect)}
 
     def _task_heartbeat(self) -> None:
         try:
@@ -295,3 +237,70 @@ class Agent:
                 self.metrics.write_textfile(self.settings.metrics_textfile)
             except OSError as error:
                 log.warning("metrics file %s not written: %s", self.settings.metrics_textfile, error)
+
+
+class Agent(PeriodicTasks):
+    """Keeps one host's records true after its recovery: listen, start, then serve events and due
+    tasks in turn on one thread until stopped."""
+
+    def listen(self) -> None:
+        """Register for the hypervisor's lifecycle events: before the recovery starts, as Nova does."""
+        self.hv.watch_lifecycle(self.heard, self.heard_close)
+        self.metrics.libvirt_connected.set(1)
+
+    def stop(self) -> None:
+        """Finish the work in hand, then leave the loop (signal-safe)."""
+        self._stopping.set()
+        self._inbox.put(_WAKE)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def start(self, run_started: float, guests_to_run: set[str]) -> None:
+        """Schedule the periodic tasks, counting from now (the run has just beaten once)."""
+        now = self.clock()
+        self._due = {task: now + interval for task, (interval, _) in self._periodic().items() if task != "reconnect"}
+        self._run_started, self._to_run = run_started, set(guests_to_run)
+        self._check_guests_running()
+        self._write_metrics()
+
+    def serve(self) -> None:
+        while not self.stopping:
+            self.tick()
+            if self.stopping:
+                break
+            with contextlib.suppress(queue.Empty):
+                self._take(self._inbox.get(timeout=self._seconds_to_next()))
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # the work in hand finishes before the agent exits
+        self._write_metrics()
+
+    def tick(self) -> None:
+        """Everything heard so far and everything due by the clock now."""
+        self.on_tick()
+        while not self.stopping:
+            try:
+                self._take(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        now = self.clock()
+        for uuid in sorted(uuid for uuid, (due, _) in self._delayed.items() if due <= now):
+            delayed = self._delayed.pop(uuid, None)  # a lost connection clears them meanwhile
+            if delayed is not None and not self.stopping:
+                self._sync_event(uuid, delayed[1])
+        for task, due in sorted(self._due.items(), key=lambda item: item[1]):
+            if due <= now and not self.stopping:
+                interval, run = self._periodic()[task]
+                self._due[task] = now + interval
+                run()
+
+    def _seconds_to_next(self) -> float:
+        dues = [*self._due.values(), *(due for due, _ in self._delayed.values())]
+        return min(max(0.0, min(dues, default=1.0) - self.clock()), 1.0)
+
+    def _take(self, item: object) -> None:
+        if isinstance(item, _Event):
+            self._event(item.uuid, item.event)
+        elif isinstance(item, _Lost):
+            self._lost(item.why)

@@ -11,6 +11,7 @@ from recovery.adapters.hypervisor import Hypervisor, HypervisorError, Hypervisor
 from recovery.core.outcomes import Outcome
 from recovery.core.power_decision import SyncDecision, SyncFacts, decide_sync
 from recovery.db import Database, InstanceRow
+from recovery.run.gather import gather
 from states.enums import PowerState, TaskState, VmState
 from states.power_sync import SyncAction
 
@@ -61,9 +62,10 @@ def sync_one(db: Database, hv: Hypervisor, host: str, row: InstanceRow, power: P
 def sync_all(db: Database, hv: Hypervisor, host: str, stop_timeout: float) -> Iterable[SyncResult]:
     """Nova's periodic _sync_power_states: every live instance of the host against its guest's state
     now (no guest: NOSTATE), from one bulk read of each side."""
-    powers = {d.uuid.lower(): d.power_state for d in hv.domains()}
-    for row in db.load_host(host).instances:
-        yield sync_one(db, hv, host, row, powers.get(row.key, PowerState.NOSTATE), stop_timeout)
+    gathered = gather(db, hv, host)
+    for uuid, row in gathered.instances.items():
+        domain = gathered.domains.get(uuid)
+        yield sync_one(db, hv, host, row, domain.power_state if domain else PowerState.NOSTATE, stop_timeout)
 
 
 def _swap(db: Database, row: InstanceRow, expect: tuple[str | None, str | None, datetime | None],

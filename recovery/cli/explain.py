@@ -31,14 +31,11 @@ from recovery.core.documents import explanation_json, explanation_text, format_a
 from recovery.core.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of, record_uuid
 from recovery.core.machine import shared_machine
 from recovery.core.metadata import PolicyValueError, format_duration, start_order
-from recovery.core.servicegroup import host_down_seconds
 from recovery.db import Database, schema
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
-from recovery.db.services import list_services
-from recovery.db.store import utcnow
 from recovery.present.formats import Output, emit, selected_columns
-from recovery.run.boot import live_record
+from recovery.run.gather import gather
 from states.enums import PowerState, ResumePolicy
 
 log = logging.getLogger(__name__)
@@ -233,13 +230,12 @@ def _live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Optio
 def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict | None) -> dict | None:
     host, options, source = _live_settings(live, last_run)
     log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
-    services = list_services(db, host, "nova-compute")
-    down = host_down_seconds(services[0] if services else None, utcnow())
-    found = live_record(db, Hypervisor.open(live.libvirt_uri, read_only=True), uuid, host, down,
-                        schema.is_nova_cell(db))
-    if found is None:
+    gathered = gather(db, Hypervisor.open(live.libvirt_uri, read_only=True), host, only=[uuid],
+                      nova_cell=schema.is_nova_cell(db))
+    row = gathered.row(uuid.lower())
+    if row is None:
         return None
-    record, _row = found
+    record = gathered.record(row)
     try:
         facts = facts_from_record(record, host, options)
     except FactsError as error:

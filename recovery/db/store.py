@@ -79,8 +79,9 @@ class StatementCounter:
     count: int = 0
 
 
-class Database:
-    """A connected database; each operation is one connection and one transaction."""
+class ConnectedDatabase:
+    """A connected database: its connections and transactions, each failure as one line naming the
+    masked URL, and the timestamps a write stamps."""
 
     def __init__(self, engine: Engine, url: URL, read_only: bool = False) -> None:
         self.engine = engine
@@ -163,7 +164,9 @@ class Database:
             now = previous + self._stamp_step
         return now
 
-    # Reads
+
+class HostReads(ConnectedDatabase):
+    """Bulk reads of a host's records: a fixed number of statements however many instances it has."""
 
     def load_host(self, host: str) -> HostSnapshot:
         """This host's live instances with their system and user metadata, pending evacuations away
@@ -212,7 +215,10 @@ class Database:
             found = conn.execute(select(Service.id).where(_compute_service(host)).limit(1))
             return found.first() is not None
 
-    # Writes
+
+class RecoveryWrites(ConnectedDatabase):
+    """The writes a recovery makes to instances and migrations: an instance's record only by
+    compare-and-swap on the state it was decided from."""
 
     def compare_and_swap(
         self,
@@ -267,6 +273,10 @@ class Database:
         with self.transaction(f"fail the live migrations of {instance_uuid}") as conn:
             return conn.execute(statement).rowcount
 
+
+class HostRecords(ConnectedDatabase):
+    """The host's own records: its compute node (capacity and usage) and its service's heartbeat."""
+
     def upsert_compute_node(
         self, host: str, hypervisor_hostname: str, vcpus: int, memory_mb: int, local_gb: int, create: bool = True
     ) -> ComputeNodeRow | None:
@@ -312,6 +322,10 @@ class Database:
                 .values(created_at=now, updated_at=now, last_seen_up=now)
             )
             return True
+
+
+class Database(HostReads, RecoveryWrites, HostRecords):
+    """A connected database; each operation is one connection and one transaction."""
 
 
 # --- Helpers -----------------------------------------------------------------------------------

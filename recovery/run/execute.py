@@ -31,7 +31,6 @@ from sqlalchemy import Connection
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.adapters.network import NetworkHook
 from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
-from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
 from recovery.core.errors import RecoveryError
 from recovery.core.facts import record_task_state
@@ -41,6 +40,7 @@ from recovery.core.outcomes import Outcome
 from recovery.db import Database, DatabaseFailure
 from recovery.db.group_commit import GroupCommit
 from recovery.db.journal import update_entry
+from recovery.run.journal_entries import final_entry, progress_entry
 from states.enums import NO_TASK, PowerState
 from states.policy import ACTIONS, Action
 
@@ -380,7 +380,7 @@ def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remainin
         return True
     try:
         _journal(ports, f"journal the progress of {plan.uuid}", plan.journal_id,
-                 {"actions": _actions_json(result, remaining)})
+                 progress_entry(result, remaining))
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         return False
@@ -445,24 +445,6 @@ def _power_after(ports: Ports, plan: Plan) -> str | None:
         return ports.hypervisor.power_state(plan.uuid).label
     except HypervisorError:
         return None
-
-
-def _actions_json(result: InstanceResult, remaining: list[Action]) -> list[dict]:
-    done = [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions]
-    return done + [{**action_json(a), "outcome": Outcome.PENDING, "error": None} for a in remaining]
-
-
-def final_entry(result: InstanceResult) -> dict[str, Any]:
-    """The journal fields an instance's outcome sets."""
-    power = result.power_state
-    return {
-        "actions": _actions_json(result, []),
-        "final_vm_state": result.vm_state,
-        "final_task_state": result.task_state,
-        "final_power_state": int(PowerState[power.upper()]) if power else None,
-        "outcome": result.outcome,
-        "error": result.error,
-    }
 
 
 def _one_line(error: BaseException) -> str:

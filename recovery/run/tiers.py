@@ -26,6 +26,7 @@ from recovery.core.outcomes import Outcome
 from recovery.db import DatabaseError
 from recovery.db.journal import update_entry
 from recovery.run.execute import InstanceResult, Plan, Ports
+from recovery.run.journal_entries import outcome_entry
 
 CHECK_INTERVAL = 0.5
 """Seconds between two checks of a guest that is not ready yet."""
@@ -130,7 +131,7 @@ def _journal_not_ready(ports: Ports, plan: Plan, result: InstanceResult) -> None
         return
     try:
         with ports.journal_database.transaction(f"journal that {plan.uuid} is not ready") as conn:
-            update_entry(conn, plan.journal_id, {"outcome": result.outcome, "error": result.error})
+            update_entry(conn, plan.journal_id, outcome_entry(result))
     except DatabaseError as error:
         ports.halt.stop(str(error), database=True)
 

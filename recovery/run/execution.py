@@ -1,0 +1,130 @@
+"""Executing a host's decisions: the evacuated instances first, then those that start no guest, then
+the guests in tiers (recovery/run/tiers.py), each instance claimed and carried out by
+recovery/run/execute.py on a pool of --concurrency workers. A claim lost to another writer is
+decided once more from fresh facts, and journaled so. A dry run executes nothing: every action is
+reported skipped.
+"""
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from recovery.core.facts import record_task_state
+from recovery.core.machine import Decision, RecoveryMachine
+from recovery.core.outcomes import Outcome
+from recovery.core.settings import RunSettings
+from recovery.db import journal as journals
+from recovery.run.decisions import DecisionScreen, decide_again
+from recovery.run.execute import (
+    ActionResult,
+    InstanceResult,
+    LostRace,
+    Plan,
+    Ports,
+    execute,
+    power_to_record,
+    succeeded,
+)
+from recovery.run.journal_entries import DecisionEntries, final_entry
+from recovery.run.tiers import TierReport, run_tiers, tiers_of
+
+
+class Execution:
+    """Carries out one run's plans; `down_seconds` is the run's, kept when an instance is decided again."""
+
+    def __init__(self, machine: RecoveryMachine, ports: Ports, settings: RunSettings, entries: DecisionEntries,
+                 down_seconds: float | None, screen: DecisionScreen | None = None,
+                 on_result: Callable[[InstanceResult], None] | None = None):
+        self.machine, self.ports, self.settings, self.entries = machine, ports, settings, entries
+        self.down_seconds = down_seconds
+        self.screen = screen
+        self.on_result = on_result
+        """Called from the worker threads with each executed instance's result (the progress bar)."""
+
+    def run(self, plans: list[Plan]) -> tuple[list[InstanceResult], list[TierReport]]:
+        """Every plan's result (evacuations, then instances that start no guest, then the tiers) and the tiers."""
+        executed = self._execute_all([p for p in plans if p.evacuation_id is not None])
+        executed += self._execute_all([p for p in plans if p.evacuation_id is None and p.order is None])
+        ordered, tiers = self._execute_tiers([p for p in plans if p.evacuation_id is None and p.order])
+        return executed + ordered, tiers
+
+    def _execute_all(self, plans: list[Plan]) -> list[InstanceResult]:
+        if self.settings.dry_run:
+            return [_planned(plan) for plan in plans]
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+            return list(pool.map(self._execute_and_report, plans))
+
+    def _execute_tiers(self, plans: list[Plan]) -> tuple[list[InstanceResult], list[TierReport]]:
+        """The instances that start a guest, tier by tier (recovery/run/tiers.py)."""
+        tiers = tiers_of(plans)
+        if self.settings.dry_run:
+            return [_planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
+            return run_tiers(tiers, pool, self._execute_and_report, self.ports, self.settings.tier_timeout)
+
+    def _execute_and_report(self, plan: Plan) -> InstanceResult:
+        result = self._execute_one(plan)
+        result.order = plan.order
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    def _execute_one(self, plan: Plan) -> InstanceResult:
+        if nothing_to_do(plan.decision):
+            return untouched(plan)
+        try:
+            try:
+                return execute(self.ports, plan)
+            except LostRace:
+                fresh = self._redecide(plan)
+                if fresh is None:
+                    return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT,
+                                          error="the record vanished or went bad between decision and claim")
+                return self._held_back(fresh) or execute(self.ports, fresh)
+        except LostRace as race:
+            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT, error=str(race))
+        except Exception as error:  # one instance's failure never stops the others
+            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.FAILED,
+                                  error=f"{type(error).__name__}: {error}")
+
+    def _redecide(self, plan: Plan) -> Plan | None:
+        """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
+        its journal entry then tells the new decision."""
+        ports = self.ports
+        fresh = decide_again(self.machine, self.settings, ports.database, ports.hypervisor, plan.uuid,
+                             self.down_seconds)
+        if fresh is None:
+            return None
+        fresh.journal_id, fresh.order = plan.journal_id, plan.order
+        if fresh.journal_id is not None:
+            with ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
+                journals.update_entry(conn, fresh.journal_id, self.entries.decision(fresh.decision))
+        return fresh
+
+    def _held_back(self, plan: Plan) -> InstanceResult | None:
+        """A decision made again after a lost claim passes the screen too (`run --plan`: the row changed
+        since the plan); one held back is journaled as such."""
+        held = self.screen.recheck(plan) if self.screen is not None else None
+        if held is not None and plan.journal_id is not None:
+            with self.ports.journal_database.transaction(f"journal why {plan.uuid} was held back") as conn:
+                journals.update_entry(conn, plan.journal_id, final_entry(held))
+        return held
+
+
+def _planned(plan: Plan) -> InstanceResult:
+    decision = plan.decision
+    return InstanceResult(plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
+                          outcome=Outcome.HANDED_OFF if decision.hands_off else Outcome.SKIPPED,
+                          vm_state=decision.facts.vm_state,
+                          task_state=record_task_state(decision.facts.task_state), order=plan.order)
+
+
+def nothing_to_do(decision: Decision) -> bool:
+    facts = decision.facts
+    return not decision.actions and not power_to_record(decision) and (decision.vm_state, decision.task_state) == (
+        facts.vm_state, record_task_state(facts.task_state))
+
+
+def untouched(plan: Plan, power: str | None = None) -> InstanceResult:
+    facts = plan.decision.facts
+    return InstanceResult(plan.uuid, plan.decision, outcome=succeeded(plan.decision, Outcome.OK),
+                          vm_state=facts.vm_state, task_state=record_task_state(facts.task_state), power_state=power)
