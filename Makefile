@@ -92,6 +92,11 @@ demo: setup
 	@$(CLI) db upgrade --db $(DEMO_DB)
 	@$(CLI) scenario load fixtures/power-outage --db $(DEMO_DB)
 	@echo
+	@echo "== compute-recover plan: look before acting (read only): each guest's name, its state now, the state it =="
+	@echo "== would end in, and whether anything would change (the table, without -f, also says what it would do) =="
+	@$(CLI) plan --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot \
+		-f value -c name -c start_state -c would_be -c would_change
+	@echo
 	@echo "== compute-recover run: the power-outage scenario (libvirt test driver + SQLite), guests resumed =="
 	-@$(CLI) run --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot
 	@echo

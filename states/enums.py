@@ -119,3 +119,24 @@ class ResumePolicy(StrEnum):
 
 EVACUATION_PENDING_STATUSES = frozenset({"accepted", "pre-migrating", "done"})
 """Migration statuses under which this host still has to clean up an evacuated copy."""
+
+
+class DeviceReadiness(StrEnum):
+    """Whether the host-side resources a guest's definition names are there (docs/devices.md).
+
+    Worst first is missing, then repairable; a guest that is not about to be started is `ready`."""
+
+    READY = "ready"
+    REPAIRABLE = "repairable"
+    """Every resource is there, but an inactive storage pool, network or mediated device must be started first."""
+    MISSING = "missing"
+    """A resource is not there: the guest is not started (blocked) until it returns."""
+
+
+class OnDegraded(StrEnum):
+    """What is done with a started guest that lacks a device its definition asks for (--on-degraded)."""
+
+    KEEP = "keep"
+    """Left running, reported degraded."""
+    STOP = "stop"
+    """Stopped again, reported degraded."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from states.enums import (
     EVACUATION_PENDING_STATUSES,
+    DeviceReadiness,
     ResumePolicy,
     RunningDeletedInstanceAction,
     TaskState,
@@ -141,9 +142,14 @@ ACTIONS: dict[str, ActionOutcome] = {
     "complete_migration": ActionOutcome(on_success=(("evacuation_status", "completed"),)),
     "reap_domain": ActionOutcome(on_success=_DOMAIN_GONE, destroys_domain=True),
     "shutdown_domain": ActionOutcome(on_success=(("power_state", "shutdown"),)),
+    "repair_devices": ActionOutcome(on_success=(("devices", DeviceReadiness.READY.value),), stops_on_failure=True),
     "destroy_domain": ActionOutcome(on_success=_DOMAIN_GONE, stops_on_failure=True, destroys_domain=True),
 }
 """The action vocabulary and what each action does when it runs."""
+
+STARTS_GUEST = frozenset({act("reboot", type="hard"), act("start"), act("revert_resize", power_on=True),
+                          act("resume_guest")})
+"""The actions that start a guest from its definition: before them its devices are proved (docs/devices.md)."""
 
 
 _PENDING = tuple(sorted(EVACUATION_PENDING_STATUSES))
@@ -195,6 +201,25 @@ _TOO_LONG = ("the host was down longer than allowed (its recover:resume=if-down-
 
 def _resume(policy: ResumePolicy) -> Condition:
     return is_in("resume_policy", policy.value)
+
+
+DEVICES_MISSING = is_in("devices", DeviceReadiness.MISSING.value)
+DEVICES_REPAIRABLE = is_in("devices", DeviceReadiness.REPAIRABLE.value)
+
+
+def starting(*when: Condition, reason: str, writes: dict | None = None,
+             actions: tuple[Action, ...]) -> tuple[Case, Case, Case]:
+    """A case that starts the guest, after its two device-proof twins (docs/devices.md): a host resource
+    missing blocks the start and leaves the record as it is, so that a later run starts it once the
+    resource is back; inactive ones are repaired first. With every resource ready the case is as it was."""
+    return (
+        case(*when, DEVICES_MISSING,
+             reason=f"{reason}; but a host resource its definition needs is missing, so it is blocked: not "
+             "started, and its record left as it is until the resource returns"),
+        case(*when, DEVICES_REPAIRABLE, reason=f"{reason}, once the inactive storage pools, networks or mediated "
+             "devices it needs are started", writes=writes, actions=(act("repair_devices"), *actions)),
+        case(*when, reason=reason, writes=writes, actions=actions),
+    )
 
 POLICY: tuple[Rule, ...] = (
     Rule(
@@ -412,24 +437,24 @@ POLICY: tuple[Rule, ...] = (
                 reason="a soft reboot was pending and the guest runs, so the soft reboot is retried",
                 actions=(act("reboot", type="soft"),),
             ),
-            case(
+            *starting(
                 _task(TaskState.REBOOT_PENDING), is_in("vm_state", VmState.ACTIVE.value), NOT_RUNNING,
                 reason="a soft reboot was pending but the guest is not running, so it becomes a hard reboot",
                 writes={"task_state": TaskState.REBOOT_PENDING_HARD.value},
                 actions=(act("reboot", type="hard"),),
             ),
-            case(
+            *starting(
                 _task(TaskState.REBOOT_PENDING_HARD), is_in("vm_state", *_values(*_HARD_REBOOT_VM_STATES)),
                 reason="a hard reboot was pending, so it is retried",
                 actions=(act("reboot", type="hard"),),
             ),
-            case(
+            *starting(
                 _task(TaskState.REBOOTING, TaskState.REBOOT_STARTED), NOT_RUNNING,
                 reason="a soft reboot stopped the guest and never started it again, so it becomes a hard reboot",
                 writes={"task_state": TaskState.REBOOT_PENDING_HARD.value},
                 actions=(act("reboot", type="hard"),),
             ),
-            case(
+            *starting(
                 _task(TaskState.REBOOTING_HARD, TaskState.REBOOT_STARTED_HARD), NOT_RUNNING,
                 reason="a hard reboot stopped the guest and never started it again, so it is retried",
                 actions=(act("reboot", type="hard"),),
@@ -479,7 +504,7 @@ POLICY: tuple[Rule, ...] = (
         "_init_instance: task_state powering-on -> start_instance",
         "a power-on was interrupted",
         (
-            case(
+            *starting(
                 _task(TaskState.POWERING_ON),
                 reason="a power-on was interrupted, so the start is retried",
                 actions=(act("start"),),
@@ -505,7 +530,7 @@ POLICY: tuple[Rule, ...] = (
                 writes={"task_state": None},
                 actions=(act("revert_resize", power_on=False),),
             ),
-            case(
+            *starting(
                 _task(TaskState.RESIZE_MIGRATING),
                 reason="a resize crashed while migrating, so it is reverted and powered on, and its task cleared",
                 writes={"task_state": None},
@@ -555,7 +580,7 @@ POLICY: tuple[Rule, ...] = (
                 reason=f"its metadata says recover:resume=always, but {_TOO_LONG}",
                 records_power=True,
             ),
-            case(
+            *starting(
                 _resume(ResumePolicy.ALWAYS), NOT_RUNNING,
                 reason="it is not running and its metadata says recover:resume=always, so the guest is resumed",
                 actions=(act("resume_guest"),),
@@ -565,7 +590,7 @@ POLICY: tuple[Rule, ...] = (
                 reason=f"it was running before the host went down, but {_TOO_LONG}",
                 records_power=True,
             ),
-            case(
+            *starting(
                 _resume(ResumePolicy.IF_DOWN_LESS_THAN), WAS_RUNNING, NOT_RUNNING,
                 reason="it was running before the host went down, which was down for less than its "
                 "recover:resume=if-down-less-than duration, so the guest is resumed",
@@ -578,7 +603,7 @@ POLICY: tuple[Rule, ...] = (
                 f"but {_TOO_LONG}",
                 records_power=True,
             ),
-            case(
+            *starting(
                 _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NOT_RUNNING,
                 is_in("resume_guests_state_on_host_boot", True),
                 reason="it was running before the host went down and resume_guests_state_on_host_boot is on, "

@@ -24,7 +24,9 @@ from typing import Self
 import libvirt
 import libvirt_qemu
 
+from recovery.adapters import inventory
 from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
+from recovery.core.devices import Inventory, Resource
 from recovery.core.errors import RecoveryError
 from recovery.core.settings import DEFAULT_INSTANCES_PATH
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState
@@ -461,6 +463,36 @@ class HypervisorReads(HypervisorConnection):
     def _pool_path(pool: libvirt.virStoragePool) -> Path | None:
         path = ElementTree.fromstring(pool.XMLDesc(0)).findtext("./target/path")
         return Path(path).resolve() if path else None
+
+    def domain_xmls(self, uuids: Iterable[str], inactive: bool = False) -> dict[str, str]:
+        """The XML of each of these domains that exists, by uuid, from one listing (no look-up per domain):
+        `inactive`, the persistent definition a start boots from (what the device proof reads); else the
+        running domain's, its devices as started."""
+        wanted = set(uuids)
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        found = {}
+        with self._reading("read the domains' XML"):
+            for dom in self._conn.listAllDomains():
+                uuid = dom.UUIDString().lower()
+                if uuid in wanted:
+                    try:
+                        found[uuid] = dom.XMLDesc(flags)
+                    except libvirt.libvirtError as error:
+                        if error.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:  # gone since the listing
+                            raise
+        return found
+
+    def inventory(self, paths: Iterable[str]) -> Inventory:
+        """The host's storage, networks, interfaces, secrets and devices in one pass (recovery.adapters.inventory)."""
+        with self._reading("gather the host inventory (pools, networks, secrets, node devices)"):
+            return inventory.gather(self._conn, paths)
+
+    def repair(self, resource: Resource) -> None:
+        """Start an inactive storage pool, network or mediated device; RepairFailed says why not."""
+        if self.read_only:
+            raise HypervisorError(f"refusing to start {resource.kind} {resource.name}: the connection to {self.uri} "
+                                  "is read-only")
+        inventory.repair(self._conn, resource)
 
     def hostname(self) -> str:
         """The hypervisor hostname, which the compute node record is keyed on."""

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from recovery.cli.exits import CommandError
-from recovery.cli.options import database_option, db_timeout_option, journal_db_option
-from recovery.db import migrate, open_database, parse, schema
+from recovery.cli.open import open_db
+from recovery.cli.options import config_option, database_option, db_timeout_option, journal_db_option
+from recovery.db import migrate, parse, schema
 from recovery.db.scenarios import read_db_json, seed
 from recovery.db.urls import sqlite_path
 
@@ -22,6 +23,7 @@ def db_group() -> None:
 @database_option
 @journal_db_option
 @db_timeout_option
+@config_option
 def db_upgrade(db_url: str | None, journal_db_url: str | None, db_timeout: float) -> None:
     """Create compute-recover's tables in --db, or bring them up to this version (the only command
     that changes a schema). With --journal-db: only the journal's tables, in that database (--db,
@@ -41,6 +43,7 @@ def scenario_group() -> None:
               "transaction, instead of refusing a database that holds records.")
 @database_option
 @db_timeout_option
+@config_option
 def scenario_load(directory: str, replace: bool, db_url: str | None, db_timeout: float) -> None:
     """Load DIRECTORY/db.json into --db (made by `db upgrade`); refuses a database that holds records."""
     load_scenario(directory, db_url, replace, db_timeout)
@@ -52,7 +55,8 @@ def upgrade_tables(db_url: str | None, timeout: float, journal_db_url: str | Non
     database, only the journal's tables, there (its directory is made if missing, 0700)."""
     if journal_db_url is not None:
         _make_state_dir(journal_db_url)
-    db = open_database(journal_db_url or db_url, timeout=timeout, create=True)
+    db = (open_db(journal_db_url, timeout=timeout, option="--journal-db", create=True) if journal_db_url is not None
+          else open_db(db_url, timeout=timeout, create=True))
     branches = schema.JOURNAL_BRANCHES if journal_db_url is not None else schema.BRANCHES
     try:
         if journal_db_url is None and schema.is_nova_cell(db):
@@ -73,7 +77,7 @@ def load_scenario(directory: str, db_url: str | None, replace: bool, timeout: fl
     """Load a scenario's db.json into a database made by `db upgrade`."""
     source = Path(directory) / "db.json"
     data = read_db_json(source)
-    db = open_database(db_url, timeout=timeout)
+    db = open_db(db_url, timeout=timeout)
     try:
         schema.require(db, ("cell",))
         seed(db, data, str(source), replace=replace, warn=lambda text: click.echo(f"warning: {text}", err=True))

@@ -16,7 +16,7 @@ from recovery.agent.loop import Agent, guests_started
 from recovery.agent.metrics import Metrics
 from recovery.cli import logs
 from recovery.cli.exits import CommandError
-from recovery.cli.host import print_result, recover
+from recovery.cli.host import journaled_report, print_report_document, recover
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.option_checks import FiniteFloatRange
@@ -116,7 +116,7 @@ def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: 
         metrics.record_run(result)
         if result.halted is None:
             metrics.beat()  # the run's closing heartbeat
-        print_result(result)
+        print_report_document(journaled_report(result, journal or db))
         keeper.start(started, guests_started(result))
         keeper.on_tick = systemd.ping
         systemd.notify(f"READY=1\nSTATUS=host {host} recovered (exit code {result.exit_code}); keeping its records")

@@ -15,7 +15,8 @@ import click
 from click_man.core import write_man_pages as click_man_pages
 
 from recovery.cli import cli
-from recovery.cli.exits import MEANINGS
+from recovery.cli.config import CONFIG_ENV, DEFAULT_CONFIG_PATH
+from recovery.cli.exits import COMMAND_EXIT_CODES, MEANINGS
 from recovery.cli.main import CommandGroup
 from recovery.core.machine import show_value
 from states.policy import ACTIONS, POLICY, Action, ActionOutcome, Case, Condition, Rule
@@ -128,7 +129,14 @@ def _command_section(ctx: click.Context) -> list[str]:
         lines.append("")
     if envvars:
         lines += ["Environment: " + ", ".join(sorted(envvars)) + ".", ""]
+    codes = COMMAND_EXIT_CODES.get(_relative_path(ctx))
+    if codes:
+        lines += ["Exit status: " + "; ".join(f"`{code}` {meaning}" for code, meaning in codes.items()) + ".", ""]
     return lines
+
+
+def _relative_path(ctx: click.Context) -> str:
+    return " ".join(ctx.command_path.split()[1:])
 
 
 def commands_markdown(group: CommandGroup) -> str:
@@ -142,7 +150,12 @@ def commands_markdown(group: CommandGroup) -> str:
         *_command_section(root),
     ]
     for name, command in group.all_commands(root).items():
-        lines += _command_section(click.Context(command, info_name=name, parent=root))
+        ctx = click.Context(command, info_name=name, parent=root)
+        lines += _command_section(ctx)
+        if isinstance(command, click.Group):  # db upgrade, scenario load, services set
+            for sub_name in command.list_commands(ctx):
+                lines += _command_section(click.Context(command.get_command(ctx, sub_name), info_name=sub_name,
+                                                        parent=ctx))
     lines += ["## Exit codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {_cell(meaning)} |" for code, meaning in sorted(MEANINGS.items())]
     return "\n".join(lines) + "\n"
@@ -154,10 +167,57 @@ def generated_pages() -> dict[str, str]:
 
 
 def write_man_pages(target: Path) -> None:
+    """click-man's pages, each with its whole summary in NAME and the sections click-man leaves out:
+    EXIT STATUS, ENVIRONMENT and FILES."""
     target.mkdir(parents=True, exist_ok=True)
     version = importlib.metadata.version("compute-recover")
-    cli.all_commands(click.Context(cli, info_name="compute-recover"))  # click-man reads the loaded commands
+    root = click.Context(cli, info_name="compute-recover")
+    cli.all_commands(root)  # click-man reads the loaded commands
     click_man_pages("compute-recover", cli, version=version, target_dir=str(target))
+    for ctx in _man_contexts(root):
+        page = target / f"{'-'.join(ctx.command_path.split())}.1"
+        if page.exists():
+            page.write_text(_completed_page(page.read_text(), ctx))
+
+
+def _man_contexts(ctx: click.Context):
+    yield ctx
+    command = ctx.command
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            yield from _man_contexts(click.Context(command.get_command(ctx, name), info_name=name, parent=ctx))
+
+
+def _roff(text: str) -> str:
+    return text.replace("\\", "\\e").replace("-", "\\-")
+
+
+def _completed_page(page: str, ctx: click.Context) -> str:
+    lines = page.splitlines()
+    summary = inspect.cleandoc(ctx.command.help or "").split("\n\n")[0].replace("\n", " ")
+    name_at = lines.index(".SH NAME") + 1
+    lines[name_at] = f"{_roff('-'.join(ctx.command_path.split()))} \\- {_roff(summary)}"
+    path = _relative_path(ctx)
+    codes = COMMAND_EXIT_CODES.get(path, {}) if path else MEANINGS
+    if codes:
+        lines.append('.SH "EXIT STATUS"')
+        for code, meaning in codes.items():
+            lines += [".TP", f"\\fB{code}\\fP", _roff(meaning)]
+    envvars = sorted({p.envvar for p in ctx.command.params if isinstance(p, click.Option) and
+                      isinstance(p.envvar, str)})
+    if envvars:
+        lines.append(".SH ENVIRONMENT")
+        for envvar in envvars:
+            option = next(p for p in ctx.command.params if p.envvar == envvar)
+            lines += [".TP", f"\\fB{_roff(envvar)}\\fP", f"As {_roff(max(option.opts, key=len))}."]
+    if not path or any(p.name == "config" for p in ctx.command.params):
+        lines += [".SH FILES", ".TP", f"\\fI{_roff(str(DEFAULT_CONFIG_PATH))}\\fP",
+                  _roff(f"The configuration of every command, read when it exists (--config or {CONFIG_ENV} name "
+                        "another): shared keys at the top, a [COMMAND] table for one command's."),
+                  ".TP", "\\fI/etc/default/compute\\-recover\\fP",
+                  "COMPUTE_RECOVER_* variables the systemd unit reads."]
+    lines += [".SH SEE ALSO", "docs/commands.md, docs/operating.md, docs/host.md in the source distribution."]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

@@ -9,8 +9,16 @@ from typing import NoReturn
 
 import click
 
+from recovery.cli.config import value_source
 from recovery.core.errors import RecoveryError
-from recovery.core.exit_codes import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from recovery.core.exit_codes import (
+    EXIT_CHANGES_PENDING,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+)
 from recovery.present.formats import error_document
 
 MEANINGS: dict[int, str] = {
@@ -25,8 +33,45 @@ MEANINGS: dict[int, str] = {
     EXIT_REFUSED: "Refused before changing anything: libvirt unreachable or too old, or an identity check failed.",
     EXIT_LOCKED: "Another recovery of the same host held the host lock for the whole --lock-timeout; nothing "
                  "was changed.",
+    EXIT_CHANGES_PENDING: "Only with --detailed-exitcode (`plan`, `run --dry-run`): the plan would change something "
+                          "(0 then means there is nothing to do), as `terraform plan -detailed-exitcode` says it.",
 }
 """What each exit code means; docs/commands.md is generated from it."""
+
+_USAGE = "usage or configuration error (nothing was done)"
+_REFUSED = "refused before changing anything (libvirt unreachable or too old, an identity check failed)"
+COMMAND_EXIT_CODES: dict[str, dict[int, str]] = {
+    "decide": {EXIT_OK: "every line decided", EXIT_FAILED: "some line could not be decided", EXIT_USAGE: _USAGE},
+    "explain": {EXIT_OK: "explained", EXIT_USAGE: _USAGE + ", or an unknown instance", EXIT_REFUSED: _REFUSED},
+    "run": {EXIT_OK: "every instance recovered (a dry run: every instance decided)",
+            EXIT_FAILED: "some instance failed, lost a race, was not ready in time or was held back by --plan, "
+                         "or the run stopped (database or libvirt gone)",
+            EXIT_USAGE: _USAGE, EXIT_REFUSED: _REFUSED, EXIT_LOCKED: "another recovery held the host lock",
+            EXIT_CHANGES_PENDING: "--dry-run --detailed-exitcode: the plan would change something"},
+    "plan": {EXIT_OK: "planned (with --detailed-exitcode: nothing to do)",
+             EXIT_FAILED: "some instance could not be decided (a bad record)", EXIT_USAGE: _USAGE,
+             EXIT_REFUSED: _REFUSED, EXIT_CHANGES_PENDING: "--detailed-exitcode: the plan would change something"},
+    "runs": {EXIT_OK: "listed or printed", EXIT_USAGE: _USAGE + ", or no such run"},
+    "agent": {EXIT_OK: "stopped by SIGTERM or SIGINT after finishing the work in hand", EXIT_USAGE: _USAGE,
+              EXIT_REFUSED: _REFUSED, EXIT_LOCKED: "another recovery held the host lock"},
+    "services": {EXIT_OK: "listed", EXIT_USAGE: _USAGE},
+    "services set": {EXIT_OK: "changed", EXIT_USAGE: _USAGE + ", or no such service"},
+    "db upgrade": {EXIT_OK: "the tables are up to date", EXIT_USAGE: _USAGE},
+    "scenario load": {EXIT_OK: "loaded", EXIT_USAGE: _USAGE + ", or a bad scenario"},
+    "graph": {EXIT_OK: "drawn", EXIT_USAGE: _USAGE},
+    "verify": {EXIT_OK: "every invariant holds", EXIT_FAILED: "an invariant fails (a counterexample is printed)",
+               EXIT_USAGE: _USAGE},
+    "diff": {EXIT_OK: "compared", EXIT_USAGE: _USAGE},
+}
+"""Each command's exit codes in a few words: its --help, docs/commands.md and its man page say them."""
+
+
+def exit_status_text(command_path: str) -> str | None:
+    """The exit codes of a command (`run`, `services set`) as its --help ends with them."""
+    codes = COMMAND_EXIT_CODES.get(command_path)
+    if codes is None:
+        return None
+    return "\n".join(["Exit status:", *(f"  {code}  {meaning}" for code, meaning in codes.items())])
 
 
 class CommandError(RecoveryError):
@@ -81,6 +126,30 @@ def fail_with(error: RecoveryError) -> NoReturn:
     if document is not None:
         click.echo(document)
     sys.exit(code)
+
+
+class UsageProblem(click.UsageError):
+    """A usage error click finds (a bad flag, a value of the wrong type) told as the tool tells its own:
+    one line, blaming a bad value on where it came from (flag, environment variable, config file and
+    key), with a hint where help is."""
+
+    def __init__(self, error: click.UsageError):
+        super().__init__(_blamed_message(error), error.ctx)
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        path = " ".join(["compute-recover", *self.ctx.command_path.split()[1:]]) if self.ctx else "compute-recover"
+        hint = f" (see `{path} --help`)"
+        click.echo(f"compute-recover: {self.format_message()}{hint}", file=file, err=file is None)
+
+
+def _blamed_message(error: click.UsageError) -> str:
+    if isinstance(error, click.BadParameter) and error.param is not None and error.ctx is not None:
+        source = value_source(error.ctx, error.param.name)
+        if source is not None and source != "command line":
+            hint = error.param_hint if error.param_hint is not None else error.param.get_error_hint(error.ctx)
+            return f"Invalid value for {hint} (from {source}): {error.message}"
+    return error.format_message()
 
 
 def usage_error_document(error: click.ClickException) -> None:

@@ -12,14 +12,15 @@ from recovery.adapters.hypervisor import Hypervisor, HypervisorError, PreflightR
 from recovery.adapters.network import NetworkHook
 from recovery.cli.exits import CommandError, exit_code
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
-from recovery.cli.options import RecoveryOptions
+from recovery.cli.options import RecoveryOptions, ReportFilter
+from recovery.core.exit_codes import EXIT_CHANGES_PENDING, EXIT_OK
 from recovery.core.machine import shared_machine
 from recovery.core.settings import RunSettings
 from recovery.db import Database, DatabaseError
 from recovery.db import journal as journals
 from recovery.db.lock import LockTimeout
 from recovery.present.formats import Output, emit, selected_columns, stdout_console
-from recovery.present.report import RUN_COLUMNS, run_json, run_rows
+from recovery.present.report import ALL_RUN_COLUMNS, RUN_COLUMNS, filtered, run_json, run_rows
 from recovery.run.boot import DecisionScreen, HostBoot, Refused, RunResult
 from recovery.run.execute import InstanceResult
 
@@ -30,9 +31,12 @@ log = logging.getLogger(__name__)
 TABLE = Output()
 
 
-def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "PlanHook | None" = None) -> None:
-    """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file."""
-    columns = selected_columns(RUN_COLUMNS, output.columns)  # a bad -c is refused before anything is done
+def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "PlanHook | None" = None,
+             shown: ReportFilter | None = None) -> None:
+    """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file.
+    With `shown.detailed_exitcode`, a dry run that would change something exits EXIT_CHANGES_PENDING."""
+    columns = run_columns(output)  # a bad -c is refused before anything is done
+    shown = shown or ReportFilter()
     recovery = resolve_target(recovery)
     db = open_db(recovery.db_url, read_only=dry_run, timeout=recovery.db_timeout)
     journal = None
@@ -52,14 +56,21 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "Pl
                 result = recover(hypervisor, db, settings, network, progress.finished, journal, plan)
         else:
             result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
+        doc = journaled_report(result, journal or db)
     finally:
         db.close()
         if journal is not None:
             journal.close()
     if plan is not None:
         plan.finish(result)
-    print_result(result, output, columns)
-    sys.exit(result.exit_code)
+    print_report_document(filtered(doc, shown.outcomes), output, columns)
+    pending = dry_run and shown.detailed_exitcode and result.exit_code == EXIT_OK and doc["would_change"]
+    sys.exit(EXIT_CHANGES_PENDING if pending else result.exit_code)
+
+
+def run_columns(output: Output) -> list[str]:
+    """The -c columns of a run's rows (the default ones without -c)."""
+    return selected_columns(ALL_RUN_COLUMNS, output.columns) if output.columns else list(RUN_COLUMNS)
 
 
 def _quiet() -> bool:
@@ -81,9 +92,21 @@ def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network
     return result
 
 
-def print_result(result: RunResult, output: Output = TABLE, columns: list[str] | None = None) -> None:
-    """The run in the chosen format: the table, the whole document (json, yaml), or rows of -c columns."""
+def journaled_report(result: RunResult, journal: Database) -> dict:
+    """The run's report document, also kept in the journal of a real run (`runs ID` prints it again);
+    a journal that cannot take it costs the reprint only, never the run's report."""
     doc = run_json(result)
+    if result.run_id is not None:
+        try:
+            journals.save_report(journal, result.run_id, doc)
+        except DatabaseError as error:
+            log.warning("run %s: its report was not journaled (`runs %s` cannot print it): %s", result.run_id,
+                        result.run_id, error)
+    return doc
+
+
+def print_report_document(doc: dict, output: Output = TABLE, columns: list[str] | None = None) -> None:
+    """A run's report document (made now, or journaled) in the chosen format."""
     emit(output, doc, lambda: run_rows(doc), columns or list(RUN_COLUMNS), lambda: _print_table(doc))
 
 

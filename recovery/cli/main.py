@@ -11,7 +11,7 @@ import importlib
 import click
 
 from recovery.cli import logs
-from recovery.cli.exits import fail_with, usage_error_document
+from recovery.cli.exits import UsageProblem, exit_status_text, fail_with, usage_error_document
 from recovery.cli.options import ENV_PREFIX
 from recovery.core.errors import RecoveryError
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "explain": "recovery.cli.explain:explain",
     "run": "recovery.cli.run:run",
     "plan": "recovery.cli.plan:plan",
+    "runs": "recovery.cli.runs:runs",
     "agent": "recovery.cli.agent:agent",
     "services": "recovery.cli.services:services",
     "db": "recovery.cli.admin:db_group",
@@ -34,12 +35,15 @@ COMMANDS = {
 class CommandGroup(click.Group):
     """Click's group, loading a command's module when the command is used; a usage error after -f json
     or yaml is also one error object on stdout, and an expected error (`RecoveryError`) that reaches it
-    is one line and its exit code (`recovery.cli.exits`)."""
+    is one line and its exit code (`recovery.cli.exits`); click's usage errors are one line too."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
             module, _, name = COMMANDS[cmd_name].partition(":")
-            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+            command = getattr(importlib.import_module(module), name)
+            _config_first(command)
+            _exit_status_epilog(command, cmd_name)
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -49,9 +53,19 @@ class CommandGroup(click.Group):
         """Every command, loaded, in the order of COMMANDS (for the generated reference pages)."""
         return {name: self.get_command(ctx, name) for name in COMMANDS}
 
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:  # a bad global option, an unknown command
+            raise UsageProblem(error) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            problem = error if isinstance(error, UsageProblem) else UsageProblem(error)
+            usage_error_document(problem)
+            raise problem from None
         except click.ClickException as error:
             usage_error_document(error)
             raise
@@ -59,10 +73,28 @@ class CommandGroup(click.Group):
             fail_with(error)
 
 
+def _config_first(command: click.Command) -> None:
+    """--config is processed before every other option, however it is given (flag, environment or the
+    default path): the values it gives, -f among them, must be there when the others are read."""
+    command.params.sort(key=lambda param: param.name != "config")
+    for sub in getattr(command, "commands", {}).values():
+        _config_first(sub)
+
+
+def _exit_status_epilog(command: click.Command, path: str) -> None:
+    """Each command's --help ends with its exit codes (recovery.cli.exits.COMMAND_EXIT_CODES)."""
+    text = exit_status_text(path)
+    if text is not None:
+        command.epilog = "\b\n" + text if command.epilog is None else f"{command.epilog}\n\n{text}"
+    for name, sub in getattr(command, "commands", {}).items():
+        _exit_status_epilog(sub, f"{path} {name}")
+
+
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Reference: docs/commands.md (commands, options, exit codes), docs/policy.md (the rules), "
              "docs/operating.md (logging, output formats, shell completion).")
-@click.version_option(package_name="compute-recover", prog_name="compute-recover")  # looked up only when asked
+@click.version_option(None, "-V", "--version", package_name="compute-recover",
+                      prog_name="compute-recover")  # looked up only when asked
 @click.option("-v", "--verbose", count=True, help="More log: -v what each run does, -vv every action.")
 @click.option("-q", "--quiet", is_flag=True, help="Log errors only, and draw no progress bar.")
 @click.option("--log-to", type=click.Choice(logs.TARGETS), default="stderr", show_default=True,

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
+from recovery.cli.config import value_source
+
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # recovery.adapters.novaconf (oslo.config, SQLAlchemy) is imported only when a file is given
@@ -91,14 +93,10 @@ def apply_nova_conf(ctx: click.Context, kwargs: dict[str, Any], conf: "NovaConf 
 
 def _flag_label(ctx: click.Context, parameter: str, source: ParameterSource | None) -> str | None:
     """Where an explicitly given value came from; None when it is the option's default."""
-    if source == ParameterSource.COMMANDLINE:
-        return "command line"
     if source == ParameterSource.ENVIRONMENT:
         envvar = next((p.envvar for p in ctx.command.params if p.name == parameter), None)
         return f"environment {envvar}"
-    if source == ParameterSource.DEFAULT_MAP:
-        return "--config file"
-    return None
+    return value_source(ctx, parameter)
 
 
 def _option_name(ctx: click.Context, parameter: str) -> str:

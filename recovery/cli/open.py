@@ -1,15 +1,20 @@
 """Opening what a command works on: the database and the journal's, libvirt, the host a scenario
 names; and checking the schema a command needs. A failure is an error naming the option to check."""
 
+import os
 import socket
 from dataclasses import replace
 from pathlib import Path
 
+import click
+
+from recovery.cli.config import DEFAULT_CONFIG_PATH, ENV_PREFIX, value_source
 from recovery.cli.exits import CommandError
 from recovery.cli.options import RecoveryOptions
 from recovery.core.defaults import DEFAULT_DB_TIMEOUT
 from recovery.core.settings import default_journal_path
-from recovery.db import Database, DatabaseError, open_database, schema
+from recovery.db import DB_ENV, Database, DatabaseError, open_database, schema
+from recovery.db.engine import DEFAULT_DB_PATH, FIX
 from recovery.db.scenarios import read_db_json
 
 
@@ -58,15 +63,29 @@ def require_schema(db: Database, dry_run: bool, journal: Database | None = None)
 
 
 def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT,
-            option: str = "--db") -> Database:
+            option: str = "--db", create: bool = False) -> Database:
+    """Open a database named by `option`; an error says what to check: where the URL came from (the
+    flag, its environment variable, the config file and key), or, when none was given, how to name it."""
+    if db_url is None and option == "--db" and not create and DB_ENV not in os.environ \
+            and not os.path.exists(DEFAULT_DB_PATH):
+        raise CommandError(f"no database given: name it with --db, ${DB_ENV} or `db` in the config file "
+                           f"({DEFAULT_CONFIG_PATH}); the trial default, ./{DEFAULT_DB_PATH}, does not exist "
+                           f"(`compute-recover db upgrade --db sqlite:///{DEFAULT_DB_PATH}` makes it)")
     try:
-        return open_database(db_url, read_only=read_only, timeout=timeout)
+        return open_database(db_url, read_only=read_only, timeout=timeout, create=create)
     except DatabaseError as error:
-        if option == "--db":
-            raise
-        # the message names the option to check
-        raise CommandError(str(error).replace("COMPUTE_RECOVER_DB", "COMPUTE_RECOVER_JOURNAL_DB")
-                           .replace("--db", option)) from error
+        ctx = click.get_current_context(silent=True)
+        source = None if ctx is None else value_source(ctx, _PARAMETERS[option])
+        if source is None or source == "command line":
+            if option == "--db":
+                raise
+            fix = f"check {option} / {ENV_PREFIX}{option.lstrip('-').replace('-', '_').upper()}"
+        else:
+            fix = f"check {option}, given by {source}"
+        raise CommandError(str(error).replace(FIX, fix)) from error
+
+
+_PARAMETERS = {"--db": "db_url", "--journal-db": "journal_db_url"}
 
 
 def open_journal(journal_db_url: str | None, records: Database, timeout: float) -> Database | None:

@@ -1,14 +1,14 @@
 """The options several commands share: the database, the journal, libvirt, the output format, the
-decision policy, a recovery's settings, and the --config file that may give any of them."""
+decision policy, a recovery's settings, and the --config file that may give any of them (recovery.cli.config)."""
 
 import functools
 import socket
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from recovery.cli.config import ENV_PREFIX, config_option
 from recovery.cli.option_checks import FiniteFloatRange, command_option_callback
 from recovery.core.defaults import (
     DEFAULT_CONCURRENCY,
@@ -18,8 +18,10 @@ from recovery.core.defaults import (
     DEFAULT_TIER_TIMEOUT,
     MAX_TIER_TIMEOUT,
 )
+from recovery.core.exit_codes import EXIT_CHANGES_PENDING
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
+from recovery.core.outcomes import RUN_OUTCOMES, Outcome
 from recovery.core.settings import (
     DEFAULT_INSTANCES_PATH,
     DEFAULT_STATE_DIR,
@@ -28,48 +30,9 @@ from recovery.core.settings import (
     default_journal_path,
 )
 from recovery.present.formats import FORMATS, chosen_output, remember_format
-from states.enums import ResumePolicy, RunningDeletedInstanceAction
+from states.enums import OnDegraded, ResumePolicy, RunningDeletedInstanceAction
 
-ENV_PREFIX = "COMPUTE_RECOVER_"
 DEFAULT_LIBVIRT_URI = "qemu:///system"
-
-
-def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
-    """A TOML file of option names (underscores) and values; flags and environment win over it."""
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as handle:
-            config = tomllib.load(handle)
-    except OSError as error:
-        raise click.BadParameter(f"cannot read config file {path}: {error.strerror}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise click.BadParameter(f"config file {path} is not valid TOML: {error}") from error
-    keys = config_keys(ctx.command)
-    unknown = sorted(set(config) - keys.keys())
-    if unknown:
-        raise click.BadParameter(f"config file {path} names unknown options: {', '.join(unknown)}; the keys "
-                                 f"of `{ctx.info_name}` are {', '.join(sorted(keys))}")
-    ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: value for key, value in config.items()}}
-    return path
-
-
-def config_keys(command: click.Command) -> dict[str, str]:
-    """Config file key → parameter name: a key is the option's long name with underscores
-    (`db` for --db, `json` for --json), as the flags and environment variables spell it."""
-    keys = {}
-    for param in command.params:
-        if isinstance(param, click.Option) and param.name not in ("config", "help"):
-            long_name = max(param.opts, key=len).lstrip("-")
-            keys[long_name.replace("-", "_")] = param.name
-    return keys
-
-
-def config_option(command):
-    return click.option(
-        "--config", type=click.Path(dir_okay=False), callback=_load_config, is_eager=True, expose_value=False,
-        envvar=ENV_PREFIX + "CONFIG", help="TOML file of option values (flags and environment win).",
-    )(command)
 
 
 def _checked(parse):
@@ -139,8 +102,11 @@ def policy_options(command):
     return wrapper
 
 
-def output_options(command):
-    """-f/--format, --json (short for -f json) and -c/--column, as the openstack CLI has them."""
+def output_options(command=None, *, example: str = "uuid"):
+    """-f/--format, --json (short for -f json) and -c/--column, as the openstack CLI has them; `example`:
+    the column `-c`'s help names (`@output_options(example="host")` for a listing without uuids)."""
+    if command is None:
+        return functools.partial(output_options, example=example)
     options = [
         click.option("-f", "--format", "output_format", type=click.Choice(FORMATS), default="table",
                      show_default=True, is_eager=True, callback=remember_format, envvar=ENV_PREFIX + "FORMAT",
@@ -148,7 +114,7 @@ def output_options(command):
         click.option("--json", "as_json", is_flag=True, is_eager=True, callback=remember_format,
                      envvar=ENV_PREFIX + "JSON", help="Short for -f json."),
         click.option("-c", "--column", "columns", multiple=True,
-                     help="Only this column (repeat for more); -f value -c uuid prints bare uuids."),
+                     help=f"Only this column (repeat for more); -f value -c {example} prints bare {example}s."),
     ]
 
     @functools.wraps(command)
@@ -158,6 +124,47 @@ def output_options(command):
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """Which instances a run's report shows (--outcome, --failed), and whether a dry run's exit code
+    tells a plan with changes from one without (--detailed-exitcode)."""
+
+    outcomes: frozenset[str] = frozenset()
+    detailed_exitcode: bool = False
+
+
+FAILED_OUTCOMES = tuple(o.value for o in RUN_OUTCOMES if o not in (Outcome.OK, Outcome.SKIPPED))
+"""What --failed shows: every outcome that makes a run exit 1."""
+
+
+def report_filter_options(detailed_exitcode: bool):
+    """--outcome and --failed (run, plan, runs); with `detailed_exitcode`, --detailed-exitcode too."""
+
+    def decorate(command):
+        options = [
+            click.option("--outcome", "outcomes", multiple=True, type=click.Choice([o.value for o in RUN_OUTCOMES]),
+                         help="Show only the instances of this outcome (repeat for more); the totals stay the run's."),
+            click.option("--failed", is_flag=True, help="Show only the instances that did not recover: "
+                         f"--outcome for each of {', '.join(FAILED_OUTCOMES)}."),
+        ]
+        if detailed_exitcode:
+            options.append(click.option(
+                "--detailed-exitcode", is_flag=True, envvar=ENV_PREFIX + "DETAILED_EXITCODE",
+                help=f"Exit {EXIT_CHANGES_PENDING} when the plan would change something, 0 when there is nothing to "
+                "do (a dry run; as terraform plan -detailed-exitcode)."))
+
+        @functools.wraps(command)
+        def wrapper(*args, outcomes: tuple[str, ...], failed: bool, detailed_exitcode: bool = False, **kwargs):
+            chosen = frozenset(outcomes) | (frozenset(FAILED_OUTCOMES) if failed else frozenset())
+            return command(*args, shown=ReportFilter(chosen, detailed_exitcode), **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
 
 
 def database_option(command):
@@ -227,6 +234,11 @@ def recovery_options(command):
                      help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
                      "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
                      "(docs/recovery-policy.md)."),
+        click.option("--on-degraded", type=click.Choice([o.value for o in OnDegraded]), default=OnDegraded.KEEP.value,
+                     show_default=True, envvar=ENV_PREFIX + "ON_DEGRADED",
+                     help="What is done with a started guest that lacks a device its definition asks for (a disk, "
+                     "interface, host or mediated device): keep it running or stop it; either way it is reported "
+                     "degraded (docs/devices.md)."),
         db_timeout_option,
         click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),
@@ -269,9 +281,11 @@ class RecoveryOptions:
     plug_vifs_command: str | None = None
     network_apply_command: str | None = None
     instances_path: Path = DEFAULT_INSTANCES_PATH
+    on_degraded: str = OnDegraded.KEEP.value
 
     def settings(self, node: str, dry_run: bool, nova_cell: bool) -> RunSettings:
         """The boot routine's settings once the target is resolved (`node`) and the database known."""
         return RunSettings(host=self.host, node=node, options=self.options, dry_run=dry_run,
                            concurrency=self.concurrency, stop_timeout=self.stop_timeout,
-                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout, nova_cell=nova_cell)
+                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout, nova_cell=nova_cell,
+                           on_degraded=self.on_degraded)

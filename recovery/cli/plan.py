@@ -15,12 +15,14 @@ from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.options import (
     TARGET_OPTIONS,
     RecoveryOptions,
+    ReportFilter,
     config_option,
     database_option,
     db_timeout_option,
     libvirt_option,
     output_options,
     policy_options,
+    report_filter_options,
 )
 from recovery.present.formats import Output
 
@@ -29,6 +31,7 @@ from recovery.present.formats import Output
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the plan to this file (JSON, readable by its owner only) for `run --plan` to apply.")
 @output_options
+@report_filter_options(detailed_exitcode=True)
 @TARGET_OPTIONS[0]
 @TARGET_OPTIONS[1]
 @db_timeout_option
@@ -37,7 +40,7 @@ from recovery.present.formats import Output
 @nova_conf_options()
 @config_option
 @policy_options
-def plan(out: Path | None, output: Output, **recovery) -> None:
+def plan(out: Path | None, output: Output, shown: ReportFilter, **recovery) -> None:
     """What nova-compute's start would do on this host, and why: read only.
 
     Every instance and domain of the host through the same decisions as `run`, reported in the
@@ -52,7 +55,7 @@ def plan(out: Path | None, output: Output, **recovery) -> None:
 
         writer = PlanWriter(out)
     try:
-        run_host(RecoveryOptions(**recovery), True, output, writer)
+        run_host(RecoveryOptions(**recovery), True, output, writer, shown)
     finally:
         if writer is not None:
             writer.discard()

@@ -5,7 +5,7 @@ import sys
 import click
 
 from recovery.cli.exits import CommandError
-from recovery.cli.options import database_option, db_timeout_option
+from recovery.cli.options import config_option, database_option, db_timeout_option
 from recovery.core.documents import action_json, decision_json, to_json
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES
@@ -76,6 +76,7 @@ def verify(policy_module: str | None, revision: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @database_option
 @db_timeout_option
+@config_option
 def diff(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_rev: str | None, b_rev: str | None,
          a_policy_module: str | None, b_policy_module: str | None, host: str | None, as_json: bool,
          db_url: str | None, db_timeout: float) -> None:

@@ -6,7 +6,16 @@ import click
 
 from recovery.cli.host import run_host
 from recovery.cli.nova_options import nova_conf_options
-from recovery.cli.options import ENV_PREFIX, RecoveryOptions, given, journal_db_option, output_options, recovery_options
+from recovery.cli.options import (
+    ENV_PREFIX,
+    RecoveryOptions,
+    ReportFilter,
+    given,
+    journal_db_option,
+    output_options,
+    recovery_options,
+    report_filter_options,
+)
 from recovery.core.facts import Options
 from recovery.present.formats import Output
 
@@ -18,10 +27,11 @@ from recovery.present.formats import Output
               help="Apply this plan file (written by `plan --out`): execute exactly its decisions, holding back each "
               "instance whose facts changed since; the plan's decision options are used (docs/plan.md).")
 @output_options
+@report_filter_options(detailed_exitcode=True)
 @journal_db_option
 @nova_conf_options()
 @recovery_options
-def run(dry_run: bool, plan_path: Path | None, output: Output, **recovery) -> None:
+def run(dry_run: bool, plan_path: Path | None, output: Output, shown: ReportFilter, **recovery) -> None:
     """Recover this host's instances: decide, execute, journal and report.
 
     One recovery per host at a time (a lock in the database); each instance is claimed before
@@ -39,4 +49,7 @@ def run(dry_run: bool, plan_path: Path | None, output: Output, **recovery) -> No
         context = click.get_current_context()
         chosen = frozenset(name for name in Options.__dataclass_fields__ if given(context, name))
         applied = plan_file.load_for_run(plan_path, recovery["options"], chosen)
-    run_host(RecoveryOptions(**recovery), dry_run, output, applied)
+    if shown.detailed_exitcode and not dry_run:
+        raise click.UsageError("--detailed-exitcode goes with --dry-run (or `plan`): a real run's exit code says "
+                               "how it went")
+    run_host(RecoveryOptions(**recovery), dry_run, output, applied, shown)

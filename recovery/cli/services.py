@@ -8,7 +8,7 @@ import click
 from recovery.cli.exits import CommandError
 from recovery.cli.open import open_db
 from recovery.cli.option_checks import FiniteFloatRange
-from recovery.cli.options import ENV_PREFIX, database_option, db_timeout_option, output_options
+from recovery.cli.options import ENV_PREFIX, config_option, database_option, db_timeout_option, output_options
 from recovery.core.defaults import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
 from recovery.core.servicegroup import is_up, service_down_time
 from recovery.db import ServiceRow, schema
@@ -19,7 +19,7 @@ from recovery.present.formats import Output, emit, rows_table, selected_columns,
 
 @click.group(invoke_without_command=True)
 @click.option("--host", help="Only this host's services.")
-@output_options
+@output_options(example="host")
 @click.option("--service-down-time", type=FiniteFloatRange(0), default=DEFAULT_SERVICE_DOWN_TIME, show_default=True,
               envvar=ENV_PREFIX + "SERVICE_DOWN_TIME",
               help="Seconds without a heartbeat after which a service is down (Nova's service_down_time).")
@@ -27,6 +27,7 @@ from recovery.present.formats import Output, emit, rows_table, selected_columns,
               envvar=ENV_PREFIX + "REPORT_INTERVAL",
               help="The services' heartbeat interval: a down time not above it is raised to 2.5 intervals.")
 @database_option
+@config_option
 @click.pass_context
 def services(ctx: click.Context, host: str | None, output: Output, service_down_time: float, report_interval: float,
              db_url: str | None) -> None:
@@ -47,6 +48,7 @@ def services(ctx: click.Context, host: str | None, output: Output, service_down_
               help="Mark the service down at once (as `openstack compute service set --down`), or lift the mark.")
 @database_option
 @db_timeout_option
+@config_option
 def services_set(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,
                  db_url: str | None, db_timeout: float) -> None:
     """Change a service record as `openstack compute service set` does."""
@@ -96,8 +98,19 @@ def list_services(host: str | None, output: Output, db_url: str | None, configur
     down_time = service_down_time(configured_down_time, report_interval)
     now = utcnow()
     docs = [service_json(row, now, down_time) for row in rows]
-    emit(output, docs, lambda: docs, columns,
-         lambda: stdout_console().print(rows_table(docs, columns, headers=SERVICE_COLUMNS)), SERVICE_COLUMNS)
+    emit(output, docs, lambda: docs, columns, lambda: _print_table(docs, columns), SERVICE_COLUMNS)
+
+
+NARROW_COLUMNS = ("id", "binary", "host", "status", "state", "last_seen_up")
+"""What the table keeps below WIDE_MIN_WIDTH columns (unless -c chooses): never a host name split over lines."""
+WIDE_MIN_WIDTH = 160
+
+
+def _print_table(docs: list[dict], columns: list[str]) -> None:
+    console = stdout_console()
+    if console.width < WIDE_MIN_WIDTH and columns == list(SERVICE_COLUMNS):
+        columns = list(NARROW_COLUMNS)
+    console.print(rows_table(docs, columns, headers=SERVICE_COLUMNS, no_wrap=("binary", "host", "last_seen_up")))
 
 
 def set_service(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,

@@ -54,3 +54,18 @@ def after_success(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACT
     for action in decision.actions:
         facts = apply_effects(facts, action_effects(action, succeeded=True, vocabulary=vocabulary))
     return facts
+
+
+
+REASSERTING_ACTIONS = frozenset({"plug_vifs"})
+"""Actions that re-assert what already holds (Nova plugs every instance's VIFs at every start): a
+plan that holds only these changes nothing."""
+
+
+def changes_anything(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACTIONS) -> bool:
+    """Whether carrying the decision out would change anything: a fact it would leave otherwise (the
+    record's states, the guest's power, the domain, the evacuation), or an action that does more than
+    re-assert (a plan's "would change")."""
+    if any(action.name not in REASSERTING_ACTIONS for action in decision.actions):
+        return True
+    return after_success(decision, vocabulary) != decision.facts

@@ -12,3 +12,6 @@ EXIT_REFUSED = 3
 """Refused before changing anything: libvirt unreachable or too old, or an identity check failed."""
 EXIT_LOCKED = 4
 """Another recovery of the same host held the host lock for the whole --lock-timeout; nothing changed."""
+EXIT_CHANGES_PENDING = 5
+"""Only with `--detailed-exitcode` (`plan`, `run --dry-run`): the plan would change something (as
+`terraform plan -detailed-exitcode` says it with 2, which is compute-recover's usage error)."""

@@ -12,9 +12,18 @@ from typing import Any, NamedTuple, TypeVar
 from recovery.core.bounds import NOVA_STRING_LENGTH, InputError, bounded_string, canonical_uuid, shown
 from recovery.core.errors import RecoveryError
 from recovery.core.metadata import PolicyValueError, resume_facts
-from states.enums import NO_TASK, PowerState, ResumePolicy, RunningDeletedInstanceAction, TaskState, VmState
+from states.enums import (
+    NO_TASK,
+    DeviceReadiness,
+    PowerState,
+    ResumePolicy,
+    RunningDeletedInstanceAction,
+    TaskState,
+    VmState,
+)
 
 VM_STATES = tuple(s.value for s in VmState)
+DEVICE_READINESS = tuple(r.value for r in DeviceReadiness)
 TASK_STATES = (NO_TASK, *(t.value for t in TaskState))
 POWER_STATES = tuple(p.label for p in PowerState)
 
@@ -66,6 +75,9 @@ class Facts(NamedTuple):
     resume_policy: str = ResumePolicy.IF_WAS_RUNNING.value
     down_too_long: bool = False
     """The host was down at least as long as the instance's if-down-less-than or --max-downtime allows."""
+    devices: str = DeviceReadiness.READY.value
+    """Whether the host-side resources its definition needs are there (recovery.core.devices); proved only
+    for a guest about to be started, every other one is ready."""
     nova_cell: bool = False
     """The record is in Nova's cell database, so nova-compute's start follows the run: what needs the cloud's
     other services is handed to it (docs/nova.md, the division of labour). A record's `nova_cell`."""
@@ -214,6 +226,11 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
     if evacuation is not None:
         _check_evacuation(evacuation)
     resume_policy, down_too_long = _resume_facts(record, options)
+    devices = record.get("devices", DeviceReadiness.READY.value)
+    if devices is None:
+        devices = DeviceReadiness.READY.value
+    elif type(devices) is not str or devices not in DEVICE_READINESS:
+        raise FactsError(f"devices must be null or one of {_choices(DEVICE_READINESS)}, not {shown(devices)}")
     return uuid, Facts(
         vm_state,
         task_state,
@@ -230,15 +247,17 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
         options.running_deleted_instance_action,
         resume_policy,
         down_too_long,
+        devices,
         _flag(record, "nova_cell", False),
     )
 
 
 def decide_record(facts: Facts, host: str | None) -> dict:
     """Facts as a `decide` input record (docs/decide.md), the inverse of `facts_from_record`: fed
-    back to `decide` or `explain --facts` with the same --host and options, it decides the same
-    (`nova_cell` only when true, as a record of compute-recover's own database has none).
-    `host` is the instance's host as recorded; the options are not part of a record."""
+    back to `decide` or `explain --facts` with the same --host and options, it decides the same.
+    `host` is the instance's host as recorded; the options are not part of a record. The device readiness
+    is written only when it is not `ready`, the default, and `nova_cell` only when true (a record of
+    compute-recover's own database has none), so that records stay as they were."""
     evacuation = None
     if facts.evacuation_status is not None:
         evacuation = {"status": facts.evacuation_status, "shared_storage": facts.shared_storage}
@@ -252,8 +271,8 @@ def decide_record(facts: Facts, host: str | None) -> dict:
         "domain_present": facts.domain_present,
         "evacuation": evacuation,
         "deleted": facts.deleted,
-        **({"nova_cell": True} if facts.nova_cell else {}),
-    }
+    } | ({} if facts.devices == DeviceReadiness.READY.value else {"devices": facts.devices}) | (
+        {"nova_cell": True} if facts.nova_cell else {})
 
 
 def options_of(facts: Facts) -> dict:

@@ -26,6 +26,11 @@ class Outcome(StrEnum):
     why): on a Nova cell database, the work that needs the cloud's other services (docs/nova.md)."""
     NOT_READY = "not-ready"
     """The guest was started, but did not pass its readiness check within its tier's timeout."""
+    BLOCKED = "blocked"
+    """A host-side resource the guest's definition needs is missing (docs/devices.md): it was not started, and
+    its record is as it was, so that a later run starts it once the resource is back."""
+    DEGRADED = "degraded"
+    """The guest was started, but a device its definition asks for is not in the running domain (docs/devices.md)."""
     PENDING = "pending"
     """A journal entry's (and its actions') outcome from the moment it is decided until its actions have run."""
     UNCHANGED = "unchanged"
@@ -37,5 +42,6 @@ class Outcome(StrEnum):
 
 
 RUN_OUTCOMES = (Outcome.OK, Outcome.FAILED, Outcome.SKIPPED, Outcome.CONFLICT, Outcome.NOT_STARTED,
-                Outcome.INTERRUPTED, Outcome.CHANGED, Outcome.UNPLANNED, Outcome.NOT_READY)
+                Outcome.INTERRUPTED, Outcome.CHANGED, Outcome.UNPLANNED, Outcome.NOT_READY, Outcome.BLOCKED,
+                Outcome.DEGRADED)
 """An instance's outcomes at the end of a run, in the order the report's totals list them."""

@@ -15,6 +15,7 @@ from recovery.core.defaults import (
     DEFAULT_UPDATE_RESOURCES_INTERVAL,
 )
 from recovery.core.facts import Options
+from states.enums import OnDegraded
 from states.power_sync import LIFECYCLE_DELAY
 
 DEFAULT_INSTANCES_PATH = Path("/var/lib/nova/instances")
@@ -47,6 +48,8 @@ class RunSettings:
     """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
     applied_plan: dict[str, str] | None = None
     """`run --plan`: the plan file's name and sha256, journaled with the run's options."""
+    on_degraded: str = OnDegraded.KEEP.value
+    """What is done with a started guest that lacks a device its definition asks for (docs/devices.md)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from recovery.core.errors import RecoveryError
-from recovery.db.urls import DatabaseUrlError, masked, parse_database_url, scrub, sqlite_path
+from recovery.db.urls import DatabaseUrlError, driver_advice, masked, parse_database_url, scrub, sqlite_path
 
 DB_ENV = "COMPUTE_RECOVER_DB"
 """Environment variable naming the database: an SQLAlchemy URL or a path to an SQLite file."""
@@ -78,7 +78,8 @@ def create_database_engine(url: URL, *, read_only: bool, timeout: float, create:
     except DatabaseError:
         raise
     except (SQLAlchemyError, ImportError) as error:
-        raise DatabaseError(f"cannot use database {describe(url)}: {one_line(error, url)} — {FIX}") from None
+        advice = driver_advice(url) if isinstance(error, ImportError) else ""
+        raise DatabaseError(f"cannot use database {describe(url)}: {one_line(error, url)}{advice} — {FIX}") from None
     if backend == "mysql" and read_only:
         event.listen(engine, "connect", _mysql_read_only)
     if backend == "postgresql":

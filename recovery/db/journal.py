@@ -102,6 +102,36 @@ def finish_run(db: Database, run_id: int, exit_code: int, totals: Mapping[str, A
         conn.execute(update(RecoveryRun).where(RecoveryRun.id == run_id).values(values))
 
 
+def save_report(db: Database, run_id: int, report: Mapping[str, Any]) -> None:
+    """The report a finished run printed, kept so that it can be printed again as it was."""
+    with db.transaction(f"journal the report of run {run_id}") as conn:
+        conn.execute(update(RecoveryRun).where(RecoveryRun.id == run_id).values(report=json.dumps(report)))
+
+
+def list_runs(db: Database, host: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The runs, newest first (totals parsed; no report)."""
+    columns = [c for c in RecoveryRun.__table__.columns if c.name not in ("report", "options")]
+    statement = select(*columns).order_by(RecoveryRun.id.desc()).limit(limit)
+    if host is not None:
+        statement = statement.where(RecoveryRun.host == host)
+    with db.reading("list the runs") as conn:
+        rows = conn.execute(statement).mappings().all()
+    return [{**row, "totals": json.loads(row["totals"]) if row["totals"] else None} for row in rows]
+
+
+def run_report(db: Database, run_id: int | None) -> tuple[int, dict[str, Any] | None] | None:
+    """A run's journaled report (None: the run journaled none), the newest run's when `run_id` is None;
+    None when there is no such run."""
+    statement = select(RecoveryRun.id, RecoveryRun.report)
+    statement = (statement.order_by(RecoveryRun.id.desc()).limit(1) if run_id is None
+                 else statement.where(RecoveryRun.id == run_id))
+    with db.reading("read a run's report") as conn:
+        found = conn.execute(statement).first()
+    if found is None:
+        return None
+    return found.id, json.loads(found.report) if found.report else None
+
+
 def journal_for(db: Database, uuid: str, limit: int | None = None) -> list[dict[str, Any]]:
     """An instance's journal entries, newest run first, each with its run's host, started_at,
     dry_run, status and options (as `run_host`, `run_started_at`, `dry_run`, `run_status`, `run_options`)."""

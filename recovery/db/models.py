@@ -150,6 +150,8 @@ class RecoveryRun(SQLModel, table=True):
     exit_code: int | None = None
     totals: str | None = Field(default=None, sa_type=Text)
     """JSON object of outcome counts, written when the run finishes."""
+    report: str | None = Field(default=None, sa_type=Text)
+    """JSON of the report the run printed (its document), written after it (`runs ID` prints it again)."""
 
 
 class RecoveryJournal(SQLModel, table=True):

@@ -20,6 +20,23 @@ SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "sslpassword
 
 MASK = "***"
 
+_HALF_SQLITE = re.compile(r"^sqlite:(?!//)", re.IGNORECASE)
+SQLITE_FORMS = "sqlite:////abs/path (an absolute path: four slashes) or sqlite:///relative/path"
+DRIVER_FORMS = {
+    "postgresql": "postgresql+psycopg://user:password@host/database",
+    "mysql": "mysql+pymysql://user:password@host/database",
+    "mariadb": "mariadb+pymysql://user:password@host/database",
+}
+"""The URL forms of the drivers compute-recover installs (psycopg 3, PyMySQL), for a URL that names
+a dialect without a driver SQLAlchemy can load (its defaults, psycopg2 and MySQLdb, are not installed)."""
+
+
+def driver_advice(url: URL) -> str:
+    """What to write instead of a URL whose driver cannot be loaded; empty when there is no advice."""
+    form = DRIVER_FORMS.get(url.get_backend_name())
+    return f": write {form}" if form else ""
+
+
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*)://(?P<rest>.*)$", re.DOTALL)
 
 
@@ -35,7 +52,15 @@ def parse_database_url(text: str) -> URL:
         raise DatabaseUrlError("the database URL is empty")
     match = _SCHEME.match(text)
     if match is None:
+        if _HALF_SQLITE.match(text):  # sqlite:/x, sqlite:x: not a file named so, a URL missing slashes
+            raise DatabaseUrlError(f"the database URL is missing slashes: {SQLITE_FORMS}")
         return _from_keywords(text) if "=" in text else URL.create("sqlite", database=text)
+    scheme = match["scheme"].lower()
+    if scheme.partition("+")[0] == "postgres":
+        raise DatabaseUrlError("SQLAlchemy names PostgreSQL `postgresql`, not `postgres`: write "
+                               f"{DRIVER_FORMS['postgresql']}")
+    if scheme == "sqlite" and match["rest"] and not match["rest"].startswith("/"):
+        raise DatabaseUrlError(f"an SQLite URL has three slashes before a path: {SQLITE_FORMS}")
     rest = match["rest"]
     userinfo, at, hostpath = rest.rpartition("@")
     if at and ":" in userinfo:  # re-escape the password: it may hold @ : / ? unescaped

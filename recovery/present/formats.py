@@ -8,10 +8,12 @@ there would read as data): the exit code and the message on stderr tell.
 """
 
 import csv
+import io
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -109,13 +111,14 @@ def _csv_cell(value: object) -> object:
 
 
 def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
-               headers: dict[str, str] | None = None) -> "Table":
-    """The chosen columns as a table; uuids and states never wrap."""
+               headers: dict[str, str] | None = None, no_wrap: Sequence[str] = ()) -> "Table":
+    """The chosen columns as a table; uuids, states and the `no_wrap` columns never wrap."""
     from rich.table import Table  # imported on use: `decide` starts without rich
 
     table = Table(title=title)
     for column in columns:
-        table.add_column((headers or {}).get(column, column), no_wrap=column in ("uuid", "id") or "state" in column,
+        table.add_column((headers or {}).get(column, column),
+                         no_wrap=column in ("uuid", "id", *no_wrap) or "state" in column,
                          overflow="fold")
     for row in rows:
         table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
@@ -136,8 +139,40 @@ def emit(output: Output, doc: object, rows: Callable[[], list[dict]], columns: l
         print_rows(rows(), columns, output.format)
 
 
+PIPE_WIDTH = 80
+"""The width of what is printed into a pipe or a file when $COLUMNS does not say one."""
+
+
 def stdout_console() -> "Console":
-    """rich's console on stdout: the terminal's width there, 200 columns into a pipe or file."""
+    """rich's console on stdout: the terminal's width there; into a pipe or a file, $COLUMNS (else
+    PIPE_WIDTH) columns and no padding at the ends of lines, so that `| cat` reads as the terminal would."""
     from rich.console import Console  # imported on use: `decide` starts without rich
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(highlight=False, width=_pipe_width(), file=_Unpadded(sys.stdout))
+
+
+def _pipe_width() -> int:
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH
+
+
+class _Unpadded(io.TextIOBase):
+    """Text written through it, less the spaces at the end of each line (rich pads table cells and titles)."""
+
+    def __init__(self, target: TextIO) -> None:
+        self._target = target
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        if lines:
+            self._target.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._target.write(self._partial)
+            self._partial = ""
+        self._target.flush()

@@ -4,6 +4,7 @@ warnings, the downtime, the tiers and the totals around it (the document is reco
 from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -45,7 +46,10 @@ def _state(item: dict) -> str:
     return f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}"
 
 
-def _actions(item: dict) -> Text:
+def _actions(item: dict, planned: bool) -> Text:
+    """The actions with their outcomes; a plan's (a dry run's) as what it would do."""
+    if planned:
+        return Text(", ".join(format_action(action) for action in item["actions"])) or Text("no actions", style="dim")
     text = Text()
     for index, action in enumerate(item["actions"]):
         if index:
@@ -55,12 +59,30 @@ def _actions(item: dict) -> Text:
     return text or Text("no actions", style="dim")
 
 
+def _names(item: dict) -> list[Text]:
+    """The names an operator knows an instance by (display name, libvirt domain), if any."""
+    names = " / ".join(name for name in (item.get("name"), item.get("domain")) if name)
+    return [Text(names, style="dim", no_wrap=True, overflow="ellipsis")] if names else []
+
+
+def _end(item: dict, planned: bool) -> str:
+    """The state it is in now, or, in a plan, the state it would end in."""
+    return item["would_be"] or _state(item) if planned else _state(item)
+
+
+def _verdict(item: dict, planned: bool) -> Text:
+    if planned and item["outcome"] == Outcome.SKIPPED:
+        return Text("would change", style="yellow") if item["would_change"] else Text("no change", style="dim")
+    return _outcome_word(item)
+
+
 def _tier(item: dict) -> str:
     return "-" if item["tier"] is None else f"{item['tier']} ({item['ready']})"
 
 
-def _instance_table(title: str, instances: list[dict], width: int, tiers: bool) -> Table:
-    """Every uuid whole on one line: narrower terminals lose columns, never the uuid."""
+def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, planned: bool) -> Table:
+    """Every uuid whole on one line: narrower terminals lose columns, never the uuid. A plan shows the
+    state each instance would end in where a run shows the state it is in now."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
     table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
     if tiers:
@@ -68,20 +90,21 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool) 
     if width >= WIDE_LAYOUT_MIN_WIDTH:
         table.add_column("start state", no_wrap=True)
         table.add_column("path")
-        table.add_column("actions", overflow="fold")
-        table.add_column("outcome", max_width=30)
-        table.add_column("now", no_wrap=True)
+        table.add_column("would do" if planned else "actions", overflow="fold")
+        table.add_column("plan" if planned else "outcome", max_width=30)
+        table.add_column("would be" if planned else "now", no_wrap=True)
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
-            outcome = Group(_outcome_word(item), *_error_lines(item), *_left_lines(item))
-            cells = (item["state"] or "?", path, _actions(item), outcome, _state(item))
-            table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), *cells)
+            outcome = Group(_verdict(item, planned), *_error_lines(item), *_left_lines(item))
+            cells = (item["state"] or "?", path, _actions(item, planned), outcome, _end(item, planned))
+            table.add_row(Group(Text(item["uuid"]), *_names(item)), *((_tier(item),) if tiers else ()), *cells)
         return table
-    table.add_column("start state → now; actions", overflow="fold")
+    table.add_column("start state → would be; would do" if planned else "start state → now; actions",
+                     overflow="fold")
     for item in instances:
-        states = Text.assemble(f"{item['state'] or '?'} → {_state(item)}  ", _outcome_word(item))
-        recovery = Group(states, _actions(item), *_error_lines(item), *_left_lines(item))
-        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()), recovery)
+        states = Text.assemble(f"{item['state'] or '?'} → {_end(item, planned)}  ", _verdict(item, planned))
+        table.add_row(item["uuid"], *((_tier(item),) if tiers else ()),
+                      Group(states, _actions(item, planned), *_error_lines(item), *_left_lines(item), *_names(item)))
     return table
 
 
@@ -97,14 +120,18 @@ def print_report(doc: dict, console: Console) -> None:
     for warning in doc["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(_downtime(doc["host_down_seconds"]), highlight=False)
-    title = f"compute-recover run on {doc['host']}" + (" (dry run: nothing changed)" if doc["dry_run"] else "")
+    planned = doc["dry_run"]
+    title = (f"compute-recover plan for {doc['host']} (nothing was changed)" if planned
+             else f"compute-recover run on {doc['host']}")
     if doc["instances"]:
-        console.print(_instance_table(title, doc["instances"], console.width, ordered(doc)))
+        console.print(_instance_table(title, doc["instances"], console.width, ordered(doc), planned))
+    elif "shown" in doc:
+        console.print(f"{title}: no instance of outcome {', '.join(doc['shown']['outcomes'])}", highlight=False)
     else:
         console.print(f"{title}: no instances on this host", highlight=False)
-    for domain in doc["domains"]:
-        console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']} — {domain['reason']}",
-                      highlight=False)
+    for domain in doc["domains"]:  # the reason on lines of its own: at 80 columns it is never cut mid-phrase
+        console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']}", highlight=False)
+        console.print(Padding(Text(domain["reason"]), (0, 0, 0, 2)))
     if doc["halted"]:
         console.print(f"[bold red]run stopped early:[/] {doc['halted']} — instances not reached were left as they "
                       "were, for the next run", highlight=False)
@@ -112,8 +139,21 @@ def print_report(doc: dict, console: Console) -> None:
         console.print(f"[bold red]{escape(doc['network_error'])}[/]", highlight=False)  # it says what failed
     if ordered(doc):
         console.print("; ".join(_tier_line(tier) for tier in doc["tiers"]), highlight=False)
-    shown = {k: v for k, v in doc["totals"].items() if v or k in ("instances", Outcome.OK, Outcome.FAILED)}
-    console.print(", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s", highlight=False)
+    if "shown" in doc:
+        console.print(f"shown: {doc['shown']['instances']} of {doc['totals']['instances']} instances "
+                      f"(outcome {', '.join(doc['shown']['outcomes'])})", highlight=False)
+    console.print(_totals(doc), highlight=False)
+
+
+def _totals(doc: dict) -> str:
+    """The run's totals; a plan's say how many instances it would change."""
+    totals = doc["totals"]
+    if doc["dry_run"]:
+        kept = {k: v for k, v in totals.items() if v and k not in ("instances", Outcome.SKIPPED, Outcome.OK)}
+        return (f"would change {doc['would_change']} of {totals['instances']} instances"
+                + "".join(f", {k} {v}" for k, v in kept.items()) + f" (planned in {doc['seconds']:.2f} s)")
+    shown = {k: v for k, v in totals.items() if v or k in ("instances", Outcome.OK, Outcome.FAILED)}
+    return ", ".join(f"{k} {v}" for k, v in shown.items()) + f" in {doc['seconds']:.2f} s"
 
 
 def _tier_line(tier: dict) -> str:

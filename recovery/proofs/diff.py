@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from math import prod
 
 from recovery.core.errors import RecoveryError
-from recovery.core.facts import POWER_STATES, Facts, Options, facts_from_record
+from recovery.core.facts import DEVICE_READINESS, POWER_STATES, Facts, Options, facts_from_record
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.metadata import PolicyValueError, parse_resume
 from recovery.proofs.fact_classes import (
@@ -23,10 +23,14 @@ from recovery.proofs.fact_classes import (
     guard_tests,
 )
 from recovery.proofs.policy_source import PolicyTable
-from states.enums import RunningDeletedInstanceAction
+from states.enums import DeviceReadiness, RunningDeletedInstanceAction
 
 OPTION_FIELDS = tuple(f.name for f in fields(Options) if f.name in Facts._fields)
 """The options that are facts themselves (--max-downtime is not: it decides the fact down_too_long)."""
+DEVICES = "devices"
+SIDE_FIELDS = (*OPTION_FIELDS, DEVICES)
+"""The facts each side fixes: its options, and the device readiness every guest is decided with (ready unless
+a setting says otherwise: `--b devices=missing` shows which states a missing resource changes)."""
 OPTION_ALIASES = {"resume": "resume_guests_state_on_host_boot"}
 """Short names accepted for the options in `--a`/`--b` settings."""
 
@@ -42,10 +46,14 @@ def parse_setting(text: str) -> tuple[str, object]:
     """`name=value` (e.g. resume=off, running_deleted_instance_action=reap) as (Options field, value)."""
     name, sep, value = text.partition("=")
     field = OPTION_ALIASES.get(name.strip().replace("-", "_"), name.strip().replace("-", "_"))
-    if not sep or field not in OPTION_FIELDS:
+    if not sep or field not in SIDE_FIELDS:
         raise DiffSettingError(f"{text!r} is not a decision option setting: use NAME=VALUE with NAME one of "
-                               f"{', '.join([*OPTION_ALIASES, *OPTION_FIELDS])}")
+                               f"{', '.join([*OPTION_ALIASES, *SIDE_FIELDS])}")
     value = value.strip().lower()
+    if field == DEVICES:
+        if value not in DEVICE_READINESS:
+            raise DiffSettingError(f"{text!r}: {field} is one of {', '.join(DEVICE_READINESS)}")
+        return field, value
     if field == "running_deleted_instance_action":
         choices = [a.value for a in RunningDeletedInstanceAction]
         if value not in choices:
@@ -65,15 +73,24 @@ def parse_setting(text: str) -> tuple[str, object]:
 class Side:
     policy: PolicyTable
     options: Options
+    devices: str = DeviceReadiness.READY.value
 
     def describe(self) -> str:
         changed = [f"{f}={_shown(getattr(self.options, f))}" for f in OPTION_FIELDS
                    if getattr(self.options, f) != getattr(Options(), f)]
+        if self.devices != DeviceReadiness.READY.value:
+            changed.append(f"{DEVICES}={self.devices}")
         return f"{self.policy.source}" + (f" with {', '.join(changed)}" if changed else " with default options")
+
+    def fixed(self, facts: Facts) -> Facts:
+        """The facts with this side's options and device readiness."""
+        return facts._replace(devices=self.devices, **{f: getattr(self.options, f) for f in OPTION_FIELDS})
 
 
 def side(policy: PolicyTable, settings: tuple[str, ...]) -> Side:
-    return Side(policy, Options(**dict(parse_setting(s) for s in settings)))
+    parsed = dict(parse_setting(s) for s in settings)
+    devices = parsed.pop(DEVICES, DeviceReadiness.READY.value)
+    return Side(policy, Options(**parsed), devices)
 
 
 def _shown(value: object) -> str:
@@ -84,10 +101,6 @@ def outcome(decision: Decision) -> tuple:
     """What a decision does: the actions it starts and the record it leaves (comparable across policy copies,
     whose Action class is their own)."""
     return tuple((a.name, a.params) for a in decision.actions), decision.vm_state, decision.task_state
-
-
-def _with_options(facts: Facts, options: Options) -> Facts:
-    return facts._replace(**{f: getattr(options, f) for f in OPTION_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -107,8 +120,8 @@ class PolicyDiff:
 
     @property
     def fact_fields(self) -> tuple[str, ...]:
-        """The facts that are not options (the options are fixed per side)."""
-        return tuple(f for f in FACT_FIELDS if f not in OPTION_FIELDS)
+        """The facts that are not fixed per side (options and device readiness are)."""
+        return tuple(f for f in FACT_FIELDS if f not in SIDE_FIELDS)
 
     def covered(self, case: SymbolicCase) -> int:
         read = {c.field for c in case.fixed}
@@ -125,8 +138,8 @@ def compare(a: Side, b: Side) -> PolicyDiff:
     classes = fact_classes(guard_tests(a.policy.rules), guard_tests(b.policy.rules))
 
     def check(facts: Facts) -> tuple[Decision, Decision] | None:
-        first = machines[0].decide_afresh(_with_options(facts, a.options))
-        second = machines[1].decide_afresh(_with_options(facts, b.options))
+        first = machines[0].decide_afresh(a.fixed(facts))
+        second = machines[1].decide_afresh(b.fixed(facts))
         return None if outcome(first) == outcome(second) else (first, second)
 
     found, count = [], 0
@@ -157,8 +170,8 @@ def affected_instances(diff: PolicyDiff, records: list[tuple[str | None, dict]],
         differing = []
         for power in POWER_STATES:
             shaped = {**record, "power_state": power, "domain_present": power != "nostate"}
-            first = machines[0].decide(facts_from_record(shaped, host, diff.a.options))
-            second = machines[1].decide(facts_from_record(shaped, host, diff.b.options))
+            first = machines[0].decide(diff.a.fixed(facts_from_record(shaped, host, diff.a.options)))
+            second = machines[1].decide(diff.b.fixed(facts_from_record(shaped, host, diff.b.options)))
             if outcome(first) != outcome(second):
                 differing.append(power)
         if differing:

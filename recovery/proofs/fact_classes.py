@@ -17,7 +17,7 @@ from math import prod
 from typing import Any, TypeVar
 
 from recovery.core.errors import RecoveryError
-from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts
+from recovery.core.facts import DEVICE_READINESS, POWER_STATES, TASK_STATES, VM_STATES, Facts
 from recovery.core.machine import show_value
 from states.enums import EVACUATION_PENDING_STATUSES, ResumePolicy, RunningDeletedInstanceAction
 from states.policy import TRIPLE_FIELDS, Rule
@@ -39,6 +39,7 @@ FIELD_DOMAINS: dict[str, tuple[tuple, bool]] = {
     "running_deleted_instance_action": (tuple(a.value for a in RunningDeletedInstanceAction), False),
     "resume_policy": (tuple(p.value for p in ResumePolicy), False),
     "down_too_long": (_BOOLEAN, False),
+    "devices": (DEVICE_READINESS, False),
     "nova_cell": (_BOOLEAN, False),
 }
 """The values each non-triple fact can take (and whether strings beyond them can occur)."""

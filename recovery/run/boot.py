@@ -18,6 +18,7 @@ from recovery.db import Database
 from recovery.db import journal as journals
 from recovery.db.lock import host_lock
 from recovery.run.decisions import DecisionScreen, decide_host, evacuation_warnings
+from recovery.run.devices import DeviceCheck
 from recovery.run.execute import Halt, InstanceResult, Plan, Ports
 from recovery.run.execution import Execution, nothing_to_do, untouched
 from recovery.run.finish import RunResult, apply_network, close_run, power_now
@@ -56,7 +57,10 @@ class HostBoot:
         self.machine = machine
         self.screen = screen
         self.on_result = on_result
-        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal)
+        self.devices = DeviceCheck(hypervisor)
+        """The device proof of the guests this run starts (docs/devices.md)."""
+        self.ports = Ports(hypervisor, database, network or NetworkHook(), settings.stop_timeout, Halt(), journal,
+                           repair_devices=self.devices.repair)
         self.settings = settings
         self.entries = DecisionEntries(machine)
 
@@ -93,25 +97,28 @@ class HostBoot:
                                         run_options(settings, gathered.down_seconds))
         decided = decide_host(self.machine, settings, gathered)
         plans, failures = decided.plans, decided.failures
+        self.devices.prove_plans(plans, self.machine)
         if self.screen is not None:
             plans, held_back = self.screen.screen(plans, failures)
             failures += held_back
         warnings += evacuation_warnings(settings, gathered)
         if run_id is not None:
             self._journal_decisions(run_id, plans, failures, gathered.domains)
-        execution = Execution(self.machine, ports, settings, self.entries, gathered.down_seconds, self.screen,
-                              self.on_result)
+        execution = Execution(self.machine, ports, settings, self.entries, gathered.down_seconds, self.devices,
+                              self.screen, self.on_result)
         network_error = None
         try:
             executed, tiers = execution.run(plans)
         finally:
             if not settings.dry_run:
                 network_error = apply_network(ports.network)
+        warnings += self.devices.repairs_done()
         position = {plan.uuid: number for number, plan in enumerate(plans)}
         results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         power = power_now(ports.hypervisor, settings.dry_run, results, gathered.domains)
         result = RunResult(run_id, settings, results, decided.domains, power, warnings, network_error=network_error,
-                           halted=ports.halt.reason, host_down_seconds=gathered.down_seconds, tiers=tiers)
+                           halted=ports.halt.reason, host_down_seconds=gathered.down_seconds, tiers=tiers,
+                           names=gathered.names())
         if run_id is not None:
             close_run(ports, result, capacity)
         return result
@@ -119,13 +126,17 @@ class HostBoot:
     def _journal_decisions(self, run_id: int, plans: list[Plan], failures: list[InstanceResult],
                            by_domain: dict[str, DomainInfo]) -> None:
         """Every decision journaled before anything is executed; each plan learns its entry's id."""
-        decided = ((p.uuid, p.decision, untouched(p, _power_label(by_domain.get(p.uuid)))
-                    if nothing_to_do(p.decision) else None) for p in plans)
+        decided = ((p.uuid, p.decision, self._untouched(p, by_domain) if nothing_to_do(p.decision) else None)
+                   for p in plans)
         ids = journals.insert_entries(self.ports.journal_database, run_id,
                                       self.entries.before_execution(decided, failures))
         for plan in plans:
             plan.journal_id = ids.get(plan.uuid)
 
-
-def _power_label(domain: DomainInfo | None) -> str:
-    return domain.power_state.label if domain else "nostate"
+    def _untouched(self, plan: Plan, by_domain: dict[str, DomainInfo]) -> InstanceResult:
+        """The final result of a plan with nothing to do, journaled before anything is executed (a guest a
+        missing resource keeps off is blocked)."""
+        domain = by_domain.get(plan.uuid)
+        result = untouched(plan, domain.power_state.label if domain else "nostate")
+        self.devices.settle(plan, result, self.settings.dry_run)
+        return result

@@ -121,6 +121,8 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
+    repair_devices: Callable[[str], None] | None = None
+    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py)."""
     writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
     """Every instance's record and journal writes, committed together with the other workers'."""
 
@@ -176,6 +178,12 @@ def _complete_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> No
         raise RuntimeError("the evacuation's migration record is gone")
 
 
+def _repair_devices(ports: Ports, uuid: str) -> None:
+    if ports.repair_devices is None:
+        raise ValueError("no device proof was made in this run")
+    ports.repair_devices(uuid)
+
+
 ActionCall = Callable[[Ports, Plan, dict[str, Any]], None]
 
 ACTION_CALLS: dict[str, ActionCall] = {
@@ -195,6 +203,7 @@ ACTION_CALLS: dict[str, ActionCall] = {
     "complete_migration": _complete_migration,
     "reap_domain": _destroy,
     "shutdown_domain": lambda ports, plan, params: ports.hypervisor.shutdown(plan.uuid),
+    "repair_devices": lambda ports, plan, params: _repair_devices(ports, plan.uuid),
     "destroy_domain": _destroy,
 }
 """What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or

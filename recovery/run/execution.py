@@ -12,8 +12,10 @@ from recovery.core.facts import record_task_state
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.outcomes import Outcome
 from recovery.core.settings import RunSettings
+from recovery.db import DatabaseError
 from recovery.db import journal as journals
 from recovery.run.decisions import DecisionScreen, decide_again
+from recovery.run.devices import DeviceCheck
 from recovery.run.execute import (
     ActionResult,
     InstanceResult,
@@ -32,10 +34,12 @@ class Execution:
     """Carries out one run's plans; `down_seconds` is the run's, kept when an instance is decided again."""
 
     def __init__(self, machine: RecoveryMachine, ports: Ports, settings: RunSettings, entries: DecisionEntries,
-                 down_seconds: float | None, screen: DecisionScreen | None = None,
+                 down_seconds: float | None, devices: DeviceCheck, screen: DecisionScreen | None = None,
                  on_result: Callable[[InstanceResult], None] | None = None):
         self.machine, self.ports, self.settings, self.entries = machine, ports, settings, entries
         self.down_seconds = down_seconds
+        self.devices = devices
+        """The run's device proof: blocked results, and the live devices compared after the starts."""
         self.screen = screen
         self.on_result = on_result
         """Called from the worker threads with each executed instance's result (the progress bar)."""
@@ -45,11 +49,34 @@ class Execution:
         executed = self._execute_all([p for p in plans if p.evacuation_id is not None])
         executed += self._execute_all([p for p in plans if p.evacuation_id is None and p.order is None])
         ordered, tiers = self._execute_tiers([p for p in plans if p.evacuation_id is None and p.order])
-        return executed + ordered, tiers
+        executed += ordered
+        if not self.settings.dry_run and not self.ports.halt.reason:
+            for plan, result in self.devices.compare_after_start(plans, executed, self.settings.on_degraded):
+                self._journal_again(plan, result)
+        return executed, tiers
+
+    def _planned(self, plan: Plan) -> InstanceResult:
+        decision = plan.decision
+        result = InstanceResult(plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
+                                outcome=Outcome.HANDED_OFF if decision.hands_off else Outcome.SKIPPED,
+                                vm_state=decision.facts.vm_state,
+                                task_state=record_task_state(decision.facts.task_state), order=plan.order)
+        self.devices.settle(plan, result, dry_run=True)
+        return result
+
+    def _journal_again(self, plan: Plan, result: InstanceResult) -> None:
+        """A result the device proof changed after its entry was journaled (blocked, degraded)."""
+        if plan.journal_id is None or self.ports.halt.database_failed:
+            return
+        try:
+            with self.ports.journal_database.transaction(f"journal the device proof of {plan.uuid}") as conn:
+                journals.update_entry(conn, plan.journal_id, final_entry(result))
+        except DatabaseError as error:
+            self.ports.halt.stop(str(error), database=True)
 
     def _execute_all(self, plans: list[Plan]) -> list[InstanceResult]:
         if self.settings.dry_run:
-            return [_planned(plan) for plan in plans]
+            return [self._planned(plan) for plan in plans]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
             return list(pool.map(self._execute_and_report, plans))
 
@@ -57,12 +84,14 @@ class Execution:
         """The instances that start a guest, tier by tier (recovery/run/tiers.py)."""
         tiers = tiers_of(plans)
         if self.settings.dry_run:
-            return [_planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
+            return [self._planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
             return run_tiers(tiers, pool, self._execute_and_report, self.ports, self.settings.tier_timeout)
 
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)
+        if self.devices.settle(plan, result, dry_run=False):  # blocked: journaled as such
+            self._journal_again(plan, result)
         result.order = plan.order
         if self.on_result is not None:
             self.on_result(result)
@@ -108,14 +137,6 @@ class Execution:
             with self.ports.journal_database.transaction(f"journal why {plan.uuid} was held back") as conn:
                 journals.update_entry(conn, plan.journal_id, final_entry(held))
         return held
-
-
-def _planned(plan: Plan) -> InstanceResult:
-    decision = plan.decision
-    return InstanceResult(plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
-                          outcome=Outcome.HANDED_OFF if decision.hands_off else Outcome.SKIPPED,
-                          vm_state=decision.facts.vm_state,
-                          task_state=record_task_state(decision.facts.task_state), order=plan.order)
 
 
 def nothing_to_do(decision: Decision) -> bool:

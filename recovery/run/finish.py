@@ -37,6 +37,8 @@ class RunResult:
     """The tiers of ordered restart, lowest priority first."""
     host_down_seconds: float | None = None
     """How long the host was down, from its service's last heartbeat before this run; None: unknown."""
+    names: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """Instance uuid → its display name and its libvirt domain's name (HostFacts.names)."""
 
     @property
     def totals(self) -> dict[str, int]:

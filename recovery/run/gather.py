@@ -48,6 +48,13 @@ class HostFacts:
     def row(self, uuid: str) -> InstanceRow | None:
         return self.instances.get(uuid) or self.elsewhere.get(uuid)
 
+    def names(self) -> dict[str, tuple[str | None, str | None]]:
+        """Instance uuid → the names an operator knows it by: its display name (`openstack server list`'s)
+        and its libvirt domain's (`virsh list`'s); None where not known."""
+        known = {uuid: (None, domain.name) for uuid, domain in self.domains.items()}
+        rows = {**self.elsewhere, **self.instances}
+        return known | {uuid: (row.display_name, known.get(uuid, (None, None))[1]) for uuid, row in rows.items()}
+
     def record(self, row: InstanceRow) -> dict:
         """The instance's decide input record, with its domain's power state and its evacuation."""
         domain = self.domains.get(row.key)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from recovery.cli import cli
 from recovery.core.facts import Facts, Options
 from recovery.core.machine import shared_machine
-from recovery.proofs.diff import OPTION_FIELDS, compare, outcome, side
+from recovery.proofs.diff import OPTION_FIELDS, SIDE_FIELDS, compare, outcome, side
 from recovery.proofs.fact_classes import ALL_TRIPLES
 from recovery.proofs.policy_source import installed_policy, policy_from_file
 from tests.support.in_process import load_records
@@ -25,7 +25,7 @@ def diff(*args: str):
 
 def brute_force_changes(a: Options, b: Options, classes) -> set[tuple]:
     """Every (triple, class of each non-option fact) whose decision changes, by deciding each one."""
-    fields = [f for f in classes if f not in OPTION_FIELDS]
+    fields = [f for f in classes if f not in SIDE_FIELDS]
     machine, changed = shared_machine(), set()
     options_a = {f: getattr(a, f) for f in OPTION_FIELDS}
     options_b = {f: getattr(b, f) for f in OPTION_FIELDS}
@@ -41,7 +41,7 @@ def brute_force_changes(a: Options, b: Options, classes) -> set[tuple]:
 
 def expanded(result) -> set[tuple]:
     """The (triple, class combination) pairs the listed symbolic cases stand for."""
-    fields = [f for f in result.classes if f not in OPTION_FIELDS]
+    fields = [f for f in result.classes if f not in SIDE_FIELDS]
     found = set()
     for difference in result.differences:
         fixed = {c.field: c for c in difference.case.fixed}

@@ -15,7 +15,7 @@ from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, Opt
 from recovery.core.machine import RecoveryMachine, shared_machine
 from recovery.present.graph import takeable_edges
 from recovery.proofs.verify import CONVERGENCE_BOUND, attach_model, convergence, fire_triggers, safety
-from states.enums import NO_TASK, ResumePolicy, RunningDeletedInstanceAction
+from states.enums import NO_TASK, DeviceReadiness, ResumePolicy, RunningDeletedInstanceAction
 from states.policy import ACTIONS, POLICY
 
 FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,7 +31,8 @@ VOCABULARY = {
     "complete_deletion": {}, "restart_deletion": {}, "reboot": {"type": {"soft", "hard"}}, "unpause": {},
     "stop": {}, "start": {}, "plug_vifs": {}, "revert_resize": {"power_on": {True, False}},
     "abort_live_migration": {}, "resume_guest": {}, "destroy_evacuated": {"destroy_disks": {True, False}},
-    "complete_migration": {}, "reap_domain": {}, "shutdown_domain": {}, "destroy_domain": {"destroy_disks": {True}},
+    "complete_migration": {}, "reap_domain": {}, "shutdown_domain": {}, "repair_devices": {},
+    "destroy_domain": {"destroy_disks": {True}},
 }
 
 vm_states = st.sampled_from(VM_STATES)
@@ -46,6 +47,7 @@ any_facts = st.builds(
     resume_guests_state_on_host_boot=st.booleans(), destroy_after_evacuate=st.booleans(),
     running_deleted_instance_action=st.sampled_from(RDIA),
     resume_policy=st.sampled_from([p.value for p in ResumePolicy]), down_too_long=st.booleans(),
+    devices=st.sampled_from([r.value for r in DeviceReadiness]),
     nova_cell=st.booleans(),
 )
 """Every combination of the enumerations and facts, consistent or not."""

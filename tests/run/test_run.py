@@ -185,7 +185,7 @@ def test_power_outage_records_report_and_exit(tmp_path):
     assert reported[U("18")]["action"] == "destroy_evacuated, complete_migration"
     assert doc["totals"] == {"instances": 23, "ok": 23, "failed": 0, "skipped": 0, "conflict": 0,
                              "not-started": 0, "interrupted": 0, "changed": 0, "unplanned": 0, "not-ready": 0,
-                             "domains_reported": 4}
+                             "blocked": 0, "degraded": 0, "domains_reported": 4}
     assert doc["host"] == HOST and doc["dry_run"] is False and isinstance(doc["run_id"], int)
 
     run = query(path, "SELECT * FROM recovery_runs")

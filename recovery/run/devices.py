@@ -1,0 +1,164 @@
+"""A run's device proof (docs/devices.md): before any guest is started, the host-side resources of every
+guest the run would start are proved against one inventory of the host, and each such guest is decided
+again with its device readiness; repairs are made once per run; after a start, the live devices are
+compared with the definition.
+
+Only guests whose decision starts them are looked at, and the inventory is gathered only when there is
+one: a run that starts nothing reads nothing more than before.
+"""
+
+import threading
+from dataclasses import dataclass, field
+
+from recovery.adapters.hypervisor import Hypervisor, HypervisorError
+from recovery.core.devices import (
+    Definition,
+    DeviceProof,
+    Resource,
+    disk_paths,
+    missing_after_start,
+    prove_definition,
+    read_definition,
+    shown_name,
+)
+from recovery.core.effects import starts_guest
+from recovery.core.errors import RecoveryError
+from recovery.core.machine import Decision, RecoveryMachine
+from recovery.core.outcomes import Outcome
+from recovery.run.execute import InstanceResult, Plan
+from states.enums import DeviceReadiness, OnDegraded
+from states.policy import STARTS_GUEST
+
+
+def boots_definition(decision: Decision) -> bool:
+    """Whether the decision starts the guest from its definition (states.policy.STARTS_GUEST): those are the
+    guests whose devices are proved (an unpause or a soft reboot of a running guest needs no proof)."""
+    return any(action in STARTS_GUEST for action in decision.actions)
+
+
+@dataclass
+class DeviceCheck:
+    """One run's proofs, the repairs it made, and each proved guest's definition."""
+
+    hypervisor: Hypervisor
+    proofs: dict[str, DeviceProof] = field(default_factory=dict)
+    definitions: dict[str, Definition] = field(default_factory=dict)
+    repaired: dict[Resource, str | None] = field(default_factory=dict)
+    """Each repair tried in this run and its error (None: started)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prove(self, decisions: dict[str, Decision], machine: RecoveryMachine) -> dict[str, Decision]:
+        """The decisions that change once device readiness is known, by uuid. `decisions`: those that start
+        a guest. One inventory for all of them; a guest without a domain is left to its start to report."""
+        if not decisions:
+            return {}
+        self.definitions = {u: read_definition(x) for u, x in self.hypervisor.domain_xmls(decisions, True).items()}
+        paths = set().union(*(disk_paths(d.needs) for d in self.definitions.values()))
+        inventory = self.hypervisor.inventory(paths)
+        changed = {}
+        for uuid, definition in self.definitions.items():
+            proof = self.proofs[uuid] = prove_definition(definition, inventory)
+            if proof.readiness is not DeviceReadiness.READY:
+                changed[uuid] = machine.decide(decisions[uuid].facts._replace(devices=proof.readiness.value))
+        return changed
+
+    def prove_plans(self, plans: list[Plan], machine: RecoveryMachine) -> None:
+        """The proof of every plan that boots its guest from its definition: each whose resources are not all
+        ready is decided again with its readiness (kept in its record, so that a plan file keeps it and
+        `run --plan` compares it too); one no longer started leaves its tier."""
+        changed = self.prove({p.uuid: p.decision for p in plans if boots_definition(p.decision)}, machine)
+        for plan in plans:
+            decision = changed.get(plan.uuid)
+            if decision is not None:
+                plan.decision = decision
+                if plan.record is not None:
+                    plan.record = {**plan.record, "devices": decision.facts.devices}
+                if not starts_guest(decision):
+                    plan.order = None
+
+    def settle(self, plan: Plan, result: InstanceResult, dry_run: bool) -> bool:
+        """What the proof adds to a plan's result: a plan (dry run) shows it in the error; a guest a missing
+        resource kept off is blocked. True when the outcome changed (to be journaled again)."""
+        if dry_run:
+            result.error = result.error or self.shown(plan.uuid)
+            return False
+        if result.outcome == Outcome.OK and plan.decision.facts.devices == DeviceReadiness.MISSING.value:
+            result.outcome, result.error = Outcome.BLOCKED, self.shown(plan.uuid)
+            return True
+        return False
+
+    def compare_after_start(self, plans: list[Plan], results: list[InstanceResult],
+                            on_degraded: str) -> list[tuple[Plan, InstanceResult]]:
+        """Every guest the run started, its live devices compared with its definition once the starts are
+        done (one listing, then a read per guest, not contending with the starts); each one that lacks a
+        device it was defined with is made degraded (and stopped with --on-degraded stop), and returned."""
+        by_uuid = {plan.uuid: plan for plan in plans}
+        started = {r.uuid: r for r in results if r.outcome == Outcome.OK and r.uuid in self.definitions
+                   and r.uuid in by_uuid and boots_definition(by_uuid[r.uuid].decision)}
+        if not started:
+            return []
+        try:
+            live = self.hypervisor.domain_xmls(started)
+        except HypervisorError:
+            return []  # the starts were seen; a comparison that cannot be made is not a failure
+        changed = []
+        for uuid, xml in live.items():
+            degraded = self.degraded(uuid, xml, on_degraded)
+            if degraded is not None:
+                started[uuid].outcome, started[uuid].error = Outcome.DEGRADED, degraded
+                changed.append((by_uuid[uuid], started[uuid]))
+        return changed
+
+    def repair(self, uuid: str) -> None:
+        """Start what this guest's proof found inactive, each resource once per run (a second guest needing
+        it gets the first one's result); raises with the resources that could not be started."""
+        failed = []
+        for resource in self.proofs[uuid].repairs if uuid in self.proofs else ():
+            with self._lock:
+                if resource not in self.repaired:
+                    try:
+                        self.hypervisor.repair(resource)
+                        self.repaired[resource] = None
+                    except (RecoveryError, HypervisorError) as error:
+                        self.repaired[resource] = str(error)
+                error = self.repaired[resource]
+            if error is not None:
+                failed.append(error)
+        if failed:
+            raise HypervisorError("; ".join(failed))
+
+    def shown(self, uuid: str) -> str | None:
+        """The guest's proof as its report's error says it: `blocked: ...` naming the missing resources,
+        `repairable: ...` naming the inactive ones; None when every resource is ready or it was not proved."""
+        proof = self.proofs.get(uuid)
+        if proof is None or proof.readiness is DeviceReadiness.READY:
+            return None
+        if proof.readiness is DeviceReadiness.MISSING:
+            return "blocked: " + "; ".join(proof.missing)
+        return "repairable: " + "; ".join(proof.problems)
+
+    def degraded(self, uuid: str, live_xml: str, on_degraded: str) -> str | None:
+        """After the guest's start: the devices its definition asks for that its running domain (`live_xml`)
+        lacks, as the result's error (None: every one is there); with --on-degraded stop it is stopped again."""
+        definition = self.definitions.get(uuid)
+        if definition is None or not definition.devices:
+            return None
+        try:
+            missing = missing_after_start(definition.devices, live_xml)
+        except RecoveryError:
+            return None
+        if not missing:
+            return None
+        error = f"degraded: {', '.join(missing)} missing after the start"
+        if on_degraded == OnDegraded.STOP.value:
+            try:
+                self.hypervisor.stop(uuid)
+                error += "; stopped"
+            except HypervisorError as failure:
+                error += f"; could not be stopped: {failure}"
+        return error
+
+    def repairs_done(self) -> list[str]:
+        """One line per repair this run made or tried, for the run's warnings."""
+        return [f"started {r.kind} '{shown_name(r.name)}' before the guests that need it" if error is None
+                else f"could not start {r.kind} '{shown_name(r.name)}': {error}" for r, error in self.repaired.items()]

@@ -1,0 +1,170 @@
+"""The device proof in a run, on the libvirt test driver (docs/devices.md): blocked guests are not started and
+their records left as they were, an inactive network shared by two guests is started once, the others start,
+a plan shows it all and changes nothing, and the journal and the exit code say so."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import libvirt
+from click.testing import CliRunner
+
+from recovery.adapters.hypervisor import Hypervisor
+from recovery.cli import cli
+from recovery.core.facts import Options
+from recovery.core.machine import shared_machine
+from recovery.core.settings import RunSettings
+from recovery.db import open_database
+from recovery.db.scenarios import seed_if_empty
+from recovery.present.report import run_json
+from recovery.run.boot import HostBoot
+from recovery.run.devices import DeviceCheck
+from tests.support.databases import migrated_database
+
+HOST = "compute-1"
+
+
+def U(nn: str) -> str:
+    return f"6c1a0b52-0000-4000-8000-00000000e0{nn}"
+
+
+def _domain(nn: str, devices: str) -> str:
+    return (f"<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'><name>instance-{nn}</name>"
+            f"<uuid>{U(nn)}</uuid><memory unit='MiB'>64</memory><os><type>hvm</type></os><devices>{devices}"
+            "</devices><test:runstate>5</test:runstate></domain>")
+
+
+def _host(tmp_path: Path) -> tuple[str, dict]:
+    """A test-driver host after a reboot (every guest shut off) and its records: 01 has everything, 02's disk
+    is gone, 03 and 04 share an inactive network, 05's bridge does not exist, 06 was being powered on when
+    the host went down and its disk is gone too."""
+    disk = tmp_path / "disk.qcow2"
+    disk.write_bytes(b"")
+    present, gone = f"<disk type='file'><source file='{disk}'/><target dev='vda'/></disk>", (
+        f"<disk type='file'><source file='{tmp_path / 'gone.qcow2'}'/><target dev='vda'/></disk>")
+    lan = "<interface type='network'><mac address='52:54:00:00:00:{}'/><source network='{}'/></interface>"
+    domains = [_domain("01", present + lan.format("01", "tenant-a")), _domain("02", gone),
+               _domain("03", present + lan.format("03", "tenant-b")), _domain("04", lan.format("04", "tenant-b")),
+               _domain("05", "<interface type='bridge'><source bridge='nosuchbr0'/></interface>"),
+               _domain("06", gone)]
+    node = tmp_path / "libvirt.xml"
+    node.write_text("<node><cpu><mhz>1000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets><cores>4"
+                    "</cores><threads>1</threads><active>4</active></cpu><memory>8388608</memory>"
+                    "<network><name>tenant-a</name><bridge name='virbr1'/></network>" + "".join(domains) + "</node>")
+    instances = [{"uuid": U(nn), "display_name": f"guest-{nn}", "host": HOST, "node": HOST, "vm_state": "active",
+                  "task_state": "powering-on" if nn == "06" else None, "power_state": 1, "vcpus": 1, "memory_mb": 64,
+                  "root_gb": 0} for nn in ("01", "02", "03", "04", "05", "06")]
+    return f"test://{node}", {"host": HOST, "instances": instances,
+                              "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]}
+
+
+def _run(tmp_path: Path, dry_run: bool) -> tuple[dict, int, libvirt.virConnect, str]:
+    uri, records = _host(tmp_path)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    seed_if_empty(migrated_database(url), records)
+    conn = libvirt.open(uri)
+    conn.networkDefineXML("<network><name>tenant-b</name><bridge name='virbr2'/></network>")  # left inactive
+    db = open_database(url, read_only=dry_run)
+    settings = RunSettings(host=HOST, node=HOST, options=Options(resume_guests_state_on_host_boot=True),
+                           dry_run=dry_run, stop_timeout=1)
+    try:
+        result = HostBoot(shared_machine(), Hypervisor(conn, uri, dry_run), db, settings).run()
+    finally:
+        db.close()
+    return run_json(result), result.exit_code, conn, url
+
+
+def _items(doc: dict) -> dict[str, dict]:
+    return {item["uuid"][-2:]: item for item in doc["instances"]}
+
+
+def test_a_run_blocks_repairs_once_and_starts_the_rest(tmp_path):
+    doc, exit_code, conn, url = _run(tmp_path, dry_run=False)
+    items = _items(doc)
+    assert {nn: i["outcome"] for nn, i in items.items()} == {
+        "01": "ok", "02": "blocked", "03": "ok", "04": "ok", "05": "blocked", "06": "blocked"}
+    assert items["02"]["error"] == f"blocked: disk {tmp_path / 'gone.qcow2'} does not exist"
+    assert items["05"]["error"] == "blocked: bridge nosuchbr0 missing"
+    assert [a["name"] for a in items["03"]["actions"]] == ["plug_vifs", "repair_devices", "resume_guest"]
+    started = [w for w in doc["warnings"] if w.startswith("started ")]
+    assert started == ["started network 'tenant-b' before the guests that need it"]  # once for 03 and 04
+    assert conn.networkLookupByName("tenant-b").isActive()
+    running = {dom.name()[-2:] for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+    assert running == {"01", "03", "04"}
+    assert exit_code == 1 and doc["totals"]["blocked"] == 3 and doc["totals"]["degraded"] == 0
+    db = open_database(url)
+    try:
+        rows = db.load_instances_by_uuid([U(nn) for nn in ("02", "05", "06")])
+        assert {(r.vm_state, r.task_state) for r in rows.values()} == {("active", None), ("active", "powering-on")}
+    finally:
+        db.close()
+    journal = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        entries = dict(journal.execute("SELECT instance_uuid, outcome || ': ' || error FROM recovery_journal "
+                                       "WHERE outcome = 'blocked'"))
+    finally:
+        journal.close()
+    assert entries == {U(nn): items[nn]["outcome"] + ": " + items[nn]["error"] for nn in ("02", "05", "06")}
+    explained = CliRunner().invoke(cli, ["explain", U("06"), "--db", url])
+    assert explained.exit_code == 0, explained.output
+    assert 'devices = "missing"' in explained.stdout and "[MATCH] retry_start" in explained.stdout
+    assert f"outcome: blocked — blocked: disk {tmp_path / 'gone.qcow2'} does not exist" in explained.stdout
+
+
+def test_a_plan_shows_the_proof_and_changes_nothing(tmp_path):
+    doc, exit_code, conn, _url = _run(tmp_path, dry_run=True)
+    items = _items(doc)
+    assert {nn: i["outcome"] for nn, i in items.items()} == dict.fromkeys(("01", "02", "03", "04", "05", "06"),
+                                                                            "skipped")
+    assert items["01"]["error"] is None
+    assert items["06"]["error"] == f"blocked: disk {tmp_path / 'gone.qcow2'} does not exist"
+    assert items["04"]["error"] == "repairable: network 'tenant-b' is inactive (started before the guest)"
+    assert items["06"]["actions"] == [] and "blocked" in items["06"]["reason"]
+    assert not conn.networkLookupByName("tenant-b").isActive() and exit_code == 0
+
+
+LIVE = "<domain><devices><disk><target dev='vda'/></disk></devices></domain>"
+"""A running domain that lacks the second disk and the interface it was defined with."""
+
+
+class _Started:
+    stopped: list[str]
+
+    def __init__(self) -> None:
+        self.stopped = []
+
+    def stop(self, uuid: str) -> None:
+        self.stopped.append(uuid)
+
+
+def test_a_started_guest_lacking_a_defined_device_is_degraded_and_stopped_when_asked():
+    from recovery.core.devices import read_definition
+
+    hypervisor = _Started()
+    check = DeviceCheck(hypervisor)  # type: ignore[arg-type]
+    check.definitions["u"] = read_definition(
+        "<domain><devices><disk><target dev='vda'/></disk><disk><target dev='vdb'/></disk>"
+        "<interface type='bridge'><mac address='52:54:00:AA:00:01'/></interface></devices></domain>")
+    assert check.degraded("u", LIVE, "keep") == (
+        "degraded: disk vdb, interface 52:54:00:aa:00:01 missing after the start")
+    assert hypervisor.stopped == []
+    assert check.degraded("u", LIVE, "stop").endswith("missing after the start; stopped")
+    assert hypervisor.stopped == ["u"]
+    assert check.degraded("never-proved", LIVE, "stop") is None
+    assert json.dumps(check.repairs_done()) == "[]"
+
+
+def test_a_plan_file_keeps_the_proof_and_run_plan_blocks_as_planned(tmp_path):
+    _uri, records = _host(tmp_path)  # no tenant-b here: 03 and 04 are blocked too
+    (tmp_path / "db.json").write_text(json.dumps(records))
+    url, plan = f"sqlite:///{tmp_path / 'db.sqlite'}", str(tmp_path / "plan.json")
+    runner = CliRunner()
+    for command in (["db", "upgrade", "--db", url], ["scenario", "load", str(tmp_path), "--db", url],
+                    ["plan", "--scenario", str(tmp_path), "--db", url, "--resume-guests-state-on-host-boot",
+                     "--out", plan]):
+        assert runner.invoke(cli, command).exit_code == 0, command
+    done = runner.invoke(cli, ["run", "--plan", plan, "--scenario", str(tmp_path), "--db", url, "--json"])
+    outcomes = {item["uuid"][-2:]: item["outcome"] for item in json.loads(done.stdout)["instances"]}
+    assert outcomes == {"01": "ok", "02": "blocked", "03": "blocked", "04": "blocked", "05": "blocked",
+                        "06": "blocked"}
+    assert done.exit_code == 1
