@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 JOURNAL_COLUMNS = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "path", "actions",
                "outcome", "error", "final_state", "reason")
 """The columns of `explain -f value|csv` (one row a journaled run, newest first) and of -c."""
+EXTRA_JOURNAL_COLUMNS = ("uuid", "name")
+"""Columns there are only when -c names them: the instance's uuid and display name, on every row."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ def explain(ctx: click.Context, instance: str | None, facts_text: str | None, li
     newest first, and with --live what it would decide now. With --facts: one facts record, no
     database needed. Facts print in the spelling `decide` and --facts read, so they can be fed back.
     Columns for -c: run_id, run_host, run_started_at, run_status, dry_run, start_state, path,
-    actions, outcome, error, final_state, reason (with --facts: uuid, state, path, actions, vm_state,
-    task_state, reason).
+    actions, outcome, error, final_state, reason, and when named: uuid, name (with --facts: uuid,
+    state, path, actions, vm_state, task_state, reason).
     """
     if facts_text is not None:
         _explain_facts(instance, facts_text, host, options, request["output"])
@@ -137,7 +139,8 @@ def _read_facts_argument(text: str) -> Any:
 
 def explain_journal(request: JournalRequest) -> None:
     """The journal is read from `journal_db_url` when given (runs made against a Nova database), else from --db."""
-    columns = selected_columns(JOURNAL_COLUMNS, request.output.columns)
+    columns = selected_columns(JOURNAL_COLUMNS + EXTRA_JOURNAL_COLUMNS, request.output.columns) \
+        if request.output.columns else list(JOURNAL_COLUMNS)
     db = open_db(request.db_url, read_only=True, timeout=request.db_timeout)
     journal = db if request.journal_db_url is None else open_db(request.journal_db_url, read_only=True,
                                                                 timeout=request.db_timeout, option="--journal-db")
@@ -161,7 +164,8 @@ def explain_journal(request: JournalRequest) -> None:
     owner = identity["host"] if identity else None
     doc = {"uuid": uuid, "instance": identity, "start_order": None if row is None else _start_order_json(row.metadata),
            "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
-    emit(request.output, doc, lambda: [_run_row(run) for run in doc["runs"]], columns,
+    name = identity["display_name"] if identity else None
+    emit(request.output, doc, lambda: [_run_row(run) | {"uuid": uuid, "name": name} for run in doc["runs"]], columns,
          lambda: click.echo(journal_text(doc)))
 
 def _start_order_json(metadata: dict[str, str]) -> dict:

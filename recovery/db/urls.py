@@ -126,10 +126,18 @@ def secrets(url: URL) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
+SHORT_SECRET = 8
+"""A secret shorter than this is masked only where it stands alone: masking every `p` of a message
+for the password `p` would garble it (`***ostgres://`) and hide nothing."""
+
+
 def scrub(text: str, url: URL) -> str:
     """`text` (a driver's message, say) with every secret of `url` masked."""
     for secret in secrets(url):
-        text = text.replace(secret, MASK)
+        if len(secret) >= SHORT_SECRET:
+            text = text.replace(secret, MASK)
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
     return text
 
 

@@ -112,7 +112,7 @@ class HostBoot:
         finally:
             if not settings.dry_run:
                 network_error = apply_network(ports.network)
-        warnings += self.devices.repairs_done()
+        warnings += self.devices.warnings()
         position = {plan.uuid: number for number, plan in enumerate(plans)}
         results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         power = power_now(ports.hypervisor, settings.dry_run, results, gathered.domains)

@@ -45,6 +45,8 @@ class DeviceCheck:
     definitions: dict[str, Definition] = field(default_factory=dict)
     repaired: dict[Resource, str | None] = field(default_factory=dict)
     """Each repair tried in this run and its error (None: started)."""
+    unproved: str | None = None
+    """Why no proof could be made in this run (the inventory or the definitions could not be read)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def prove(self, decisions: dict[str, Decision], machine: RecoveryMachine) -> dict[str, Decision]:
@@ -65,8 +67,14 @@ class DeviceCheck:
     def prove_plans(self, plans: list[Plan], machine: RecoveryMachine) -> None:
         """The proof of every plan that boots its guest from its definition: each whose resources are not all
         ready is decided again with its readiness (kept in its record, so that a plan file keeps it and
-        `run --plan` compares it too); one no longer started leaves its tier."""
-        changed = self.prove({p.uuid: p.decision for p in plans if boots_definition(p.decision)}, machine)
+        `run --plan` compares it too); one no longer started leaves its tier. A host whose definitions or
+        inventory cannot be read is not proved (said in the run's warnings): its guests are started as before."""
+        try:
+            changed = self.prove({p.uuid: p.decision for p in plans if boots_definition(p.decision)}, machine)
+        except HypervisorError as error:
+            self.proofs.clear()
+            self.unproved = str(error)
+            return
         for plan in plans:
             decision = changed.get(plan.uuid)
             if decision is not None:
@@ -158,7 +166,10 @@ class DeviceCheck:
                 error += f"; could not be stopped: {failure}"
         return error
 
-    def repairs_done(self) -> list[str]:
-        """One line per repair this run made or tried, for the run's warnings."""
-        return [f"started {r.kind} '{shown_name(r.name)}' before the guests that need it" if error is None
-                else f"could not start {r.kind} '{shown_name(r.name)}': {error}" for r, error in self.repaired.items()]
+    def warnings(self) -> list[str]:
+        """For the run's warnings: a proof that could not be made, and one line per repair made or tried."""
+        unproved = [f"no device proof was made ({self.unproved}): guests were started without it"] if (
+            self.unproved) else []
+        return unproved + [f"started {r.kind} '{shown_name(r.name)}' before the guests that need it" if error is None
+                           else f"could not start {r.kind} '{shown_name(r.name)}': {error}"
+                           for r, error in self.repaired.items()]

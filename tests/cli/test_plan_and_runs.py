@@ -69,6 +69,8 @@ def test_names_are_in_the_json_the_rows_and_the_table(tmp_path):
     wide = CliRunner().invoke(cli, ["run", "--scenario", str(SCENARIO), "--db", f"sqlite:///{path}", "--dry-run"],
                               env={"COMPUTE_RECOVER_DB": None, "COLUMNS": "200"})
     assert "soft-reboot-became-hard / instance-00000003" in wide.stdout
+    explained = invoke("explain", U("03"), "--db", f"sqlite:///{path}", "-f", "value", "-c", "name", "-c", "outcome")
+    assert explained.stdout == "soft-reboot-became-hard ok\n"
 
 
 def test_runs_lists_the_runs_and_prints_the_last_ones_report_as_it_was(tmp_path):

@@ -25,6 +25,7 @@ from recovery.db import (
 from recovery.db import journal as journals
 from recovery.db.engine import DEFAULT_DB_PATH
 from recovery.db.scenarios import ScenarioError, parse_db_json, read_db_json, seed, seed_if_empty
+from recovery.db.urls import scrub
 from states.enums import PowerState, VmState
 from tests.support.databases import migrated_database
 
@@ -177,6 +178,17 @@ def test_a_driver_message_that_quotes_the_password_is_scrubbed(live_server):
     message = str(raised.value)
     assert missing_database_says in message
     assert password and password not in message
+
+
+@pytest.mark.parametrize(("password", "message", "scrubbed"), [
+    ("p", "postgres://u:p@h/db: password for p refused",
+     "postgres://u:***@h/db: password for *** refused"),
+    ("s3cr3t-long-password", "auth failed (s3cr3t-long-password) for u@s3cr3t-long-passwordX",
+     "auth failed (***) for u@***X"),
+], ids=["short, masked where it stands alone", "long, masked everywhere"])
+def test_a_message_is_scrubbed_of_the_password_without_garbling_it(password, message, scrubbed):
+    url = make_url("postgresql+psycopg://u@h/db").set(password=password)
+    assert scrub(message, url) == scrubbed
 
 
 @pytest.mark.parametrize(

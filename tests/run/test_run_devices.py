@@ -9,9 +9,9 @@ from pathlib import Path
 import libvirt
 from click.testing import CliRunner
 
-from recovery.adapters.hypervisor import Hypervisor
+from recovery.adapters.hypervisor import Hypervisor, HypervisorError
 from recovery.cli import cli
-from recovery.core.facts import Options
+from recovery.core.facts import Options, facts_from_record
 from recovery.core.machine import shared_machine
 from recovery.core.settings import RunSettings
 from recovery.db import open_database
@@ -19,6 +19,7 @@ from recovery.db.scenarios import seed_if_empty
 from recovery.present.report import run_json
 from recovery.run.boot import HostBoot
 from recovery.run.devices import DeviceCheck
+from recovery.run.execute import Plan
 from tests.support.databases import migrated_database
 
 HOST = "compute-1"
@@ -151,7 +152,23 @@ def test_a_started_guest_lacking_a_defined_device_is_degraded_and_stopped_when_a
     assert check.degraded("u", LIVE, "stop").endswith("missing after the start; stopped")
     assert hypervisor.stopped == ["u"]
     assert check.degraded("never-proved", LIVE, "stop") is None
-    assert json.dumps(check.repairs_done()) == "[]"
+    assert json.dumps(check.warnings()) == "[]"
+
+
+class _Unreadable:
+    def domain_xmls(self, _uuids, _inactive=False):
+        raise HypervisorError("cannot read the domains' XML on test:///x: gone")
+
+
+def test_a_host_whose_definitions_cannot_be_read_is_not_proved_and_says_so():
+    facts = facts_from_record({"uuid": U("02"), "vm_state": "active", "task_state": "powering-on",
+                               "power_state": "shutdown", "db_power_state": "running"}, HOST, Options())
+    plan = Plan(U("02"), shared_machine().decide(facts), writable=True)
+    check = DeviceCheck(_Unreadable())  # type: ignore[arg-type]
+    check.prove_plans([plan], shared_machine())
+    assert [a.name for a in plan.decision.actions] == ["start"] and check.proofs == {}
+    assert check.warnings() == ["no device proof was made (cannot read the domains' XML on test:///x: gone): "
+                                "guests were started without it"]
 
 
 def test_a_plan_file_keeps_the_proof_and_run_plan_blocks_as_planned(tmp_path):
