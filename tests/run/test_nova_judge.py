@@ -254,6 +254,8 @@ def test_nova_computes_start_after_a_run_acts_only_on_what_was_handed_to_it(cell
     acted = acted_on(started["calls"], after_run, after_start)
     assert acted == handed_off, {"acted beyond the hand-off": sorted(acted - handed_off),
                                  "handed off, not acted on": sorted(handed_off - acted)}
+    released = {c["uuid"] for c in started["calls"] if c["who"] == "placement"}
+    assert released == set(HANDED_OFF) - {U(4)}  # every allocation release handed over is made: none lost
     assert started["domains"].get(KEPT_OFF) == SHUTDOWN
     assert not [c for c in started["calls"] if c["uuid"] == KEPT_OFF and (c["who"], c["method"]) not in ROUTINE]
     assert (tmp_path / "instances" / REVERTED / "disk").read_text() == "the original disk"
