@@ -193,6 +193,19 @@ def _silence_libvirt() -> None:
     libvirt.registerErrorHandler(_ignore_libvirt_error, None)
 
 
+_RESOURCE_EVENTS = (
+    ("storagePoolEventRegisterAny", libvirt.VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE, "storage pool",
+     frozenset({libvirt.VIR_STORAGE_POOL_EVENT_DEFINED, libvirt.VIR_STORAGE_POOL_EVENT_STARTED,
+                libvirt.VIR_STORAGE_POOL_EVENT_CREATED})),
+    ("networkEventRegisterAny", libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, "network",
+     frozenset({libvirt.VIR_NETWORK_EVENT_DEFINED, libvirt.VIR_NETWORK_EVENT_STARTED})),
+    ("nodeDeviceEventRegisterAny", libvirt.VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE, "node device",
+     frozenset({libvirt.VIR_NODE_DEVICE_EVENT_CREATED, libvirt.VIR_NODE_DEVICE_EVENT_DEFINED})),
+)
+"""The resource lifecycle events a blocked guest waits for: the registering call, the event, what it is
+about, and the events that say it appeared."""
+
+
 @functools.cache
 def start_event_loop() -> None:
     """libvirt's default event loop, run by a daemon thread, once per process: needed before
@@ -516,6 +529,22 @@ class HypervisorReads(HypervisorConnection):
                 None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                 lambda _conn, dom, event, _detail, _opaque: on_event(dom.UUIDString(), event), None)
             self._conn.registerCloseCallback(lambda _conn, reason, _opaque: on_close(reason), None)
+
+    def watch_resources(self, on_appeared: Callable[[str], None]) -> None:
+        """Call on_appeared(what, e.g. "network 'tenant-a'") whenever a storage pool or libvirt network is defined
+        or started, or a node device (PCI, mediated) is created or defined: what a blocked guest may have been
+        waiting for (docs/devices.md). A driver without such events (node devices on the test driver) has none."""
+        for register, event_id, kind, appearing in _RESOURCE_EVENTS:
+            def heard(_conn, resource, event, _detail, _opaque, kind=kind, appearing=appearing) -> None:
+                if event in appearing:
+                    on_appeared(f"{kind} '{resource.name()}'")
+
+            with self._reading(f"register for {kind} events"):
+                try:
+                    getattr(self._conn, register)(None, event_id, heard, None)
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                        raise
 
 
 class DomainActions(HypervisorConnection):

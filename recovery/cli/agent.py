@@ -12,7 +12,7 @@ import sdnotify
 
 from recovery.adapters.hypervisor import Hypervisor, start_event_loop
 from recovery.adapters.network import NetworkHook
-from recovery.agent.loop import Agent, guests_started
+from recovery.agent.loop import Agent, guests_blocked, guests_started
 from recovery.agent.metrics import Metrics
 from recovery.cli import logs
 from recovery.cli.exits import CommandError
@@ -117,7 +117,8 @@ def keep_host(recovery: RecoveryOptions, settings: AgentSettings, metrics_port: 
         if result.halted is None:
             metrics.beat()  # the run's closing heartbeat
         print_report_document(journaled_report(result, journal or db))
-        keeper.start(started, guests_started(result))
+        keeper.recheck = lambda hv, settings: recover(hv, db, settings, network, journal=journal)
+        keeper.start(started, guests_started(result), guests_blocked(result))
         keeper.on_tick = systemd.ping
         systemd.notify(f"READY=1\nSTATUS=host {host} recovered (exit code {result.exit_code}); keeping its records")
         keeper.serve()

@@ -2,6 +2,7 @@
 
 import json
 
+from recovery.core.devices import DeviceProof
 from recovery.core.facts import Facts, decide_record, options_of
 from recovery.core.machine import Consideration, Decision, RecoveryMachine
 from states.policy import Action
@@ -71,6 +72,26 @@ def explanation_json(machine: RecoveryMachine, facts: Facts, record: dict) -> di
 
 POLICY_INPUTS = ("metadata", "host_down_seconds")
 """What a record gives that the facts keep only as what it decides (resume_policy, down_too_long)."""
+
+
+def device_proof_json(proof: DeviceProof) -> dict:
+    """A guest's device proof as `explain --live` shows it: its readiness and every resource it needs, each
+    with its readiness and, when not ready, why."""
+    return {"readiness": proof.readiness.value,
+            "resources": [{"kind": f.resource.kind.value, "name": f.resource.name, "pool": f.resource.pool,
+                           "readiness": f.readiness.value, "reason": f.reason or None} for f in proof.findings]}
+
+
+def device_proof_lines(doc: dict) -> list[str]:
+    """Text for a device proof document (`device_proof_json`, or {"error": why no proof was made})."""
+    if "error" in doc:
+        return [f"devices: not proved ({doc['error']})"]
+    lines = [f"devices: {doc['readiness']}"]
+    for resource in doc["resources"]:
+        pool = f" in pool {resource['pool']}" if resource["pool"] else ""
+        lines.append(f"  {resource['kind']} {resource['name']}{pool}: {resource['readiness']}"
+                     + (f" — {resource['reason']}" if resource["reason"] else ""))
+    return lines
 
 
 def format_action(action: dict) -> str:

@@ -35,6 +35,15 @@ def default_journal_path() -> str:
 
 
 @dataclass(frozen=True)
+class Recheck:
+    """The agent's re-check of the guests a run blocked (docs/devices.md): only these instances, decided
+    with that run's downtime (the host has been up since, and beating)."""
+
+    uuids: frozenset[str]
+    down_seconds: float | None
+
+
+@dataclass(frozen=True)
 class RunSettings:
     host: str
     node: str
@@ -50,6 +59,8 @@ class RunSettings:
     """`run --plan`: the plan file's name and sha256, journaled with the run's options."""
     on_degraded: str = OnDegraded.KEEP.value
     """What is done with a started guest that lacks a device its definition asks for (docs/devices.md)."""
+    recheck: Recheck | None = None
+    """Set by the agent when a resource appeared: the run is over these blocked guests alone."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The run report as one document: JSON and YAML print it, the value and csv formats its rows, and
 recovery.present.report_table lays it out for people (rich is loaded only then)."""
 
-from recovery.core.documents import action_json, format_action, path_json
+from recovery.core.documents import format_action, path_json
 from recovery.core.effects import after_success, changes_anything
 from recovery.core.machine import Decision
 from recovery.core.metadata import READY_RUNNING
@@ -23,7 +23,7 @@ def run_json(result: RunResult) -> dict:
             "domain": domain,
             "state": decision.start_state if decision else None,
             "path": path_json(decision) if decision else [],
-            "actions": [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in r.actions],
+            "actions": [a.json() for a in r.actions],
             "outcome": r.outcome,
             "error": r.error,
             "reason": decision.reason if decision else None,

@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.adapters.network import NetworkHook
 from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
+from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
 from recovery.core.errors import RecoveryError
 from recovery.core.facts import record_task_state
@@ -52,6 +53,12 @@ class ActionResult:
     action: Action
     outcome: Outcome
     error: str | None = None
+    done: dict[str, Any] = field(default_factory=dict)
+    """What the action's entry adds to its parameters about what it did (the resources a repair started)."""
+
+    def json(self) -> dict[str, Any]:
+        """The action's entry in the journal and the report."""
+        return {**action_json(self.action), **self.done, "outcome": self.outcome, "error": self.error}
 
 
 @dataclass
@@ -90,6 +97,8 @@ class InstanceResult:
     """The start order its guest was started in, as its plan's."""
     ready_seconds: float | None = None
     """Seconds from its start until its tier saw it ready (None: not awaited, or never ready)."""
+    updated_at: datetime | None = None
+    """The record's updated_at as this run last committed it (a later write compares it: record_stopped)."""
 
 
 class Halt:
@@ -121,8 +130,9 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
-    repair_devices: Callable[[str], None] | None = None
-    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py)."""
+    repair_devices: Callable[[str], list[str]] | None = None
+    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py); returns
+    them, named as the journal shows them."""
     writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
     """Every instance's record and journal writes, committed together with the other workers'."""
 
@@ -178,13 +188,14 @@ def _complete_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> No
         raise RuntimeError("the evacuation's migration record is gone")
 
 
-def _repair_devices(ports: Ports, uuid: str) -> None:
+def _repair_devices(ports: Ports, uuid: str) -> dict[str, Any]:
+    """The repair, and the resources it made sure of for the action's entry (`repaired`)."""
     if ports.repair_devices is None:
         raise ValueError("no device proof was made in this run")
-    ports.repair_devices(uuid)
+    return {"repaired": ports.repair_devices(uuid)}
 
 
-ActionCall = Callable[[Ports, Plan, dict[str, Any]], None]
+ActionCall = Callable[[Ports, Plan, dict[str, Any]], dict[str, Any] | None]
 
 ACTION_CALLS: dict[str, ActionCall] = {
     "complete_deletion": lambda ports, plan, params: None,  # only the record write that marks it deleted
@@ -207,11 +218,11 @@ ACTION_CALLS: dict[str, ActionCall] = {
     "destroy_domain": _destroy,
 }
 """What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or
-database call it is."""
+database call it is, returning what its entry adds (ActionResult.done), if anything."""
 
 
-def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
-    ACTION_CALLS[action.name](ports, plan, dict(action.params))
+def _run_action(ports: Ports, plan: Plan, action: Action) -> dict[str, Any]:
+    return ACTION_CALLS[action.name](ports, plan, dict(action.params)) or {}
 
 
 def observed_power_to_record(decision: Decision) -> str | None:
@@ -234,8 +245,8 @@ class _Record:
         self.ports, self.db, self.plan = ports, ports.database, plan
         self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
         self.vm_state, self.task_state = self.confirmed[:2]
-        self.stored_power = facts.db_power_state
-        """The power state the record holds: one equal to it is not written again."""
+        self.stored_power: str | None = facts.db_power_state
+        """The power state the record holds (None: not known): one equal to it is not written again."""
         self.power_state: str | None = observed_power_to_record(plan.decision)
         self.mark_deleted = False
         self.claimed = False
@@ -345,7 +356,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
     """Run one action and record its outcome; None on success, else the error (or HALTED)."""
     log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
     try:
-        _run_action(ports, plan, action)
+        done = _run_action(ports, plan, action)
     except HypervisorLost as lost:
         log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
@@ -363,7 +374,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
         result.error = result.error or f"{action.name}: {text}"
         result.outcome = Outcome.FAILED
         return error
-    result.actions.append(ActionResult(action, Outcome.OK))
+    result.actions.append(ActionResult(action, Outcome.OK, done=done))
     return None
 
 
@@ -407,7 +418,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
             if not record.claimed and not acted:
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
             result.outcome, result.error = Outcome.CONFLICT, record.lost()
-        result.vm_state, result.task_state = record.confirmed[:2]
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
         result.outcome = succeeded(plan.decision, result.outcome)
         if plan.journal_id is not None:
             update_entry(journal, plan.journal_id, final_entry(result))
@@ -417,7 +428,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
-        result.vm_state, result.task_state = record.confirmed[:2]
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
     return result
 
 
@@ -425,6 +436,35 @@ def succeeded(decision: Decision, outcome: str) -> str:
     """An instance's outcome once its record is written: a success that leaves work to nova-compute is
     said to be handed off."""
     return Outcome.HANDED_OFF if outcome == Outcome.OK and decision.hands_off else outcome
+
+
+STOP = Action("stop", ())
+
+
+def record_stopped(ports: Ports, plan: Plan, result: InstanceResult) -> None:
+    """A guest stopped again after its start (--on-degraded stop): its record written as a `stop` action
+    leaves it (stopped, no task, shut down) and the stop journaled with its outcome, so that the next run
+    does not start it again without the device. A record changed since this run wrote it is not overwritten."""
+    record = _Record(ports, plan)
+    record.confirmed = (result.vm_state, result.task_state, result.updated_at)
+    record.vm_state, record.task_state, record.claimed = result.vm_state, result.task_state, True
+    record.stored_power = None  # this run's own write of it is not known here: the stop's power state is written
+    record.apply(action_effects(STOP, succeeded=True))
+    result.actions.append(ActionResult(STOP, Outcome.OK))
+    result.power_state = _power_after(ports, plan)
+
+    def stopped(conn: Connection, journal: Connection) -> None:
+        if not record.write(conn):
+            result.error = f"{result.error}; {record.lost()}"
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
+        if plan.journal_id is not None:
+            update_entry(journal, plan.journal_id, final_entry(result))
+
+    try:
+        record.commit(f"record instance {plan.uuid} stopped", stopped, result)
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.error = f"{result.error}; its stop could not be recorded: {failure}"
 
 
 def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],

@@ -24,6 +24,7 @@ from recovery.run.execute import (
     Ports,
     execute,
     power_to_record,
+    record_stopped,
     succeeded,
 )
 from recovery.run.journal_entries import DecisionEntries, final_entry
@@ -52,7 +53,10 @@ class Execution:
         executed += ordered
         if not self.settings.dry_run and not self.ports.halt.reason:
             for plan, result in self.devices.compare_after_start(plans, executed, self.settings.on_degraded):
-                self._journal_again(plan, result)
+                if plan.uuid in self.devices.stopped:
+                    record_stopped(self.ports, plan, result)
+                else:
+                    self._journal_again(plan, result)
         return executed, tiers
 
     def _planned(self, plan: Plan) -> InstanceResult:
