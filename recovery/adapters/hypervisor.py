@@ -171,6 +171,19 @@ def local_disk_paths(domain_xml: str, uuid: str, instances_path: Path) -> list[P
     return [*inside, own_directory] if own_directory.resolve() == own_directory else inside
 
 
+def restore_resize_directory(instances_path: Path, uuid: str) -> bool:
+    """Move `<instances_path>/<uuid>_resize` back to `<instances_path>/<uuid>`, where a resize set the
+    instance's disks aside, replacing what a failed migration left there, as Nova's libvirt driver
+    does on a revert; whether there was one. Only inside the instances path (a uuid cannot lead out)."""
+    root = instances_path.resolve()
+    base, aside = root / uuid, root / f"{uuid}_resize"
+    if aside.resolve() != aside or base.resolve() != base or not aside.is_dir():
+        return False
+    shutil.rmtree(base, ignore_errors=True)
+    aside.rename(base)
+    return True
+
+
 def _one_line(error: libvirt.libvirtError) -> str:
     """libvirt's message on one line (XML parse errors span several)."""
     return " ".join(str(error).split())
@@ -633,8 +646,11 @@ class DomainActions(HypervisorConnection):
                 dom.shutdown()
 
     def revert_resize(self, uuid: str, power_on: bool, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
-        """Bring this host's original copy back: running if `power_on`, else shut off (waiting `timeout`)."""
+        """Bring this host's original copy back: its disk directory first, as Nova's libvirt driver
+        does (finish_revert_migration), then the guest, running if `power_on`, else shut off
+        (waiting `timeout`)."""
         with self._changing("revert resize of", uuid) as dom:
+            restore_resize_directory(self.instances_path, uuid)
             if power_on:
                 _ensure_running(dom)
             else:

@@ -39,7 +39,7 @@ from recovery.core.facts import Facts, FactsError, Options, decide_record, facts
 from recovery.core.machine import RecoveryMachine, shared_machine
 from recovery.core.metadata import PolicyValueError, format_duration, start_order
 from recovery.core.printable import printable
-from recovery.db import Database
+from recovery.db import Database, schema
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
 from recovery.present.formats import Output, emit, selected_columns
@@ -244,7 +244,7 @@ def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict
     host, options, source = _live_settings(live, last_run)
     log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
     hypervisor = Hypervisor.open(live.libvirt_uri, read_only=True)
-    gathered = gather(db, hypervisor, host, only=[uuid])
+    gathered = gather(db, hypervisor, host, only=[uuid], nova_cell=schema.is_nova_cell(db))
     row = gathered.row(uuid.lower())
     if row is None:
         return None

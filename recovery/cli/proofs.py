@@ -152,13 +152,14 @@ def diff_command(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_sou
 
 
 def _host_records(db_url: str, host: str, db_timeout: float) -> list[tuple[str | None, dict]]:
-    """The host's instances as decide records, read through a read-only session."""
+    """The host's instances as decide records (of a Nova cell, when it is one), read through a read-only session."""
     from recovery.cli.open import open_db
+    from recovery.db import schema
     from recovery.run.gather import gather
 
     db = open_db(db_url, read_only=True, timeout=db_timeout)
     try:
-        gathered = gather(db, None, host)
+        gathered = gather(db, None, host, nova_cell=schema.is_nova_cell(db))
     finally:
         db.close()
     return [(row.display_name, gathered.record(row)) for row in gathered.instances.values()]

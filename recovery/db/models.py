@@ -104,6 +104,10 @@ class ComputeNode(SQLModel, table=True):
     memory_mb_used: int = 0
     local_gb_used: int = 0
     running_vms: int | None = None
+    free_ram_mb: int | None = None
+    free_disk_gb: int | None = None
+    disk_available_least: int | None = None
+    """Written with the used amounts, from the same figures (nova-compute reads them as it starts)."""
     created_at: datetime | None = Field(default=None, sa_type=DateTime)
     updated_at: datetime | None = Field(default=None, sa_type=DateTime)
     deleted: int = 0
@@ -244,6 +248,9 @@ class ComputeNodeRow:
     memory_mb_used: int
     local_gb_used: int
     running_vms: int | None
+    free_ram_mb: int | None = None
+    free_disk_gb: int | None = None
+    disk_available_least: int | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,10 @@ from recovery.present.report import ordered
 
 _OUTCOME_STYLE = {Outcome.OK: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "dim",
                   Outcome.CONFLICT: "yellow", Outcome.NOT_STARTED: "yellow", Outcome.INTERRUPTED: "bold red",
-                  Outcome.CHANGED: "yellow", Outcome.UNPLANNED: "yellow", Outcome.NOT_READY: "yellow"}
+                  Outcome.CHANGED: "yellow", Outcome.UNPLANNED: "yellow", Outcome.NOT_READY: "yellow",
+                  Outcome.HANDED_OFF: "cyan"}
+LEFT_TO_NOVA_COMPUTE = "; left to nova-compute: "
+"""Where a handed-off instance's reason says what nova-compute's start is left to do (states.policy.hand_off)."""
 UUID_WIDTH = 36
 WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
@@ -27,6 +30,14 @@ def _error_lines(item: dict) -> list[Text]:
     """The error's first line, cut to the cell's width rather than wrapped; --json and explain keep it whole."""
     lines = (item["error"] or "").strip().splitlines()
     return [Text(printable(lines[0]), style="red", no_wrap=True, overflow="ellipsis")] if lines else []
+
+
+def _left_lines(item: dict) -> list[Text]:
+    """A handed-off instance: what is left to nova-compute, on one line cut to the cell's width."""
+    _, found, left = (item["reason"] or "").partition(LEFT_TO_NOVA_COMPUTE)
+    if item["outcome"] != "handed-off" or not found:
+        return []
+    return [Text(printable(f"left to nova-compute: {left}"), style="cyan", no_wrap=True, overflow="ellipsis")]
 
 
 def _outcome_word(item: dict) -> Text:
@@ -91,7 +102,7 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, 
         table.add_column("would be" if planned else "now", no_wrap=True)
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
-            outcome = Group(_verdict(item, planned), *_error_lines(item))
+            outcome = Group(_verdict(item, planned), *_error_lines(item), *_left_lines(item))
             cells = (_plain(item["state"] or "?"), _plain(path), _actions(item, planned), outcome,
                      _plain(_end(item, planned)))
             table.add_row(Group(_plain(item["uuid"]), *_names(item)), *((_tier(item),) if tiers else ()), *cells)
@@ -101,7 +112,7 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, 
     for item in instances:
         states = Text.assemble(_plain(f"{item['state'] or '?'} → {_end(item, planned)}  "), _verdict(item, planned))
         table.add_row(_plain(item["uuid"]), *((_tier(item),) if tiers else ()),
-                      Group(states, _actions(item, planned), *_error_lines(item), *_names(item)))
+                      Group(states, _actions(item, planned), *_error_lines(item), *_left_lines(item), *_names(item)))
     return table
 
 

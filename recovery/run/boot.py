@@ -91,9 +91,10 @@ class HostBoot:
         host's records are read, so that the run's options record how long the host was down."""
         ports, settings = self.ports, self.settings
         recheck = settings.recheck
-        gathered = gather(ports.database, ports.hypervisor, settings.host, domains=domains) if recheck is None else (
+        gathered = gather(ports.database, ports.hypervisor, settings.host, domains=domains,
+                          nova_cell=settings.nova_cell) if recheck is None else (
             gather(ports.database, ports.hypervisor, settings.host, only=recheck.uuids,
-                   down_seconds=recheck.down_seconds))
+                   down_seconds=recheck.down_seconds, nova_cell=settings.nova_cell))
         run_id = None
         if not settings.dry_run:
             run_id = journals.start_run(ports.journal_database, settings.host,

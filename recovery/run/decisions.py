@@ -116,7 +116,8 @@ def decide_again(machine: RecoveryMachine, settings: RunSettings, database: Data
                  uuid: str, down_seconds: float | None) -> Plan | None:
     """One more decision after a lost claim, from facts fresh from this one instance's row and domain
     (the run's downtime kept); None when its record vanished or went bad."""
-    gathered = gather(database, hypervisor, settings.host, only=[uuid], down_seconds=down_seconds)
+    gathered = gather(database, hypervisor, settings.host, only=[uuid], down_seconds=down_seconds,
+                      nova_cell=settings.nova_cell)
     row = gathered.row(uuid)
     if row is None:
         return None

@@ -3,6 +3,9 @@
 Claim before act: before its first action an instance's row is claimed by a compare-and-swap on
 the (vm_state, task_state, updated_at) it was decided from, which writes the decision's own
 writes and a new updated_at, so a concurrent writer is detected before any action, never after.
+A row the decision changes nothing in is claimed by checking it instead (no updated_at without a
+change: clients polling with changes-since would see changes that are not there); under the host
+lock only another kind of writer (Nova's API) can race, and its change is seen at the end as a conflict.
 Steps then run in order; each action's outcome is journaled as it completes, and the state the
 actions reached is written, with the journal's final word, in one last transaction (two, the
 record's first, when the journal has a database of its own). Each of these writes is committed
@@ -226,6 +229,7 @@ ACTION_CALLS: dict[str, ActionCall] = {
     "reap_domain": _destroy,
     "shutdown_domain": lambda ports, plan, params: ports.hypervisor.shutdown(plan.uuid),
     "repair_devices": lambda ports, plan, params: _repair_devices(ports, plan.uuid),
+    "destroy_domain": _destroy,
 }
 """What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or
 database call it is, returning what its entry adds (ActionResult.done), if anything."""
@@ -233,6 +237,18 @@ database call it is, returning what its entry adds (ActionResult.done), if anyth
 
 def _run_action(ports: Ports, plan: Plan, action: Action) -> dict[str, Any]:
     return ACTION_CALLS[action.name](ports, plan, dict(action.params)) or {}
+
+
+def observed_power_to_record(decision: Decision) -> str | None:
+    """The guest's power state as observed, when the decision deliberately leaves it so (recorded, so
+    that nova-compute's start does not undo the decision); None when nothing asks for it."""
+    return decision.facts.power_state if decision.records_power else None
+
+
+def power_to_record(decision: Decision) -> bool:
+    """Whether the record's power state must be written though the decision changes nothing else."""
+    observed = observed_power_to_record(decision)
+    return observed is not None and observed != decision.facts.db_power_state
 
 
 class _Record:
@@ -243,7 +259,9 @@ class _Record:
         self.ports, self.db, self.plan = ports, ports.database, plan
         self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
         self.vm_state, self.task_state = self.confirmed[:2]
-        self.power_state: str | None = None
+        self.stored_power: str | None = facts.db_power_state
+        """The power state the record holds (None: not known): one equal to it is not written again."""
+        self.power_state: str | None = observed_power_to_record(plan.decision)
         self.mark_deleted = False
         self.claimed = False
 
@@ -259,24 +277,29 @@ class _Record:
                 self.mark_deleted = bool(value)
 
     def write(self, conn: Connection) -> bool:
-        """Compare-and-swap what changed (a claim always writes: at least a new updated_at);
-        False when another writer changed the row since it was read."""
+        """Compare-and-swap what changed, with a new updated_at; with nothing changed (a claim before an
+        action that changes nothing in the record), only check that the row still holds what it was
+        decided from. False when another writer changed the row since it was read."""
         if not self.plan.writable:
             return True
         changes: dict[str, Any] = {}
         if (self.vm_state, self.task_state) != self.confirmed[:2]:
             changes.update(vm_state=self.vm_state, task_state=self.task_state)
-        if self.power_state is not None:
+        if self.power_state is not None and self.power_state != self.stored_power:
             changes["power_state"] = int(PowerState[self.power_state.upper()])
         if self.mark_deleted:
             changes["mark_deleted"] = True
-        if not changes and self.claimed:
+        uuid = self.plan.stored_uuid or self.plan.uuid
+        if not changes:  # nothing to change in the record: checked, not written (no new updated_at)
+            if not self.db.still_holds(conn, uuid, self.confirmed):
+                return False
+            self.claimed = True
             return True
         stamp = self.db.next_stamp(self.confirmed[2])
-        if not self.db.compare_and_swap(conn, self.plan.stored_uuid or self.plan.uuid, self.confirmed, stamp,
-                                        **changes):
+        if not self.db.compare_and_swap(conn, uuid, self.confirmed, stamp, **changes):
             return False
         self.confirmed = (self.vm_state, self.task_state, stamp)
+        self.stored_power = self.power_state or self.stored_power
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
@@ -284,11 +307,11 @@ class _Record:
         """Run `work` (the record's connection, the journal's) in a committed transaction (Ports.writes).
         If it is not committed, the record and the report are again as last committed; a write
         rolled back for another's failure is simply made again."""
-        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+        saved = (self.confirmed, self.stored_power, self.power_state, self.mark_deleted, self.claimed,
                  result.outcome, result.error, result.vm_state, result.task_state)
 
         def undo() -> None:
-            (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+            (self.confirmed, self.stored_power, self.power_state, self.mark_deleted, self.claimed,
              result.outcome, result.error, result.vm_state, result.task_state) = saved
 
         self.ports.writes.write(what, lambda connections: work(*connections), undo)
@@ -429,6 +452,7 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
             result.outcome, result.error = Outcome.CONFLICT, record.lost()
         result.vm_state, result.task_state, result.updated_at = record.confirmed
+        result.outcome = succeeded(plan.decision, result.outcome)
         if plan.journal_id is not None:
             update_entry(journal, plan.journal_id, final_entry(result))
 
@@ -441,6 +465,12 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     return result
 
 
+def succeeded(decision: Decision, outcome: str) -> str:
+    """An instance's outcome once its record is written: a success that leaves work to nova-compute is
+    said to be handed off."""
+    return Outcome.HANDED_OFF if outcome == Outcome.OK and decision.hands_off else outcome
+
+
 STOP = Action("stop", ())
 
 
@@ -451,6 +481,7 @@ def record_stopped(ports: Ports, plan: Plan, result: InstanceResult) -> None:
     record = _Record(ports, plan)
     record.confirmed = (result.vm_state, result.task_state, result.updated_at)
     record.vm_state, record.task_state, record.claimed = result.vm_state, result.task_state, True
+    record.stored_power = None  # this run's own write of it is not known here: the stop's power state is written
     record.apply(action_effects(STOP, succeeded=True))
     result.actions.append(ActionResult(STOP, Outcome.OK))
     result.power_state = _power_after(ports, plan)

@@ -16,7 +16,17 @@ from recovery.db import DatabaseError
 from recovery.db import journal as journals
 from recovery.run.decisions import DecisionScreen, decide_again
 from recovery.run.devices import DeviceCheck
-from recovery.run.execute import ActionResult, InstanceResult, LostRace, Plan, Ports, execute, record_stopped
+from recovery.run.execute import (
+    ActionResult,
+    InstanceResult,
+    LostRace,
+    Plan,
+    Ports,
+    execute,
+    power_to_record,
+    record_stopped,
+    succeeded,
+)
 from recovery.run.journal_entries import DecisionEntries, final_entry
 from recovery.run.tiers import Readiness, TierReport, run_tiers, tiers_of
 
@@ -52,7 +62,8 @@ class Execution:
     def _planned(self, plan: Plan) -> InstanceResult:
         decision = plan.decision
         result = InstanceResult(plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
-                                outcome=Outcome.SKIPPED, vm_state=decision.facts.vm_state,
+                                outcome=Outcome.HANDED_OFF if decision.hands_off else Outcome.SKIPPED,
+                                vm_state=decision.facts.vm_state,
                                 task_state=record_task_state(decision.facts.task_state), order=plan.order)
         self.devices.settle(plan, result, dry_run=True)
         return result
@@ -137,11 +148,11 @@ class Execution:
 
 def nothing_to_do(decision: Decision) -> bool:
     facts = decision.facts
-    return not decision.actions and (decision.vm_state, decision.task_state) == (
+    return not decision.actions and not power_to_record(decision) and (decision.vm_state, decision.task_state) == (
         facts.vm_state, record_task_state(facts.task_state))
 
 
 def untouched(plan: Plan, power: str | None = None) -> InstanceResult:
     facts = plan.decision.facts
-    return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.OK, vm_state=facts.vm_state,
-                          task_state=record_task_state(facts.task_state), power_state=power)
+    return InstanceResult(plan.uuid, plan.decision, outcome=succeeded(plan.decision, Outcome.OK),
+                          vm_state=facts.vm_state, task_state=record_task_state(facts.task_state), power_state=power)

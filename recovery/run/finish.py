@@ -46,7 +46,8 @@ class RunResult:
     @property
     def totals(self) -> dict[str, int]:
         counts = Counter(r.outcome for r in self.instances)
-        return {"instances": len(self.instances), **{o: counts[o] for o in RUN_OUTCOMES},
+        outcomes = (*RUN_OUTCOMES, Outcome.HANDED_OFF) if self.settings.nova_cell else RUN_OUTCOMES  # else none
+        return {"instances": len(self.instances), **{o: counts[o] for o in outcomes},
                 "domains_reported": len(self.domains)}
 
     @property
@@ -54,7 +55,8 @@ class RunResult:
         if self.interrupted_by is not None:
             return SIGNAL_EXIT_BASE + self.interrupted_by
         failed = self.network_error is not None or self.halted is not None
-        failed = failed or any(r.outcome not in (Outcome.OK, Outcome.SKIPPED) for r in self.instances)
+        failed = failed or any(r.outcome not in (Outcome.OK, Outcome.SKIPPED, Outcome.HANDED_OFF)
+                               for r in self.instances)
         return EXIT_FAILED if failed else EXIT_OK
 
 

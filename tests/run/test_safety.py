@@ -340,7 +340,9 @@ def test_an_upper_case_uuid_in_the_database_is_its_domains_record(tmp_path):
     url = f"sqlite:///{path}"
     load(url, FIXTURES / "clean-host")
     [shut_off] = [row["uuid"] for row in rows(url, "SELECT uuid FROM instances WHERE uuid = :uuid", uuid=U("43"))]
-    rows(url, "UPDATE instances SET uuid = upper(uuid) WHERE uuid = :uuid", uuid=shut_off)
+    # An interrupted power-on, so that its recovery has a change to write (a row whose recovery changes nothing
+    # in it is not written: no updated_at without a change).
+    rows(url, "UPDATE instances SET uuid = upper(uuid), task_state = 'powering-on' WHERE uuid = :uuid", uuid=shut_off)
 
     done = cli("run", "--scenario", FIXTURES / "clean-host", "--db", url, "--resume-guests-state-on-host-boot",
                "--json")
@@ -352,6 +354,7 @@ def test_an_upper_case_uuid_in_the_database_is_its_domains_record(tmp_path):
     assert item["outcome"] == "ok"
     [row] = query(path, f"SELECT * FROM instances WHERE uuid = '{shut_off.upper()}'")
     assert row["updated_at"] is not None  # its record was claimed and written, by its stored uuid
+    assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, 1)
 
 
 def test_a_claim_lost_to_a_concurrent_writer_is_decided_again_from_that_row_alone(tmp_path):
