@@ -1,15 +1,15 @@
 """The instances' project_id (Nova's column): ordered restart orders a project's own guests only.
 
-Revision ID: cell_0003
-Revises: cell_0002
+Revision ID: cell_0004
+Revises: cell_0003
 Branch: cell
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "cell_0003"
-down_revision = "cell_0002"
+revision = "cell_0004"
+down_revision = "cell_0003"
 branch_labels = None
 depends_on = None
 
