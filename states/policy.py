@@ -62,6 +62,12 @@ class Case:
     reason: str
     writes: tuple[tuple[str, object], ...] = ()
     actions: tuple[Action, ...] = ()
+    hands_off: bool = False
+    """The rest of the work needs the cloud's other services: it is left, in the record state that
+    makes nova-compute's own start do it, to nova-compute (its reason says what and why)."""
+    records_power: bool = False
+    """The guest is deliberately left as it is: its observed power state is recorded, so that
+    nova-compute's start (resume_guests_state_on_host_boot) does not undo the decision."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,17 @@ class Rule:
     stop: bool = True
 
 
-def case(*when: Condition, reason: str, writes: dict | None = None, actions: tuple[Action, ...] = ()) -> Case:
-    return Case(tuple(when), reason, tuple((writes or {}).items()), actions)
+def case(*when: Condition, reason: str, writes: dict | None = None, actions: tuple[Action, ...] = (),
+         hands_off: bool = False, records_power: bool = False) -> Case:
+    return Case(tuple(when), reason, tuple((writes or {}).items()), actions, hands_off, records_power)
+
+
+def hand_off(*when: Condition, done_here: str, left: str, actions: tuple[Action, ...] = ()) -> Case:
+    """A case of a Nova cell database that leaves what needs Neutron, Placement or Cinder to
+    nova-compute's start (docs/nova.md, the division of labour). nova_cell is tested last, so that on
+    compute-recover's own database `explain` says why a rule did not match as it always did."""
+    return case(*when, NOVA_CELL, reason=f"{done_here}; left to nova-compute: {left}", actions=actions,
+                hands_off=True)
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,7 @@ ACTIONS: dict[str, ActionOutcome] = {
     "reap_domain": ActionOutcome(on_success=_DOMAIN_GONE, destroys_domain=True),
     "shutdown_domain": ActionOutcome(on_success=(("power_state", "shutdown"),)),
     "repair_devices": ActionOutcome(on_success=(("devices", DeviceReadiness.READY.value),), stops_on_failure=True),
+    "destroy_domain": ActionOutcome(on_success=_DOMAIN_GONE, stops_on_failure=True, destroys_domain=True),
 }
 """The action vocabulary and what each action does when it runs."""
 
@@ -166,6 +182,15 @@ def _task(*tasks) -> Condition:
 
 
 EVACUATED = is_in("evacuation_status", *_PENDING)
+NOVA_CELL = is_in("nova_cell", True)
+"""The records are Nova's cell database: nova-compute starts after the run and can do what needs the
+cloud's other services. On compute-recover's own database nothing can: it completes everything itself."""
+NO_DOMAIN = is_in("domain_present", False)
+_EVACUATION_LEFT = ("the instance's Placement allocations on this node removed and the evacuation completed by "
+                    "_destroy_evacuated_instances, since only nova-compute speaks to Placement")
+_DELETION_LEFT = ("the deletion finished by _init_instance (_delete_instance: its Neutron ports deallocated, its "
+                  "Cinder volumes detached, its Placement allocations deleted, the record and its children "
+                  "soft-deleted), since only nova-compute speaks to those services")
 DOMAIN_HERE = is_in("domain_present", True)
 NOT_RUNNING = not_in("power_state", "running")
 WAS_RUNNING = is_in("db_power_state", "running")
@@ -202,6 +227,26 @@ POLICY: tuple[Rule, ...] = (
         "ComputeManager._destroy_evacuated_instances (init_host)",
         "an evacuation moved the instance away while this host was down",
         (
+            hand_off(
+                EVACUATED, DOMAIN_HERE, is_in("destroy_after_evacuate", True),
+                is_in("shared_storage", True), is_in("deleted", False),
+                done_here="it was evacuated to another host that shares its storage, so the stale local domain "
+                "is destroyed without its disks",
+                left=_EVACUATION_LEFT,
+                actions=(act("destroy_evacuated", destroy_disks=False),),
+            ),
+            hand_off(
+                EVACUATED, DOMAIN_HERE, is_in("destroy_after_evacuate", True), is_in("deleted", False),
+                done_here="it was evacuated to another host (storage not shared), so the stale local domain "
+                "is destroyed with its disks",
+                left=_EVACUATION_LEFT,
+                actions=(act("destroy_evacuated", destroy_disks=True),),
+            ),
+            hand_off(
+                EVACUATED, NO_DOMAIN, is_in("deleted", False),
+                done_here="it was evacuated to another host and no local domain is left, so nothing is done here",
+                left=_EVACUATION_LEFT,
+            ),
             case(
                 EVACUATED, DOMAIN_HERE, is_in("destroy_after_evacuate", True),
                 is_in("shared_storage", True), is_in("deleted", False),
@@ -286,6 +331,13 @@ POLICY: tuple[Rule, ...] = (
         "_init_instance: vm_state deleted -> _complete_partial_deletion",
         "deleted in vm_state but the record is not yet marked deleted",
         (
+            hand_off(
+                is_in("vm_state", VmState.DELETED.value),
+                done_here="it was deleted but the deletion was not recorded, so nothing is done here",
+                left="the deletion completed by _init_instance (_complete_partial_deletion: the record and its "
+                "children soft-deleted, its Placement allocations deleted), since only nova-compute speaks to "
+                "Placement",
+            ),
             case(
                 is_in("vm_state", VmState.DELETED.value),
                 reason="it was deleted but the deletion was not recorded, so the deletion is completed",
@@ -356,6 +408,17 @@ POLICY: tuple[Rule, ...] = (
         "_init_instance: task_state deleting -> _delete_instance",
         "a deletion was interrupted",
         (
+            hand_off(
+                _task(TaskState.DELETING), DOMAIN_HERE,
+                done_here="a deletion was interrupted, so its domain is destroyed with its disks",
+                left=_DELETION_LEFT,
+                actions=(act("destroy_domain", destroy_disks=True),),
+            ),
+            hand_off(
+                _task(TaskState.DELETING), NO_DOMAIN,
+                done_here="a deletion was interrupted and its domain is gone, so nothing is done here",
+                left=_DELETION_LEFT,
+            ),
             case(
                 _task(TaskState.DELETING),
                 reason="a deletion was interrupted, so it is restarted",
@@ -496,14 +559,26 @@ POLICY: tuple[Rule, ...] = (
         "instance metadata recover:resume and --max-downtime",
         "the guest is started again as its resume policy asks",
         (
+            hand_off(
+                _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NOT_RUNNING,
+                is_in("resume_guests_state_on_host_boot", True), NO_DOMAIN, is_in("vm_state", VmState.ACTIVE.value),
+                is_in("down_too_long", False),
+                done_here="it was running before the host went down and resume_guests_state_on_host_boot is on, "
+                "but its domain is gone, so nothing is done here",
+                left="the domain built again from its records and started by _init_instance "
+                "(_resume_guests_state: the libvirt driver's hard reboot, with its network and volumes), since "
+                "only nova-compute can build a domain's definition",
+            ),
             case(
                 _resume(ResumePolicy.NEVER), WAS_RUNNING, NOT_RUNNING,
                 reason="it was running before the host went down, but its metadata says recover:resume=never, "
                 "so it stays off",
+                records_power=True,
             ),
             case(
                 _resume(ResumePolicy.ALWAYS), NOT_RUNNING, DOWN_TOO_LONG,
                 reason=f"its metadata says recover:resume=always, but {_TOO_LONG}",
+                records_power=True,
             ),
             *starting(
                 _resume(ResumePolicy.ALWAYS), NOT_RUNNING,
@@ -513,6 +588,7 @@ POLICY: tuple[Rule, ...] = (
             case(
                 _resume(ResumePolicy.IF_DOWN_LESS_THAN), WAS_RUNNING, NOT_RUNNING, DOWN_TOO_LONG,
                 reason=f"it was running before the host went down, but {_TOO_LONG}",
+                records_power=True,
             ),
             *starting(
                 _resume(ResumePolicy.IF_DOWN_LESS_THAN), WAS_RUNNING, NOT_RUNNING,
@@ -525,6 +601,7 @@ POLICY: tuple[Rule, ...] = (
                 is_in("resume_guests_state_on_host_boot", True), DOWN_TOO_LONG,
                 reason=f"it was running before the host went down and resume_guests_state_on_host_boot is on, "
                 f"but {_TOO_LONG}",
+                records_power=True,
             ),
             *starting(
                 _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NOT_RUNNING,

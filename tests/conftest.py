@@ -17,6 +17,7 @@ import pymysql
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support.parts import missing as missing_part
 from tests.support.pg_cluster import ClusterError, ClusterUnavailable, PostgresCluster
 from tests.support.ports import free_port
 
@@ -33,12 +34,12 @@ _database_names = itertools.count()
 
 @contextmanager
 def _started_cluster() -> Iterator[PostgresCluster]:
-    """A started PostgreSQL cluster, removed afterwards. Skips when the server binaries are
+    """A started PostgreSQL cluster, removed afterwards. Fails when the server binaries are
     absent; any other start-up failure is an error."""
     try:
         cluster = PostgresCluster()
     except ClusterUnavailable as missing:
-        pytest.skip(str(missing))
+        missing_part(str(missing))
     except ClusterError as error:
         pytest.fail(str(error), pytrace=False)
     try:
@@ -53,13 +54,13 @@ def _started_cluster() -> Iterator[PostgresCluster]:
 def _server_workdir(prefix: str, account: str) -> tuple[Path, str | None]:
     """A fresh temp dir for a throwaway server and the account to run it as: when we are root
     (both servers refuse to run as root) the dir belongs to `account`, else the server runs as
-    us (None). Skips when we are root and `account` does not exist."""
+    us (None). Fails when we are root and `account` does not exist."""
     if os.geteuid() != 0:
         return Path(tempfile.mkdtemp(prefix=prefix)), None
     try:
         user = pwd.getpwnam(account)
     except KeyError:
-        pytest.skip(f"running as root and there is no '{account}' user to run the server as")
+        missing_part(f"running as root and there is no '{account}' user to run the server as")
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     os.chown(workdir, user.pw_uid, user.pw_gid)
     return workdir, account
@@ -99,11 +100,12 @@ def pg_database_url(pg_url: str) -> str:
 def mariadb_url() -> Iterator[str]:
     """URL (no database selected) of a fresh MariaDB server on a free loopback port with a private
     socket, run as the `mysql` user when we are root; its test account signs in with a password.
-    Stopped and removed at session end. Skips when the server binaries are absent; any other
+    Stopped and removed at session end. Fails when the server binaries are absent; any other
     start-up failure is an error."""
     install_db, server = shutil.which("mariadb-install-db"), shutil.which("mariadbd", path="/usr/sbin:/usr/bin")
     if install_db is None or server is None:
-        pytest.skip("MariaDB server binaries (mariadb-install-db, mariadbd) not found: apt-get install mariadb-server")
+        missing_part("MariaDB server binaries (mariadb-install-db, mariadbd) not found: apt-get install "
+                     "mariadb-server")
     workdir, account = _server_workdir("compute-recover-mariadb-", "mysql")
     run_as = [f"--user={account}"] if account else []
     data, log, port = workdir / "data", workdir / "server.log", free_port()

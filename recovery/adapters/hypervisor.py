@@ -155,6 +155,12 @@ def disk_files(domain_xml: str) -> list[Path]:
     return [Path(source.attrib["file"]) for source in devices]
 
 
+def interface_addresses(domain_xml: str) -> frozenset[str]:
+    """The IP addresses a domain's interfaces are configured with (`<interface><ip address=...>`)."""
+    devices = ElementTree.fromstring(domain_xml).iterfind("./devices/interface/ip[@address]")
+    return frozenset(ip.attrib["address"] for ip in devices)
+
+
 def local_disk_paths(domain_xml: str, uuid: str, instances_path: Path) -> list[Path]:
     """What destroying an instance's local disks removes: its disk files that lie under the instances
     path, then its own directory there. Paths are resolved first, so a symlink or `..` cannot lead
@@ -163,6 +169,19 @@ def local_disk_paths(domain_xml: str, uuid: str, instances_path: Path) -> list[P
     inside = [path.resolve() for path in disk_files(domain_xml) if path.resolve().is_relative_to(root)]
     own_directory = root / uuid
     return [*inside, own_directory] if own_directory.resolve() == own_directory else inside
+
+
+def restore_resize_directory(instances_path: Path, uuid: str) -> bool:
+    """Move `<instances_path>/<uuid>_resize` back to `<instances_path>/<uuid>`, where a resize set the
+    instance's disks aside, replacing what a failed migration left there, as Nova's libvirt driver
+    does on a revert; whether there was one. Only inside the instances path (a uuid cannot lead out)."""
+    root = instances_path.resolve()
+    base, aside = root / uuid, root / f"{uuid}_resize"
+    if aside.resolve() != aside or base.resolve() != base or not aside.is_dir():
+        return False
+    shutil.rmtree(base, ignore_errors=True)
+    aside.rename(base)
+    return True
 
 
 def _one_line(error: libvirt.libvirtError) -> str:
@@ -178,6 +197,19 @@ def _ignore_libvirt_error(_context: object, _error: object) -> None:
 def _silence_libvirt() -> None:
     """Stop libvirt printing every error to stderr, once per process."""
     libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+
+
+_RESOURCE_EVENTS = (
+    ("storagePoolEventRegisterAny", libvirt.VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE, "storage pool",
+     frozenset({libvirt.VIR_STORAGE_POOL_EVENT_DEFINED, libvirt.VIR_STORAGE_POOL_EVENT_STARTED,
+                libvirt.VIR_STORAGE_POOL_EVENT_CREATED})),
+    ("networkEventRegisterAny", libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, "network",
+     frozenset({libvirt.VIR_NETWORK_EVENT_DEFINED, libvirt.VIR_NETWORK_EVENT_STARTED})),
+    ("nodeDeviceEventRegisterAny", libvirt.VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE, "node device",
+     frozenset({libvirt.VIR_NODE_DEVICE_EVENT_CREATED, libvirt.VIR_NODE_DEVICE_EVENT_DEFINED})),
+)
+"""The resource lifecycle events a blocked guest waits for: the registering call, the event, what it is
+about, and the events that say it appeared."""
 
 
 @functools.cache
@@ -495,6 +527,14 @@ class HypervisorReads(HypervisorConnection):
         with self._failing("ping the guest agent of", uuid):
             libvirt_qemu.qemuAgentCommand(dom, '{"execute": "guest-ping"}', timeout, 0)
 
+    def guest_addresses(self, uuid: str) -> frozenset[str]:
+        """The addresses the guest's domain names for its interfaces (its live definition)."""
+        dom = self._lookup(uuid)
+        if dom is None:
+            return frozenset()
+        with self._failing("read the interfaces of", uuid):
+            return interface_addresses(dom.XMLDesc(0))
+
     def watch_lifecycle(self, on_event: Callable[[str, int], None], on_close: Callable[[int], None]) -> None:
         """Call on_event(uuid, libvirt event type) for every lifecycle event of this connection's
         domains, and on_close(reason) when the connection drops (start_event_loop first)."""
@@ -503,6 +543,22 @@ class HypervisorReads(HypervisorConnection):
                 None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                 lambda _conn, dom, event, _detail, _opaque: on_event(dom.UUIDString(), event), None)
             self._conn.registerCloseCallback(lambda _conn, reason, _opaque: on_close(reason), None)
+
+    def watch_resources(self, on_appeared: Callable[[str], None]) -> None:
+        """Call on_appeared(what, e.g. "network 'tenant-a'") whenever a storage pool or libvirt network is defined
+        or started, or a node device (PCI, mediated) is created or defined: what a blocked guest may have been
+        waiting for (docs/devices.md). A driver without such events (node devices on the test driver) has none."""
+        for register, event_id, kind, appearing in _RESOURCE_EVENTS:
+            def heard(_conn, resource, event, _detail, _opaque, kind=kind, appearing=appearing) -> None:
+                if event in appearing:
+                    on_appeared(f"{kind} '{resource.name()}'")
+
+            with self._reading(f"register for {kind} events"):
+                try:
+                    getattr(self._conn, register)(None, event_id, heard, None)
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                        raise
 
 
 class DomainActions(HypervisorConnection):
@@ -590,8 +646,11 @@ class DomainActions(HypervisorConnection):
                 dom.shutdown()
 
     def revert_resize(self, uuid: str, power_on: bool, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
-        """Bring this host's original copy back: running if `power_on`, else shut off (waiting `timeout`)."""
+        """Bring this host's original copy back: its disk directory first, as Nova's libvirt driver
+        does (finish_revert_migration), then the guest, running if `power_on`, else shut off
+        (waiting `timeout`)."""
         with self._changing("revert resize of", uuid) as dom:
+            restore_resize_directory(self.instances_path, uuid)
             if power_on:
                 _ensure_running(dom)
             else:

@@ -44,21 +44,26 @@ def _pools(conn: libvirt.virConnect) -> tuple[dict[str, bool], frozenset[tuple[s
     return pools, frozenset(volumes)
 
 
-def _has_value(secret: libvirt.virSecret) -> bool:
+def has_value(secret: libvirt.virSecret) -> bool | None:
     """Whether the secret holds a value. libvirt has no call that says so without reading it, so the
-    value is read and dropped at once; a private secret, whose value no client may read, counts as set."""
+    value is read and dropped at once; a private secret, whose value no client may read, counts as set.
+    None: this connection may not read values (a read-only one, as `plan` and `explain` open, or one an
+    access policy denies), so whether it is set cannot be told here, and it must not count as set."""
     try:
         secret.value()
     except libvirt.libvirtError as error:
-        return error.get_error_code() != libvirt.VIR_ERR_NO_SECRET
+        code = error.get_error_code()
+        if code in (libvirt.VIR_ERR_OPERATION_DENIED, libvirt.VIR_ERR_ACCESS_DENIED):
+            return None
+        return code != libvirt.VIR_ERR_NO_SECRET
     return True
 
 
-def _secrets(conn: libvirt.virConnect) -> tuple[dict[str, bool], dict[str, str]]:
+def _secrets(conn: libvirt.virConnect) -> tuple[dict[str, bool | None], dict[str, str]]:
     values, usages = {}, {}
     for secret in _listed(conn.listAllSecrets):
         uuid = secret.UUIDString()
-        values[uuid] = _has_value(secret)
+        values[uuid] = has_value(secret)
         with suppress(libvirt.libvirtError):  # a secret without usage has none to look up by
             if secret.usageID():
                 usages[secret.usageID()] = uuid

@@ -20,6 +20,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from recovery.adapters.secret_files import warn_if_readable_by_others
 from recovery.core.errors import RecoveryError
 
 DEFAULT_SOURCE = "default"
@@ -177,7 +178,10 @@ def _setting(conf: cfg.ConfigOpts, option: _Option, parsed: Sequence[tuple[Path,
     except (ValueError, cfg.Error) as exc:
         raise NovaConfError(_value_error(option, source, written[1] if written else "", exc)) from None
     if option.field == "database_connection":
-        return _database_setting(value, source, option)
+        setting = _database_setting(value, source, option)
+        if written is not None and setting.value is not None and setting.value.password:
+            warn_if_readable_by_others(written[0], "nova.conf file")
+        return setting
     shown = str(value).lower() if isinstance(value, bool) else str(value)
     return Setting(value, source, shown)
 

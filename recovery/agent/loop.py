@@ -3,8 +3,9 @@
 One thread does all the work, so an event and a periodic sync never race for one record: the
 libvirt event loop thread only queues what it hears, and the loop below takes events and due
 tasks in turn. A STOPPED event waits (Nova's 15 s) and is dropped if a later event of the same
-guest comes first. `stop()` (from a signal handler) lets the task in hand finish, then the loop
-ends: no heartbeat after it.
+guest comes first. A storage pool, network or node device appearing re-checks the guests the run
+blocked for a missing resource (docs/devices.md). `stop()` (from a signal handler) lets the task in hand
+finish, then the loop ends: no heartbeat after it.
 """
 
 import contextlib
@@ -15,14 +16,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.agent.metrics import Metrics
 from recovery.agent.sync import SyncResult, sync_all, sync_one
 from recovery.core.effects import action_starts_guest
+from recovery.core.errors import RecoveryError
 from recovery.core.outcomes import Outcome
-from recovery.core.settings import AgentSettings, RunSettings
+from recovery.core.settings import AgentSettings, Recheck, RunSettings
 from recovery.db import Database, DatabaseError
 from recovery.db import services as service_records
 from recovery.run.boot import RunResult
@@ -37,6 +39,13 @@ def guests_started(result: RunResult) -> set[str]:
             if any(action_starts_guest(a.action) and a.outcome == Outcome.OK for a in r.actions)}
 
 
+def guests_blocked(result: RunResult) -> Recheck:
+    """The instances the run kept off for a missing resource, to re-check (with that run's downtime) when one
+    appears."""
+    return Recheck(frozenset(r.uuid for r in result.instances if r.outcome == Outcome.BLOCKED),
+                   result.host_down_seconds)
+
+
 @dataclass(frozen=True)
 class _Event:
     uuid: str
@@ -46,6 +55,11 @@ class _Event:
 @dataclass(frozen=True)
 class _Lost:
     why: str
+
+
+@dataclass(frozen=True)
+class _Appeared:
+    what: str
 
 
 _WAKE = object()
@@ -76,6 +90,12 @@ class AgentState:
         """Lifecycle events the listener has queued so far."""
         self.on_tick: Callable[[], None] = lambda: None
         """Called at every turn of the loop (the systemd watchdog ping)."""
+        self.recheck: Callable[[Hypervisor, RunSettings], RunResult] | None = None
+        """Runs the recovery over the blocked guests alone (the command's `recover`); None: never re-checked."""
+        self._blocked = Recheck(frozenset(), None)
+        self._appeared: list[str] = []
+        self.resources_heard = 0
+        """Storage pool, network and node device events the listener has queued so far."""
 
     def _count(self, result: SyncResult, cause: str) -> None:
         decision = result.decision
@@ -93,6 +113,17 @@ class EventListener(AgentState):
         """The listener: called on libvirt's event loop thread, so it only queues."""
         self._inbox.put(_Event(uuid.lower(), event))
         self.events_heard += 1
+
+    def heard_resource(self, what: str) -> None:
+        """A storage pool, network or node device appeared: called on libvirt's event loop thread, so it only
+        queues."""
+        self._inbox.put(_Appeared(what))
+        self.resources_heard += 1
+
+    def _watch(self, hypervisor: Hypervisor) -> None:
+        """Register for the guests' lifecycle events and the resources' (raises HypervisorError)."""
+        hypervisor.watch_lifecycle(self.heard, self.heard_close)
+        hypervisor.watch_resources(self.heard_resource)
 
     def heard_close(self, reason: int) -> None:
         """libvirt closed the connection (libvirtd stopped or crashed): called on the event loop thread."""
@@ -189,7 +220,7 @@ class PeriodicTasks(EventListener):
     def _task_reconnect(self) -> None:
         try:
             hypervisor = self.reopen()
-            hypervisor.watch_lifecycle(self.heard, self.heard_close)
+            self._watch(hypervisor)
         except HypervisorError as error:
             log.info("libvirt still unreachable: %s", error)
             return
@@ -203,6 +234,7 @@ class PeriodicTasks(EventListener):
         except (DatabaseError, service_records.ServiceNotFound) as error:
             log.warning("service not re-enabled: %s", error)
         self._task_power_sync()  # whatever happened meanwhile
+        self._appeared.append("libvirt's return")  # a resource may have appeared unheard
 
     def _lost(self, why: str) -> None:
         """Stop using libvirt, disable the service (unless an operator already did), and try to reconnect."""
@@ -239,13 +271,41 @@ class PeriodicTasks(EventListener):
                 log.warning("metrics file %s not written: %s", self.settings.metrics_textfile, error)
 
 
-class Agent(PeriodicTasks):
+class BlockedGuests(PeriodicTasks):
+    """The guests the run kept off for a missing resource (docs/devices.md): when a storage pool, network or
+    node device appears, the recovery runs again over them alone, which proves their devices afresh and starts
+    those now ready in their tiers; the ones still missing something wait for the next."""
+
+    def _recheck_blocked(self) -> None:
+        """One re-check for everything heard since the last (a burst of events is one run)."""
+        appeared, self._appeared = self._appeared, []
+        blocked = self._blocked
+        if not appeared or not blocked.uuids or self.recheck is None or not self.connected:
+            return
+        log.warning("re-checking %d blocked guest(s): %s appeared", len(blocked.uuids), ", ".join(appeared))
+        try:
+            result = self.recheck(self.hv, replace(self.run, recheck=blocked))
+        except HypervisorLost as lost:
+            self._lost(str(lost))
+            self._appeared = appeared  # again once libvirt is back
+            return
+        except RecoveryError as error:
+            log.warning("blocked guests not re-checked: %s", error)
+            return
+        self.metrics.record_run(result)
+        self._blocked = replace(blocked, uuids=guests_blocked(result).uuids)
+        started = guests_started(result)
+        if started:
+            log.warning("started %d guest(s) a run had blocked: %s", len(started), ", ".join(sorted(started)))
+
+
+class Agent(BlockedGuests):
     """Keeps one host's records true after its recovery: listen, start, then serve events and due
     tasks in turn on one thread until stopped."""
 
     def listen(self) -> None:
         """Register for the hypervisor's lifecycle events: before the recovery starts, as Nova does."""
-        self.hv.watch_lifecycle(self.heard, self.heard_close)
+        self._watch(self.hv)
         self.metrics.libvirt_connected.set(1)
 
     def stop(self) -> None:
@@ -257,11 +317,13 @@ class Agent(PeriodicTasks):
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    def start(self, run_started: float, guests_to_run: set[str]) -> None:
-        """Schedule the periodic tasks, counting from now (the run has just beaten once)."""
+    def start(self, run_started: float, guests_to_run: set[str], blocked: Recheck | None = None) -> None:
+        """Schedule the periodic tasks, counting from now (the run has just beaten once); `blocked`: the guests
+        the run kept off for a missing resource (guests_blocked), re-checked when a resource appears."""
         now = self.clock()
         self._due = {task: now + interval for task, (interval, _) in self._periodic().items() if task != "reconnect"}
         self._run_started, self._to_run = run_started, set(guests_to_run)
+        self._blocked = blocked or self._blocked
         self._check_guests_running()
         self._write_metrics()
 
@@ -284,6 +346,8 @@ class Agent(PeriodicTasks):
                 self._take(self._inbox.get_nowait())
             except queue.Empty:
                 break
+        if not self.stopping:
+            self._recheck_blocked()
         now = self.clock()
         for uuid in sorted(uuid for uuid, (due, _) in self._delayed.items() if due <= now):
             delayed = self._delayed.pop(uuid, None)  # a lost connection clears them meanwhile
@@ -304,3 +368,5 @@ class Agent(PeriodicTasks):
             self._event(item.uuid, item.event)
         elif isinstance(item, _Lost):
             self._lost(item.why)
+        elif isinstance(item, _Appeared):
+            self._appeared.append(item.what)

@@ -9,6 +9,7 @@ import click
 from recovery.cli.exits import CommandError
 from recovery.cli.open import open_db
 from recovery.cli.options import config_option, database_option, db_timeout_option, journal_db_option
+from recovery.core.printable import printable
 from recovery.db import migrate, parse, schema
 from recovery.db.scenarios import read_db_json, seed
 from recovery.db.urls import sqlite_path
@@ -80,7 +81,8 @@ def load_scenario(directory: str, db_url: str | None, replace: bool, timeout: fl
     db = open_db(db_url, timeout=timeout)
     try:
         schema.require(db, ("cell",))
-        seed(db, data, str(source), replace=replace, warn=lambda text: click.echo(f"warning: {text}", err=True))
+        seed(db, data, str(source), replace=replace,
+             warn=lambda text: click.echo(f"warning: {printable(text)}", err=True))
     finally:
         db.close()
     click.echo(f"loaded {source} into {db.masked_url}: {len(data.get('instances') or [])} instance(s)")

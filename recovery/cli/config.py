@@ -19,6 +19,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from recovery.adapters.secret_files import warn_if_readable_by_others
+
 ENV_PREFIX = "COMPUTE_RECOVER_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/compute-recover/compute-recover.toml")
@@ -60,11 +62,33 @@ def _chosen_file(ctx: click.Context, value: str | None) -> tuple[Path, str] | No
 def _read(path: Path, named_by: str) -> dict:
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            config = tomllib.load(handle)
     except OSError as error:
         raise click.BadParameter(f"cannot read config file {path} (named by {named_by}): {error.strerror}") from error
     except tomllib.TOMLDecodeError as error:
         raise click.BadParameter(f"config file {path} is not valid TOML: {error}") from error
+    if _holds_password(config):
+        warn_if_readable_by_others(path, "config file")
+    return config
+
+
+_URL_KEYS = ("db", "journal_db")
+
+
+def _holds_password(table: dict) -> bool:
+    """Whether a database URL of the file (at the top or in a command's table) carries a password."""
+    from recovery.db.urls import DatabaseUrlError, parse_database_url  # imported on use: `decide` loads no database
+
+    for key, value in table.items():
+        if isinstance(value, dict) and _holds_password(value):
+            return True
+        if key in _URL_KEYS and isinstance(value, str):
+            try:
+                if parse_database_url(value).password:
+                    return True
+            except DatabaseUrlError:
+                continue  # opening it says what is wrong
+    return False
 
 
 def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

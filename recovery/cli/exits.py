@@ -14,11 +14,15 @@ from recovery.core.errors import RecoveryError
 from recovery.core.exit_codes import (
     EXIT_CHANGES_PENDING,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_TERMINATED,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
+from recovery.core.printable import printable
 from recovery.present.formats import error_document
 
 MEANINGS: dict[int, str] = {
@@ -30,16 +34,27 @@ MEANINGS: dict[int, str] = {
     EXIT_USAGE: "Usage or configuration error: a bad option, database URL, scenario, or an unknown uuid; a plan "
                 "file that is unreadable, damaged or edited, of another version, for another host, or made with "
                 "other decision options (nothing was done); a plan that cannot be written.",
-    EXIT_REFUSED: "Refused before changing anything: libvirt unreachable or too old, or an identity check failed.",
+    EXIT_REFUSED: "Refused before changing anything: libvirt too old, or an identity check failed.",
     EXIT_LOCKED: "Another recovery of the same host held the host lock for the whole --lock-timeout; nothing "
                  "was changed.",
     EXIT_CHANGES_PENDING: "Only with --detailed-exitcode (`plan`, `run --dry-run`): the plan would change something "
                           "(0 then means there is nothing to do), as `terraform plan -detailed-exitcode` says it.",
+    EXIT_UNAVAILABLE: "The database or libvirt did not answer at start (refused, timed out, not running); nothing "
+                      "was changed. They may come back: try again; the agent waits for them first (--start-wait) "
+                      "and its systemd unit restarts it on this code.",
+    EXIT_INTERRUPTED: "Interrupted by SIGINT (Ctrl-C) during `run` or `plan`: no instance was started after it, the "
+                      "actions under way finished, the partial report was printed, the run is journaled "
+                      "`interrupted`, and `plan --out` wrote no file. A second signal ends the process at once.",
+    EXIT_TERMINATED: "Terminated by SIGTERM during `run` or `plan`: as for SIGINT.",
 }
 """What each exit code means; docs/commands.md is generated from it."""
 
 _USAGE = "usage or configuration error (nothing was done)"
 _REFUSED = "refused before changing anything (libvirt unreachable or too old, an identity check failed)"
+_STOPPED = {EXIT_UNAVAILABLE: "the database or libvirt did not answer", EXIT_INTERRUPTED: "stopped by SIGINT",
+            EXIT_TERMINATED: "stopped by SIGTERM"}
+"""What `run` and `plan` share beyond their own codes."""
+
 COMMAND_EXIT_CODES: dict[str, dict[int, str]] = {
     "decide": {EXIT_OK: "every line decided", EXIT_FAILED: "some line could not be decided", EXIT_USAGE: _USAGE},
     "explain": {EXIT_OK: "explained", EXIT_USAGE: _USAGE + ", or an unknown instance", EXIT_REFUSED: _REFUSED},
@@ -47,13 +62,16 @@ COMMAND_EXIT_CODES: dict[str, dict[int, str]] = {
             EXIT_FAILED: "some instance failed, lost a race, was not ready in time or was held back by --plan, "
                          "or the run stopped (database or libvirt gone)",
             EXIT_USAGE: _USAGE, EXIT_REFUSED: _REFUSED, EXIT_LOCKED: "another recovery held the host lock",
-            EXIT_CHANGES_PENDING: "--dry-run --detailed-exitcode: the plan would change something"},
+            EXIT_CHANGES_PENDING: "--dry-run --detailed-exitcode: the plan would change something",
+            **_STOPPED},
     "plan": {EXIT_OK: "planned (with --detailed-exitcode: nothing to do)",
              EXIT_FAILED: "some instance could not be decided (a bad record)", EXIT_USAGE: _USAGE,
-             EXIT_REFUSED: _REFUSED, EXIT_CHANGES_PENDING: "--detailed-exitcode: the plan would change something"},
+             EXIT_REFUSED: _REFUSED, EXIT_CHANGES_PENDING: "--detailed-exitcode: the plan would change something",
+             **_STOPPED},
     "runs": {EXIT_OK: "listed or printed", EXIT_USAGE: _USAGE + ", or no such run"},
     "agent": {EXIT_OK: "stopped by SIGTERM or SIGINT after finishing the work in hand", EXIT_USAGE: _USAGE,
-              EXIT_REFUSED: _REFUSED, EXIT_LOCKED: "another recovery held the host lock"},
+              EXIT_REFUSED: _REFUSED, EXIT_LOCKED: "another recovery held the host lock",
+              EXIT_UNAVAILABLE: "the database or libvirt did not answer within --start-wait"},
     "services": {EXIT_OK: "listed", EXIT_USAGE: _USAGE},
     "services set": {EXIT_OK: "changed", EXIT_USAGE: _USAGE + ", or no such service"},
     "db upgrade": {EXIT_OK: "the tables are up to date", EXIT_USAGE: _USAGE},
@@ -88,8 +106,10 @@ def _exit_codes() -> tuple[tuple[str, int], ...]:
     layer it does not use) → exit code; the first class the error is an instance of wins."""
     return (
         ("recovery.run.boot:Refused", EXIT_REFUSED),
+        ("recovery.adapters.hypervisor:HypervisorUnavailable", EXIT_UNAVAILABLE),
         ("recovery.adapters.hypervisor:HypervisorError", EXIT_REFUSED),
         ("recovery.db.lock:LockTimeout", EXIT_LOCKED),
+        ("recovery.db.engine:DatabaseUnreachable", EXIT_UNAVAILABLE),
         ("recovery.db.engine:DatabaseError", EXIT_USAGE),
         ("recovery.db.scenarios:ScenarioError", EXIT_USAGE),
         ("recovery.db.services:ServiceNotFound", EXIT_USAGE),
@@ -116,12 +136,13 @@ def exit_code(error: RecoveryError) -> int | None:
 
 
 def fail_with(error: RecoveryError) -> NoReturn:
-    """Its one line on stderr (with -f json or yaml also the error as one object on stdout), and exit
-    with its code; an error the table does not name is a bug, re-raised with its traceback."""
+    """Its one line on stderr, control characters from data escaped (with -f json or yaml also the
+    error, exact, as one object on stdout), and exit with its code; an error the table does not name
+    is a bug, re-raised with its traceback."""
     code = exit_code(error)
     if code is None:
         raise error
-    click.echo(f"compute-recover: {error}", err=True)
+    click.echo(f"compute-recover: {printable(str(error))}", err=True)
     document = error_document(str(error), code)
     if document is not None:
         click.echo(document)

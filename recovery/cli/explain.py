@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from recovery.adapters.hypervisor import Hypervisor
+from recovery.adapters.hypervisor import Hypervisor, HypervisorError
 from recovery.cli.exits import CommandError
 from recovery.cli.instance_names import resolve_instance
 from recovery.cli.nova_options import nova_conf_options
@@ -27,14 +27,23 @@ from recovery.cli.options import (
 )
 from recovery.cli.streams import stdin_bytes
 from recovery.core.bounds import MAX_LINE_BYTES, InputError, canonical_uuid, parse_json, read_limited
-from recovery.core.documents import explanation_json, explanation_text, format_action, walk_lines
+from recovery.core.documents import (
+    device_proof_json,
+    device_proof_lines,
+    explanation_json,
+    explanation_text,
+    format_action,
+    walk_lines,
+)
 from recovery.core.facts import Facts, FactsError, Options, decide_record, facts_from_record, options_of, record_uuid
-from recovery.core.machine import shared_machine
+from recovery.core.machine import RecoveryMachine, shared_machine
 from recovery.core.metadata import PolicyValueError, format_duration, start_order
-from recovery.db import Database
+from recovery.core.printable import printable
+from recovery.db import Database, schema
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
 from recovery.present.formats import Output, emit, selected_columns
+from recovery.run.devices import DeviceCheck, boots_definition
 from recovery.run.gather import gather
 from states.enums import PowerState, ResumePolicy
 
@@ -234,7 +243,8 @@ def _live_settings(live: LiveRequest, last_run: dict | None) -> tuple[str, Optio
 def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict | None) -> dict | None:
     host, options, source = _live_settings(live, last_run)
     log.info("deciding %s now as host %s with %s (%s)", uuid, host, options, source)
-    gathered = gather(db, Hypervisor.open(live.libvirt_uri, read_only=True), host, only=[uuid])
+    hypervisor = Hypervisor.open(live.libvirt_uri, read_only=True)
+    gathered = gather(db, hypervisor, host, only=[uuid], nova_cell=schema.is_nova_cell(db))
     row = gathered.row(uuid.lower())
     if row is None:
         return None
@@ -243,7 +253,26 @@ def _live_explanation(db: Database, uuid: str, live: LiveRequest, last_run: dict
         facts = facts_from_record(record, host, options)
     except FactsError as error:
         return {"host": host, "decided": source, "error": f"bad database row: {error}"}
-    return {"host": host, "decided": source, **explanation_json(shared_machine(), facts, record)}
+    machine = shared_machine()
+    facts, proof = _live_proof(hypervisor, uuid, facts, machine)
+    return {"host": host, "decided": source, **explanation_json(machine, facts, record), "devices": proof}
+
+
+def _live_proof(hypervisor: Hypervisor, uuid: str, facts: Facts, machine: RecoveryMachine) -> tuple[Facts, dict | None]:
+    """The guest's devices proved as a run would before starting it (one guest's inventory): the facts with its
+    readiness, and the proof shown; None when the decision does not start it or it has no domain to prove."""
+    decision = machine.decide(facts)
+    if not boots_definition(decision):
+        return facts, None
+    check, uuid = DeviceCheck(hypervisor), uuid.lower()
+    try:
+        check.prove({uuid: decision}, machine)
+    except HypervisorError as error:
+        return facts, {"error": str(error)}
+    proof = check.proofs.get(uuid)
+    if proof is None:
+        return facts, None
+    return facts._replace(devices=proof.readiness.value), device_proof_json(proof)
 
 
 def journal_text(doc: dict) -> str:
@@ -285,8 +314,10 @@ def journal_text(doc: dict) -> str:
     if doc["live"] is not None:
         live = doc["live"]
         lines += ["", f"== what the machine would decide now (--live) as host {live['host']}, {live['decided']}"]
-        lines.append(live["error"] if "error" in live else explanation_text(live))
-    return "\n".join(lines)
+        lines += [live["error"]] if "error" in live else explanation_text(live).splitlines()
+        if live.get("devices") is not None:
+            lines += device_proof_lines(live["devices"])
+    return "\n".join(printable(line) for line in lines)
 
 
 def _status_note(run: dict) -> str:

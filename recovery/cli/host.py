@@ -10,6 +10,7 @@ import click
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, PreflightRefused
 from recovery.adapters.network import NetworkHook
 from recovery.cli.exits import CommandError, exit_code
+from recovery.cli.interrupts import Interruption
 from recovery.cli.open import open_db, open_journal, require_schema, resolve_target
 from recovery.cli.options import RecoveryOptions, ReportFilter
 from recovery.core.exit_codes import EXIT_CHANGES_PENDING, EXIT_OK
@@ -30,11 +31,13 @@ log = logging.getLogger(__name__)
 TABLE = Output()
 
 
-def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "PlanHook | None" = None,
-             shown: ReportFilter | None = None, metrics_textfile: str | None = None) -> None:
+def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, interruption: Interruption,
+             plan: "PlanHook | None" = None, shown: ReportFilter | None = None,
+             metrics_textfile: str | None = None) -> None:
     """`run` (and `plan`, a dry run): `plan` writes (`plan --out`) or applies (`run --plan`) a plan file;
     `metrics_textfile`: the run's metrics written there, as the agent writes its own.
-    With `shown.detailed_exitcode`, a dry run that would change something exits EXIT_CHANGES_PENDING."""
+    With `shown.detailed_exitcode`, a dry run that would change something exits EXIT_CHANGES_PENDING.
+    A signal (`interruption`) stops the run as recovery/cli/interrupts.py says."""
     columns = run_columns(output)  # a bad -c is refused before anything is done
     shown = shown or ReportFilter()
     recovery = resolve_target(recovery)
@@ -53,21 +56,22 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, plan: "Pl
             from recovery.present.progress import RunProgress  # imported on use: rich is slow to load
 
             with RunProgress(stdout_console(), recovery.host) as progress:
-                result = recover(hypervisor, db, settings, network, progress, journal, plan)
+                result = recover(hypervisor, db, settings, network, progress, journal, plan, interruption)
         else:
-            result = recover(hypervisor, db, settings, network, journal=journal, screen=plan)
+            result = recover(hypervisor, db, settings, network, journal=journal, screen=plan,
+                             interruption=interruption)
         doc = journaled_report(result, journal or db)
     finally:
         db.close()
         if journal is not None:
             journal.close()
-    if plan is not None:
+    if plan is not None and interruption.signal is None:  # an interrupted plan is no plan to apply
         plan.finish(result)
     if metrics_textfile:
         write_run_metrics(result, metrics_textfile)
     print_report_document(filtered(doc, shown.outcomes), output, columns)
     pending = dry_run and shown.detailed_exitcode and result.exit_code == EXIT_OK and doc["would_change"]
-    sys.exit(EXIT_CHANGES_PENDING if pending else result.exit_code)
+    sys.exit(interruption.exit_code(EXIT_CHANGES_PENDING if pending else result.exit_code))
 
 
 def write_run_metrics(result: RunResult, path: str) -> None:
@@ -96,12 +100,14 @@ def _quiet() -> bool:
 
 def recover(hypervisor: Hypervisor, db: Database, settings: RunSettings, network: NetworkHook,
             watch: RunWatch | None = None, journal: Database | None = None,
-            screen: DecisionScreen | None = None) -> RunResult:
+            screen: DecisionScreen | None = None, interruption: Interruption | None = None) -> RunResult:
     """One run of the boot routine, as `run` and `agent` both start; a refusal is an error with its exit code."""
     log.info("recovering host %s (node %s)%s", settings.host, settings.node,
              " as a dry run" if settings.dry_run else "")
-    result = _boot(HostBoot(shared_machine(), hypervisor, db, settings, network, watch, journal, screen),
-                   journal or db, settings.host, settings.lock_timeout)
+    boot = HostBoot(shared_machine(), hypervisor, db, settings, network, watch, journal, screen)
+    if interruption is not None:
+        interruption.attach(boot.ports.halt)
+    result = _boot(boot, journal or db, settings.host, settings.lock_timeout)
     if result.halted:
         log.error("run %s stopped early: %s", result.run_id, result.halted)
     log.info("run %s on host %s finished in %.2f s with exit code %d: %s", result.run_id, settings.host,

@@ -1,4 +1,5 @@
-"""Where compute-recover's log records go (-q/-v, --log-to): stderr, syslog or the systemd journal.
+"""Where compute-recover's log records go (-q/-v, --log-to): stderr, syslog or the systemd journal
+(stderr and syslog lines with control characters escaped; the journal keeps each message exact).
 
 Every module logs through `logging.getLogger(__name__)` under the `recovery` logger, configured
 here once per process by the command group. Log records never go to stdout, where the run report
@@ -11,6 +12,7 @@ import os
 import sys
 
 from recovery.cli.exits import CommandError
+from recovery.core.printable import printable
 
 ROOT = "recovery"
 TARGETS = ("stderr", "syslog", "journal")
@@ -31,6 +33,15 @@ class CurrentStderrHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr
         super().emit(record)
+
+
+class PrintableFormatter(logging.Formatter):
+    """Escapes control characters in each record's message (`printable`): data in a log line
+    (a name, an error) never drives the terminal or forges a line of its own. A traceback
+    appended to the record keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(logging.makeLogRecord(record.__dict__ | {"message": printable(record.message)}))
 
 
 def level_for(verbose: int, quiet: bool) -> int:
@@ -61,7 +72,7 @@ def _handler(target: str, syslog_address: str) -> logging.Handler:
     if target == "syslog":
         return _syslog_handler(syslog_address)
     handler = CurrentStderrHandler()
-    handler.setFormatter(logging.Formatter(f"{IDENTIFIER}: %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(PrintableFormatter(f"{IDENTIFIER}: %(levelname)s %(name)s: %(message)s"))
     return handler
 
 
@@ -73,7 +84,7 @@ def _syslog_handler(address: str) -> logging.Handler:
         raise CommandError(f"--log-to syslog: cannot reach syslog at {address} (no such socket): start a syslog "
                            "daemon, give --syslog-address, or use --log-to stderr")
     handler = logging.handlers.SysLogHandler(target, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
-    handler.setFormatter(logging.Formatter(f"{IDENTIFIER}[{os.getpid()}]: %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(PrintableFormatter(f"{IDENTIFIER}[{os.getpid()}]: %(levelname)s %(name)s: %(message)s"))
     return handler
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from recovery.cli.config import DEFAULT_CONFIG_PATH, ENV_PREFIX, value_source
-from recovery.cli.exits import CommandError
+from recovery.cli.exits import CommandError, exit_code
 from recovery.cli.options import RecoveryOptions
 from recovery.core.defaults import DEFAULT_DB_TIMEOUT
 from recovery.core.settings import default_journal_path
@@ -82,7 +82,7 @@ def open_db(db_url: str | None, read_only: bool = False, timeout: float = DEFAUL
             fix = f"check {option} / {ENV_PREFIX}{option.lstrip('-').replace('-', '_').upper()}"
         else:
             fix = f"check {option}, given by {source}"
-        raise CommandError(str(error).replace(FIX, fix)) from error
+        raise CommandError(str(error).replace(FIX, fix), exit_code(error)) from error
 
 
 _PARAMETERS = {"--db": "db_url", "--journal-db": "journal_db_url"}

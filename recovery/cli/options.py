@@ -3,7 +3,7 @@ decision policy, a recovery's settings, and the --config file that may give any 
 
 import functools
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -14,6 +14,8 @@ from recovery.core.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DB_TIMEOUT,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PROBE_NETWORKS,
+    DEFAULT_READINESS_BUDGET,
     DEFAULT_STOP_TIMEOUT,
     DEFAULT_TIER_TIMEOUT,
     MAX_TIER_TIMEOUT,
@@ -22,6 +24,7 @@ from recovery.core.exit_codes import EXIT_CHANGES_PENDING
 from recovery.core.facts import Options
 from recovery.core.metadata import PolicyValueError, format_duration, parse_duration, parse_resume
 from recovery.core.outcomes import RUN_OUTCOMES, Outcome
+from recovery.core.probe_targets import IPNetwork, ProbeNetworksError, probe_networks
 from recovery.core.settings import (
     DEFAULT_INSTANCES_PATH,
     DEFAULT_STATE_DIR,
@@ -49,7 +52,7 @@ def _checked(parse):
     return callback
 
 
-def _duration_seconds(at_most: float):
+def duration_seconds(at_most: float):
     """A click callback turning a duration (`90s`, `5m`, or seconds) into seconds, refusing one parse_duration
     (of recovery.core.metadata) rejects, with its message."""
 
@@ -60,6 +63,13 @@ def _duration_seconds(at_most: float):
             raise click.BadParameter(str(error)) from None
 
     return callback
+
+
+def _networks(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[IPNetwork, ...]:
+    try:
+        return probe_networks(text for text in value.split(",") if text.strip())
+    except ProbeNetworksError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def policy_options(command):
@@ -235,11 +245,21 @@ def recovery_options(command):
                      help="Seconds to wait while another recovery of this host runs; then exit 4, having changed "
                      "nothing."),
         click.option("--tier-timeout", default=format_duration(DEFAULT_TIER_TIMEOUT), show_default=True,
-                     metavar="DURATION", callback=_duration_seconds(MAX_TIER_TIMEOUT),
+                     metavar="DURATION", callback=duration_seconds(MAX_TIER_TIMEOUT),
                      envvar=ENV_PREFIX + "TIER_TIMEOUT",
                      help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
                      "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
                      "(docs/recovery-policy.md)."),
+        click.option("--readiness-budget", default=format_duration(DEFAULT_READINESS_BUDGET), show_default=True,
+                     metavar="DURATION", callback=duration_seconds(MAX_TIER_TIMEOUT),
+                     envvar=ENV_PREFIX + "READINESS_BUDGET",
+                     help="How long one run waits for readiness in all, every project's tiers together, whatever "
+                     "the instances' metadata says: a duration or seconds, at most 1d (docs/recovery-policy.md)."),
+        click.option("--probe-networks", default=",".join(DEFAULT_PROBE_NETWORKS), show_default=True,
+                     metavar="CIDR,...", callback=_networks, envvar=ENV_PREFIX + "PROBE_NETWORKS",
+                     help="The networks a recover:ready tcp check may connect to, comma-separated; it goes only "
+                     "to an address of the guest's own interfaces, never to loopback, link-local or this host's "
+                     "addresses (docs/recovery-policy.md)."),
         click.option("--on-degraded", type=click.Choice([o.value for o in OnDegraded]), default=OnDegraded.KEEP.value,
                      show_default=True, envvar=ENV_PREFIX + "ON_DEGRADED",
                      help="What is done with a started guest that lacks a device its definition asks for (a disk, "
@@ -284,6 +304,8 @@ class RecoveryOptions:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     tier_timeout: float = DEFAULT_TIER_TIMEOUT
+    readiness_budget: float = DEFAULT_READINESS_BUDGET
+    probe_networks: tuple[IPNetwork, ...] = field(default_factory=lambda: probe_networks(DEFAULT_PROBE_NETWORKS))
     plug_vifs_command: str | None = None
     network_apply_command: str | None = None
     instances_path: Path = DEFAULT_INSTANCES_PATH
@@ -293,5 +315,6 @@ class RecoveryOptions:
         """The boot routine's settings once the target is resolved (`node`) and the database known."""
         return RunSettings(host=self.host, node=node, options=self.options, dry_run=dry_run,
                            concurrency=self.concurrency, stop_timeout=self.stop_timeout,
-                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout, nova_cell=nova_cell,
-                           on_degraded=self.on_degraded)
+                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout,
+                           readiness_budget=self.readiness_budget, probe_networks=self.probe_networks,
+                           nova_cell=nova_cell, on_degraded=self.on_degraded)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from recovery.cli.host import run_host
+from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.options import (
     TARGET_OPTIONS,
@@ -49,13 +50,14 @@ def plan(out: Path | None, output: Output, shown: ReportFilter, **recovery) -> N
     connection. Against Nova: docs/nova.md. With --out, the plan is also written to a file that
     `run --plan` applies (docs/plan.md).
     """
-    writer = None
-    if out is not None:
-        from recovery.run.plan_file import PlanWriter
+    with Interruption() as interruption:  # from before the temporary file is made, so it is always removed
+        writer = None
+        if out is not None:
+            from recovery.run.plan_file import PlanWriter
 
-        writer = PlanWriter(out)
-    try:
-        run_host(RecoveryOptions(**recovery), True, output, writer, shown)
-    finally:
-        if writer is not None:
-            writer.discard()
+            writer = PlanWriter(out)
+        try:
+            run_host(RecoveryOptions(**recovery), True, output, interruption, writer, shown)
+        finally:
+            if writer is not None:
+                writer.discard()

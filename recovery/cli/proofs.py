@@ -10,6 +10,7 @@ from recovery.core.documents import action_json, decision_json, to_json
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES
 from recovery.core.machine import Decision, shared_machine, show_value
+from recovery.core.printable import printable
 from recovery.present import graph as graphs
 from recovery.present.formats import Output, emit, selected_columns
 from recovery.proofs import verify as proofs
@@ -155,13 +156,14 @@ def diff_command(a_settings: tuple[str, ...], b_settings: tuple[str, ...], a_sou
 
 
 def _host_records(db_url: str, host: str, db_timeout: float) -> list[tuple[str | None, dict]]:
-    """The host's instances as decide records, read through a read-only session."""
+    """The host's instances as decide records (of a Nova cell, when it is one), read through a read-only session."""
     from recovery.cli.open import open_db
+    from recovery.db import schema
     from recovery.run.gather import gather
 
     db = open_db(db_url, read_only=True, timeout=db_timeout)
     try:
-        gathered = gather(db, None, host)
+        gathered = gather(db, None, host, nova_cell=schema.is_nova_cell(db))
     finally:
         db.close()
     return [(row.display_name, gathered.record(row)) for row in gathered.instances.values()]
@@ -183,7 +185,7 @@ def diff_text(result: PolicyDiff, affected: list[AffectedInstance] | None, host:
         lines.append(f"instances of host {host} it would affect: {len(affected)}")
         lines += [f"  {i.uuid} {i.name or '-'} {i.state} when the domain is {', '.join(i.power_states)}"
                   for i in affected]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 DIFF_COLUMNS = ("state", "facts", "a", "b")

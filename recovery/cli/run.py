@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from recovery.cli.host import run_host
+from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options, set_explicitly
 from recovery.cli.options import (
     ENV_PREFIX,
@@ -47,18 +48,19 @@ def run(dry_run: bool, plan_path: Path | None, metrics_textfile: str | None, out
     power_state, tier, ready, reason. The rules are in docs/policy.md; running it on a host is in
     docs/operating.md.
     """
-    applied = None
-    if plan_path is not None:
-        from recovery.run import plan_file
+    with Interruption() as interruption:
+        applied = None
+        if plan_path is not None:
+            from recovery.run import plan_file
 
-        context = click.get_current_context()
-        chosen = frozenset(name for name in Options.__dataclass_fields__ if given(context, name))
-        applied = plan_file.load_for_run(plan_path, recovery["options"], chosen)
-        if not set_explicitly(context, "--libvirt-uri"):  # the hypervisor the plan was made on
-            recovery["libvirt_uri"] = applied.plan.libvirt_uri
-    if shown.detailed_exitcode and not dry_run:
-        raise click.UsageError("--detailed-exitcode goes with --dry-run (or `plan`): a real run's exit code says "
-                               "how it went")
-    if metrics_textfile and dry_run:
-        raise click.UsageError("--metrics-textfile goes with a real run: a dry run is not one")
-    run_host(RecoveryOptions(**recovery), dry_run, output, applied, shown, metrics_textfile)
+            context = click.get_current_context()
+            chosen = frozenset(name for name in Options.__dataclass_fields__ if given(context, name))
+            applied = plan_file.load_for_run(plan_path, recovery["options"], chosen)
+            if not set_explicitly(context, "--libvirt-uri"):  # the hypervisor the plan was made on
+                recovery["libvirt_uri"] = applied.plan.libvirt_uri
+        if shown.detailed_exitcode and not dry_run:
+            raise click.UsageError("--detailed-exitcode goes with --dry-run (or `plan`): a real run's exit code "
+                                   "says how it went")
+        if metrics_textfile and dry_run:
+            raise click.UsageError("--metrics-textfile goes with a real run: a dry run is not one")
+        run_host(RecoveryOptions(**recovery), dry_run, output, interruption, applied, shown, metrics_textfile)

@@ -10,6 +10,7 @@ from recovery.cli.open import open_db
 from recovery.cli.option_checks import FiniteFloatRange
 from recovery.cli.options import ENV_PREFIX, config_option, database_option, db_timeout_option, output_options
 from recovery.core.defaults import DEFAULT_REPORT_INTERVAL, DEFAULT_SERVICE_DOWN_TIME
+from recovery.core.printable import printable
 from recovery.core.servicegroup import is_up, service_down_time
 from recovery.db import ServiceRow, schema
 from recovery.db import services as records
@@ -131,7 +132,7 @@ def set_service(host: str, binary: str, enable: bool | None, reason: str | None,
         raise CommandError(f"{error}: check --host and --binary (`compute-recover services` lists them)") from error
     finally:
         db.close()
-    click.echo(_summary(row))
+    click.echo(printable(_summary(row)))
 
 
 def _summary(row: ServiceRow) -> str:

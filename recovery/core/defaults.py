@@ -11,6 +11,18 @@ DEFAULT_TIER_TIMEOUT = 300.0
 """How long one tier of ordered restart waits for its guests to be ready before the next tier starts."""
 MAX_TIER_TIMEOUT = 86_400.0
 
+DEFAULT_READINESS_BUDGET = 900.0
+"""How long one run waits for readiness in all (every project's tiers together), whatever the
+instances' metadata says: three tier timeouts at the defaults."""
+
+DEFAULT_PROBE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+"""Where readiness checks may connect: the private networks (RFC 1918, RFC 6598 shared space, IPv6
+unique local) where tenants' guests usually have their fixed addresses. Public addresses are reached
+only when the operator says so."""
+
+DEFAULT_START_WAIT = 300.0
+"""How long the agent waits for a database or libvirt that does not answer at start."""
+
 DEFAULT_LOCK_TIMEOUT = 60.0
 """How long a run waits for another recovery of the same host to finish before giving up."""
 

@@ -111,8 +111,8 @@ class Inventory:
     """libvirt network name -> active."""
     interfaces: frozenset[str] = frozenset()
     """Host network interfaces, bridges among them."""
-    secrets: Mapping[str, bool] = field(default_factory=dict)
-    """Secret uuid -> holds a value."""
+    secrets: Mapping[str, bool | None] = field(default_factory=dict)
+    """Secret uuid -> holds a value (None: unknown, the connection may not read values: a read-only one)."""
     secret_usages: Mapping[str, str] = field(default_factory=dict)
     """A secret's usage id -> its uuid (a disk may name its secret either way)."""
     pci: frozenset[str] = frozenset()
@@ -300,9 +300,12 @@ def check(resource: Resource, inventory: Inventory) -> Finding:
         return _ready(resource) if resource.name in inventory.interfaces else _missing(
             resource, f"{kind} {name} missing")
     if kind == Kind.SECRET:
-        has_value = inventory.secrets.get(inventory.secret_usages.get(resource.name, resource.name))
-        if has_value is None:
+        uuid = inventory.secret_usages.get(resource.name, resource.name)
+        if uuid not in inventory.secrets:
             return _missing(resource, f"secret {name} is not defined")
+        has_value = inventory.secrets[uuid]
+        if has_value is None:  # never promise a start that the run, reading the value, could block
+            return _missing(resource, f"secret {name}: value unknown, cannot check read-only")
         return _ready(resource) if has_value else _missing(resource, f"secret {name}: no value")
     if kind == Kind.HOSTDEV:
         return _ready(resource) if resource.name in inventory.pci else _missing(resource, f"hostdev {name} absent")

@@ -2,8 +2,10 @@
 
 import json
 
+from recovery.core.devices import DeviceProof
 from recovery.core.facts import Facts, decide_record, options_of
 from recovery.core.machine import Consideration, Decision, RecoveryMachine
+from recovery.core.printable import printable
 from states.policy import Action
 
 _ENCODERS = {indent: json.JSONEncoder(allow_nan=False, indent=indent) for indent in (None, 2)}
@@ -73,6 +75,26 @@ POLICY_INPUTS = ("metadata", "host_down_seconds")
 """What a record gives that the facts keep only as what it decides (resume_policy, down_too_long)."""
 
 
+def device_proof_json(proof: DeviceProof) -> dict:
+    """A guest's device proof as `explain --live` shows it: its readiness and every resource it needs, each
+    with its readiness and, when not ready, why."""
+    return {"readiness": proof.readiness.value,
+            "resources": [{"kind": f.resource.kind.value, "name": f.resource.name, "pool": f.resource.pool,
+                           "readiness": f.readiness.value, "reason": f.reason or None} for f in proof.findings]}
+
+
+def device_proof_lines(doc: dict) -> list[str]:
+    """Text for a device proof document (`device_proof_json`, or {"error": why no proof was made})."""
+    if "error" in doc:
+        return [f"devices: not proved ({doc['error']})"]
+    lines = [f"devices: {doc['readiness']}"]
+    for resource in doc["resources"]:
+        pool = f" in pool {resource['pool']}" if resource["pool"] else ""
+        lines.append(f"  {resource['kind']} {resource['name']}{pool}: {resource['readiness']}"
+                     + (f" — {resource['reason']}" if resource["reason"] else ""))
+    return lines
+
+
 def format_action(action: dict) -> str:
     params = ", ".join(f"{k}={to_json(v)}" for k, v in action.items() if k not in ("name", "outcome", "error"))
     return f"{action['name']}({params})" if params else action["name"]
@@ -95,9 +117,10 @@ def walk_lines(doc: dict) -> list[str]:
 
 
 def explanation_text(doc: dict) -> str:
-    """Text for one explanation document, as `explanation_json` builds it."""
+    """Text for one explanation document, as `explanation_json` builds it: one line per line, each
+    `printable` (a name or reason holding a newline or a terminal escape forges nothing)."""
     lines = walk_lines(doc)
     lines.append("actions: " + (", ".join(format_action(a) for a in doc["actions"]) or "none"))
     lines.append(f"record after the decision: vm_state={doc['vm_state']} task_state={doc['task_state'] or 'null'}")
     lines.append(f"why: {doc['reason']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

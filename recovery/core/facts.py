@@ -78,6 +78,9 @@ class Facts(NamedTuple):
     devices: str = DeviceReadiness.READY.value
     """Whether the host-side resources its definition needs are there (recovery.core.devices); proved only
     for a guest about to be started, every other one is ready."""
+    nova_cell: bool = False
+    """The record is in Nova's cell database, so nova-compute's start follows the run: what needs the cloud's
+    other services is handed to it (docs/nova.md, the division of labour). A record's `nova_cell`."""
 
     @property
     def state(self) -> str:
@@ -245,6 +248,7 @@ def identified_facts(record: Any, this_host: str, options: Options) -> tuple[str
         resume_policy,
         down_too_long,
         devices,
+        _flag(record, "nova_cell", False),
     )
 
 
@@ -252,7 +256,8 @@ def decide_record(facts: Facts, host: str | None) -> dict:
     """Facts as a `decide` input record (docs/decide.md), the inverse of `facts_from_record`: fed
     back to `decide` or `explain --facts` with the same --host and options, it decides the same.
     `host` is the instance's host as recorded; the options are not part of a record. The device readiness
-    is written only when it is not `ready`, the default, so that records stay as they were."""
+    is written only when it is not `ready`, the default, and `nova_cell` only when true (a record of
+    compute-recover's own database has none), so that records stay as they were."""
     evacuation = None
     if facts.evacuation_status is not None:
         evacuation = {"status": facts.evacuation_status, "shared_storage": facts.shared_storage}
@@ -266,7 +271,8 @@ def decide_record(facts: Facts, host: str | None) -> dict:
         "domain_present": facts.domain_present,
         "evacuation": evacuation,
         "deleted": facts.deleted,
-    } | ({} if facts.devices == DeviceReadiness.READY.value else {"devices": facts.devices})
+    } | ({} if facts.devices == DeviceReadiness.READY.value else {"devices": facts.devices}) | (
+        {"nova_cell": True} if facts.nova_cell else {})
 
 
 def options_of(facts: Facts) -> dict:

@@ -126,6 +126,16 @@ class Decision:
     def start_state(self) -> str:
         return self.facts.state
 
+    @property
+    def hands_off(self) -> bool:
+        """Whether it leaves work to nova-compute's start (a case of the policy's division of labour)."""
+        return any(step.case.hands_off for step in self.steps)
+
+    @property
+    def records_power(self) -> bool:
+        """Whether the guest is deliberately left as it is, its observed power state to be recorded."""
+        return any(step.case.records_power for step in self.steps)
+
 
 def _writes_applied(state: tuple[str, str, str], case: Case) -> tuple[str, str, str]:
     vm_state, task_state, power_state = state

@@ -21,6 +21,9 @@ class Outcome(StrEnum):
     """`run --plan`: the instance's facts (or its decision) changed since the plan was made: nothing was done to it."""
     UNPLANNED = "unplanned"
     """`run --plan`: the instance is not in the plan (new on the host since): nothing was done to it."""
+    HANDED_OFF = "handed-off"
+    """Done here as the decision says, and the rest left to nova-compute's start (the reason says what and
+    why): on a Nova cell database, the work that needs the cloud's other services (docs/nova.md)."""
     NOT_READY = "not-ready"
     """The guest was started, but did not pass its readiness check within its tier's timeout."""
     BLOCKED = "blocked"

@@ -25,15 +25,25 @@ def service_down_time(configured: float = DEFAULT_SERVICE_DOWN_TIME,
     return configured
 
 
-def last_heartbeat(service: "ServiceRow") -> datetime | None:
-    return service.last_seen_up or service.updated_at or service.created_at
+def last_heartbeat(service: "ServiceRow", columns: tuple[str, ...] = ("last_seen_up", "updated_at", "created_at")
+                   ) -> datetime | None:
+    """The first of `columns` that holds a time; None when there is none, or when the first that
+    holds anything holds a value that could not be read (the heartbeat is then unknown, never an
+    older column's time)."""
+    for column in columns:
+        if column in service.unreadable:
+            return None
+        value = getattr(service, column)
+        if value is not None:
+            return value
+    return None
 
 
 def host_down_seconds(service: "ServiceRow | None", now: datetime) -> float | None:
     """How long the host has been down, from its service's last heartbeat (`last_seen_up`, else
     `updated_at`; not `created_at`, which says when it was registered, not when it was last up).
     Whole seconds; None when there is no record of one; a clock behind the database's reads as 0."""
-    beat = service and (service.last_seen_up or service.updated_at)
+    beat = service and last_heartbeat(service, ("last_seen_up", "updated_at"))
     return None if beat is None else float(max(0, round((now - beat).total_seconds())))
 
 

@@ -1,12 +1,14 @@
 """What one run of the host boot routine is asked to do."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recovery.core.defaults import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_PROBE_NETWORKS,
+    DEFAULT_READINESS_BUDGET,
     DEFAULT_RECONNECT_INTERVAL,
     DEFAULT_REPORT_INTERVAL,
     DEFAULT_STOP_TIMEOUT,
@@ -15,6 +17,7 @@ from recovery.core.defaults import (
     DEFAULT_UPDATE_RESOURCES_INTERVAL,
 )
 from recovery.core.facts import Options
+from recovery.core.probe_targets import IPNetwork, probe_networks
 from states.enums import OnDegraded
 from states.power_sync import LIFECYCLE_DELAY
 
@@ -35,6 +38,15 @@ def default_journal_path() -> str:
 
 
 @dataclass(frozen=True)
+class Recheck:
+    """The agent's re-check of the guests a run blocked (docs/devices.md): only these instances, decided
+    with that run's downtime (the host has been up since, and beating)."""
+
+    uuids: frozenset[str]
+    down_seconds: float | None
+
+
+@dataclass(frozen=True)
 class RunSettings:
     host: str
     node: str
@@ -44,12 +56,17 @@ class RunSettings:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     tier_timeout: float = DEFAULT_TIER_TIMEOUT
+    readiness_budget: float = DEFAULT_READINESS_BUDGET
+    probe_networks: tuple[IPNetwork, ...] = field(default_factory=lambda: probe_networks(DEFAULT_PROBE_NETWORKS))
+    """Where readiness checks may connect (recovery/core/probe_targets.py)."""
     nova_cell: bool = False
     """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
     applied_plan: dict[str, str] | None = None
     """`run --plan`: the plan file's name and sha256, journaled with the run's options."""
     on_degraded: str = OnDegraded.KEEP.value
     """What is done with a started guest that lacks a device its definition asks for (docs/devices.md)."""
+    recheck: Recheck | None = None
+    """Set by the agent when a resource appeared: the run is over these blocked guests alone."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def open_database(
     parsed = parse(url)
     engine = create_database_engine(parsed, read_only=read_only, timeout=timeout, create=create)
     probe(engine, parsed)
-    return Database(engine, parsed, read_only=read_only)
+    return Database(engine, parsed, read_only=read_only, timeout=timeout)
 
 
 __all__ = [

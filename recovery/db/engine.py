@@ -41,6 +41,15 @@ class DatabaseError(RecoveryError):
     to check. It never contains the password."""
 
 
+class DatabaseUnreachable(DatabaseError):
+    """No server answered at opening (refused, timed out, no route): it may come back, unlike a bad
+    URL or a refused password (a server that answers says why, with an SQLSTATE or an error number)."""
+
+
+MYSQL_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013})
+"""Client error numbers of MySQL drivers that mean no server answered (socket, TCP, host, gone, lost)."""
+
+
 def default_url() -> str:
     """$COMPUTE_RECOVER_DB (a URL, or a path taken as an SQLite file), else DEFAULT_DB_PATH."""
     return os.environ.get(DB_ENV) or DEFAULT_DB_PATH
@@ -94,7 +103,21 @@ def probe(engine: Engine, url: URL) -> None:
             pass
     except SQLAlchemyError as error:
         engine.dispose()
-        raise DatabaseError(f"cannot open database {describe(url)}: {one_line(error, url)} — {FIX}") from None
+        kind = DatabaseUnreachable if _unreachable(error) else DatabaseError
+        raise kind(f"cannot open database {describe(url)}: {one_line(error, url)} — {FIX}") from None
+
+
+def _unreachable(error: SQLAlchemyError) -> bool:
+    """Whether no server answered, or one said it cannot take connections yet (starting up, shutting
+    down, recovering). libpq marks what a PostgreSQL server said with its severity (FATAL: a refused
+    password, an unknown database); MySQL drivers give a connection that failed a client error number."""
+    orig = getattr(error, "orig", None)
+    if orig is None or not isinstance(error, DBAPIError):
+        return False
+    if hasattr(orig, "sqlstate"):  # psycopg
+        said = str(orig)
+        return "FATAL:" not in said or "the database system is" in said
+    return bool(orig.args) and orig.args[0] in MYSQL_UNREACHABLE
 
 
 def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -> Engine:
@@ -110,6 +133,8 @@ def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
         except OSError as error:
             raise DatabaseError(f"cannot create database file {path}: {error.strerror} — check the directory") from None
+    elif create and os.path.getsize(path) == 0:
+        _make_private(path)
     mode = "ro" if read_only else "rw"
 
     def connect() -> sqlite3.Connection:
@@ -121,6 +146,16 @@ def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -
     engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool, pool_size=8, max_overflow=64)
     event.listen(engine, "connect", _sqlite_reader if read_only else _sqlite_writer)
     return engine
+
+
+def _make_private(path: str) -> None:
+    """An empty file (an operator's `touch`, maybe behind a symlink) that `db upgrade` is about to make a
+    database in is made 0600, as a file it creates: the real file, wherever the symlink leads."""
+    try:
+        os.chmod(path, FILE_MODE)
+    except OSError as error:
+        raise DatabaseError(f"cannot make database file {os.path.realpath(path)} private (0600): {error.strerror} — "
+                            "check its owner") from None
 
 
 def _sqlite_writer(dbapi_connection: Any, _record: Any) -> None:
@@ -169,19 +204,105 @@ def _sqlite_reader(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _server_options(url: URL, read_only: bool, timeout: float) -> dict[str, Any]:
+    """Driver arguments that bound every call and keep read-only sessions read-only, merged with
+    what the URL itself asks for (connect_args win over the URL's query in SQLAlchemy)."""
     seconds = max(1, math.ceil(timeout))
     if url.get_backend_name() == "postgresql":
-        options = [f"-c statement_timeout={int(timeout * 1000)}", f"-c lock_timeout={int(timeout * 1000)}"]
+        guards = {"statement_timeout": str(int(timeout * 1000)), "lock_timeout": str(int(timeout * 1000))}
         if read_only:
-            options.append("-c default_transaction_read_only=on")
-        args: dict[str, Any] = {"connect_timeout": seconds}
-        if "options" not in url.query:
-            args["options"] = " ".join(options)
-        return {"connect_args": args, "pool_pre_ping": False}
+            guards["default_transaction_read_only"] = "on"
+        own = _query_values(url, "options")
+        _refuse_overrides(url, guarded_settings(" ".join(own)))
+        ours = " ".join(f"-c {name}={value}" for name, value in guards.items())
+        return {"connect_args": {"connect_timeout": seconds, "options": " ".join([*own, ours])},
+                "pool_pre_ping": False}
     if url.get_backend_name() == "mysql":
-        args = {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
-        return {"connect_args": {k: v for k, v in args.items() if k not in url.query}, "pool_recycle": 3600}
+        limits = {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
+        return {"connect_args": {key: _tighter(url, key, bound) for key, bound in limits.items()},
+                "pool_recycle": 3600}
     return {}
+
+
+GUARDED_SETTINGS = frozenset({"statement_timeout", "lock_timeout", "default_transaction_read_only",
+                              "transaction_read_only"})
+"""PostgreSQL settings compute-recover sets on every session itself: a URL may not set them."""
+
+_PG_SWITCHES_WITH_ARGUMENT = frozenset("BcCDdfhkNprStvW-")
+"""The backend's switches that take an argument (postgres.c's getopt string), so that grouped
+switches (`-sc name=value`) and separate arguments are read as the server reads them."""
+
+
+def guarded_settings(options: str) -> list[str]:
+    """The names (normalised as the server does) of the guarded settings a libpq `options`
+    string sets, through `-c name=value`, `-cname=value`, `--name=value` or grouped switches."""
+    words = _split_options(options)
+    found, index = [], 0
+    while index < len(words):
+        word, index = words[index], index + 1
+        if not word.startswith("-"):
+            continue  # the server refuses stray words itself
+        for position in range(1, len(word)):
+            switch = word[position]
+            if switch not in _PG_SWITCHES_WITH_ARGUMENT:
+                continue
+            argument = word[position + 1 :]
+            if not argument and index < len(words):
+                argument, index = words[index], index + 1
+            if switch in "c-":
+                name = argument.partition("=")[0].replace("-", "_").lower()
+                found += [name] if name in GUARDED_SETTINGS else []
+            break
+    return found
+
+
+def _split_options(options: str) -> list[str]:
+    """Words as the server splits `options` (pg_split_opts): whitespace separates, a backslash
+    takes the next character literally."""
+    words, word, escaped, started = [], [], False, False
+    for char in options:
+        if escaped:
+            word.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = started = True
+        elif char.isspace():
+            if started:
+                words.append("".join(word))
+            word, started = [], False
+        else:
+            word.append(char)
+            started = True
+    if started:
+        words.append("".join(word))
+    return words
+
+
+def _query_values(url: URL, key: str) -> list[str]:
+    value = url.query.get(key)
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+def _refuse_overrides(url: URL, names: list[str]) -> None:
+    if names:
+        raise DatabaseError(
+            f"the database URL's options set {', '.join(sorted(set(names)))}, which compute-recover sets itself "
+            f"(the --db-timeout limits, read-only sessions): remove it from the URL {masked(url)}"
+        )
+
+
+def _tighter(url: URL, key: str, bound: int) -> int:
+    """The URL's own MySQL time limit when it is a tighter one; refused when it would lift the bound."""
+    values = _query_values(url, key)
+    if not values:
+        return bound
+    try:
+        asked = float(values[-1])
+    except ValueError:
+        asked = math.nan
+    if not math.isfinite(asked) or asked <= 0:
+        raise DatabaseError(f"the database URL's {key}={values[-1]} would lift the time limit compute-recover "
+                            f"sets from --db-timeout: remove it from {masked(url)}")
+    return max(1, min(bound, math.ceil(asked)))
 
 
 def _mysql_read_only(dbapi_connection: Any, _record: Any) -> None:
@@ -232,6 +353,15 @@ class Watchdog:
             if armed is not None:
                 self._arm(dbapi_connection, armed[2])
 
+    @contextlib.contextmanager
+    def watching(self, dbapi_connection: Any, timeout: float) -> Iterator[None]:
+        """Watch a connection held unwatched (the host lock's) for one call of at most `timeout`."""
+        self._arm(dbapi_connection, timeout)
+        try:
+            yield
+        finally:
+            self._disarm(dbapi_connection)
+
     def _arm(self, dbapi_connection: Any, timeout: float) -> None:
         with self._lock:
             self._deadlines[id(dbapi_connection)] = (time.monotonic() + timeout, dbapi_connection, timeout)
@@ -260,5 +390,5 @@ def _sever(dbapi_connection: Any) -> None:
         fd = dbapi_connection.fileno()
         with socket.socket(fileno=os.dup(fd)) as sock:
             sock.shutdown(socket.SHUT_RDWR)
-    except (OSError, ValueError, AttributeError):
-        pass  # already closed: the waiting call has ended anyway
+    except Exception:  # closed or lost (psycopg's fileno raises its own OperationalError then): the call has
+        pass  # ended anyway, and the watchdog's one thread must live on for every other connection

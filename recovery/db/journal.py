@@ -96,8 +96,12 @@ def _update_statement(fields: frozenset[str]) -> Update:
     return update(RecoveryJournal).where(RecoveryJournal.id == bindparam("b_id")).values(values)
 
 
-def finish_run(db: Database, run_id: int, exit_code: int, totals: Mapping[str, Any]) -> None:
-    values = {"status": RUN_FINISHED, "finished_at": utcnow(), "exit_code": exit_code, "totals": json.dumps(totals)}
+def finish_run(db: Database, run_id: int, exit_code: int, totals: Mapping[str, Any],
+               interrupted: bool = False) -> None:
+    """The run's end: `interrupted` when a signal stopped it (its instances not reached were left as
+    they were)."""
+    values = {"status": RUN_INTERRUPTED if interrupted else RUN_FINISHED, "finished_at": utcnow(),
+              "exit_code": exit_code, "totals": json.dumps(totals)}
     with db.transaction(f"finish run {run_id}") as conn:
         conn.execute(update(RecoveryRun).where(RecoveryRun.id == run_id).values(values))
 

@@ -4,6 +4,11 @@ PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK; SQLite: an open-fi
 byte-range lock on the database file itself, which every process on the machine sees. Each is
 keyed by host, so runs for different hosts never wait for each other, and each is released by
 the database or the kernel when its holder dies (kill -9 included), so it can never go stale.
+
+A server's lock lives on one session, and a session can end under a live run (a pooler, a
+firewall dropping an idle connection, `pg_terminate_backend`, `KILL`): the lock is then free for
+a second run. So the holder gets a `HostLease` to verify before each batch of actions, on the
+lock's own session (bounded by the watchdog), and the session is kept from timing out while idle.
 """
 
 import fcntl
@@ -21,7 +26,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from recovery.core.errors import RecoveryError
-from recovery.db.engine import DatabaseError, Watchdog
+from recovery.db.engine import DatabaseError, Watchdog, one_line
 from recovery.db.store import Database, DatabaseFailure
 
 log = logging.getLogger(__name__)
@@ -36,25 +41,71 @@ class LockTimeout(RecoveryError):
     """Another recovery of the host held the lock for the whole --lock-timeout."""
 
 
+class LeaseLost(DatabaseFailure):
+    """The host lock is no longer held (its session ended): the run must start no more actions."""
+
+
+class HostLease:
+    """The held host lock, verified on demand: `verify` raises LeaseLost once it is not held."""
+
+    def verify(self) -> None:
+        """A file lock (SQLite) is the kernel's and cannot be lost while the process lives."""
+
+
+class _SessionLease(HostLease):
+    """A server's lock, held by one session: asking that session whether it still holds it."""
+
+    def __init__(self, conn: Connection, held: str, key: dict[str, Any], host: str, db: Database) -> None:
+        self._conn, self._held, self._key, self._host, self._db = conn, held, key, host, db
+        self._guard = threading.Lock()
+        self._lost: str | None = None
+
+    def verify(self) -> None:
+        with self._guard:
+            if self._lost is None:
+                self._lost = self._ask()
+            if self._lost is not None:
+                raise LeaseLost(self._lost)
+
+    def _ask(self) -> str | None:
+        """Why the lock is lost, or None while held. A session that fails while the database still
+        answers was ended under the run; when the database does not answer either, the database
+        failed (DatabaseFailure, as any call of the run would say)."""
+        session = self._conn.connection.dbapi_connection
+        try:
+            with Watchdog.shared().watching(session, self._db.timeout):
+                held = self._conn.execute(text(self._held), self._key).scalar()
+                self._conn.commit()
+        except SQLAlchemyError as error:
+            with self._db.reading(f"verify the lock of host {self._host}") as conn:
+                conn.execute(text("SELECT 1"))
+            return f"lost the lock of host {self._host}: its session on {self._db.masked_url} ended " \
+                   f"({one_line(error, self._db.url)})"
+        if not held:
+            return f"lost the lock of host {self._host}: its session on {self._db.masked_url} no longer holds it"
+        return None
+
+
 def _key(host: str) -> bytes:
     return hashlib.blake2b(f"compute-recover host {host}".encode(), digest_size=8).digest()
 
 
 @contextmanager
-def host_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
-    """Hold the host's recovery lock for the block; LockTimeout after `timeout` seconds of waiting."""
+def host_lock(db: Database, host: str, timeout: float) -> Iterator[HostLease]:
+    """Hold the host's recovery lock for the block; LockTimeout after `timeout` seconds of waiting.
+    The lease's `verify` takes at most the database's time limit (--db-timeout)."""
     backend = db.url.get_backend_name()
     if backend == "sqlite":
         with _file_lock(db, host, timeout):
-            yield
+            yield HostLease()
         return
     with db.reading(f"open the lock session for {host}") as conn:
         watchdog, session = Watchdog.shared(), conn.connection.dbapi_connection
         if backend == "postgresql":
-            acquire, release = _pg_lock, "SELECT pg_advisory_unlock(:key)"
+            acquire, release, held = _pg_lock, "SELECT pg_advisory_unlock(:key)", _PG_HELD
             key: dict[str, Any] = {"key": struct.unpack(">q", _key(host))[0]}
         elif backend in ("mysql", "mariadb"):
-            acquire, release = _mysql_lock, "SELECT RELEASE_LOCK(:key)"
+            acquire, release, held = _mysql_lock, "SELECT RELEASE_LOCK(:key)", _MYSQL_HELD
             key = {"key": _mysql_name(host)}
         else:
             raise DatabaseError(f"no host lock is implemented for {backend} databases: use SQLite, "
@@ -63,10 +114,29 @@ def host_lock(db: Database, host: str, timeout: float) -> Iterator[None]:
             if not acquire(conn, host, timeout):
                 raise LockTimeout(f"another recovery of host {host} held the lock for {timeout:g} s")
         try:
+            _never_idle_out(conn, backend)
             with watchdog.suspended(session):  # held, idle, for the whole run on purpose
-                yield
+                yield _SessionLease(conn, held, key, host, db)
         finally:
             _release(conn, release, key)
+
+
+_PG_HELD = ("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = :key AND objsubid = 1)")
+"""Whether this session holds the advisory lock of the (bigint) key: pg_locks shows its high and
+low 32 bits as classid and objid."""
+_MYSQL_HELD = "SELECT IS_USED_LOCK(:key) = CONNECTION_ID()"
+
+
+def _never_idle_out(conn: Connection, backend: str) -> None:
+    """The lock's session sits idle between checks, maybe for a whole tier timeout: keep the server's
+    idle limits (PostgreSQL's idle_session_timeout, MySQL's wait_timeout) from ending it."""
+    if backend == "postgresql":
+        if int(conn.execute(text("SHOW server_version_num")).scalar() or 0) >= 140000:
+            conn.execute(text("SET idle_session_timeout = 0"))
+    else:
+        conn.execute(text("SET SESSION wait_timeout = 31536000"))  # MySQL's and MariaDB's largest: a year
+    conn.commit()
 
 
 def _release(conn: Connection, statement: str, key: dict[str, Any]) -> None:

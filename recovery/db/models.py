@@ -26,6 +26,9 @@ class Instance(SQLModel, table=True):
     host: str | None = Field(default=None, max_length=255, index=True)
     node: str | None = Field(default=None, max_length=255)
     display_name: str | None = Field(default=None, max_length=255)
+    project_id: str | None = Field(default=None, max_length=255, index=True)
+    """The tenant (Keystone project) the instance belongs to: its `recover:priority` orders only
+    the guests of the same project."""
     vm_state: str | None = Field(default=None, max_length=255)
     task_state: str | None = Field(default=None, max_length=255)
     power_state: int | None = None
@@ -101,6 +104,10 @@ class ComputeNode(SQLModel, table=True):
     memory_mb_used: int = 0
     local_gb_used: int = 0
     running_vms: int | None = None
+    free_ram_mb: int | None = None
+    free_disk_gb: int | None = None
+    disk_available_least: int | None = None
+    """Written with the used amounts, from the same figures (nova-compute reads them as it starts)."""
     created_at: datetime | None = Field(default=None, sa_type=DateTime)
     updated_at: datetime | None = Field(default=None, sa_type=DateTime)
     deleted: int = 0
@@ -203,6 +210,8 @@ class InstanceRow:
     memory_mb: int | None
     root_gb: int | None
     updated_at: datetime | None = None
+    project_id: str | None = None
+    """Its tenant: start order tiers are per project."""
     system_metadata: dict[str, str | None] = field(default_factory=dict)
     """Live system metadata by key, e.g. `old_vm_state` for a resize revert."""
     metadata: dict[str, str] = field(default_factory=dict)
@@ -239,6 +248,9 @@ class ComputeNodeRow:
     memory_mb_used: int
     local_gb_used: int
     running_vms: int | None
+    free_ram_mb: int | None = None
+    free_disk_gb: int | None = None
+    disk_available_least: int | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +267,9 @@ class ServiceRow:
     updated_at: datetime | None
     created_at: datetime | None = None
     """With last_seen_up and updated_at, what Nova's servicegroup check reads as the last heartbeat."""
+    unreadable: tuple[str, ...] = ()
+    """The time columns whose stored value is no naive timestamp (text in SQLite that does not
+    parse, or carries a UTC offset): held as None here, and a heartbeat read from one is unknown."""
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,7 @@ def _instance_schema(host: str) -> Schema:
         "host": (_text, host),
         "node": (_text, lambda row: row["host"]),
         "display_name": (_text, None),
+        "project_id": (_text, None),
         "vm_state": (_text, REQUIRED),
         "task_state": (_text, None),
         "power_state": (_power_state, PowerState.NOSTATE.value),

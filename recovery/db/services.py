@@ -6,13 +6,11 @@ service still disabled for the agent's own reason (Nova's `AUTO: ` prefix), neve
 operator disabled.
 """
 
-from dataclasses import fields
-
 from sqlalchemy import ColumnElement, select, update
 
 from recovery.core.errors import RecoveryError
 from recovery.db.models import Service, ServiceRow
-from recovery.db.store import Database, utcnow
+from recovery.db.store import Database, service_rows, utcnow
 
 COMPUTE_BINARY = "nova-compute"
 
@@ -24,9 +22,6 @@ LIBVIRT_LOST_REASON = AUTO_DISABLE_PREFIX + "Connection to libvirt lost"
 
 class ServiceNotFound(RecoveryError, LookupError):
     """No live service record for the host and binary."""
-
-
-_COLUMNS = [getattr(Service, f.name) for f in fields(ServiceRow)]
 
 
 def _service(host: str, binary: str) -> ColumnElement[bool]:
@@ -41,8 +36,7 @@ def list_services(db: Database, host: str | None = None, binary: str | None = No
     if binary is not None:
         where &= Service.binary == binary
     with db.reading("list the services") as conn:
-        rows = conn.execute(select(*_COLUMNS).where(where).order_by(Service.id))
-        return [ServiceRow(**row._mapping) for row in rows]
+        return list(service_rows(conn, where))
 
 
 def _change(db: Database, host: str, binary: str, what: str, values: dict,

@@ -5,6 +5,7 @@ is one short transaction, and every failure leaves as a `DatabaseFailure` whose 
 names the masked URL: the run stops starting actions when it sees one.
 """
 
+import logging
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,9 @@ from typing import Any, TypeVar, Unpack
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    DateTime,
     Engine,
+    Select,
     String,
     Update,
     bindparam,
@@ -30,13 +33,18 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
     union_all,
     update,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from recovery.core.bounds import NOVA_INTEGER_MAX
+from recovery.core.defaults import DEFAULT_DB_TIMEOUT
 from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
 from recovery.db.models import (
     ComputeNode,
@@ -60,6 +68,8 @@ LIVE_MIGRATION_IN_PROGRESS = ("queued", "preparing", "running", "post-migrating"
 IN_CHUNK = 500
 """Most values bound into one IN list; keeps far below every backend's parameter limit."""
 
+log = logging.getLogger(__name__)
+
 _FREES_RESOURCES = (VmState.DELETED.value, VmState.SHELVED_OFFLOADED.value)
 """vm_states whose instances Nova's resource tracker no longer counts as using the host."""
 
@@ -78,10 +88,12 @@ class ConnectedDatabase:
     """A connected database: its connections and transactions, each failure as one line naming the
     masked URL, and the timestamps a write stamps."""
 
-    def __init__(self, engine: Engine, url: URL, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, url: URL, read_only: bool = False, timeout: float = DEFAULT_DB_TIMEOUT) -> None:
         self.engine = engine
         self.url = url
         self.read_only = read_only
+        self.timeout = timeout
+        """How long one call may take (--db-timeout): the engine's limit, and the host lock check's."""
         self._stamp_step = timedelta(seconds=1) if url.get_backend_name() == "mysql" else timedelta(microseconds=1)
 
     @property
@@ -165,16 +177,17 @@ class HostReads(ConnectedDatabase):
 
     def load_host(self, host: str) -> HostSnapshot:
         """This host's live instances with their system and user metadata, pending evacuations away
-        from it, its compute nodes and its service (whose last heartbeat tells how long the host was
-        down, read before the run writes a new one): five statements whatever the instance count."""
+        from it (read as Nova reads them, soft-deleted ones included), its compute nodes and its
+        service (whose last heartbeat tells how long the host was down, read before the run writes a
+        new one): five statements whatever the instance count."""
         on_host = (Instance.host == host) & (Instance.deleted == 0)
         with self.reading(f"load host {host}") as conn:
             return HostSnapshot(
                 host=host,
                 instances=tuple(_instances(conn, on_host)),
-                evacuations=_rows(conn, MigrationRow, Migration, _evacuated_from(host)),
+                evacuations=_evacuations(conn, _evacuated_from(host)),
                 compute_nodes=_rows(conn, ComputeNodeRow, ComputeNode, _node_of(host)),
-                service=next(iter(_rows(conn, ServiceRow, Service, _compute_service(host))), None),
+                service=next(iter(service_rows(conn, _compute_service(host))), None),
             )
 
     def load_instances_by_uuid(self, uuids: Iterable[str]) -> dict[str, InstanceRow]:
@@ -195,7 +208,7 @@ class HostReads(ConnectedDatabase):
         spellings = [uuid.lower(), uuid.upper(), uuid]
         where = _evacuated_from(host) & Migration.instance_uuid.in_(spellings)
         with self.reading(f"load the evacuation of {uuid}") as conn:
-            return next(iter(_rows(conn, MigrationRow, Migration, where)), None)
+            return next(iter(_evacuations(conn, where)), None)
 
     def find_compute_node_by_hypervisor_hostname(self, name: str) -> ComputeNodeRow | None:
         """The live compute node for a hypervisor hostname (oldest first), whatever its host:
@@ -240,6 +253,16 @@ class RecoveryWrites(ConnectedDatabase):
         params |= {f"c_{name}": _plain(value) for name, value in changes.items() if name != "mark_deleted"}
         return conn.execute(_cas_statement(frozenset(changes)), params).rowcount == 1
 
+    def still_holds(self, conn: Connection, uuid: str, expect: tuple[str | None, str | None, datetime | None]) -> bool:
+        """Within `conn`'s transaction, whether the live record still holds the (vm_state, task_state,
+        updated_at) it was decided from: the claim of an action that changes nothing in the record,
+        which therefore writes nothing (not even updated_at: a row whose only change is its
+        timestamp is a change that is not there for every client polling with changes-since)."""
+        vm_state, task_state, updated_at = expect
+        params = {"b_uuid": uuid, "e_vm_state": _plain(vm_state), "e_task_state": _plain(task_state),
+                  "e_updated_at": updated_at}
+        return conn.execute(_holds_statement(), params).first() is not None
+
     def set_migration_status(self, migration_id: int, status: str) -> bool:
         """Returns whether the migration record exists (and was updated)."""
         statement = (update(Migration).where(Migration.id == migration_id)
@@ -270,8 +293,10 @@ class HostRecords(ConnectedDatabase):
     def upsert_compute_node(
         self, host: str, hypervisor_hostname: str, vcpus: int, memory_mb: int, local_gb: int, create: bool = True
     ) -> ComputeNodeRow | None:
-        """Record the host's capacity and, computed in SQL from its live instances, the used
-        amounts and running guest count (Nova's pre_start_hook); create the node when missing.
+        """Record the host's capacity, the used amounts and running guest count of its live instances
+        (Nova's pre_start_hook), and the free amounts from the same figures, all in one write; create
+        the node when missing. A node that already holds all of it is not written (no updated_at
+        without a change).
 
         Called under the host lock, and the table has Nova's unique key on (host,
         hypervisor_hostname, deleted), so two first boots can never make two rows. Without
@@ -279,35 +304,18 @@ class HostRecords(ConnectedDatabase):
         Nova's Integer range are bad rows (refused before any action) and are not counted, so
         the sums cannot overflow.
         """
-        counted = (
-            (Instance.host == host)
-            & (Instance.deleted == 0)
-            & or_(Instance.vm_state.is_(None), Instance.vm_state.not_in(_FREES_RESOURCES))
-        )
-
-        def total(column: Any) -> Any:
-            in_range = case((column.between(0, NOVA_INTEGER_MAX), column), else_=0)
-            return select(func.coalesce(func.sum(in_range), 0)).where(counted).scalar_subquery()
-
-        now = utcnow()
-        values = {
-            "vcpus": vcpus,
-            "memory_mb": memory_mb,
-            "local_gb": local_gb,
-            "vcpus_used": total(Instance.vcpus),
-            "memory_mb_used": total(Instance.memory_mb),
-            "local_gb_used": total(Instance.root_gb),
-            # Nova's resource tracker counts every instance it tracks here, whatever its power state.
-            "running_vms": select(func.count(Instance.id)).where(counted).scalar_subquery(),
-            "updated_at": now,
-        }
         this_node = _node_of(host) & (ComputeNode.hypervisor_hostname == hypervisor_hostname)
         with self.transaction(f"update the compute node of {host}") as conn:
-            if conn.execute(update(ComputeNode).where(this_node).values(values)).rowcount == 0:
-                if not create:
-                    return None
+            values = _node_figures(conn, host, vcpus, memory_mb, local_gb)
+            node = next(iter(_rows(conn, ComputeNodeRow, ComputeNode, this_node)), None)
+            if node is None and not create:
+                return None
+            now = utcnow()
+            if node is None:
                 identity = {"uuid": str(uuidlib.uuid4()), "host": host, "hypervisor_hostname": hypervisor_hostname}
-                conn.execute(insert(ComputeNode).values(identity | values | {"created_at": now}))
+                conn.execute(insert(ComputeNode).values(identity | values | {"created_at": now, "updated_at": now}))
+            elif any(getattr(node, name) != value for name, value in values.items()):
+                conn.execute(update(ComputeNode).where(this_node).values(values | {"updated_at": now}))
             return _rows(conn, ComputeNodeRow, ComputeNode, this_node)[0]
 
     def heartbeat(self, host: str, create: bool = True) -> bool:
@@ -339,6 +347,9 @@ class Database(HostReads, RecoveryWrites, HostRecords):
 _Row = TypeVar("_Row")
 
 SYSTEM_METADATA, USER_METADATA = "system", "user"
+
+_MIGRATION_FIELDS = [f.name for f in fields(MigrationRow)]
+_MIGRATION_COLUMNS = [getattr(Migration, name) for name in _MIGRATION_FIELDS]
 
 _INSTANCE_COLUMNS = [getattr(Instance, f.name) for f in fields(InstanceRow)
                      if f.name not in ("system_metadata", "metadata")]
@@ -379,13 +390,88 @@ def _rows(conn: Connection, row_type: type[_Row], model: Any, where: ColumnEleme
     return tuple(row_type(**row._mapping) for row in result)
 
 
+SERVICE_TIMES = ("last_seen_up", "updated_at", "created_at")
+"""The service columns read as time, whatever text an SQLite file holds in them."""
+
+
+def service_rows(conn: Connection, where: ColumnElement[bool]) -> tuple[ServiceRow, ...]:
+    """Service records matching `where` (id order). A time column whose stored value is no naive
+    timestamp is None in the row, named in its `unreadable`, and logged as one warning line:
+    one bad value never stops a command (SQLite stores any text in a DATETIME column)."""
+    names = [f.name for f in fields(ServiceRow) if f.name != "unreadable"]
+    columns = [type_coerce(getattr(Service, name), String) if name in SERVICE_TIMES else getattr(Service, name)
+               for name in names]
+    rows = []
+    for row in conn.execute(select(*columns).where(where).order_by(Service.id)):
+        values = dict(zip(names, row, strict=True))
+        unreadable = []
+        for name in SERVICE_TIMES:
+            values[name], problem = stored_time(values[name])
+            if problem:
+                unreadable.append(name)
+                log.warning("service record %s (%s on %s): %s %s: read as missing, downtime unknown",
+                            values["id"], values["binary"], values["host"], name, problem)
+        rows.append(ServiceRow(**values, unreadable=tuple(unreadable)))
+    return tuple(rows)
+
+
+def stored_time(value: str | datetime | None) -> tuple[datetime | None, str | None]:
+    """A stored timestamp as naive UTC (as Nova writes them), else None and what is wrong with it."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None, f"{value!r} is not a timestamp"
+    else:
+        parsed = value
+    if parsed is not None and parsed.tzinfo is not None:
+        return None, f"{value!r} carries a UTC offset (Nova stores naive UTC)"
+    return parsed, None
+
+
+def _node_figures(conn: Connection, host: str, vcpus: int, memory_mb: int, local_gb: int) -> dict[str, int]:
+    """A compute node's columns from the host's capacity and its live instances' sizes (one statement):
+    used as Nova's resource tracker counts it, free as total minus used. disk_available_least is the
+    free disk too: nova-compute's resource tracker refines it with the disk over-commit it measures."""
+    counted = (
+        (Instance.host == host)
+        & (Instance.deleted == 0)
+        & or_(Instance.vm_state.is_(None), Instance.vm_state.not_in(_FREES_RESOURCES))
+    )
+
+    def total(column: Any) -> Any:
+        return func.coalesce(func.sum(case((column.between(0, NOVA_INTEGER_MAX), column), else_=0)), 0)
+
+    # Nova's resource tracker counts every instance it tracks in running_vms, whatever its power state.
+    used = conn.execute(select(total(Instance.vcpus), total(Instance.memory_mb), total(Instance.root_gb),
+                               func.count(Instance.id)).where(counted)).one()
+    vcpus_used, memory_mb_used, local_gb_used, running_vms = (int(figure) for figure in used)
+    return {
+        "vcpus": vcpus, "memory_mb": memory_mb, "local_gb": local_gb,
+        "vcpus_used": vcpus_used, "memory_mb_used": memory_mb_used, "local_gb_used": local_gb_used,
+        "running_vms": running_vms,
+        "free_ram_mb": memory_mb - memory_mb_used, "free_disk_gb": local_gb - local_gb_used,
+        "disk_available_least": local_gb - local_gb_used,
+    }
+
+
 def _evacuated_from(host: str) -> ColumnElement[bool]:
+    """Nova's _destroy_evacuated_instances filter, read with read_deleted='yes': deleting an
+    evacuated instance soft-deletes its migration too, and its stale domain here must still go."""
     return (
         _migration_type_is("evacuation")
         & (Migration.source_compute == host)
         & Migration.status.in_(sorted(EVACUATION_PENDING_STATUSES))
-        & (Migration.deleted == 0)
     )
+
+
+def _evacuations(conn: Connection, where: ColumnElement[bool]) -> tuple[MigrationRow, ...]:
+    """The live migrations matching `where`, and the soft-deleted ones of instances that have no
+    live one (an evacuated instance deleted since), in id order."""
+    rows = conn.execute(select(*_MIGRATION_COLUMNS, Migration.deleted).where(where).order_by(Migration.id)).all()
+    live = {row.instance_uuid for row in rows if row.deleted == 0}
+    return tuple(MigrationRow(**{name: getattr(row, name) for name in _MIGRATION_FIELDS})
+                 for row in rows if row.deleted == 0 or row.instance_uuid not in live)
 
 
 def _migration_type_is(kind: str) -> ColumnElement[bool]:
@@ -407,6 +493,17 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def _as_decided() -> ColumnElement[bool]:
+    """The live row still holds what it was decided from (bound as b_uuid and e_*)."""
+    return (
+        (Instance.uuid == bindparam("b_uuid"))
+        & Instance.vm_state.is_not_distinct_from(bindparam("e_vm_state"))
+        & Instance.task_state.is_not_distinct_from(bindparam("e_task_state"))
+        & _StoredInstant(Instance.updated_at).is_not_distinct_from(bindparam("e_updated_at", type_=DateTime))
+        & (Instance.deleted == 0)
+    )
+
+
 @cache
 def _cas_statement(changed: frozenset[str]) -> Update:
     """One prepared UPDATE per set of changed columns, so a run of thousands of writes compiles
@@ -415,17 +512,40 @@ def _cas_statement(changed: frozenset[str]) -> Update:
     values["updated_at"] = bindparam("b_now")
     if "mark_deleted" in changed:
         values |= {"deleted": Instance.id, "deleted_at": bindparam("b_now")}
-    return (
-        update(Instance)
-        .where(
-            Instance.uuid == bindparam("b_uuid"),
-            Instance.vm_state.is_not_distinct_from(bindparam("e_vm_state")),
-            Instance.task_state.is_not_distinct_from(bindparam("e_task_state")),
-            Instance.updated_at.is_not_distinct_from(bindparam("e_updated_at")),
-            Instance.deleted == 0,
-        )
-        .values(values)
-    )
+    return update(Instance).where(_as_decided()).values(values)
+
+
+@cache
+def _holds_statement() -> Select[tuple[int]]:
+    """The row, locked until the transaction ends where the backend locks rows (on SQLite the
+    transaction is the only writer), if it still holds what it was decided from."""
+    return select(Instance.id).where(_as_decided()).with_for_update()
+
+
+class _StoredInstant(FunctionElement[datetime]):
+    """A timestamp column as the instant it stores, comparable with a bound datetime whatever form
+    the row was written in. PostgreSQL's timestamp and MySQL's DATETIME compare as instants already.
+    SQLite stores text, and other writers (other tools, hand-made fixtures, Nova's own on
+    SQLite) leave `2024-05-14 03:00:00` where SQLAlchemy writes `2024-05-14 03:00:00.000000`, or a
+    `T` between date and time: compared as text, a claim on such an unchanged row would never match."""
+
+    type = DateTime()
+    inherit_cache = True
+    name = "stored_instant"
+
+
+@compiles(_StoredInstant)
+def _stored_instant(element: _StoredInstant, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_StoredInstant, "sqlite")
+def _stored_instant_sqlite(element: _StoredInstant, compiler: SQLCompiler, **kw: Any) -> str:
+    """The stored text in SQLAlchemy's own form (the bound side's): date and time to the second,
+    then the fraction's digits padded to six (SQLAlchemy reads `.5` as 500000 µs too)."""
+    column = compiler.process(element.clauses, **kw)
+    fraction = f"CASE WHEN substr({column}, 20, 1) = '.' THEN substr({column}, 21) ELSE '' END"
+    return f"(strftime('%Y-%m-%d %H:%M:%S', {column}) || '.' || substr({fraction} || '000000', 1, 6))"
 
 
 def utcnow() -> datetime:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from recovery.core.printable import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -94,7 +96,8 @@ def selected_columns(available: Sequence[str], wanted: tuple[str, ...]) -> list[
 
 
 def print_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
-    """Rows in a machine format; None prints as cliff prints it (None) in value, empty in csv."""
+    """Rows in a machine format; None prints as cliff prints it (None) in value, empty in csv. Text
+    formats escape control characters from data (`printable`); json and yaml keep it exact."""
     if fmt in DOCUMENT_FORMATS:
         click.echo(document_text([{c: row.get(c) for c in columns} for row in rows], fmt))
     elif fmt == "csv":
@@ -103,7 +106,7 @@ def print_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
         writer.writerows([_csv_cell(row.get(c)) for c in columns] for row in rows)
     else:
         for row in rows:
-            click.echo(" ".join(_text(row.get(c)) for c in columns))
+            click.echo(" ".join(printable(_text(row.get(c))) for c in columns))
 
 
 def _text(value: object) -> str:
@@ -116,13 +119,17 @@ def _text(value: object) -> str:
 
 
 def _csv_cell(value: object) -> object:
-    return "" if value is None else _text(value) if isinstance(value, dict | list) else value
+    if isinstance(value, dict | list):
+        return printable(_text(value))
+    return "" if value is None else printable(value) if isinstance(value, str) else value
 
 
 def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
                headers: dict[str, str] | None = None, no_wrap: Sequence[str] = ()) -> "Table":
-    """The chosen columns as a table; uuids, states and the `no_wrap` columns never wrap."""
+    """The chosen columns as a table; uuids, states and the `no_wrap` columns never wrap. Cells are
+    plain text (never rich markup), control characters escaped."""
     from rich.table import Table  # imported on use: `decide` starts without rich
+    from rich.text import Text
 
     table = Table(title=title)
     for column in columns:
@@ -130,7 +137,7 @@ def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
                          no_wrap=column in ("uuid", "id", *no_wrap) or "state" in column,
                          overflow="fold")
     for row in rows:
-        table.add_row(*("-" if row.get(c) is None else _text(row.get(c)) for c in columns))
+        table.add_row(*(Text("-" if row.get(c) is None else printable(_text(row.get(c)))) for c in columns))
     return table
 
 

@@ -1,7 +1,7 @@
 """The run report as one document: JSON and YAML print it, the value and csv formats its rows, and
 recovery.present.report_table lays it out for people (rich is loaded only then)."""
 
-from recovery.core.documents import action_json, format_action, path_json
+from recovery.core.documents import format_action, path_json
 from recovery.core.effects import after_success, changes_anything
 from recovery.core.machine import Decision
 from recovery.core.metadata import READY_RUNNING
@@ -23,7 +23,7 @@ def run_json(result: RunResult) -> dict:
             "domain": domain,
             "state": decision.start_state if decision else None,
             "path": path_json(decision) if decision else [],
-            "actions": [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in r.actions],
+            "actions": [a.json() for a in r.actions],
             "outcome": r.outcome,
             "error": r.error,
             "reason": decision.reason if decision else None,
@@ -68,8 +68,8 @@ def _tier_json(tier: TierReport, run_started: float) -> dict:
     def since_start(moment: float | None) -> float | None:
         return None if moment is None else round(moment - run_started, 3)
 
-    return {"priority": tier.priority, "instances": tier.instances, "began": since_start(tier.began),
-            "ended": since_start(tier.ended), "not_ready": tier.not_ready}
+    return {"project": tier.project, "priority": tier.priority, "instances": tier.instances,
+            "began": since_start(tier.began), "ended": since_start(tier.ended), "not_ready": tier.not_ready}
 
 
 RUN_COLUMNS = ("uuid", "start_state", "path", "actions", "outcome", "error", "vm_state", "task_state",

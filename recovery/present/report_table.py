@@ -1,9 +1,10 @@
 """The run report laid out for people: a table fitted to the terminal's width, with the
-warnings, the downtime, the tiers and the totals around it (the document is recovery.present.report's)."""
+warnings, the downtime, the tiers and the totals around it (the document is recovery.present.report's).
+Data (uuids, names, states, errors, reasons, hosts) is printed as plain text, never as rich markup,
+with control characters escaped (`printable`)."""
 
 from rich import box
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -11,11 +12,15 @@ from rich.text import Text
 from recovery.core.documents import format_action
 from recovery.core.metadata import format_duration
 from recovery.core.outcomes import Outcome
+from recovery.core.printable import printable
 from recovery.present.report import ordered
 
 _OUTCOME_STYLE = {Outcome.OK: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "dim",
                   Outcome.CONFLICT: "yellow", Outcome.NOT_STARTED: "yellow", Outcome.INTERRUPTED: "bold red",
-                  Outcome.CHANGED: "yellow", Outcome.UNPLANNED: "yellow", Outcome.NOT_READY: "yellow"}
+                  Outcome.CHANGED: "yellow", Outcome.UNPLANNED: "yellow", Outcome.NOT_READY: "yellow",
+                  Outcome.HANDED_OFF: "cyan"}
+LEFT_TO_NOVA_COMPUTE = "; left to nova-compute: "
+"""Where a handed-off instance's reason says what nova-compute's start is left to do (states.policy.hand_off)."""
 UUID_WIDTH = 36
 WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
@@ -24,11 +29,23 @@ WIDE_LAYOUT_MIN_WIDTH = 180
 def _error_lines(item: dict) -> list[Text]:
     """The error whole, wrapped to the cell: the value it names (a bad row's) is what matters most."""
     error = (item["error"] or "").strip()
-    return [Text(error, style="red", overflow="fold")] if error else []
+    return [Text(printable(error), style="red", overflow="fold")] if error else []
+
+
+def _left_lines(item: dict) -> list[Text]:
+    """A handed-off instance: what is left to nova-compute, on one line cut to the cell's width."""
+    _, found, left = (item["reason"] or "").partition(LEFT_TO_NOVA_COMPUTE)
+    if item["outcome"] != "handed-off" or not found:
+        return []
+    return [Text(printable(f"left to nova-compute: {left}"), style="cyan", no_wrap=True, overflow="ellipsis")]
 
 
 def _outcome_word(item: dict) -> Text:
     return Text(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])
+
+
+def _plain(text: str) -> Text:
+    return Text(printable(text))
 
 
 def _state(item: dict) -> str:
@@ -38,12 +55,13 @@ def _state(item: dict) -> str:
 def _actions(item: dict, planned: bool) -> Text:
     """The actions with their outcomes; a plan's (a dry run's) as what it would do."""
     if planned:
-        return Text(", ".join(format_action(action) for action in item["actions"])) or Text("no actions", style="dim")
+        return (Text(printable(", ".join(format_action(action) for action in item["actions"])))
+                or Text("no actions", style="dim"))
     text = Text()
     for index, action in enumerate(item["actions"]):
         if index:
             text.append(", ")
-        text.append(f"{format_action(action)}: ")
+        text.append(printable(f"{format_action(action)}: "))
         text.append(action["outcome"], style=_OUTCOME_STYLE.get(action["outcome"], ""))
     return text or Text("no actions", style="dim")
 
@@ -51,7 +69,7 @@ def _actions(item: dict, planned: bool) -> Text:
 def _names(item: dict) -> list[Text]:
     """The names an operator knows an instance by (display name, libvirt domain), if any."""
     names = " / ".join(name for name in (item.get("name"), item.get("domain")) if name)
-    return [Text(names, style="dim", overflow="fold")] if names else []
+    return [Text(printable(names), style="dim", overflow="fold")] if names else []
 
 
 def _end(item: dict, planned: bool) -> str:
@@ -65,19 +83,19 @@ def _verdict(item: dict, planned: bool) -> Text:
     return _outcome_word(item)
 
 
-def _tier(item: dict) -> str:
-    return "-" if item["tier"] is None else f"{item['tier']} ({item['ready']})"
+def _tier(item: dict) -> Text:
+    return _plain("-" if item["tier"] is None else f"{item['tier']} ({item['ready']})")
 
 
 def _tier_lines(item: dict, tiers: bool) -> list[Text]:
     """The tier and readiness in the stacked cell, for a guest started in an ordered restart."""
-    return [Text(f"tier {_tier(item)}")] if tiers and item["tier"] is not None else []
+    return [Text.assemble("tier ", _tier(item))] if tiers and item["tier"] is not None else []
 
 
 def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, planned: bool) -> Table:
     """Every uuid whole on one line: narrower terminals stack the rest in one cell, never cut the uuid. A
     plan shows the state each instance would end in where a run shows the state it is in now."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table = Table(title=_plain(title), box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
     table.add_column("instance", no_wrap=True, min_width=UUID_WIDTH)
     if width >= WIDE_LAYOUT_MIN_WIDTH:
         if tiers:
@@ -89,16 +107,17 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, 
         table.add_column("would be" if planned else "now", no_wrap=True)
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
-            outcome = Group(_verdict(item, planned), *_error_lines(item))
-            cells = (item["state"] or "?", path, _actions(item, planned), outcome, _end(item, planned))
-            table.add_row(Group(Text(item["uuid"]), *_names(item)), *((_tier(item),) if tiers else ()), *cells)
+            outcome = Group(_verdict(item, planned), *_error_lines(item), *_left_lines(item))
+            cells = (_plain(item["state"] or "?"), _plain(path), _actions(item, planned), outcome,
+                     _plain(_end(item, planned)))
+            table.add_row(Group(_plain(item["uuid"]), *_names(item)), *((_tier(item),) if tiers else ()), *cells)
         return table
     table.add_column("start state → would be; would do" if planned else "start state → now; actions",
                      overflow="fold")
     for item in instances:
-        states = Text.assemble(f"{item['state'] or '?'} → {_end(item, planned)}  ", _verdict(item, planned))
-        table.add_row(item["uuid"], Group(states, _actions(item, planned), *_tier_lines(item, tiers),
-                                          *_error_lines(item), *_names(item)))
+        states = Text.assemble(_plain(f"{item['state'] or '?'} → {_end(item, planned)}  "), _verdict(item, planned))
+        table.add_row(_plain(item["uuid"]), Group(states, _actions(item, planned), *_tier_lines(item, tiers),
+                                                  *_error_lines(item), *_left_lines(item), *_names(item)))
     return table
 
 
@@ -112,7 +131,7 @@ def _downtime(seconds: float | None) -> str:
 def print_report(doc: dict, console: Console) -> None:
     """The run report as `run_json` builds it, laid out for the console's width."""
     for warning in doc["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(Text.assemble(("warning:", "yellow"), " ", _plain(warning)))
     console.print(_downtime(doc["host_down_seconds"]), highlight=False)
     planned = doc["dry_run"]
     title = (f"compute-recover plan for {doc['host']} (nothing was changed)" if planned
@@ -122,17 +141,17 @@ def print_report(doc: dict, console: Console) -> None:
     elif "shown" in doc:
         console.print(f"{title}: no instance of outcome {', '.join(doc['shown']['outcomes'])}", highlight=False)
     else:
-        console.print(f"{title}: no instances on this host", highlight=False)
+        console.print(_plain(f"{title}: no instances on this host"))
     for domain in doc["domains"]:  # the reason on lines of its own: at 80 columns it is never cut mid-phrase
-        console.print(f"domain {domain['name']} ({domain['uuid']}): {domain['action']}", highlight=False)
-        console.print(Padding(Text(domain["reason"]), (0, 0, 0, 2)))
+        console.print(_plain(f"domain {domain['name']} ({domain['uuid']}): {domain['action']}"))
+        console.print(Padding(_plain(domain["reason"]), (0, 0, 0, 2)))
     if doc["halted"]:
-        console.print(f"[bold red]run stopped early:[/] {doc['halted']} — instances not reached were left as they "
-                      "were, for the next run", highlight=False)
+        console.print(Text.assemble(("run stopped early:", "bold red"), " ", _plain(
+            f"{doc['halted']} — instances not reached were left as they were, for the next run")))
     if doc["network_error"]:
-        console.print(f"[bold red]{escape(doc['network_error'])}[/]", highlight=False)  # it says what failed
+        console.print(Text(printable(doc["network_error"]), style="bold red"))  # it says what failed
     if ordered(doc):
-        console.print("; ".join(_tier_line(tier) for tier in doc["tiers"]), highlight=False)
+        console.print(_plain("; ".join(_tier_line(tier) for tier in doc["tiers"])))
     if "shown" in doc:
         console.print(f"shown: {doc['shown']['instances']} of {doc['totals']['instances']} instances "
                       f"(outcome {', '.join(doc['shown']['outcomes'])})", highlight=False)
@@ -151,7 +170,8 @@ def _totals(doc: dict) -> str:
 
 
 def _tier_line(tier: dict) -> str:
-    line = f"tier {tier['priority']}: {tier['instances']} to start"
+    project = f"project {tier['project']} " if tier.get("project") is not None else ""
+    line = f"{project}tier {tier['priority']}: {tier['instances']} to start"
     if tier["began"] is not None:
         line += f", began at {tier['began']:.2f} s, done at {tier['ended']:.2f} s"
     return line + (f", {tier['not_ready']} not ready" if tier["not_ready"] else "")

@@ -82,6 +82,10 @@ class Side:
             changed.append(f"{DEVICES}={self.devices}")
         return f"{self.policy.source}" + (f" with {', '.join(changed)}" if changed else " with default options")
 
+    def with_devices(self, facts: Facts) -> Facts:
+        """A record's facts with this side's device readiness; its own metadata still decides its resume policy."""
+        return facts._replace(devices=self.devices)
+
     def fixed(self, facts: Facts) -> Facts:
         """The facts with this side's options and device readiness."""
         return facts._replace(devices=self.devices, **{f: getattr(self.options, f) for f in OPTION_FIELDS})
@@ -170,8 +174,8 @@ def affected_instances(diff: PolicyDiff, records: list[tuple[str | None, dict]],
         differing = []
         for power in POWER_STATES:
             shaped = {**record, "power_state": power, "domain_present": power != "nostate"}
-            first = machines[0].decide(diff.a.fixed(facts_from_record(shaped, host, diff.a.options)))
-            second = machines[1].decide(diff.b.fixed(facts_from_record(shaped, host, diff.b.options)))
+            first, second = (machine.decide(side.with_devices(facts_from_record(shaped, host, side.options)))
+                             for machine, side in zip(machines, (diff.a, diff.b), strict=True))
             if outcome(first) != outcome(second):
                 differing.append(power)
         if differing:

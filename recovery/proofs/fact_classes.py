@@ -40,6 +40,7 @@ FIELD_DOMAINS: dict[str, tuple[tuple, bool]] = {
     "resume_policy": (tuple(p.value for p in ResumePolicy), False),
     "down_too_long": (_BOOLEAN, False),
     "devices": (DEVICE_READINESS, False),
+    "nova_cell": (_BOOLEAN, False),
 }
 """The values each non-triple fact can take (and whether strings beyond them can occur)."""
 

@@ -148,7 +148,7 @@ def _destruction_without_evidence(name: str, facts: Facts) -> str | None:
             return "the record is not deleted with running_deleted_instance_action reap and a local domain"
         if evacuated_away(facts):
             return "the instance was evacuated away (its evacuation must be cleaned up instead)"
-    elif name == "restart_deletion":
+    elif name in ("restart_deletion", "destroy_domain"):
         if not (facts.task_state == TaskState.DELETING.value and facts.owned):
             return "no deletion of an instance of this host was in progress"
         if facts.deleted or evacuated_away(facts):

@@ -109,7 +109,8 @@ class HostBoot:
             result = self._recover(warnings, None, domains)
         else:
             capacity = hv.capacity()  # read now: the compute node is still updated if libvirt goes later
-            with host_lock(db, settings.host, settings.lock_timeout):  # in the records' database: shared by all
+            with host_lock(db, settings.host, settings.lock_timeout) as lease:  # in the records' database
+                self.ports.lease = lease  # verified before each instance's first action
                 db.prepare_for_writes()
                 self.ports.journal_database.prepare_for_writes()
                 result = self._recover(warnings, capacity)
@@ -122,7 +123,11 @@ class HostBoot:
         """A real run lists the domains again once it holds the lock, and opens its journal once the
         host's records are read, so that the run's options record how long the host was down."""
         ports, settings = self.ports, self.settings
-        gathered = gather(ports.database, ports.hypervisor, settings.host, domains=domains)
+        recheck = settings.recheck
+        gathered = gather(ports.database, ports.hypervisor, settings.host, domains=domains,
+                          nova_cell=settings.nova_cell) if recheck is None else (
+            gather(ports.database, ports.hypervisor, settings.host, only=recheck.uuids,
+                   down_seconds=recheck.down_seconds, nova_cell=settings.nova_cell))
         run_id = None
         if not settings.dry_run:
             run_id = journals.start_run(ports.journal_database, settings.host,
@@ -150,7 +155,7 @@ class HostBoot:
         power = power_now(ports.hypervisor, settings.dry_run, results, gathered.domains)
         result = RunResult(run_id, settings, results, decided.domains, power, warnings, network_error=network_error,
                            halted=ports.halt.reason, host_down_seconds=gathered.down_seconds, tiers=tiers,
-                           names=gathered.names())
+                           names=gathered.names(), interrupted_by=ports.halt.signal)
         if run_id is not None:
             close_run(ports, result, capacity)
         return result

@@ -108,14 +108,16 @@ def decide_instance(machine: RecoveryMachine, row: InstanceRow, record: dict, fa
     """The machine's decision on one instance, with what its execution needs of the row."""
     return Plan(row.key, machine.decide(facts), writable=facts.owned and not facts.deleted,
                 evacuation_id=evacuation.id if evacuation else None,
-                stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record)
+                stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record,
+                project=row.project_id)
 
 
 def decide_again(machine: RecoveryMachine, settings: RunSettings, database: Database, hypervisor: Hypervisor,
                  uuid: str, down_seconds: float | None) -> Plan | None:
     """One more decision after a lost claim, from facts fresh from this one instance's row and domain
     (the run's downtime kept); None when its record vanished or went bad."""
-    gathered = gather(database, hypervisor, settings.host, only=[uuid], down_seconds=down_seconds)
+    gathered = gather(database, hypervisor, settings.host, only=[uuid], down_seconds=down_seconds,
+                      nova_cell=settings.nova_cell)
     row = gathered.row(uuid)
     if row is None:
         return None

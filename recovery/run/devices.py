@@ -45,6 +45,8 @@ class DeviceCheck:
     definitions: dict[str, Definition] = field(default_factory=dict)
     repaired: dict[Resource, str | None] = field(default_factory=dict)
     """Each repair tried in this run and its error (None: started)."""
+    stopped: set[str] = field(default_factory=set)
+    """The guests stopped again after their start for a missing device (--on-degraded stop)."""
     unproved: str | None = None
     """Why no proof could be made in this run (the inventory or the definitions could not be read)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -117,11 +119,13 @@ class DeviceCheck:
                 changed.append((by_uuid[uuid], started[uuid]))
         return changed
 
-    def repair(self, uuid: str) -> None:
+    def repair(self, uuid: str) -> list[str]:
         """Start what this guest's proof found inactive, each resource once per run (a second guest needing
-        it gets the first one's result); raises with the resources that could not be started."""
+        it gets the first one's result); returns them named (`network 'tenant-b'`), for the journal entry of
+        the guest's repair_devices; raises with the resources that could not be started."""
         failed = []
-        for resource in self.proofs[uuid].repairs if uuid in self.proofs else ():
+        repairs = self.proofs[uuid].repairs if uuid in self.proofs else ()
+        for resource in repairs:
             with self._lock:
                 if resource not in self.repaired:
                     try:
@@ -134,6 +138,7 @@ class DeviceCheck:
                 failed.append(error)
         if failed:
             raise HypervisorError("; ".join(failed))
+        return [_named(resource) for resource in repairs]
 
     def shown(self, uuid: str) -> str | None:
         """The guest's proof as its report's error says it: `blocked: ...` naming the missing resources,
@@ -161,6 +166,7 @@ class DeviceCheck:
         if on_degraded == OnDegraded.STOP.value:
             try:
                 self.hypervisor.stop(uuid)
+                self.stopped.add(uuid)
                 error += "; stopped"
             except HypervisorError as failure:
                 error += f"; could not be stopped: {failure}"
@@ -170,6 +176,10 @@ class DeviceCheck:
         """For the run's warnings: a proof that could not be made, and one line per repair made or tried."""
         unproved = [f"no device proof was made ({self.unproved}): guests were started without it"] if (
             self.unproved) else []
-        return unproved + [f"started {r.kind} '{shown_name(r.name)}' before the guests that need it" if error is None
-                           else f"could not start {r.kind} '{shown_name(r.name)}': {error}"
-                           for r, error in self.repaired.items()]
+        return unproved + [f"started {_named(r)} before the guests that need it" if error is None
+                           else f"could not start {_named(r)}: {error}" for r, error in self.repaired.items()]
+
+
+def _named(resource: Resource) -> str:
+    """A repaired resource as the warnings and the journal name it: `storage pool 'NAME'`."""
+    return f"{resource.kind} '{shown_name(resource.name)}'"

@@ -3,6 +3,9 @@
 Claim before act: before its first action an instance's row is claimed by a compare-and-swap on
 the (vm_state, task_state, updated_at) it was decided from, which writes the decision's own
 writes and a new updated_at, so a concurrent writer is detected before any action, never after.
+A row the decision changes nothing in is claimed by checking it instead (no updated_at without a
+change: clients polling with changes-since would see changes that are not there); under the host
+lock only another kind of writer (Nova's API) can race, and its change is seen at the end as a conflict.
 Steps then run in order; each action's outcome is journaled as it completes, and the state the
 actions reached is written, with the journal's final word, in one last transaction (two, the
 record's first, when the journal has a database of its own). Each of these writes is committed
@@ -16,6 +19,7 @@ and nothing is written on behalf of an action whose end was not seen.
 
 import functools
 import logging
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +32,7 @@ from sqlalchemy import Connection
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.adapters.network import NetworkHook
 from recovery.core.defaults import DEFAULT_STOP_TIMEOUT
+from recovery.core.documents import action_json
 from recovery.core.effects import action_effects
 from recovery.core.errors import RecoveryError
 from recovery.core.facts import record_task_state
@@ -37,6 +42,7 @@ from recovery.core.outcomes import Outcome
 from recovery.db import Database, DatabaseFailure
 from recovery.db.group_commit import GroupCommit
 from recovery.db.journal import update_entry
+from recovery.db.lock import HostLease, LeaseLost
 from recovery.run.journal_entries import final_entry, progress_entry
 from states.enums import NO_TASK, PowerState
 from states.policy import ACTIONS, Action
@@ -49,6 +55,12 @@ class ActionResult:
     action: Action
     outcome: Outcome
     error: str | None = None
+    done: dict[str, Any] = field(default_factory=dict)
+    """What the action's entry adds to its parameters about what it did (the resources a repair started)."""
+
+    def json(self) -> dict[str, Any]:
+        """The action's entry in the journal and the report."""
+        return {**action_json(self.action), **self.done, "outcome": self.outcome, "error": self.error}
 
 
 @dataclass
@@ -70,6 +82,8 @@ class Plan:
     """The decide input record it was decided from, as `plan --out` writes it."""
     order: StartOrder | None = None
     """When its guest is started (recovery/run/tiers.py); None when its decision starts no guest."""
+    project: str | None = None
+    """Its tenant (the record's project_id): tiers order one project's guests only."""
 
 
 @dataclass
@@ -87,6 +101,8 @@ class InstanceResult:
     """The start order its guest was started in, as its plan's."""
     ready_seconds: float | None = None
     """Seconds from its start until its tier saw it ready (None: not awaited, or never ready)."""
+    updated_at: datetime | None = None
+    """The record's updated_at as this run last committed it (a later write compares it: record_stopped)."""
 
 
 class Halt:
@@ -96,12 +112,20 @@ class Halt:
     def __init__(self) -> None:
         self._reason: str | None = None
         self.database_failed = False
+        self.signal: int | None = None
+        """The signal (SIGINT, SIGTERM) that stopped the run, if one did."""
         self._lock = threading.Lock()
 
     def stop(self, reason: str, database: bool = False) -> None:
         with self._lock:
             self._reason = self._reason or reason
             self.database_failed = self.database_failed or database
+
+    def interrupt(self, number: int) -> None:
+        """A signal asks the run to stop: no instance starts another action; those under way finish."""
+        with self._lock:
+            self.signal = self.signal or number
+            self._reason = self._reason or f"interrupted by {signal.Signals(number).name}"
 
     @property
     def reason(self) -> str | None:
@@ -118,8 +142,11 @@ class Ports:
     halt: Halt = field(default_factory=Halt)
     journal: Database | None = None
     """Where the run is journaled, when not in `database` (beside a Nova cell database)."""
-    repair_devices: Callable[[str], None] | None = None
-    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py)."""
+    lease: HostLease = field(default_factory=HostLease)
+    """The host lock the run holds (a dry run holds none: nothing to verify)."""
+    repair_devices: Callable[[str], list[str]] | None = None
+    """Starts the inactive resources an instance's device proof found (recovery/run/devices.py); returns
+    them, named as the journal shows them."""
     writes: GroupCommit[tuple[Connection, Connection], tuple[Connection, Connection]] = field(init=False)
     """Every instance's record and journal writes, committed together with the other workers'."""
 
@@ -175,13 +202,14 @@ def _complete_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> No
         raise RuntimeError("the evacuation's migration record is gone")
 
 
-def _repair_devices(ports: Ports, uuid: str) -> None:
+def _repair_devices(ports: Ports, uuid: str) -> dict[str, Any]:
+    """The repair, and the resources it made sure of for the action's entry (`repaired`)."""
     if ports.repair_devices is None:
         raise ValueError("no device proof was made in this run")
-    ports.repair_devices(uuid)
+    return {"repaired": ports.repair_devices(uuid)}
 
 
-ActionCall = Callable[[Ports, Plan, dict[str, Any]], None]
+ActionCall = Callable[[Ports, Plan, dict[str, Any]], dict[str, Any] | None]
 
 ACTION_CALLS: dict[str, ActionCall] = {
     "complete_deletion": lambda ports, plan, params: None,  # only the record write that marks it deleted
@@ -201,13 +229,26 @@ ACTION_CALLS: dict[str, ActionCall] = {
     "reap_domain": _destroy,
     "shutdown_domain": lambda ports, plan, params: ports.hypervisor.shutdown(plan.uuid),
     "repair_devices": lambda ports, plan, params: _repair_devices(ports, plan.uuid),
+    "destroy_domain": _destroy,
 }
 """What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or
-database call it is."""
+database call it is, returning what its entry adds (ActionResult.done), if anything."""
 
 
-def _run_action(ports: Ports, plan: Plan, action: Action) -> None:
-    ACTION_CALLS[action.name](ports, plan, dict(action.params))
+def _run_action(ports: Ports, plan: Plan, action: Action) -> dict[str, Any]:
+    return ACTION_CALLS[action.name](ports, plan, dict(action.params)) or {}
+
+
+def observed_power_to_record(decision: Decision) -> str | None:
+    """The guest's power state as observed, when the decision deliberately leaves it so (recorded, so
+    that nova-compute's start does not undo the decision); None when nothing asks for it."""
+    return decision.facts.power_state if decision.records_power else None
+
+
+def power_to_record(decision: Decision) -> bool:
+    """Whether the record's power state must be written though the decision changes nothing else."""
+    observed = observed_power_to_record(decision)
+    return observed is not None and observed != decision.facts.db_power_state
 
 
 class _Record:
@@ -218,7 +259,9 @@ class _Record:
         self.ports, self.db, self.plan = ports, ports.database, plan
         self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
         self.vm_state, self.task_state = self.confirmed[:2]
-        self.power_state: str | None = None
+        self.stored_power: str | None = facts.db_power_state
+        """The power state the record holds (None: not known): one equal to it is not written again."""
+        self.power_state: str | None = observed_power_to_record(plan.decision)
         self.mark_deleted = False
         self.claimed = False
 
@@ -234,24 +277,29 @@ class _Record:
                 self.mark_deleted = bool(value)
 
     def write(self, conn: Connection) -> bool:
-        """Compare-and-swap what changed (a claim always writes: at least a new updated_at);
-        False when another writer changed the row since it was read."""
+        """Compare-and-swap what changed, with a new updated_at; with nothing changed (a claim before an
+        action that changes nothing in the record), only check that the row still holds what it was
+        decided from. False when another writer changed the row since it was read."""
         if not self.plan.writable:
             return True
         changes: dict[str, Any] = {}
         if (self.vm_state, self.task_state) != self.confirmed[:2]:
             changes.update(vm_state=self.vm_state, task_state=self.task_state)
-        if self.power_state is not None:
+        if self.power_state is not None and self.power_state != self.stored_power:
             changes["power_state"] = int(PowerState[self.power_state.upper()])
         if self.mark_deleted:
             changes["mark_deleted"] = True
-        if not changes and self.claimed:
+        uuid = self.plan.stored_uuid or self.plan.uuid
+        if not changes:  # nothing to change in the record: checked, not written (no new updated_at)
+            if not self.db.still_holds(conn, uuid, self.confirmed):
+                return False
+            self.claimed = True
             return True
         stamp = self.db.next_stamp(self.confirmed[2])
-        if not self.db.compare_and_swap(conn, self.plan.stored_uuid or self.plan.uuid, self.confirmed, stamp,
-                                        **changes):
+        if not self.db.compare_and_swap(conn, uuid, self.confirmed, stamp, **changes):
             return False
         self.confirmed = (self.vm_state, self.task_state, stamp)
+        self.stored_power = self.power_state or self.stored_power
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
@@ -259,11 +307,11 @@ class _Record:
         """Run `work` (the record's connection, the journal's) in a committed transaction (Ports.writes).
         If it is not committed, the record and the report are again as last committed; a write
         rolled back for another's failure is simply made again."""
-        saved = (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+        saved = (self.confirmed, self.stored_power, self.power_state, self.mark_deleted, self.claimed,
                  result.outcome, result.error, result.vm_state, result.task_state)
 
         def undo() -> None:
-            (self.confirmed, self.power_state, self.mark_deleted, self.claimed,
+            (self.confirmed, self.stored_power, self.power_state, self.mark_deleted, self.claimed,
              result.outcome, result.error, result.vm_state, result.task_state) = saved
 
         self.ports.writes.write(what, lambda connections: work(*connections), undo)
@@ -289,6 +337,8 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
             if ports.halt.reason is not None:
                 return _halted(ports, plan, result, planned[done:], record)
             outside = _acts_outside(ports, action)
+            if outside and not record.claimed and not _lease_held(ports):
+                return _halted(ports, plan, result, planned[done:], record)
             if outside and not record.claimed and not _claim(ports, plan, record, result):
                 return result
             error = _attempt(ports, plan, action, result)
@@ -307,6 +357,23 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     return _finish(ports, plan, record, result, [], acted)
 
 
+def _lease_held(ports: Ports) -> bool:
+    """Before an instance's first action outside: is the host lock still this run's? If its session
+    ended, a second run may hold it now, so the run stops starting actions, as when the database goes
+    (the database itself still works: the journal says why)."""
+    try:
+        ports.lease.verify()
+    except LeaseLost as lost:
+        log.error("%s", lost)
+        ports.halt.stop(str(lost))
+        return False
+    except DatabaseFailure as failure:
+        log.error("the database failed: %s", failure)
+        ports.halt.stop(str(failure), database=True)
+        return False
+    return True
+
+
 def _acts_outside(ports: Ports, action: Action) -> bool:
     """Whether the action does anything outside this process. Plugging VIFs with no
     --plug-vifs-command does not: it needs no claim before it, nor a journal write after it (a run
@@ -322,7 +389,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
     """Run one action and record its outcome; None on success, else the error (or HALTED)."""
     log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
     try:
-        _run_action(ports, plan, action)
+        done = _run_action(ports, plan, action)
     except HypervisorLost as lost:
         log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
@@ -340,7 +407,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
         result.error = result.error or f"{action.name}: {text}"
         result.outcome = Outcome.FAILED
         return error
-    result.actions.append(ActionResult(action, Outcome.OK))
+    result.actions.append(ActionResult(action, Outcome.OK, done=done))
     return None
 
 
@@ -384,7 +451,8 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
             if not record.claimed and not acted:
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
             result.outcome, result.error = Outcome.CONFLICT, record.lost()
-        result.vm_state, result.task_state = record.confirmed[:2]
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
+        result.outcome = succeeded(plan.decision, result.outcome)
         if plan.journal_id is not None:
             update_entry(journal, plan.journal_id, final_entry(result))
 
@@ -393,8 +461,43 @@ def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, s
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
-        result.vm_state, result.task_state = record.confirmed[:2]
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
     return result
+
+
+def succeeded(decision: Decision, outcome: str) -> str:
+    """An instance's outcome once its record is written: a success that leaves work to nova-compute is
+    said to be handed off."""
+    return Outcome.HANDED_OFF if outcome == Outcome.OK and decision.hands_off else outcome
+
+
+STOP = Action("stop", ())
+
+
+def record_stopped(ports: Ports, plan: Plan, result: InstanceResult) -> None:
+    """A guest stopped again after its start (--on-degraded stop): its record written as a `stop` action
+    leaves it (stopped, no task, shut down) and the stop journaled with its outcome, so that the next run
+    does not start it again without the device. A record changed since this run wrote it is not overwritten."""
+    record = _Record(ports, plan)
+    record.confirmed = (result.vm_state, result.task_state, result.updated_at)
+    record.vm_state, record.task_state, record.claimed = result.vm_state, result.task_state, True
+    record.stored_power = None  # this run's own write of it is not known here: the stop's power state is written
+    record.apply(action_effects(STOP, succeeded=True))
+    result.actions.append(ActionResult(STOP, Outcome.OK))
+    result.power_state = _power_after(ports, plan)
+
+    def stopped(conn: Connection, journal: Connection) -> None:
+        if not record.write(conn):
+            result.error = f"{result.error}; {record.lost()}"
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
+        if plan.journal_id is not None:
+            update_entry(journal, plan.journal_id, final_entry(result))
+
+    try:
+        record.commit(f"record instance {plan.uuid} stopped", stopped, result)
+    except DatabaseFailure as failure:
+        ports.halt.stop(str(failure), database=True)
+        result.error = f"{result.error}; its stop could not be recorded: {failure}"
 
 
 def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],

@@ -16,9 +16,19 @@ from recovery.db import DatabaseError
 from recovery.db import journal as journals
 from recovery.run.decisions import DecisionScreen, decide_again
 from recovery.run.devices import DeviceCheck
-from recovery.run.execute import ActionResult, InstanceResult, LostRace, Plan, Ports, execute
+from recovery.run.execute import (
+    ActionResult,
+    InstanceResult,
+    LostRace,
+    Plan,
+    Ports,
+    execute,
+    power_to_record,
+    record_stopped,
+    succeeded,
+)
 from recovery.run.journal_entries import DecisionEntries, final_entry
-from recovery.run.tiers import TierReport, run_tiers, tiers_of
+from recovery.run.tiers import Readiness, TierReport, run_tiers, tiers_of
 
 
 class RunWatch(Protocol):
@@ -53,13 +63,17 @@ class Execution:
         executed += ordered
         if not self.settings.dry_run and not self.ports.halt.reason:
             for plan, result in self.devices.compare_after_start(plans, executed, self.settings.on_degraded):
-                self._journal_again(plan, result)
+                if plan.uuid in self.devices.stopped:
+                    record_stopped(self.ports, plan, result)
+                else:
+                    self._journal_again(plan, result)
         return executed, tiers
 
     def _planned(self, plan: Plan) -> InstanceResult:
         decision = plan.decision
         result = InstanceResult(plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
-                                outcome=Outcome.SKIPPED, vm_state=decision.facts.vm_state,
+                                outcome=Outcome.HANDED_OFF if decision.hands_off else Outcome.SKIPPED,
+                                vm_state=decision.facts.vm_state,
                                 task_state=record_task_state(decision.facts.task_state), order=plan.order)
         self.devices.settle(plan, result, dry_run=True)
         return result
@@ -84,9 +98,12 @@ class Execution:
         """The instances that start a guest, tier by tier (recovery/run/tiers.py)."""
         tiers = tiers_of(plans)
         if self.settings.dry_run:
-            return [self._planned(plan) for plan in plans], [TierReport(t.priority, len(t.plans)) for t in tiers]
-        with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-            return run_tiers(tiers, pool, self._execute_and_report, self.ports, self.settings.tier_timeout)
+            return ([self._planned(plan) for plan in plans],
+                    [TierReport(t.priority, len(t.plans), project=t.project) for t in tiers])
+        settings = self.settings
+        readiness = Readiness(settings.tier_timeout, settings.readiness_budget, settings.probe_networks)
+        with ThreadPoolExecutor(max_workers=max(1, settings.concurrency)) as pool:
+            return run_tiers(tiers, pool, self._execute_and_report, self.ports, readiness)
 
     def _execute_and_report(self, plan: Plan) -> InstanceResult:
         result = self._execute_one(plan)
@@ -141,11 +158,11 @@ class Execution:
 
 def nothing_to_do(decision: Decision) -> bool:
     facts = decision.facts
-    return not decision.actions and (decision.vm_state, decision.task_state) == (
+    return not decision.actions and not power_to_record(decision) and (decision.vm_state, decision.task_state) == (
         facts.vm_state, record_task_state(facts.task_state))
 
 
 def untouched(plan: Plan, power: str | None = None) -> InstanceResult:
     facts = plan.decision.facts
-    return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.OK, vm_state=facts.vm_state,
-                          task_state=record_task_state(facts.task_state), power_state=power)
+    return InstanceResult(plan.uuid, plan.decision, outcome=succeeded(plan.decision, Outcome.OK),
+                          vm_state=facts.vm_state, task_state=record_task_state(facts.task_state), power_state=power)

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 from recovery.adapters.hypervisor import DomainInfo, HostCapacity, Hypervisor, HypervisorError
 from recovery.adapters.network import NetworkHook
-from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
+from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK, SIGNAL_EXIT_BASE
 from recovery.core.outcomes import RUN_OUTCOMES, Outcome
 from recovery.core.settings import RunSettings
 from recovery.db import Database, DatabaseError
 from recovery.db import journal as journals
+from recovery.db.lock import LeaseLost
 from recovery.run.decisions import DomainReport
 from recovery.run.execute import InstanceResult, Ports
 from recovery.run.tiers import TierReport
@@ -39,17 +40,23 @@ class RunResult:
     """How long the host was down, from its service's last heartbeat before this run; None: unknown."""
     names: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     """Instance uuid → its display name and its libvirt domain's name (HostFacts.names)."""
+    interrupted_by: int | None = None
+    """The signal that stopped the run (it then exits 128 + its number), if one did."""
 
     @property
     def totals(self) -> dict[str, int]:
         counts = Counter(r.outcome for r in self.instances)
-        return {"instances": len(self.instances), **{o: counts[o] for o in RUN_OUTCOMES},
+        outcomes = (*RUN_OUTCOMES, Outcome.HANDED_OFF) if self.settings.nova_cell else RUN_OUTCOMES  # else none
+        return {"instances": len(self.instances), **{o: counts[o] for o in outcomes},
                 "domains_reported": len(self.domains)}
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted_by is not None:
+            return SIGNAL_EXIT_BASE + self.interrupted_by
         failed = self.network_error is not None or self.halted is not None
-        failed = failed or any(r.outcome not in (Outcome.OK, Outcome.SKIPPED) for r in self.instances)
+        failed = failed or any(r.outcome not in (Outcome.OK, Outcome.SKIPPED, Outcome.HANDED_OFF)
+                               for r in self.instances)
         return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -79,13 +86,23 @@ def close_run(ports: Ports, result: RunResult, capacity: HostCapacity | None) ->
     """pre_start_hook and post_start_hook, then the run's end in the journal. A database that
     failed during the run is tried once more: if it is back, the journal is finished."""
     try:
-        if capacity is not None and not ports.halt.database_failed:
+        if capacity is not None and not ports.halt.database_failed and _lease_holds(ports):
             result.warnings += update_host_records(ports.database, result.settings, capacity)
-        journals.finish_run(ports.journal_database, result.run_id, result.exit_code, result.totals)
+        journals.finish_run(ports.journal_database, result.run_id, result.exit_code, result.totals,
+                            interrupted=result.interrupted_by is not None)
     except DatabaseError as error:
         result.halted = result.halted or str(error)
         result.warnings.append(f"the run's journal could not be finished ({error}); the host's next run "
                                "marks it interrupted")
+
+
+def _lease_holds(ports: Ports) -> bool:
+    """A run that lost the host lock leaves the host's records to the run that may hold it now."""
+    try:
+        ports.lease.verify()
+    except LeaseLost:
+        return False
+    return True
 
 
 def update_host_records(db: Database, settings: RunSettings, capacity: HostCapacity) -> list[str]:

@@ -42,6 +42,8 @@ class HostFacts:
     """Evacuations away from this host whose local copy may still need cleaning up."""
     down_seconds: float | None
     """How long the host was down, from its service's last heartbeat; None: unknown."""
+    nova_cell: bool = False
+    """The records are Nova's cell database: each record says so (`nova_cell`), for the division of labour."""
 
     def row(self, uuid: str) -> InstanceRow | None:
         return self.instances.get(uuid) or self.elsewhere.get(uuid)
@@ -57,18 +59,19 @@ class HostFacts:
         """The instance's decide input record, with its domain's power state and its evacuation."""
         domain = self.domains.get(row.key)
         return instance_record(row, domain.power_state if domain else None, self.evacuations.get(row.key),
-                               self.down_seconds)
+                               self.down_seconds, self.nova_cell)
 
 
 def gather(db: Database, hypervisor: Hypervisor | None, host: str, *, only: Collection[str] | None = None,
            domains: list[DomainInfo] | None = None,
-           down_seconds: float | Unread | None = Unread.DOWNTIME) -> HostFacts:
+           down_seconds: float | Unread | None = Unread.DOWNTIME, nova_cell: bool = False) -> HostFacts:
     """The host's facts: the domains listed (unless given; none without a hypervisor), then the records.
     `only`: just these instances, each domain's power state read alone (libvirt's NOSTATE then counts as
     no domain; the domain's name is not read).
-    `down_seconds`: the downtime already read (deciding again within a run keeps the run's)."""
+    `down_seconds`: the downtime already read (deciding again within a run keeps the run's).
+    `nova_cell`: the records are Nova's cell database (recovery.db.schema.is_nova_cell)."""
     if only is not None:
-        return _gather_only(db, hypervisor, host, only, down_seconds)
+        return _gather_only(db, hypervisor, host, only, down_seconds, nova_cell)
     listed = domains if domains is not None else hypervisor.domains() if hypervisor is not None else []
     by_domain = {d.uuid.lower(): d for d in listed}
     snapshot = db.load_host(host)
@@ -77,11 +80,11 @@ def gather(db: Database, hypervisor: Hypervisor | None, host: str, *, only: Coll
     evacuations = {m.instance_uuid.lower(): m for m in snapshot.evacuations if m.instance_uuid}
     rows = {row.key: row for row in snapshot.instances}
     elsewhere = db.load_instances_by_uuid({u for u in (*by_domain, *evacuations) if u not in rows})
-    return HostFacts(host, rows, elsewhere, by_domain, evacuations, down_seconds)
+    return HostFacts(host, rows, elsewhere, by_domain, evacuations, down_seconds, nova_cell)
 
 
 def _gather_only(db: Database, hypervisor: Hypervisor | None, host: str, uuids: Collection[str],
-                 down_seconds: float | Unread | None) -> HostFacts:
+                 down_seconds: float | Unread | None, nova_cell: bool) -> HostFacts:
     rows = db.load_instances_by_uuid(uuids)
     domains, evacuations = {}, {}
     for uuid, row in rows.items():
@@ -96,14 +99,14 @@ def _gather_only(db: Database, hypervisor: Hypervisor | None, host: str, uuids: 
         down_seconds = host_down_seconds(services[0] if services else None, utcnow())
     ours = {uuid: row for uuid, row in rows.items() if row.host == host and not row.deleted}
     return HostFacts(host, ours, {u: r for u, r in rows.items() if u not in ours}, domains, evacuations,
-                     down_seconds)
+                     down_seconds, nova_cell)
 
 
 def instance_record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None,
-                    host_down_seconds: float | None = None) -> dict:
+                    host_down_seconds: float | None = None, nova_cell: bool = False) -> dict:
     """A database row and its domain's power state (None: no domain) as a decide input record,
-    with how long the host was down (None: unknown), so that rows are validated exactly as
-    `decide` validates its input."""
+    with how long the host was down (None: unknown) and, for a row of Nova's cell database, `nova_cell`,
+    so that rows are validated exactly as `decide` validates its input."""
     return {
         "uuid": row.key,
         "vm_state": row.vm_state,
@@ -117,4 +120,5 @@ def instance_record(row: InstanceRow, power: PowerState | None, evacuation: Migr
         "deleted": row.deleted,
         "metadata": row.metadata,
         "host_down_seconds": host_down_seconds,
+        **({"nova_cell": True} if nova_cell else {}),
     }

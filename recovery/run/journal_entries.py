@@ -61,7 +61,7 @@ class DecisionEntries:
 
 
 def actions_json(result: "InstanceResult", remaining: list[Action]) -> list[dict]:
-    done = [{**action_json(a.action), "outcome": a.outcome, "error": a.error} for a in result.actions]
+    done = [a.json() for a in result.actions]
     return done + [{**action_json(a), "outcome": Outcome.PENDING, "error": None} for a in remaining]
 
 

@@ -1,32 +1,39 @@
-"""Ordered restart: the guests a run starts go in tiers by `recover:priority`, lowest first.
+"""Ordered restart: the guests a run starts go in tiers by `recover:priority`, lowest first, within
+their project: a tenant's priorities order its own guests and never hold another project's back.
 
-A tier's guests are started at most --concurrency at once; the tier is done when each guest it
-started is ready by its `recover:ready` check (after its `recover:start-delay`), or when
---tier-timeout has passed since the tier began: a guest still not ready then is reported
-`not-ready`, with why, and the next tier starts anyway. Instances whose decision starts no guest
-are not in a tier (recovery/run/boot.py recovers them before the tiers).
+A tier's guests are started at most --concurrency at once (all projects together); the tier is done
+when each guest it started is ready by its `recover:ready` check (after its `recover:start-delay`),
+or when --tier-timeout has passed since the tier began, or when the run's --readiness-budget is
+spent: a guest still not ready then is reported `not-ready`, with why, and the project's next tier
+starts anyway. A check whose target is not the guest's (recovery/core/probe_targets.py) is refused
+before any connection and not waited for. Instances whose decision starts no guest are not in a
+tier (recovery/run/boot.py recovers them before the tiers).
 
 `TierWait` is the pure part (what a tier waits on, which checks are due, when it is done: times
 are passed in); `run_tiers` drives it with the executor, the checks (recovery/adapters/probes.py), the
 journal and the clock.
 """
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 
 from recovery.adapters.hypervisor import HypervisorLost
-from recovery.adapters.probes import not_ready_because
+from recovery.adapters.probes import ProbeRefused, not_ready_because
 from recovery.core.effects import starts_guest
 from recovery.core.metadata import READY_RUNNING, StartOrder
 from recovery.core.outcomes import Outcome
+from recovery.core.probe_targets import IPNetwork
 from recovery.db import DatabaseError
 from recovery.db.journal import update_entry
 from recovery.run.execute import InstanceResult, Plan, Ports
 from recovery.run.journal_entries import outcome_entry
+
+log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.5
 """Seconds between two checks of a guest that is not ready yet."""
@@ -36,14 +43,18 @@ CHECK_INTERVAL = 0.5
 class Tier:
     priority: int
     plans: list[Plan]
+    project: str | None = None
+    """The tenant whose guests these are: tiers order one project's guests only."""
 
 
 def tiers_of(plans: Iterable[Plan]) -> list[Tier]:
-    """Plans with a start order, grouped by priority, lowest first; plan order within a tier."""
-    by_priority: dict[int, list[Plan]] = {}
+    """Plans with a start order, grouped by project and priority: each project's tiers lowest first,
+    projects in the order their first plan comes; plan order within a tier."""
+    by_tier: dict[str | None, dict[int, list[Plan]]] = {}
     for plan in plans:
-        by_priority.setdefault(plan.order.priority, []).append(plan)
-    return [Tier(priority, by_priority[priority]) for priority in sorted(by_priority)]
+        by_tier.setdefault(plan.project, {}).setdefault(plan.order.priority, []).append(plan)
+    return [Tier(priority, tiers[priority], project)
+            for project, tiers in by_tier.items() for priority in sorted(tiers)]
 
 
 @dataclass
@@ -55,6 +66,7 @@ class TierReport:
     began: float | None = None
     ended: float | None = None
     not_ready: int = 0
+    project: str | None = None
 
 
 class TierWait:
@@ -69,6 +81,9 @@ class TierWait:
         self.ready_seconds: dict[str, float] = {}
         """Seconds from its start until it was seen ready, by uuid."""
         self._why: dict[str, str] = {}
+        self.refused: dict[str, str] = {}
+        """Guests whose check was refused before any connection (recovery/core/probe_targets.py), and why:
+        never ready, so not waited for."""
 
     def started(self, uuid: str, order: StartOrder, now: float) -> None:
         self._awaited[uuid] = (order, now)
@@ -97,6 +112,12 @@ class TierWait:
             self._why[uuid] = why_not
             self._next_check[uuid] = now + self.interval
 
+    def refuse(self, uuid: str, why: str) -> None:
+        """The guest's check may not be made: it is not waited for (its tier does not wait its timeout)."""
+        self._awaited.pop(uuid, None)
+        self._next_check.pop(uuid, None)
+        self.refused[uuid] = why
+
     def done(self, now: float) -> bool:
         return not self._awaited or now >= self.deadline
 
@@ -109,7 +130,7 @@ class TierWait:
     def not_ready(self) -> dict[str, str]:
         """Why each guest still awaited is not ready (once the tier is done)."""
         return {uuid: self._why.get(uuid) or self._unchecked(order, started)
-                for uuid, (order, started) in self._awaited.items()}
+                for uuid, (order, started) in self._awaited.items()} | self.refused
 
     def _unchecked(self, order: StartOrder, started: float) -> str:
         if started + order.start_delay >= self.deadline:
@@ -117,13 +138,19 @@ class TierWait:
         return "the tier timeout passed before it was checked"
 
 
-def _check(ports: Ports, uuid: str, order: StartOrder) -> str | None:
-    """Why the guest is not ready (None: it is); a lost hypervisor halts the run."""
+def _check(ports: Ports, waiting: TierWait, uuid: str, order: StartOrder, allowed: tuple[IPNetwork, ...]) -> None:
+    """Check the guest and record the answer; a refused target is not waited for; a lost hypervisor
+    halts the run."""
     try:
-        return not_ready_because(ports.hypervisor, uuid, order)
+        why = not_ready_because(ports.hypervisor, uuid, order, allowed)
+    except ProbeRefused as refused:
+        log.warning("%s: readiness check %s refused: %s", uuid, order.describe(), refused)
+        waiting.refuse(uuid, str(refused))
+        return
     except HypervisorLost as lost:
         ports.halt.stop(f"lost the hypervisor: {lost}")
-        return str(lost)
+        why = str(lost)
+    waiting.checked(uuid, why, time.monotonic())
 
 
 def _journal_not_ready(ports: Ports, plan: Plan, result: InstanceResult) -> None:
@@ -136,45 +163,105 @@ def _journal_not_ready(ports: Ports, plan: Plan, result: InstanceResult) -> None
         ports.halt.stop(str(error), database=True)
 
 
+@dataclass
+class _Lane:
+    """One project's tiers, one after another; the lanes of different projects run side by side."""
+
+    tiers: list[Tier]
+    index: int = 0
+    report: TierReport | None = None
+    waiting: TierWait | None = None
+    running: dict[Future, Plan] = field(default_factory=dict)
+    results: list[InstanceResult] = field(default_factory=list)
+
+    @property
+    def tier(self) -> Tier:
+        return self.tiers[self.index]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How long a run waits for its guests: each tier at most `tier_timeout` seconds, the whole run
+    at most `budget` seconds (whatever the metadata says), and checks only where `allowed`."""
+
+    tier_timeout: float
+    budget: float
+    allowed: tuple[IPNetwork, ...]
+
+
 def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], InstanceResult], ports: Ports,
-              timeout: float) -> tuple[list[InstanceResult], list[TierReport]]:
-    """Each tier in turn: its plans executed on `pool`, then its guests checked until ready or `timeout`;
-    one not ready is journaled so. A halted run stops waiting (the next tiers then start nothing)."""
+              readiness: Readiness) -> tuple[list[InstanceResult], list[TierReport]]:
+    """Each project's tiers in turn, the projects side by side: a tier's plans executed on `pool` (shared,
+    so --concurrency bounds them all), then its guests checked until ready, its tier timeout or the
+    run's readiness budget; one not ready is journaled so. A halted run stops waiting (the next
+    tiers then start nothing)."""
     halt = ports.halt
-    results: list[InstanceResult] = []
-    reports = []
+    finished: SimpleQueue[Future] = SimpleQueue()
+    owner: dict[Future, _Lane] = {}
+    budget_ends = time.monotonic() + readiness.budget
+    lanes: dict[str | None, _Lane] = {}
     for tier in tiers:
-        report = TierReport(tier.priority, len(tier.plans), began=time.monotonic())
-        waiting = TierWait(report.began + timeout)
-        finished: SimpleQueue[Future] = SimpleQueue()
-        running: dict[Future, Plan] = {}
-        for plan in tier.plans:
-            running[pool.submit(execute, plan)] = plan
-        for future in running:  # a queue, not concurrent.futures.wait: that walks every future at each call
-            future.add_done_callback(finished.put)
-        by_uuid = {plan.uuid: plan for plan in tier.plans}
-        while running or not (waiting.done(time.monotonic()) or halt.reason):
-            pause = waiting.wake_in(time.monotonic())
-            if running:
-                with suppress(Empty):
-                    future = finished.get(timeout=pause)
-                    plan, result = running.pop(future), future.result()
-                    results.append(result)
-                    if result.outcome == Outcome.OK and result.decision is not None and starts_guest(result.decision):
-                        waiting.started(plan.uuid, plan.order, time.monotonic())
+        lanes.setdefault(tier.project, _Lane([])).tiers.append(tier)
+    active = list(lanes.values())
+    results: list[InstanceResult] = []
+    reports: list[TierReport] = []
+
+    def begin(lane: _Lane) -> None:
+        now = time.monotonic()
+        lane.report = TierReport(lane.tier.priority, len(lane.tier.plans), began=now, project=lane.tier.project)
+        lane.waiting, lane.results = TierWait(min(now + readiness.tier_timeout, budget_ends)), []
+        for plan in lane.tier.plans:
+            future = pool.submit(execute, plan)
+            lane.running[future], owner[future] = plan, lane
+            future.add_done_callback(finished.put)  # a queue, not concurrent.futures.wait: that walks every future
+
+    for lane in active:
+        begin(lane)
+    while active:
+        now = time.monotonic()
+        pause = min((p for lane in active if (p := lane.waiting.wake_in(now)) is not None), default=None)
+        if any(lane.running for lane in active):
+            with suppress(Empty):
+                future = finished.get(timeout=pause)
+                lane = owner.pop(future)
+                plan, result = lane.running.pop(future), future.result()
+                lane.results.append(result)
+                if result.outcome == Outcome.OK and result.decision is not None and starts_guest(result.decision):
+                    lane.waiting.started(plan.uuid, plan.order, time.monotonic())
+        else:
+            time.sleep(pause or 0.0)
+        for lane in list(active):
+            if not (lane.waiting.done(time.monotonic()) or halt.reason):
+                for uuid, order in lane.waiting.due(time.monotonic()):
+                    _check(ports, lane.waiting, uuid, order, readiness.allowed)
+            if lane.running or not (lane.waiting.done(time.monotonic()) or halt.reason):
+                continue
+            results += lane.results
+            reports.append(_end_tier(lane, ports, readiness))
+            lane.index += 1
+            if lane.index < len(lane.tiers):
+                begin(lane)
             else:
-                time.sleep(pause or 0.0)
-            if not (waiting.done(time.monotonic()) or halt.reason):
-                for uuid, order in waiting.due(time.monotonic()):
-                    waiting.checked(uuid, _check(ports, uuid, order), time.monotonic())
-        report.ended = time.monotonic()
-        late = {} if halt.reason else waiting.not_ready()
-        for result in results[-len(tier.plans):]:
-            result.ready_seconds = waiting.ready_seconds.get(result.uuid)
-            if result.uuid in late:
-                result.outcome = Outcome.NOT_READY
-                result.error = f"not ready within the tier timeout ({timeout:g} s): {late[result.uuid]}"
-                _journal_not_ready(ports, by_uuid[result.uuid], result)
-        report.not_ready = len(late)
-        reports.append(report)
+                active.remove(lane)
     return results, reports
+
+
+def _end_tier(lane: _Lane, ports: Ports, readiness: Readiness) -> TierReport:
+    """The tier's report; each guest not ready marked so, with why, in its result and the journal."""
+    report, waiting = lane.report, lane.waiting
+    report.ended = time.monotonic()
+    late = {} if ports.halt.reason else waiting.not_ready()
+    by_uuid = {plan.uuid: plan for plan in lane.tier.plans}
+    if waiting.deadline < report.began + readiness.tier_timeout:
+        limit = f"not ready within the run's readiness budget ({readiness.budget:g} s)"
+    else:
+        limit = f"not ready within the tier timeout ({readiness.tier_timeout:g} s)"
+    for result in lane.results:
+        result.ready_seconds = waiting.ready_seconds.get(result.uuid)
+        if result.uuid in late:
+            result.outcome = Outcome.NOT_READY
+            result.error = (f"readiness check refused, no connection made: {late[result.uuid]}"
+                            if result.uuid in waiting.refused else f"{limit}: {late[result.uuid]}")
+            _journal_not_ready(ports, by_uuid[result.uuid], result)
+    report.not_ready = len(late)
+    return report

@@ -28,6 +28,7 @@ import pytest
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.db.scenarios import read_db_json, seed
 from tests.support.databases import migrated_database
+from tests.support.parts import missing
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, U
 from tests.support.real_libvirt import (
     URI,
@@ -388,7 +389,7 @@ def test_each_worker_thread_has_its_own_connection(daemon: Daemon) -> None:
 
 def test_a_lost_libvirtd_is_hypervisor_lost(daemon: Daemon) -> None:
     if not daemon.owned:
-        pytest.skip("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
+        missing("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
     hv = Hypervisor.open(URI)
     try:
         hv.domains()
@@ -438,7 +439,7 @@ def test_libvirtd_killed_mid_run_is_not_an_instance_failure(daemon: Daemon, gues
     its journal, writes no failure for what it did not reach; once libvirtd is back, the next run leaves
     every guest running, as an uninterrupted run would have."""
     if not daemon.owned:
-        pytest.skip("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
+        missing("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
     data, uuids = twelve_to_resume(guests)
     url = seeded_database(workdir / "db.sqlite", data)
     plug = workdir / "slow-plug"

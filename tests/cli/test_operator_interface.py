@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -22,6 +21,7 @@ import yaml
 from recovery.cli import logs
 from tests.support.commands import python_command
 from tests.support.in_process import cli_run, invoke, load_scenario
+from tests.support.parts import require_program
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, HOST, U, uri
 from tests.support.processes import busy_host, cli
 from tests.support.rows import query
@@ -336,8 +336,8 @@ def slow_run(tmp_path):
             f"--concurrency 1 --stop-timeout 1 --plug-vifs-command {plug}")
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (make test installs it)")
 def test_a_long_run_on_a_terminal_shows_a_progress_bar_then_the_table(slow_run, tmp_path):
+    require_program("tmux", "make test installs it")
     terminal = Terminal(f"cr-progress-{os.getpid()}", slow_run)
     try:
         during = terminal.wait_for(" done, 0 failed")
@@ -352,9 +352,9 @@ def test_a_long_run_on_a_terminal_shows_a_progress_bar_then_the_table(slow_run, 
     assert {U(nn) for nn in ("01", "03", "22")} <= {word for line in lines for word in line.split()}
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (make test installs it)")
 @pytest.mark.parametrize("tail", ["--json", "-f value -c uuid", "> out.txt"])
 def test_no_progress_bar_in_machine_formats_or_into_a_file(slow_run, tmp_path, tail):
+    require_program("tmux", "make test installs it")
     terminal = Terminal(f"cr-noprogress-{os.getpid()}", f"cd {tmp_path} && {slow_run} {tail}")
     try:
         time.sleep(4)  # the bar would be drawn after 2 s

@@ -90,6 +90,7 @@ def test_a_host_with_everything_proves_ready():
     ({"networks": {}}, "network 'tenant-a' is not defined"),
     ({"secrets": {**EVERYTHING.secrets, SECRET: False}}, f"secret {SECRET}: no value"),
     ({"secrets": {}}, f"secret {SECRET} is not defined"),
+    ({"secrets": {**EVERYTHING.secrets, SECRET: None}}, f"secret {SECRET}: value unknown, cannot check read-only"),
     ({"pci": frozenset({"0000:3b:02.3"})}, "hostdev 0000:3b:00.1 absent"),
     ({"interfaces": frozenset({"eth1"})}, "bridge br-int missing"),
     ({"interfaces": frozenset({"br-int"})}, "host interface eth1 missing"),

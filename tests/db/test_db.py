@@ -254,9 +254,8 @@ def test_seeding_ignores_columns_it_does_not_use_and_says_which(db):
     data = {"host": HOST, "instances": [instance("a", user_id="u-1", project_id="p-1")], "comment": "outage"}
     said: list[str] = []
     assert seed_if_empty(db, data, "s/db.json", warn=said.append) is True
-    assert said == ["s/db.json: ignored fields compute-recover does not use: comment, instances.project_id, "
-                    "instances.user_id"]
-    assert [row.uuid for row in db.load_host(HOST).instances] == ["a"]
+    assert said == ["s/db.json: ignored fields compute-recover does not use: comment, instances.user_id"]
+    assert [(row.uuid, row.project_id) for row in db.load_host(HOST).instances] == [("a", "p-1")]  # used: tiers
 
 
 def test_a_bad_scenario_writes_nothing(db):

@@ -32,6 +32,7 @@ VOCABULARY = {
     "stop": {}, "start": {}, "plug_vifs": {}, "revert_resize": {"power_on": {True, False}},
     "abort_live_migration": {}, "resume_guest": {}, "destroy_evacuated": {"destroy_disks": {True, False}},
     "complete_migration": {}, "reap_domain": {}, "shutdown_domain": {}, "repair_devices": {},
+    "destroy_domain": {"destroy_disks": {True}},
 }
 
 vm_states = st.sampled_from(VM_STATES)
@@ -47,6 +48,7 @@ any_facts = st.builds(
     running_deleted_instance_action=st.sampled_from(RDIA),
     resume_policy=st.sampled_from([p.value for p in ResumePolicy]), down_too_long=st.booleans(),
     devices=st.sampled_from([r.value for r in DeviceReadiness]),
+    nova_cell=st.booleans(),
 )
 """Every combination of the enumerations and facts, consistent or not."""
 
@@ -119,7 +121,7 @@ def test_the_same_facts_always_yield_the_same_decision(f):
 def test_exactly_these_actions_destroy_a_domain():
     assert set(ACTIONS) == set(VOCABULARY)
     assert {name for name, outcome in ACTIONS.items() if outcome.destroys_domain} == {
-        "destroy_evacuated", "reap_domain", "restart_deletion",
+        "destroy_evacuated", "reap_domain", "restart_deletion", "destroy_domain",
     }
 
 

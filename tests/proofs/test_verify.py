@@ -36,14 +36,14 @@ def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
 def test_the_installed_policy_holds_every_invariant_over_the_whole_space():
     result = verify()
     assert result.exit_code == 0, result.stdout
-    assert "3,096 states x 36,864 fact classes" in result.stdout
-    assert "= 114,130,944 cases per invariant" in result.stdout
+    assert "3,096 states x 73,728 fact classes" in result.stdout
+    assert "= 228,261,888 cases per invariant" in result.stdout
     rows = re.findall(r"^  (\S+(?: \S+)?) +(holds|FAILS) +([\d,]+) symbolic cases covering ([\d,]+) cases$",
                       result.stdout, re.MULTILINE)
     assert [name for name, *_ in rows] == [
         "totality", "determinism", "decision cache", "safety", "convergence", "trigger agreement"]
     for _name, verdict, _symbolic, covered in rows:
-        assert verdict == "holds" and covered == "114,130,944"
+        assert verdict == "holds" and covered == "228,261,888"
     assert result.stdout.rstrip().endswith("every invariant holds")
 
 
@@ -129,4 +129,4 @@ def test_every_symbolic_case_decides_as_every_combination_it_stands_for():
                 facts = Facts(*triple, *values)
                 assert decision_summary(machine.decide(facts)) == decision_summary(decision), facts
         assert seen == {case for case, _ in cases}
-        assert sum(case.covered(CLASSES) for case, _ in cases) == 36_864
+        assert sum(case.covered(CLASSES) for case, _ in cases) == 73_728

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.in_process import Cli
+from tests.support.parts import missing
 from tests.support.paths import CONSOLE_SCRIPT
 from tests.support.pg_cluster import PG_PASSWORD, PostgresCluster
 from tests.support.processes import load
@@ -254,7 +255,7 @@ def mounted(*mount_args: object, target: Path) -> Iterator[Path]:
     target.mkdir(exist_ok=True)
     done = subprocess.run(["mount", *map(str, mount_args), str(target)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount here (root needed): {done.stderr.strip()}")
+        missing(f"cannot mount here (root needed): {done.stderr.strip()}")
     try:
         yield target
     finally:

@@ -5,7 +5,6 @@ test opens late, or never."""
 
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from recovery.present.report import run_json
 from recovery.run.boot import HostBoot, RunResult
 from recovery.run.tiers import TierWait
 from tests.support.databases import migrated_database
+from tests.support.guest_network import GuestNetwork
 from tests.support.paths import FIXTURES
 from tests.support.rows import rows
 
@@ -177,12 +177,14 @@ def test_every_guest_ends_ready_after_its_delay_or_reported_never_both(guests, t
 
 
 class LatePort:
-    """A TCP port on 127.0.0.1 reserved at once (bound: connections are refused) that starts
-    listening only when `open` is called: a database guest that takes a while to come up."""
+    """A TCP port at a guest's address (a network namespace of its own, tests/guest_network.py) reserved
+    at once (bound: connections are refused) that starts listening only when `open` is called: a database
+    guest that takes a while to come up."""
 
     def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
+        self.network = GuestNetwork()
+        self.address = self.network.guest_address
+        self.socket = self.network.socket()
         self.port = self.socket.getsockname()[1]
         self.opened: float | None = None
 
@@ -197,6 +199,7 @@ class LatePort:
 
     def close(self) -> None:
         self.socket.close()
+        self.network.remove()
 
 
 @pytest.fixture
@@ -206,17 +209,22 @@ def late_port() -> Iterator[LatePort]:
     port.close()
 
 
-def scenario(tmp_path: Path, port: int, **metadata_changes: dict) -> Path:
-    """fixtures/ordered-restart copied, its database guest ready on `port`; metadata_changes replace
-    an instance's metadata (by uuid)."""
+def scenario(tmp_path: Path, port: LatePort, **metadata_changes: dict) -> Path:
+    """fixtures/ordered-restart copied, its database guest ready on `port` at the port's guest address
+    (in its record's metadata and its domain's interface); metadata_changes replace an instance's
+    metadata (by uuid)."""
     directory = tmp_path / "ordered-restart"
     shutil.copytree(FIXTURE, directory)
     doc = json.loads((directory / "db.json").read_text())
     for item in doc["instances"]:
         if item["uuid"] == DATABASE:
-            item["metadata"]["recover:ready"] = f"tcp:{port}"
+            item["metadata"]["recover:ready"] = f"tcp:{port.port}"
+            item["metadata"]["recover:address"] = port.address
         item["metadata"] = metadata_changes.get(item["uuid"], item.get("metadata", {}))
     (directory / "db.json").write_text(json.dumps(doc))
+    domains = (directory / "libvirt.xml").read_text()
+    assert domains.count("10.0.0.61") == 1
+    (directory / "libvirt.xml").write_text(domains.replace("10.0.0.61", port.address))
     return directory
 
 
@@ -255,7 +263,7 @@ def journal(url: str) -> dict[str, dict]:
 
 
 def test_the_database_starts_first_and_the_applications_once_its_port_answers(tmp_path, late_port):
-    directory = scenario(tmp_path, late_port.port)
+    directory = scenario(tmp_path, late_port)
     url = seeded_url(tmp_path, directory)
     timer = late_port.open_after(1.0)
     result, hv = recover(directory, url, tier_timeout=30)
@@ -266,7 +274,8 @@ def test_the_database_starts_first_and_the_applications_once_its_port_answers(tm
     assert late_port.opened < first.ended <= second.began  # the applications' tier began once the port answered
     assert first.ended - first.began < 30 and first.not_ready == 0
     items = by_uuid(result)
-    assert items[DATABASE]["outcome"] == "ok" and items[DATABASE]["ready"] == f"tcp:{late_port.port} at 127.0.0.1"
+    assert items[DATABASE]["outcome"] == "ok"
+    assert items[DATABASE]["ready"] == f"tcp:{late_port.port} at {late_port.address}"
     assert items[DATABASE]["ready_seconds"] >= late_port.opened - first.began - 0.1
     assert [items[u]["tier"] for u in (DATABASE, APP_1, APP_2, NEVER, STOPPED)] == [0, 1, 1, None, None]
     now = powers(hv)
@@ -282,7 +291,7 @@ def test_the_database_starts_first_and_the_applications_once_its_port_answers(tm
 
 def test_a_database_that_never_answers_is_not_ready_and_the_applications_start_after_the_timeout(tmp_path,
                                                                                                  late_port):
-    directory = scenario(tmp_path, late_port.port)
+    directory = scenario(tmp_path, late_port)
     url = seeded_url(tmp_path, directory)
     result, hv = recover(directory, url, tier_timeout=1.5)
 
@@ -291,7 +300,7 @@ def test_a_database_that_never_answers_is_not_ready_and_the_applications_start_a
     items = by_uuid(result)
     assert items[DATABASE]["outcome"] == Outcome.NOT_READY
     assert items[DATABASE]["error"].startswith("not ready within the tier timeout (1.5 s): no TCP connection to "
-                                               f"127.0.0.1 port {late_port.port}")
+                                               f"{late_port.address} port {late_port.port}")
     assert [items[u]["outcome"] for u in APPS] == ["ok", "ok"]
     now = powers(hv)
     assert [now[u] for u in (DATABASE, *APPS)] == ["running"] * 3 and now[NEVER] == "shutdown"
@@ -302,7 +311,7 @@ def test_a_database_that_never_answers_is_not_ready_and_the_applications_start_a
 
 
 def test_a_dry_run_shows_the_tiers_and_checks_nothing(tmp_path, late_port):
-    directory = scenario(tmp_path, late_port.port)
+    directory = scenario(tmp_path, late_port)
     url = seeded_url(tmp_path, directory)
     result, hv = recover(directory, url, tier_timeout=60, dry_run=True)
     assert [(t.priority, t.instances, t.began) for t in result.tiers] == [(0, 1, None), (1, 2, None)]
@@ -313,21 +322,22 @@ def test_a_dry_run_shows_the_tiers_and_checks_nothing(tmp_path, late_port):
 
 
 def test_plan_and_explain_show_the_order(tmp_path, late_port):
-    directory = scenario(tmp_path, late_port.port)
+    directory = scenario(tmp_path, late_port)
     url = seeded_url(tmp_path, directory)
     runner = CliRunner()
     plan = runner.invoke(cli, ["plan", "--scenario", str(directory), "--db", url, "--resume-guests-state-on-host-boot"],
                          env={"COMPUTE_RECOVER_DB": None, "COLUMNS": "220"})
     assert plan.exit_code == 0, plan.stderr
-    assert f"0 (tcp:{late_port.port} at 127.0.0.1)" in plan.stdout and "1 (running)" in plan.stdout
+    assert f"0 (tcp:{late_port.port} at {late_port.address})" in plan.stdout and "1 (running)" in plan.stdout
     assert "tier 0: 1 to start; tier 1: 2 to start" in plan.stdout
     explain = runner.invoke(cli, ["explain", DATABASE, "--db", url], env={"COMPUTE_RECOVER_DB": None})
     assert explain.exit_code == 0, explain.stderr
-    assert f"start order (when a run starts it): tier 0, ready: tcp:{late_port.port} at 127.0.0.1" in explain.stdout
+    told = f"start order (when a run starts it): tier 0, ready: tcp:{late_port.port} at {late_port.address}"
+    assert told in explain.stdout
 
 
 def test_bad_start_order_metadata_fails_that_instance_only(tmp_path, late_port):
-    directory = scenario(tmp_path, late_port.port, **{APP_1: {"recover:priority": "first"}})
+    directory = scenario(tmp_path, late_port, **{APP_1: {"recover:priority": "first"}})
     url = seeded_url(tmp_path, directory)
     late_port.open()
     result, hv = recover(directory, url, tier_timeout=5)

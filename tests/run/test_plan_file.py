@@ -134,8 +134,9 @@ def test_run_plan_executes_the_planned_decisions(host, database_url, tmp_path):
         assert action_names(report["actions"]) == action_names(item["decision"]["actions"])
         assert {a["outcome"] for a in report["actions"]} <= {"ok"}
         assert (after[uuid]["vm_state"], after[uuid]["task_state"]) == (report["vm_state"], report["task_state"])
-        if item["decision"]["actions"]:
-            assert after[uuid]["updated_at"] != before[uuid]["updated_at"]  # claimed and written
+        # written (with a new updated_at) exactly when the record changed: no updated_at without a change
+        changed = {name for name, value in after[uuid].items() if value != before[uuid][name]} - {"updated_at"}
+        assert (after[uuid]["updated_at"] != before[uuid]["updated_at"]) == bool(changed), (before[uuid], after[uuid])
         if "resume_guest" in action_names(item["decision"]["actions"]):
             assert report["power_state"] == "running"  # the domain, read back over the run's connection
     assert any("resume_guest" in action_names(i["decision"]["actions"]) for i in document["instances"])

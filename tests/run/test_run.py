@@ -632,7 +632,7 @@ def test_unreachable_libvirt_is_refused(tmp_path):
     before = dump(tmp_path / "db")
     out = invoke("run", "--libvirt-uri", "test:///nonexistent.xml", "--db", f"sqlite:///{tmp_path / 'db'}",
                  "--host", HOST)
-    assert out.exit_code == 3
+    assert out.exit_code == 6  # libvirt did not answer: it may come back (issue 19: its own code, not a refusal)
     assert out.stdout == ""
     assert out.stderr.count("\n") == 1 and "'test:///nonexistent.xml'" in out.stderr
     assert dump(tmp_path / "db") == before
@@ -641,7 +641,7 @@ def test_unreachable_libvirt_is_refused(tmp_path):
 def test_bad_database_url_is_a_config_error_with_password_masked():
     out = invoke("run", "--db", "postgresql+psycopg://user:secret@127.0.0.1:1/x", "--libvirt-uri",
                  uri("clean-host"), "--host", HOST)
-    assert out.exit_code == 2
+    assert out.exit_code == 6  # nothing answers on port 1: the database may come back (issue 19: not a usage error)
     assert "secret" not in out.stdout + out.stderr
     assert "postgresql+psycopg://user:***@127.0.0.1:1/x" in out.stderr
     assert out.stderr.count("\n") == 1
@@ -666,7 +666,7 @@ def test_console_script_exit_codes_and_messages(tmp_path):
 
     done = run("run", "--db", "postgresql+psycopg://user:secret@127.0.0.1:1/x", "--libvirt-uri",
                uri("clean-host"), "--host", HOST)
-    assert done.returncode == 2 and "secret" not in done.stdout + done.stderr and "***" in done.stderr
+    assert done.returncode == 6 and "secret" not in done.stdout + done.stderr and "***" in done.stderr
 
     done = run("explain", "no-such-uuid", "--db", f"sqlite:///{tmp_path / 'a'}")
     assert done.returncode == 2 and "no-such-uuid" in done.stderr

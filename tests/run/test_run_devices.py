@@ -3,6 +3,7 @@ their records left as they were, an inactive network shared by two guests is sta
 a plan shows it all and changes nothing, and the journal and the exit code say so."""
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -185,3 +186,69 @@ def test_a_plan_file_keeps_the_proof_and_run_plan_blocks_as_planned(tmp_path):
     assert outcomes == {"01": "ok", "02": "blocked", "03": "blocked", "04": "blocked", "05": "blocked",
                         "06": "blocked"}
     assert done.exit_code == 1
+
+
+def test_the_repairs_are_in_the_journal_and_explain_shows_them(tmp_path):
+    _doc, _exit_code, _conn, url = _run(tmp_path, dry_run=False)
+    journal = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        actions = {uuid[-2:]: json.loads(text) for uuid, text in journal.execute(
+            "SELECT instance_uuid, actions FROM recovery_journal WHERE instance_uuid IN (?, ?)", (U("03"), U("04")))}
+    finally:
+        journal.close()
+    for nn in ("03", "04"):  # one start of the shared network, and each guest's entry names it
+        repair = next(a for a in actions[nn] if a["name"] == "repair_devices")
+        assert repair == {"name": "repair_devices", "repaired": ["network 'tenant-b'"], "outcome": "ok", "error": None}
+    explained = CliRunner().invoke(cli, ["explain", U("04"), "--db", url])
+    assert explained.exit_code == 0, explained.output
+    assert """  repair_devices(repaired=["network 'tenant-b'"]): ok""" in explained.stdout
+
+
+class _LosesInterfaces(Hypervisor):
+    """The test driver, but every running domain comes up without the interfaces it was defined with."""
+
+    def domain_xmls(self, uuids, inactive=False):
+        found = super().domain_xmls(uuids, inactive)
+        if inactive:
+            return found
+        return {uuid: re.sub(r"<interface .*?</interface>", "", xml, flags=re.S) for uuid, xml in found.items()}
+
+
+def _degraded_run(tmp_path: Path, url: str, uri: str) -> tuple[dict, libvirt.virConnect]:
+    conn = libvirt.open(uri)
+    db = open_database(url)
+    settings = RunSettings(host=HOST, node=HOST, options=Options(resume_guests_state_on_host_boot=True),
+                           stop_timeout=1, on_degraded="stop")
+    try:
+        result = HostBoot(shared_machine(), _LosesInterfaces(conn, uri, False), db, settings).run()
+    finally:
+        db.close()
+    return run_json(result), conn
+
+
+def test_a_degraded_guest_stopped_is_recorded_stopped_and_not_started_again(tmp_path):
+    uri, records = _host(tmp_path)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    seed_if_empty(migrated_database(url), records)
+    doc, conn = _degraded_run(tmp_path, url, uri)
+    item = _items(doc)["01"]
+    assert item["outcome"] == "degraded"
+    assert item["error"] == "degraded: interface 52:54:00:00:00:01 missing after the start; stopped"
+    assert item["actions"][-1] == {"name": "stop", "outcome": "ok", "error": None}
+    assert (item["vm_state"], item["task_state"]) == ("stopped", None)
+    assert not conn.lookupByUUIDString(U("01")).isActive()
+    db = open_database(url)
+    try:
+        row = db.load_instances_by_uuid([U("01")])[U("01")]
+        assert (row.vm_state, row.task_state, row.power_state) == ("stopped", None, 4)  # as a stop leaves it
+    finally:
+        db.close()
+    journal = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        final = journal.execute("SELECT final_vm_state, final_task_state, actions FROM recovery_journal "
+                                "WHERE instance_uuid = ?", (U("01"),)).fetchone()
+    finally:
+        journal.close()
+    assert final[:2] == ("stopped", None) and json.loads(final[2])[-1]["name"] == "stop"
+    again = _items(_degraded_run(tmp_path, url, uri)[0])["01"]  # the same host state: left stopped
+    assert [a["name"] for a in again["actions"]] == ["plug_vifs"] and again["outcome"] == "ok"

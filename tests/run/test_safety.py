@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from recovery.cli.exits import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from recovery.db import open_database
 from recovery.db.lock import LockTimeout, host_lock
+from tests.conftest import SERVER_DATABASE_FIXTURES
 from tests.support.databases import migrated_database
 from tests.support.paths import FIXTURES, HOST, U
 from tests.support.processes import busy_host, cli, load, slow_plug, start, wait_for_running_run
@@ -50,9 +51,12 @@ def files(directory: Path) -> list[str]:
 # --- one recovery per host ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", *SERVER_DATABASE_FIXTURES])
 def test_two_concurrent_runs_of_one_host_execute_every_action_exactly_once(tmp_path, backend, request):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite" else request.getfixturevalue("pg_database_url")
+    """Two processes contend for the host lock on every backend: PostgreSQL's advisory lock, MariaDB's
+    GET_LOCK, SQLite's file lock."""
+    url = (f"sqlite:///{tmp_path / 'db.sqlite'}" if backend == "sqlite"
+           else request.getfixturevalue(SERVER_DATABASE_FIXTURES[backend]))
     scenario = write_reboots(tmp_path / "reboots", 200)
     load(url, scenario)
 
@@ -198,7 +202,7 @@ def test_dry_run_explain_and_refusals_leave_the_database_byte_identical(tmp_path
     assert cli("explain", U("03"), "--db", url).returncode == 0
     assert cli("explain", U("03"), "--db", url, "--live", "--libvirt-uri",
                f"test://{FIXTURES / 'power-outage' / 'libvirt.xml'}", "--host", HOST).returncode == 0
-    assert cli("run", "--libvirt-uri", "test:///nonexistent.xml", "--db", url, "--host", HOST).returncode == 3
+    assert cli("run", "--libvirt-uri", "test:///nonexistent.xml", "--db", url, "--host", HOST).returncode == 6
     renamed = cli("run", "--scenario", FIXTURES / "power-outage", "--db", url, "--host", "compute-9", "--node", HOST)
     assert renamed.returncode == 3 and "renamed" in renamed.stderr
 
@@ -336,7 +340,9 @@ def test_an_upper_case_uuid_in_the_database_is_its_domains_record(tmp_path):
     url = f"sqlite:///{path}"
     load(url, FIXTURES / "clean-host")
     [shut_off] = [row["uuid"] for row in rows(url, "SELECT uuid FROM instances WHERE uuid = :uuid", uuid=U("43"))]
-    rows(url, "UPDATE instances SET uuid = upper(uuid) WHERE uuid = :uuid", uuid=shut_off)
+    # An interrupted power-on, so that its recovery has a change to write (a row whose recovery changes nothing
+    # in it is not written: no updated_at without a change).
+    rows(url, "UPDATE instances SET uuid = upper(uuid), task_state = 'powering-on' WHERE uuid = :uuid", uuid=shut_off)
 
     done = cli("run", "--scenario", FIXTURES / "clean-host", "--db", url, "--resume-guests-state-on-host-boot",
                "--json")
@@ -348,6 +354,7 @@ def test_an_upper_case_uuid_in_the_database_is_its_domains_record(tmp_path):
     assert item["outcome"] == "ok"
     [row] = query(path, f"SELECT * FROM instances WHERE uuid = '{shut_off.upper()}'")
     assert row["updated_at"] is not None  # its record was claimed and written, by its stored uuid
+    assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, 1)
 
 
 def test_a_claim_lost_to_a_concurrent_writer_is_decided_again_from_that_row_alone(tmp_path):

@@ -1,0 +1,151 @@
+"""A tenant's `recover:address` cannot point the host's readiness probes anywhere but at the guest.
+
+Real `compute-recover run` processes on the libvirt test driver, real listening sockets: on the
+host's loopback, on one of the host's own addresses, and at guests' addresses in network namespaces
+of their own (tests/guest_network.py). A refused target sees not one connection; the report and the
+journal say why; the run does not wait the tier timeout for a check it will never make. The same
+listener at the guest's own address, inside the allowed networks, is connected to.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.guest_network import GuestNetwork
+from tests.support.paths import CONSOLE_SCRIPT, FIXTURES
+
+FIXTURE = FIXTURES / "ordered-restart"
+DATABASE = "6c1a0b52-0000-4000-8000-000000000061"
+TIER_TIMEOUT = 30
+
+
+def listening(address: str, made: socket.socket | None = None) -> socket.socket:
+    sock = made or socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    if made is None:
+        sock.bind((address, 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def connections(sock: socket.socket) -> int:
+    """How many connections reached the listener (each accepted and closed)."""
+    count = 0
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except BlockingIOError:
+            return count
+        conn.close()
+        count += 1
+
+
+def run_with_target(tmp_path: Path, address: str, port: int, guest_address: str, *options: str) -> dict:
+    """fixtures/ordered-restart with the database guest's check `tcp:port` at `address` and its domain's
+    interface at `guest_address`; recovered by a real run; its JSON report."""
+    scenario = tmp_path / "scenario"
+    shutil.copytree(FIXTURE, scenario)
+    doc = json.loads((scenario / "db.json").read_text())
+    for item in doc["instances"]:
+        if item["uuid"] == DATABASE:
+            item["metadata"] |= {"recover:ready": f"tcp:{port}", "recover:address": address}
+    (scenario / "db.json").write_text(json.dumps(doc))
+    (scenario / "libvirt.xml").write_text((scenario / "libvirt.xml").read_text().replace("10.0.0.61", guest_address))
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    for command in (("db", "upgrade"), ("scenario", "load", scenario)):
+        done = subprocess.run([CONSOLE_SCRIPT, *map(str, command), "--db", url], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    began = time.monotonic()
+    run = subprocess.run([CONSOLE_SCRIPT, "run", "--scenario", scenario, "--db", url, "--json",
+                          "--resume-guests-state-on-host-boot", "--tier-timeout", str(TIER_TIMEOUT), *options],
+                         capture_output=True, text=True, timeout=300)
+    report = json.loads(run.stdout)
+    report["exit_code"], report["stderr"], report["wall"] = run.returncode, run.stderr, time.monotonic() - began
+    explain = subprocess.run([CONSOLE_SCRIPT, "explain", DATABASE, "--db", url, "--json"], capture_output=True,
+                             text=True)
+    report["journaled"] = json.loads(explain.stdout)["runs"][0]
+    return report
+
+
+def assert_refused(report: dict, why: str) -> None:
+    database = next(item for item in report["instances"] if item["uuid"] == DATABASE)
+    assert report["exit_code"] == 1, report["stderr"]
+    assert database["outcome"] == "not-ready" and database["power_state"] == "running"  # started, never probed
+    assert database["error"].startswith("readiness check refused, no connection made: "), database["error"]
+    assert why in database["error"]
+    assert report["journaled"]["outcome"] == "not-ready" and why in report["journaled"]["error"]
+    assert report["wall"] < TIER_TIMEOUT  # a check that will never be made is not waited for
+    assert [item["outcome"] for item in report["instances"] if item["tier"] == 1] == ["ok", "ok"]
+
+
+@pytest.fixture
+def guest() -> GuestNetwork:
+    network = GuestNetwork()
+    yield network
+    network.remove()
+
+
+def test_the_hosts_loopback_is_never_probed(tmp_path, guest):
+    listener = listening("127.0.0.1")
+    try:
+        port = listener.getsockname()[1]
+        report = run_with_target(tmp_path, "127.0.0.1", port, "127.0.0.1")  # the domain may claim it: still no
+        assert connections(listener) == 0
+    finally:
+        listener.close()
+    assert_refused(report, "127.0.0.1 is a loopback address")
+
+
+def test_the_hosts_own_address_is_never_probed(tmp_path, guest):
+    listener = listening(guest.host_address)  # the host's end of the guest's link: an address of this host
+    try:
+        port = listener.getsockname()[1]
+        report = run_with_target(tmp_path, guest.host_address, port, guest.host_address)
+        assert connections(listener) == 0
+    finally:
+        listener.close()
+    assert_refused(report, f"{guest.host_address} is an address of this host")
+
+
+def test_a_guest_outside_the_allowed_networks_is_never_probed(tmp_path, guest):
+    listener = listening(guest.guest_address, guest.socket())
+    try:
+        port = listener.getsockname()[1]
+        report = run_with_target(tmp_path, guest.guest_address, port, guest.guest_address,
+                                 "--probe-networks", "192.168.0.0/16,fd00::/8")
+        assert connections(listener) == 0
+    finally:
+        listener.close()
+    assert_refused(report, "is outside the networks probes may reach (--probe-networks: 192.168.0.0/16, fd00::/8)")
+
+
+def test_another_guests_address_is_never_probed(tmp_path, guest):
+    other = GuestNetwork()  # another tenant's guest, answering on its own address
+    listener = listening(other.guest_address, other.socket())
+    try:
+        port = listener.getsockname()[1]
+        report = run_with_target(tmp_path, other.guest_address, port, guest.guest_address)
+        assert connections(listener) == 0
+    finally:
+        listener.close()
+        other.remove()
+    assert_refused(report, f"{other.guest_address} is not an address of this guest (its domain's interfaces have: "
+                           f"{guest.guest_address})")
+
+
+def test_the_guests_own_address_inside_the_allowed_networks_is_probed(tmp_path, guest):
+    listener = listening(guest.guest_address, guest.socket())
+    try:
+        port = listener.getsockname()[1]
+        report = run_with_target(tmp_path, guest.guest_address, port, guest.guest_address)
+        assert connections(listener) == 1
+    finally:
+        listener.close()
+    database = next(item for item in report["instances"] if item["uuid"] == DATABASE)
+    assert report["exit_code"] == 0, report["stderr"]
+    assert database["outcome"] == "ok" and database["ready_seconds"] is not None
