@@ -43,7 +43,7 @@ from recovery.db import Database, schema
 from recovery.db import journal as journals
 from recovery.db.models import RUN_INTERRUPTED, RUN_RUNNING
 from recovery.present.formats import Output, emit, selected_columns
-from recovery.run.devices import DeviceCheck, boots_definition
+from recovery.run.devices import boots_definition, prove_guests
 from recovery.run.gather import gather
 from states.enums import PowerState, ResumePolicy
 
@@ -264,12 +264,11 @@ def _live_proof(hypervisor: Hypervisor, uuid: str, facts: Facts, machine: Recove
     decision = machine.decide(facts)
     if not boots_definition(decision):
         return facts, None
-    check, uuid = DeviceCheck(hypervisor), uuid.lower()
+    uuid = uuid.lower()
     try:
-        check.prove({uuid: decision}, machine)
+        proof = prove_guests(hypervisor, [uuid])[1].get(uuid)
     except HypervisorError as error:
         return facts, {"error": str(error)}
-    proof = check.proofs.get(uuid)
     if proof is None:
         return facts, None
     return facts._replace(devices=proof.readiness.value), device_proof_json(proof)

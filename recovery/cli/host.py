@@ -1,6 +1,7 @@
 """Recovering a host as `run`, `plan` and `agent` start it: the host boot routine (recovery.run.boot)
 on the opened database and libvirt, its refusals as one line and their exit code, and its report."""
 
+import gc
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -52,6 +53,7 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, interrupt
         if plan is not None:
             settings = plan.settings_for(settings, recovery.libvirt_uri)
         network = NetworkHook(recovery.plug_vifs_command, recovery.network_apply_command)
+        gc.freeze()  # what is here now (modules, connections) lives as long as this one run: out of its collections
         if output.for_people and sys.stdout.isatty() and not _quiet():
             from recovery.present.progress import RunProgress  # imported on use: rich is slow to load
 

@@ -67,6 +67,9 @@ class RunSettings:
     """What is done with a started guest that lacks a device its definition asks for (docs/devices.md)."""
     recheck: Recheck | None = None
     """Set by the agent when a resource appeared: the run is over these blocked guests alone."""
+    device_proof: bool = True
+    """False: no device proof at all, guests started as before it existed. No command sets it: the benchmark
+    (`make bench PARTS=device-proof`) runs the same host both ways to measure what the proof costs."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ one: a run that starts nothing reads nothing more than before.
 """
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError
@@ -17,7 +18,7 @@ from recovery.core.devices import (
     Resource,
     disk_paths,
     missing_after_start,
-    prove_definition,
+    prove_definitions,
     read_definition,
     shown_name,
 )
@@ -36,13 +37,24 @@ def boots_definition(decision: Decision) -> bool:
     return any(action in STARTS_GUEST for action in decision.actions)
 
 
+def prove_guests(hypervisor: Hypervisor, uuids: Iterable[str]) -> tuple[dict[str, Definition], dict[str, DeviceProof]]:
+    """The definitions of these guests that have a domain, and their proofs against one inventory of the host,
+    by uuid; HypervisorError when either cannot be read."""
+    definitions = {u: read_definition(x) for u, x in hypervisor.domain_xmls(uuids, True).items()}
+    inventory = hypervisor.inventory(disk_paths(r for d in definitions.values() for r in d.needs))
+    return definitions, prove_definitions(definitions, inventory)
+
+
 @dataclass
 class DeviceCheck:
-    """One run's proofs, the repairs it made, and each proved guest's definition."""
+    """One run's proofs, the repairs it made, and each proved guest's devices."""
 
     hypervisor: Hypervisor
     proofs: dict[str, DeviceProof] = field(default_factory=dict)
-    definitions: dict[str, Definition] = field(default_factory=dict)
+    """The proofs that found a resource not ready, by uuid: all a run acts on. A ready guest's is not kept, nor
+    its definition's resources: on a host of thousands, what a run keeps until its end costs it collections."""
+    defined: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each proved guest's devices as its definition names them (Definition.devices), compared after its start."""
     repaired: dict[Resource, str | None] = field(default_factory=dict)
     """Each repair tried in this run and its error (None: started)."""
     stopped: set[str] = field(default_factory=set)
@@ -56,15 +68,11 @@ class DeviceCheck:
         a guest. One inventory for all of them; a guest without a domain is left to its start to report."""
         if not decisions:
             return {}
-        self.definitions = {u: read_definition(x) for u, x in self.hypervisor.domain_xmls(decisions, True).items()}
-        paths = set().union(*(disk_paths(d.needs) for d in self.definitions.values()))
-        inventory = self.hypervisor.inventory(paths)
-        changed = {}
-        for uuid, definition in self.definitions.items():
-            proof = self.proofs[uuid] = prove_definition(definition, inventory)
-            if proof.readiness is not DeviceReadiness.READY:
-                changed[uuid] = machine.decide(decisions[uuid].facts._replace(devices=proof.readiness.value))
-        return changed
+        definitions, proofs = prove_guests(self.hypervisor, decisions)
+        self.defined = {uuid: definition.devices for uuid, definition in definitions.items()}
+        self.proofs = {uuid: proof for uuid, proof in proofs.items() if proof.readiness is not DeviceReadiness.READY}
+        return {uuid: machine.decide(decisions[uuid].facts._replace(devices=proof.readiness.value))
+                for uuid, proof in self.proofs.items()}
 
     def prove_plans(self, plans: list[Plan], machine: RecoveryMachine) -> None:
         """The proof of every plan that boots its guest from its definition: each whose resources are not all
@@ -103,7 +111,7 @@ class DeviceCheck:
         done (one listing, then a read per guest, not contending with the starts); each one that lacks a
         device it was defined with is made degraded (and stopped with --on-degraded stop), and returned."""
         by_uuid = {plan.uuid: plan for plan in plans}
-        started = {r.uuid: r for r in results if r.outcome == Outcome.OK and r.uuid in self.definitions
+        started = {r.uuid: r for r in results if r.outcome == Outcome.OK and r.uuid in self.defined
                    and r.uuid in by_uuid and boots_definition(by_uuid[r.uuid].decision)}
         if not started:
             return []
@@ -153,11 +161,11 @@ class DeviceCheck:
     def degraded(self, uuid: str, live_xml: str, on_degraded: str) -> str | None:
         """After the guest's start: the devices its definition asks for that its running domain (`live_xml`)
         lacks, as the result's error (None: every one is there); with --on-degraded stop it is stopped again."""
-        definition = self.definitions.get(uuid)
-        if definition is None or not definition.devices:
+        defined = self.defined.get(uuid)
+        if not defined:
             return None
         try:
-            missing = missing_after_start(definition.devices, live_xml)
+            missing = missing_after_start(defined, live_xml)
         except RecoveryError:
             return None
         if not missing:

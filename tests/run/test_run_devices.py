@@ -144,9 +144,9 @@ def test_a_started_guest_lacking_a_defined_device_is_degraded_and_stopped_when_a
 
     hypervisor = _Started()
     check = DeviceCheck(hypervisor)  # type: ignore[arg-type]
-    check.definitions["u"] = read_definition(
+    check.defined["u"] = read_definition(
         "<domain><devices><disk><target dev='vda'/></disk><disk><target dev='vdb'/></disk>"
-        "<interface type='bridge'><mac address='52:54:00:AA:00:01'/></interface></devices></domain>")
+        "<interface type='bridge'><mac address='52:54:00:AA:00:01'/></interface></devices></domain>").devices
     assert check.degraded("u", LIVE, "keep") == (
         "degraded: disk vdb, interface 52:54:00:aa:00:01 missing after the start")
     assert hypervisor.stopped == []
