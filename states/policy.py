@@ -108,6 +108,9 @@ class ActionOutcome:
     destroys_domain: bool = False
     on_success_by_param: tuple[tuple[tuple[str, object], tuple[tuple[str, object], ...]], ...] = ()
     """Extra success effects that depend on a parameter: ((param, value), effects)."""
+    once_per_instance: bool = False
+    """Done at most once for an instance, where its decision first asks for it: steps that each ask for it
+    (a crashed resize reverted with power on, then the guest resumed) are served by the first."""
 
 
 _RUNNING_ACTIVE = (("vm_state", "active"), ("task_state", None), ("power_state", "running"))
@@ -142,7 +145,8 @@ ACTIONS: dict[str, ActionOutcome] = {
     "complete_migration": ActionOutcome(on_success=(("evacuation_status", "completed"),)),
     "reap_domain": ActionOutcome(on_success=_DOMAIN_GONE, destroys_domain=True),
     "shutdown_domain": ActionOutcome(on_success=(("power_state", "shutdown"),)),
-    "repair_devices": ActionOutcome(on_success=(("devices", DeviceReadiness.READY.value),), stops_on_failure=True),
+    "repair_devices": ActionOutcome(on_success=(("devices", DeviceReadiness.READY.value),), stops_on_failure=True,
+                                    once_per_instance=True),
     "destroy_domain": ActionOutcome(on_success=_DOMAIN_GONE, stops_on_failure=True, destroys_domain=True),
 }
 """The action vocabulary and what each action does when it runs."""

@@ -17,7 +17,7 @@ index and the machine's own triggers agree.
 """
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from operator import itemgetter
@@ -26,7 +26,7 @@ from transitions import Machine
 
 from recovery.core.facts import POWER_STATES, TASK_STATES, VM_STATES, Facts, record_task_state, state_name
 from states.enums import NO_TASK
-from states.policy import POLICY, TRIPLE_FIELDS, Action, Case, Condition, Rule
+from states.policy import ACTIONS, POLICY, TRIPLE_FIELDS, Action, Case, Condition, Rule
 
 ALL_STATES: tuple[str, ...] = tuple(
     state_name(vm, task, power) for vm, task, power in itertools.product(VM_STATES, TASK_STATES, POWER_STATES)
@@ -136,6 +136,18 @@ class Decision:
         """Whether the guest is deliberately left as it is, its observed power state to be recorded."""
         return any(step.case.records_power for step in self.steps)
 
+    def steps_with_actions(self) -> Iterator[tuple[Step, tuple[Action, ...]]]:
+        """Each step with those of its case's actions that the decision does (`actions` is their order): one
+        done once per instance that an earlier step did already is left out."""
+        position = 0
+        for step in self.steps:
+            done = []
+            for action in step.case.actions:
+                if position < len(self.actions) and self.actions[position] == action:
+                    done.append(action)
+                    position += 1
+            yield step, tuple(done)
+
 
 def _writes_applied(state: tuple[str, str, str], case: Case) -> tuple[str, str, str]:
     vm_state, task_state, power_state = state
@@ -169,7 +181,7 @@ class RecoveryMachine:
         )
         self._outgoing: dict[str, tuple[tuple[int, CaseGuard, str], ...]] = {}
         self._tests_from: dict[tuple[str, str, str], tuple[Callable[[Facts], tuple], tuple[frozenset, ...]]] = {}
-        self._walks: dict[tuple, tuple[Step, ...]] = {}
+        self._walks: dict[tuple, tuple[tuple[Step, ...], tuple[Action, ...]]] = {}
         self._considerations: dict[Facts, tuple[Consideration, ...]] = {}
 
     @cached_property
@@ -237,14 +249,16 @@ class RecoveryMachine:
         """`key`: the facts' abstract_key, when the caller has it already."""
         if key is None:
             key = self.abstract_key(facts)
-        steps = self._walks.get(key)
-        if steps is None:
-            steps = self._walks[key] = self.walk(facts)
-        return _decision(facts, steps)
+        walked = self._walks.get(key)
+        if walked is None:
+            steps = self.walk(facts)
+            walked = self._walks[key] = steps, _step_actions(steps)
+        return _decision(facts, *walked)
 
     def decide_afresh(self, facts: Facts) -> Decision:
         """Decide by walking, without the cache: for facts partly unknown (recovery.proofs.fact_classes)."""
-        return _decision(facts, self.walk(facts))
+        steps = self.walk(facts)
+        return _decision(facts, steps, _step_actions(steps))
 
     def consider(self, facts: Facts) -> tuple[Consideration, ...]:
         """Every rule in order with why it matched or not, up to where the walk ended."""
@@ -284,10 +298,22 @@ def _key_tests(tests: tuple[tuple[int, frozenset], ...]) -> tuple[Callable[[Fact
     return read, tuple(values for _index, values in tests)
 
 
-def _decision(facts: Facts, steps: tuple[Step, ...]) -> Decision:
+def _step_actions(steps: tuple[Step, ...]) -> tuple[Action, ...]:
+    """The actions of the steps in order; one done once per instance (ActionOutcome.once_per_instance) only
+    where a step first asks for it."""
+    actions, once = [], set()
+    for action in (action for step in steps for action in step.case.actions):
+        if ACTIONS[action.name].once_per_instance:
+            if action in once:
+                continue
+            once.add(action)
+        actions.append(action)
+    return tuple(actions)
+
+
+def _decision(facts: Facts, steps: tuple[Step, ...], actions: tuple[Action, ...]) -> Decision:
     """Steps are never empty: every walk that gets as far as plug_vifs matches it."""
     vm_state, task_state, _ = steps[-1].dest.split("/")
-    actions = tuple(action for step in steps for action in step.case.actions)
     reason = _sentence([step.case.reason for step in steps])
     return Decision(
         facts=facts,

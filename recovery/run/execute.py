@@ -327,13 +327,13 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     so that the caller may decide it again."""
     record = _Record(ports, plan)
     result = InstanceResult(plan.uuid, plan.decision)
-    planned = [action for step in plan.decision.steps for action in step.case.actions]
+    planned = list(plan.decision.actions)
     done, acted = 0, False
     if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
         return _halted(ports, plan, result, planned, record)
-    for step in plan.decision.steps:
+    for step, actions in plan.decision.steps_with_actions():
         record.apply(dict(step.case.writes))
-        for action in step.case.actions:
+        for action in actions:
             if ports.halt.reason is not None:
                 return _halted(ports, plan, result, planned[done:], record)
             outside = _acts_outside(ports, action)

@@ -252,3 +252,41 @@ def test_a_degraded_guest_stopped_is_recorded_stopped_and_not_started_again(tmp_
     assert final[:2] == ("stopped", None) and json.loads(final[2])[-1]["name"] == "stop"
     again = _items(_degraded_run(tmp_path, url, uri)[0])["01"]  # the same host state: left stopped
     assert [a["name"] for a in again["actions"]] == ["plug_vifs"] and again["outcome"] == "ok"
+
+
+def test_a_resize_reverted_then_resumed_repairs_once_and_a_shared_network_is_started_once(tmp_path):
+    """A crashed resize reverted with power on, then the guest resumed: both steps start it and each asks for
+    its inactive network's repair; the instance repairs once (its journaled actions), and the network, shared
+    with a guest that is only resumed, is started once in the run."""
+    lan = "<interface type='network'><mac address='52:54:00:00:01:{}'/><source network='tenant-b'/></interface>"
+    node = tmp_path / "libvirt.xml"
+    node.write_text("<node><cpu><mhz>1000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets><cores>4"
+                    "</cores><threads>1</threads><active>4</active></cpu><memory>8388608</memory>"
+                    + _domain("07", lan.format("07")) + _domain("08", lan.format("08")) + "</node>")
+    uri, url = f"test://{node}", f"sqlite:///{tmp_path / 'db.sqlite'}"
+    instances = [{"uuid": U(nn), "display_name": f"guest-{nn}", "host": HOST, "node": HOST, "vm_state": "active",
+                  "task_state": task, "power_state": 1, "vcpus": 1, "memory_mb": 64, "root_gb": 0}
+                 for nn, task in (("07", "resize_migrating"), ("08", None))]
+    seed_if_empty(migrated_database(url), {"host": HOST, "instances": instances,
+                                           "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]})
+    conn = libvirt.open(uri)
+    conn.networkDefineXML("<network><name>tenant-b</name><bridge name='virbr2'/></network>")  # left inactive
+    db = open_database(url)
+    settings = RunSettings(host=HOST, node=HOST, options=Options(resume_guests_state_on_host_boot=True), stop_timeout=1)
+    try:
+        result = HostBoot(shared_machine(), Hypervisor(conn, uri, False), db, settings).run()
+    finally:
+        db.close()
+    doc = run_json(result)
+    assert {nn: i["outcome"] for nn, i in _items(doc).items()} == {"07": "ok", "08": "ok"}
+    journal = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        journaled = {uuid[-2:]: [a["name"] for a in json.loads(actions)] for uuid, actions in journal.execute(
+            "SELECT instance_uuid, actions FROM recovery_journal")}
+    finally:
+        journal.close()
+    assert journaled == {"07": ["plug_vifs", "repair_devices", "revert_resize", "resume_guest"],
+                         "08": ["plug_vifs", "repair_devices", "resume_guest"]}
+    assert [w for w in doc["warnings"] if "tenant-b" in w] == ["started network 'tenant-b' before the guests that "
+                                                               "need it"]
+    assert conn.networkLookupByName("tenant-b").isActive()
