@@ -124,13 +124,17 @@ EVACUATION_PENDING_STATUSES = frozenset({"accepted", "pre-migrating", "done"})
 class DeviceReadiness(StrEnum):
     """Whether the host-side resources a guest's definition names are there (docs/devices.md).
 
-    Worst first is missing, then repairable; a guest that is not about to be started is `ready`."""
+    Worst first is missing, then repairable, then unverified; a guest that is not about to be started is `ready`."""
 
     READY = "ready"
     REPAIRABLE = "repairable"
     """Every resource is there, but an inactive storage pool, network or mediated device must be started first."""
     MISSING = "missing"
     """A resource is not there: the guest is not started (blocked) until it returns."""
+    UNVERIFIED = "unverified"
+    """Every resource is there as far as a read-only connection (`plan`, `explain --live`) can tell, but a
+    secret's value cannot be read over it: decided as `ready`, and the run, which reads the value, proves the
+    guest again before starting it (a secret without a value then blocks it)."""
 
 
 class OnDegraded(StrEnum):

@@ -504,7 +504,7 @@ class HypervisorReads(HypervisorConnection):
     def inventory(self, paths: Iterable[str]) -> Inventory:
         """The host's storage, networks, interfaces, secrets and devices in one pass (recovery.adapters.inventory)."""
         with self._reading("gather the host inventory (pools, networks, secrets, node devices)"):
-            return inventory.gather(self._conn, paths)
+            return inventory.gather(self._conn, paths, read_only=self.read_only)
 
     def repair(self, resource: Resource) -> None:
         """Start an inactive storage pool, network or mediated device; RepairFailed says why not."""

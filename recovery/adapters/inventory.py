@@ -48,7 +48,8 @@ def has_value(secret: libvirt.virSecret) -> bool | None:
     """Whether the secret holds a value. libvirt has no call that says so without reading it, so the
     value is read and dropped at once; a private secret, whose value no client may read, counts as set.
     None: this connection may not read values (a read-only one, as `plan` and `explain` open, or one an
-    access policy denies), so whether it is set cannot be told here, and it must not count as set."""
+    access policy denies), so whether it is set cannot be told here: the proof says unverified, neither set
+    nor missing, and the run, reading the value, proves it again."""
     try:
         secret.value()
     except libvirt.libvirtError as error:
@@ -130,8 +131,10 @@ def existing_paths(paths: Iterable[str]) -> frozenset[str]:
     return frozenset(p for p in paths if p.startswith("/") and os.path.exists(p))
 
 
-def gather(conn: libvirt.virConnect, paths: Iterable[str], sys_class_net: Path = SYS_CLASS_NET) -> Inventory:
-    """The inventory in one pass over the host; `paths` are the disk sources to look up."""
+def gather(conn: libvirt.virConnect, paths: Iterable[str], sys_class_net: Path = SYS_CLASS_NET,
+           read_only: bool = False) -> Inventory:
+    """The inventory in one pass over the host; `paths` are the disk sources to look up; `read_only`: `conn` is
+    a read-only connection (Inventory.read_only)."""
     pools, volumes = _pools(conn)
     secrets, usages = _secrets(conn)
     pci, mdevs = _node_devices(conn)
@@ -145,6 +148,7 @@ def gather(conn: libvirt.virConnect, paths: Iterable[str], sys_class_net: Path =
         secret_usages=usages,
         pci=pci,
         mdevs=mdevs,
+        read_only=read_only,
     )
 
 

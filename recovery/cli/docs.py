@@ -74,7 +74,8 @@ def _action_row(name: str, outcome: ActionOutcome) -> str:
     on_success = _effects(outcome.on_success)
     for (param, value), effects in outcome.on_success_by_param:
         on_success += f"; with {param}={show_value(value)}: {_effects(effects)}"
-    cells = (f"`{name}`", on_success, _effects(outcome.on_failure), "yes" if outcome.stops_on_failure else "no")
+    once = " (once per instance)" if outcome.once_per_instance else ""
+    cells = (f"`{name}`{once}", on_success, _effects(outcome.on_failure), "yes" if outcome.stops_on_failure else "no")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -100,7 +101,8 @@ def policy_markdown() -> str:
         "## Actions",
         "",
         "What each action writes to the instance record when it succeeds or fails, and whether a failure",
-        "skips the instance's remaining steps.",
+        "skips the instance's remaining steps. One done once per instance is done where the instance's",
+        "decision first asks for it, and not again in a later step.",
         "",
         "| action | on success | on failure | failure stops the instance |",
         "|---|---|---|---|",

@@ -58,7 +58,7 @@ class Finding(NamedTuple):
     """Empty when ready; else what is wrong, naming the resource."""
 
 
-_WORST_FIRST = (DeviceReadiness.MISSING, DeviceReadiness.REPAIRABLE, DeviceReadiness.READY)
+_WORST_FIRST = (DeviceReadiness.MISSING, DeviceReadiness.REPAIRABLE, DeviceReadiness.UNVERIFIED, DeviceReadiness.READY)
 REPAIRABLE_KINDS = frozenset({Kind.POOL, Kind.NETWORK, Kind.MDEV})
 """Resources that can be defined but inactive, and are then started before the guest."""
 
@@ -112,7 +112,10 @@ class Inventory:
     interfaces: frozenset[str] = frozenset()
     """Host network interfaces, bridges among them."""
     secrets: Mapping[str, bool | None] = field(default_factory=dict)
-    """Secret uuid -> holds a value (None: unknown, the connection may not read values: a read-only one)."""
+    """Secret uuid -> holds a value (None: unknown, the connection may not read values)."""
+    read_only: bool = False
+    """Gathered over a read-only connection (`plan`, `explain --live`), which may not read a secret's value: such
+    a secret is unverified, for the run to read. Over a read-write one, a value it may not read is missing."""
     secret_usages: Mapping[str, str] = field(default_factory=dict)
     """A secret's usage id -> its uuid (a disk may name its secret either way)."""
     pci: frozenset[str] = frozenset()
@@ -304,8 +307,10 @@ def check(resource: Resource, inventory: Inventory) -> Finding:
         if uuid not in inventory.secrets:
             return _missing(resource, f"secret {name} is not defined")
         has_value = inventory.secrets[uuid]
-        if has_value is None:  # never promise a start that the run, reading the value, could block
-            return _missing(resource, f"secret {name}: value unknown, cannot check read-only")
+        if has_value is None and inventory.read_only:  # not missing: the run reads it and proves the guest again
+            return Finding(resource, DeviceReadiness.UNVERIFIED, f"secret {name}: value not readable read-only")
+        if has_value is None:  # never start a guest on a value the run itself could not read
+            return _missing(resource, f"secret {name}: value not readable")
         return _ready(resource) if has_value else _missing(resource, f"secret {name}: no value")
     if kind == Kind.HOSTDEV:
         return _ready(resource) if resource.name in inventory.pci else _missing(resource, f"hostdev {name} absent")

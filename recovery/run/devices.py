@@ -150,13 +150,14 @@ class DeviceCheck:
 
     def shown(self, uuid: str) -> str | None:
         """The guest's proof as its report's error says it: `blocked: ...` naming the missing resources,
-        `repairable: ...` naming the inactive ones; None when every resource is ready or it was not proved."""
+        `repairable: ...` the inactive ones, `unverified: ...` the secrets a read-only connection could not read
+        (and a repairable guest's such secrets too); None when every resource is ready or it was not proved."""
         proof = self.proofs.get(uuid)
         if proof is None or proof.readiness is DeviceReadiness.READY:
             return None
         if proof.readiness is DeviceReadiness.MISSING:
             return "blocked: " + "; ".join(proof.missing)
-        return "repairable: " + "; ".join(proof.problems)
+        return f"{proof.readiness}: " + "; ".join(proof.problems)
 
     def degraded(self, uuid: str, live_xml: str, on_degraded: str) -> str | None:
         """After the guest's start: the devices its definition asks for that its running domain (`live_xml`)

@@ -41,7 +41,7 @@ from recovery.core.outcomes import Outcome
 from recovery.core.settings import RunSettings
 from recovery.run.boot import DecisionScreen, RunResult
 from recovery.run.execute import InstanceResult, Plan
-from states.enums import RunningDeletedInstanceAction
+from states.enums import DeviceReadiness, RunningDeletedInstanceAction
 
 FORMAT = "compute-recover plan"
 VERSION = 1
@@ -232,15 +232,24 @@ def _decision(value: Any) -> dict:
 # --- applying ---------------------------------------------------------------------------------
 
 
+RECHECKED = (DeviceReadiness.READY.value, DeviceReadiness.MISSING.value)
+"""What the run's own proof may find of a guest planned `unverified` (a secret's value the plan's read-only
+connection could not read) without it being a change: ready, started as planned; missing, blocked."""
+
+
 def changes_since(planned: PlannedInstance, plan: Plan) -> list[str]:
-    """What differs between the plan and the instance now, each as `what old → new`; empty when nothing."""
-    fresh = plan.decision.facts
+    """What differs between the plan and the instance now, each as `what old → new`; empty when nothing. A
+    device readiness the plan left unverified is the run's to prove (RECHECKED), not a change."""
+    fresh, then = plan.decision.facts, planned.facts
+    rechecked = then.devices == DeviceReadiness.UNVERIFIED.value and fresh.devices in RECHECKED
+    if rechecked:
+        then = then._replace(devices=fresh.devices)
     changes = [f"{name} {show_value(old)} → {show_value(new)}"
-               for name, old, new in zip(Facts._fields, planned.facts, fresh, strict=True) if old != new]
+               for name, old, new in zip(Facts._fields, then, fresh, strict=True) if old != new]
     stamp = _stamp(plan.updated_at)
     if stamp != planned.updated_at:
         changes.append(f"updated_at {show_value(planned.updated_at)} → {show_value(stamp)}")
-    if not changes:
+    if not changes and not (rechecked and fresh.devices == DeviceReadiness.MISSING.value):  # blocked: not planned
         now = {name: decision_json(plan.decision)[name] for name in DECISION_FIELDS}
         if now != planned.decision:
             changes.append(f"decision {_said(planned.decision)} → {_said(now)} (the policy is not the plan's)")

@@ -196,6 +196,9 @@ def test_a_run_repairs_blocks_and_starts_as_the_proof_says_and_the_next_run_star
     planned = {i["uuid"]: i for i in json.loads(plan.stdout)["instances"]}
     assert planned[U("01")]["error"] == f"blocked: disk {host['workdir'] / 'gone.qcow2'} does not exist"
     assert [a["name"] for a in planned[U("02")]["actions"]] == ["plug_vifs", "repair_devices", "resume_guest"]
+    # read-only, libvirtd refuses the secret's value: unverified, planned started; the run reads it and blocks
+    assert planned[U("06")]["error"] == f"unverified: secret {SECRET}: value not readable read-only"
+    assert [a["name"] for a in planned[U("06")]["actions"]] == ["plug_vifs", "resume_guest"]
     assert not host["pool"].isActive() and not host["network"].isActive()  # a plan changes nothing
 
     done = recover(url, "--resume-guests-state-on-host-boot")
@@ -237,3 +240,22 @@ def test_on_degraded_stop_stops_the_guest_that_lacks_a_device(guests: Guests, ho
     assert item["outcome"] == "degraded" and item["error"] == "degraded: disk vdb missing after the start; stopped"
     assert guests.state(U("08"))[0] == libvirt.VIR_DOMAIN_SHUTOFF
 
+
+
+def test_run_plan_reads_the_secret_a_read_only_plan_could_not_and_blocks_a_guest_whose_secret_has_no_value(
+        guests: Guests, host: dict) -> None:
+    workdir = host["workdir"]
+    luks = make_disk(workdir / "luks")
+    define(guests, "06", file_disk(luks).replace(
+        "</disk>", f"<encryption format='luks'><secret type='passphrase' uuid='{SECRET}'/></encryption></disk>"))
+    url, plan = database(workdir, [U("06")]), workdir / "plan.json"
+    target = ["--db", url, "--libvirt-uri", URI, "--host", HOST, "--node", HOST, "--json"]
+    made = subprocess.run([str(CONSOLE_SCRIPT), "plan", *target, "--resume-guests-state-on-host-boot", "--out",
+                           str(plan)], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(plan.read_text())["instances"][0]["record"]["devices"] == "unverified"
+    applied = subprocess.run([str(CONSOLE_SCRIPT), "run", "--plan", str(plan), *target],
+                             capture_output=True, text=True, timeout=300)
+    (item,) = json.loads(applied.stdout)["instances"]
+    assert (item["outcome"], item["error"]) == ("blocked", f"blocked: secret {SECRET}: no value"), applied.stdout
+    assert applied.returncode == 1 and guests.state(U("06"))[0] == libvirt.VIR_DOMAIN_SHUTOFF

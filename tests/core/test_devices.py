@@ -90,7 +90,7 @@ def test_a_host_with_everything_proves_ready():
     ({"networks": {}}, "network 'tenant-a' is not defined"),
     ({"secrets": {**EVERYTHING.secrets, SECRET: False}}, f"secret {SECRET}: no value"),
     ({"secrets": {}}, f"secret {SECRET} is not defined"),
-    ({"secrets": {**EVERYTHING.secrets, SECRET: None}}, f"secret {SECRET}: value unknown, cannot check read-only"),
+    ({"secrets": {**EVERYTHING.secrets, SECRET: None}}, f"secret {SECRET}: value not readable"),
     ({"pci": frozenset({"0000:3b:02.3"})}, "hostdev 0000:3b:00.1 absent"),
     ({"interfaces": frozenset({"eth1"})}, "bridge br-int missing"),
     ({"interfaces": frozenset({"br-int"})}, "host interface eth1 missing"),
@@ -117,6 +117,19 @@ def test_an_inactive_pool_network_or_mdev_is_repairable(change, resource, reason
     assert proof.readiness is DeviceReadiness.REPAIRABLE
     assert proof.repairs == (resource,)
     assert proof.problems == (reason,)
+
+
+def test_a_secret_value_a_read_only_connection_cannot_read_is_unverified_not_missing():
+    unread = {**EVERYTHING.__dict__, "secrets": {**EVERYTHING.secrets, SECRET: None}, "read_only": True}
+    proof = prove_domain(FULL, Inventory(**unread))
+    assert proof.readiness is DeviceReadiness.UNVERIFIED
+    assert proof.missing == () and proof.repairs == ()
+    assert proof.problems == (f"secret {SECRET}: value not readable read-only",)
+    assert proof.summary() == f"unverified: secret {SECRET}: value not readable read-only"
+    repairable = prove_domain(FULL, Inventory(**{**unread, "networks": {"tenant-a": False}}))
+    assert repairable.readiness is DeviceReadiness.REPAIRABLE
+    assert repairable.problems[-1] == f"secret {SECRET}: value not readable read-only"
+    assert prove_domain(FULL, Inventory(**{**unread, "secrets": {SECRET: False}})).readiness is DeviceReadiness.MISSING
 
 
 def test_missing_outweighs_repairable_and_is_listed_first():
@@ -250,7 +263,7 @@ def test_a_proof_is_as_bad_as_its_worst_finding(readinesses):
     from recovery.core.devices import Finding
     proof = DeviceProof(tuple(Finding(Resource(Kind.NETWORK, str(i)), r, "" if r is DeviceReadiness.READY else "x")
                               for i, r in enumerate(readinesses)))
-    for worst in (DeviceReadiness.MISSING, DeviceReadiness.REPAIRABLE):
+    for worst in (DeviceReadiness.MISSING, DeviceReadiness.REPAIRABLE, DeviceReadiness.UNVERIFIED):
         if worst in readinesses:
             assert proof.readiness is worst
             break

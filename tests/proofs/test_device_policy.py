@@ -12,18 +12,22 @@ from recovery.proofs.fact_classes import explore, fact_classes, guard_tests
 from states.enums import DeviceReadiness
 from states.policy import POLICY, STARTS_GUEST
 
-READY, REPAIRABLE, MISSING = (r.value for r in DeviceReadiness)
+READY, REPAIRABLE, MISSING, UNVERIFIED = (r.value for r in (DeviceReadiness.READY, DeviceReadiness.REPAIRABLE,
+                                                             DeviceReadiness.MISSING, DeviceReadiness.UNVERIFIED))
 
 
-def _three_ways(facts: Facts) -> tuple:
+def _four_ways(facts: Facts) -> tuple:
     machine = shared_machine()
-    return tuple(machine.decide_afresh(facts._replace(devices=r)) for r in (READY, REPAIRABLE, MISSING))
+    return tuple(machine.decide_afresh(facts._replace(devices=r)) for r in (READY, REPAIRABLE, MISSING, UNVERIFIED))
 
 
 def test_the_device_fact_changes_only_decisions_that_start_the_guest_and_as_declared():
     classes = fact_classes(guard_tests(POLICY))
     starting_states = 0
-    for case, (ready, repairable, missing) in explore(_three_ways, classes, fixed={"devices": READY}):
+    for case, (ready, repairable, missing, unverified) in explore(_four_ways, classes, fixed={"devices": READY}):
+        # what a read-only connection could not read, the run proves again: planned as if ready
+        assert (unverified.actions, unverified.vm_state, unverified.task_state) == (
+            ready.actions, ready.vm_state, ready.task_state), case.describe()
         starts = [a for a in ready.actions if a in STARTS_GUEST]
         if not starts:
             assert ready.actions == repairable.actions == missing.actions, case.describe()

@@ -2,6 +2,7 @@
 their records left as they were, an inactive network shared by two guests is started once, the others start,
 a plan shows it all and changes nothing, and the journal and the exit code say so."""
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -290,3 +291,86 @@ def test_a_resize_reverted_then_resumed_repairs_once_and_a_shared_network_is_sta
     assert [w for w in doc["warnings"] if "tenant-b" in w] == ["started network 'tenant-b' before the guests that "
                                                                "need it"]
     assert conn.networkLookupByName("tenant-b").isActive()
+
+
+SECRET = "5e1a0b52-0000-4000-8000-00000000c0de"
+
+
+class _WithSecret(Hypervisor):
+    """The test driver (which has no secrets), with one secret: its value cannot be read over a read-only
+    connection, as libvirtd refuses it; over a read-write one it is set or not (`value`)."""
+
+    value = True
+
+    def inventory(self, paths):
+        found = super().inventory(paths)
+        return dataclasses.replace(found, secrets={SECRET: None if self.read_only else self.value})
+
+
+def _secret_host(tmp_path: Path) -> tuple[str, str]:
+    """Guest 09, resumed after the outage, whose disk is encrypted with SECRET."""
+    disk = tmp_path / "luks.qcow2"
+    disk.write_bytes(b"")
+    luks = (f"<disk type='file'><source file='{disk}'/><target dev='vda'/><encryption format='luks'>"
+            f"<secret type='passphrase' uuid='{SECRET}'/></encryption></disk>")
+    node = tmp_path / "libvirt.xml"
+    node.write_text("<node><cpu><mhz>1000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets><cores>4"
+                    "</cores><threads>1</threads><active>4</active></cpu><memory>8388608</memory>"
+                    + _domain("09", luks) + "</node>")
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    seed_if_empty(migrated_database(url), {"host": HOST, "services": [
+        {"host": HOST, "binary": "nova-compute", "topic": "compute"}], "instances": [
+        {"uuid": U("09"), "display_name": "guest-09", "host": HOST, "node": HOST, "vm_state": "active",
+         "task_state": None, "power_state": 1, "vcpus": 1, "memory_mb": 64, "root_gb": 0}]})
+    return f"test://{node}", url
+
+
+def _plan_then_apply(tmp_path: Path, value: bool) -> tuple[dict, dict, libvirt.virConnect]:
+    """`plan --out` over a read-only connection, then `run --plan` over a read-write one (the secret's value
+    `value`), as the commands make them: the plan's report, the run's, and the run's connection."""
+    from recovery.run.plan_file import PlanWriter, load_for_run
+
+    uri, url = _secret_host(tmp_path)
+    settings = RunSettings(host=HOST, node=HOST, options=Options(resume_guests_state_on_host_boot=True),
+                           stop_timeout=1)
+    path = tmp_path / "plan.json"
+    writer, db = PlanWriter(path), open_database(url, read_only=True)
+    try:
+        planning = writer.settings_for(dataclasses.replace(settings, dry_run=True), uri)
+        planned = HostBoot(shared_machine(), _WithSecret(libvirt.openReadOnly(uri), uri, True), db, planning,
+                           screen=writer).run()
+        writer.finish(planned)
+    finally:
+        db.close()
+    applying = load_for_run(path, settings.options, frozenset())
+    conn, db = libvirt.open(uri), open_database(url)
+    hypervisor = _WithSecret(conn, uri, False)
+    hypervisor.value = value
+    try:
+        applied = HostBoot(shared_machine(), hypervisor, db, applying.settings_for(settings, uri),
+                           screen=applying).run()
+    finally:
+        db.close()
+    return run_json(planned), run_json(applied), conn
+
+
+def test_a_plan_made_read_only_leaves_a_secret_unverified_and_run_plan_starts_the_guest_once_its_value_is_read(
+        tmp_path):
+    planned, applied, conn = _plan_then_apply(tmp_path, value=True)
+    (item,) = planned["instances"]
+    assert item["error"] == f"unverified: secret {SECRET}: value not readable read-only"
+    assert [a["name"] for a in item["actions"]] == ["plug_vifs", "resume_guest"]  # not blocked
+    record = json.loads((tmp_path / "plan.json").read_text())["instances"][0]["record"]
+    assert record["devices"] == "unverified"
+    (item,) = applied["instances"]
+    assert (item["outcome"], item["error"]) == ("ok", None)
+    assert conn.lookupByUUIDString(U("09")).isActive()
+
+
+def test_run_plan_blocks_a_guest_whose_unverified_secret_has_no_value(tmp_path):
+    planned, applied, conn = _plan_then_apply(tmp_path, value=False)
+    assert planned["instances"][0]["error"] == f"unverified: secret {SECRET}: value not readable read-only"
+    (item,) = applied["instances"]
+    assert (item["outcome"], item["error"]) == ("blocked", f"blocked: secret {SECRET}: no value")
+    assert [a["name"] for a in item["actions"]] == ["plug_vifs"]
+    assert not conn.lookupByUUIDString(U("09")).isActive() and applied["totals"]["blocked"] == 1
