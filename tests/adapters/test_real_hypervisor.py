@@ -565,3 +565,96 @@ def test_the_agent_keeps_real_guests_records_true(daemon: Daemon, guests: Guests
             agent.kill()
     assert agent.returncode == 0, err
     assert record(stopped)[:2] == ("stopped", None)
+
+
+def gauge(textfile: Path, metric: str) -> float | None:
+    """A sample without labels from the agent's metrics textfile; None before the file or the sample exists."""
+    try:
+        lines = textfile.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return next((float(line.split()[1]) for line in lines if line.split()[:1] == [metric]), None)
+
+
+def test_the_agent_rides_out_a_real_libvirtd_crash(daemon: Daemon, guests: Guests, workdir: Path) -> None:
+    """kill -9 of the real libvirtd under the running `agent` (the guests' QEMU keep running, as after a crash):
+    the agent logs the loss, disables its service (AUTO reason), sets compute_recover_libvirt_connected to 0,
+    keeps beating and writes nothing to any instance. While libvirtd stays away it tries again every 5 s and
+    does not exit. When libvirtd is back it re-enables the service, sets the gauge to 1 and hears events
+    again: a guest crashed after the reconnect is recorded stopped. An operator's disable outlives a loss and a
+    return. Lost for good, SIGTERM still ends it with exit 0."""
+    if not daemon.owned:
+        missing("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
+    crashed, steady = (f"6c1a0b52-0000-4000-8000-0000000003{n:02d}" for n in range(2))
+    for number, uuid in enumerate((crashed, steady)):
+        guests.start(guests.define(f"instance-000003{number:02x}", uuid))
+    instances = [{"uuid": uuid, "host": HOST, "node": HOST, "vm_state": "active", "task_state": None,
+                  "power_state": "running"} for uuid in (crashed, steady)]
+    database = workdir / "db.sqlite"
+    url = seeded_database(database, {"host": HOST, "instances": instances,
+                                     "services": [{"host": HOST, "binary": "nova-compute"}]})
+    textfile, log = workdir / "agent.prom", workdir / "agent.log"
+    command = [CONSOLE_SCRIPT, "agent", "--db", url, "--libvirt-uri", URI, "--host", HOST, "--node", HOST,
+               "--report-interval", "1", "--lifecycle-event-delay", "3", "--metrics-textfile", textfile]
+    with log.open("w") as stderr:
+        agent = subprocess.Popen([str(part) for part in command], stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def service() -> dict:
+        return keyed_rows(database, "services", "host")[HOST]
+
+    def connected() -> float | None:
+        return gauge(textfile, "compute_recover_libvirt_connected")
+
+    def records() -> dict[str, tuple]:
+        return {uuid: (r["vm_state"], r["task_state"], r["power_state"])
+                for uuid, r in keyed_rows(database, "instances", "uuid").items()}
+
+    try:
+        wait_for(lambda: connected() == 1, timeout=60, what="the agent to have recovered the host")
+        settled = records()
+        assert settled == {crashed: ("active", None, 1), steady: ("active", None, 1)}
+
+        daemon.kill()
+        wait_for(lambda: connected() == 0, timeout=15, what="the agent to notice libvirtd is gone")
+        assert (service()["disabled"], service()["disabled_reason"]) == (1, "AUTO: Connection to libvirt lost")
+        beats = service()["report_count"]
+        time.sleep(11)  # two reconnect attempts, both failing
+        assert agent.poll() is None  # no bounded wait: it stays, disabled, and keeps trying
+        assert service()["report_count"] > beats  # still up, as Nova shows a disabled service
+        assert records() == settled  # a lost libvirt is no instance's failure
+        assert log.read_text().count("libvirt still unreachable") in (2, 3)  # every 5 s
+
+        daemon.start()
+        wait_for(lambda: connected() == 1, timeout=30, what="the agent to reconnect")
+        wait_for(lambda: not service()["disabled"], timeout=5, what="the service to be enabled again")
+        assert service()["disabled_reason"] is None
+        assert records() == settled
+        guests.crash(guests.domain(crashed))
+        wait_for(lambda: records()[crashed][0] == "stopped", timeout=30, what="the crash after the reconnect")
+        assert records()[crashed] in (("stopped", None, 4), ("stopped", None, 6))  # shutdown or crashed
+        assert records()[steady] == settled[steady]
+
+        rows(f"sqlite:///{database}", "UPDATE services SET disabled = 1, disabled_reason = 'maintenance'")
+        daemon.kill()
+        wait_for(lambda: connected() == 0, timeout=15, what="the agent to notice libvirtd is gone again")
+        daemon.start()
+        wait_for(lambda: connected() == 1, timeout=30, what="the agent to reconnect again")
+        assert (service()["disabled"], service()["disabled_reason"]) == (1, "maintenance")  # an operator's stays
+
+        daemon.kill()
+        wait_for(lambda: connected() == 0, timeout=15, what="the agent to notice libvirtd is gone for good")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        daemon.start()
+    err = log.read_text()
+    assert agent.returncode == 0, err
+    assert "Traceback" not in err
+    assert err.count("lost the connection to libvirt: libvirt closed the connection") == 3, err
+    assert "service disabled: AUTO: Connection to libvirt lost" in err
+    assert "libvirt still unreachable: cannot open libvirt at 'qemu:///system'" in err
+    assert err.count("the connection to libvirt is back") == 2
+    assert err.count("service re-enabled") == 1
+    assert records()[steady] == settled[steady]

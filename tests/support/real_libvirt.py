@@ -227,6 +227,12 @@ class Guests:
                 self.conn = libvirt.open(URI)  # libvirtd was restarted under this test: connect again
         return None
 
+    def domain(self, uuid: str) -> libvirt.virDomain:
+        """The defined domain, looked up afresh (a domain object of a libvirtd that was restarted is dead)."""
+        dom = self._find(uuid)
+        assert dom is not None, f"no domain {uuid}"
+        return dom
+
     def state(self, uuid: str) -> tuple[int, int] | None:
         """libvirt's (state, reason) of the domain, None when it is not defined."""
         dom = self._find(uuid)
