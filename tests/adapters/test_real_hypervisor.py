@@ -14,6 +14,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,8 +30,9 @@ from recovery.adapters.hypervisor import Hypervisor, HypervisorError, Hypervisor
 from recovery.db.scenarios import read_db_json, seed
 from tests.support.databases import migrated_database
 from tests.support.parts import missing
-from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, U
+from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, ROOT, U
 from tests.support.real_libvirt import (
+    LOCK,
     URI,
     Daemon,
     Guests,
@@ -406,6 +408,19 @@ def test_a_lost_libvirtd_is_hypervisor_lost(daemon: Daemon) -> None:
         daemon.start()
 
 
+def test_a_second_real_hypervisor_run_waits_for_this_one(daemon: Daemon) -> None:
+    """Another process's run (a second pytest, `make bench`) does not take this run's libvirtd for the
+    system's, which this run kills, restarts and stops: it waits its turn, here 1 s, then says who holds it."""
+    second = subprocess.run(
+        [sys.executable, "-c", "from tests.support.real_libvirt import running_daemon\n"
+         "with running_daemon(wait=1):\n    pass"],
+        capture_output=True, text=True, timeout=60, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert second.returncode == 1
+    assert second.stderr.rstrip().splitlines()[-1] == (
+        f"tests.support.real_libvirt.RealHypervisorUnavailable: another real-hypervisor run (pid {os.getpid()}) "
+        f"still holds {LOCK} after 1 s")
+
+
 def test_undefine_takes_managed_save_and_snapshot_metadata_along(guests: Guests, hv: Hypervisor) -> None:
     # Plain virDomainUndefine refuses a domain with either.
     dom = guests.define("instance-000000a1", GUEST)
@@ -432,6 +447,22 @@ def twelve_to_resume(guests: Guests) -> tuple[dict, list[str]]:
                   "task_state": None, "power_state": "running"} for n, uuid in enumerate(uuids)]
     return {"host": HOST, "instances": instances,
             "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]}, uuids
+
+
+def test_twelve_crashed_guests_all_come_back_at_the_default_concurrency(guests: Guests, workdir: Path) -> None:
+    """The benchmark's outage as a test: twelve guests killed with kill -9 at once, then one run with the
+    default --concurrency, whose workers each start guests on their own connection at the same time: every
+    instance ok, every guest booted afresh."""
+    data, uuids = twelve_to_resume(guests)
+    guests.in_parallel(guests.crash, ((guests.domain(uuid),) for uuid in uuids))
+    url = seeded_database(workdir / "db.sqlite", data)
+
+    done = recover(url, "--resume-guests-state-on-host-boot")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert {(i["uuid"], i["outcome"], i["error"]) for i in report["instances"]} == {(u, "ok", None) for u in uuids}
+    assert {uuid: guests.state(uuid) for uuid in uuids} == dict.fromkeys(uuids, BOOTED)
 
 
 def test_libvirtd_killed_mid_run_is_not_an_instance_failure(daemon: Daemon, guests: Guests, workdir: Path) -> None:
