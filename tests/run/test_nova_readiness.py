@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, update
 
 from recovery.core.network_info import MAX_NETWORK_INFO_CHARS, NetworkInfoError, cached_addresses
+from recovery.db import open_database
 from tests.run.test_probe_refusals import connections, listening
 from tests.support.guest_network import GuestNetwork
 from tests.support.nova_cell_schema import create_nova_schema, insert_nova_scenario, instance_info_caches
@@ -160,3 +161,38 @@ def test_a_malformed_info_cache_is_a_network_info_error(kind):
     with pytest.raises(NetworkInfoError) as refused:
         cached_addresses(cache)
     assert reason in str(refused.value)
+
+
+# --- read in bulk with the other facts ---------------------------------------------------------
+
+
+def test_the_info_caches_are_read_in_one_statement_whatever_the_instance_count(tmp_path):
+    """On a Nova cell database, load_host reads the caches of the instances naming a readiness address
+    in one more statement, the same for 10 and 200 instances; the others' caches are not read at all."""
+    url = f"sqlite:///{tmp_path / 'nova.sqlite'}"
+    create_nova_schema(url)
+
+    def fleet(host: str, count: int) -> list[dict]:
+        return [{"uuid": f"6c1a0b52-0000-4000-8000-{host[-1]}{n:011d}", "host": host, "node": host,
+                 "vm_state": "active", "power_state": "running",
+                 "metadata": {"recover:ready": "tcp:22", "recover:address": f"10.0.{n // 250}.{n % 250 + 1}"}
+                 if n % 2 else {}} for n in range(count)]
+
+    insert_nova_scenario(url, {"host": "small", "instances": fleet("small", 10) + fleet("big2", 200)})
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(instance_info_caches).values(network_info=network_info("10.0.0.1")))
+    engine.dispose()
+    db = open_database(url)
+    try:
+        with db.count_statements() as small_reads:
+            small = db.load_host("small", nova_cell=True)
+        with db.count_statements() as big_reads:
+            big = db.load_host("big2", nova_cell=True)
+        with db.count_statements() as own_reads:
+            db.load_host("big2")
+    finally:
+        db.close()
+    assert (len(small.network_info), len(big.network_info)) == (5, 100)  # the ones naming an address
+    assert all(cached_addresses(text) == {"10.0.0.1"} for text in big.network_info.values())
+    assert small_reads.count == big_reads.count == own_reads.count + 1
