@@ -47,6 +47,8 @@ class PrivateReplacement:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(os.path.realpath(path))
+        if self.path.exists() and not self.path.is_file():
+            raise OSError(errno.EINVAL, "not a regular file")  # never /dev/null replaced by a file
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         self._temporary = Path(temporary)
         self.file: IO[bytes] = os.fdopen(_private(handle), "wb")

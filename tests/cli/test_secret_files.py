@@ -162,3 +162,19 @@ def test_the_metrics_textfile_is_0600_behind_a_symlink(tmp_path):
     assert done.returncode == 0, done.stderr
     assert link.is_symlink() and "compute_recover_runs_total" in real.read_text()
     assert mode(real) == oct(0o600)
+
+
+def test_plan_out_refuses_to_replace_what_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert compute_recover("db", "upgrade", "--db", url).returncode == 0
+    assert compute_recover("scenario", "load", FIXTURES / "clean-host", "--db", url).returncode == 0
+    for out in (fifo, link):
+        done = compute_recover("plan", "--scenario", FIXTURES / "clean-host", "--db", url, "--out", out)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert f"cannot write plan file {out}: not a regular file" in done.stderr
+    assert fifo.is_fifo() and mode(fifo) == oct(0o644) and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite", "fifo", "link"]
