@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import libvirt
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
@@ -128,6 +128,7 @@ def test_a_concurrent_change_is_never_overwritten_and_a_lost_claim_touches_nothi
     if decided_from[2] == "owned":
         assert results, "this host's own instance is always decided"
     for plan, result in results:
+        event(f"{decided_from[2]} -> {changed_to[2]}: " + ("claim lost" if result is None else str(result.outcome)))
         if result is None:  # the claim was lost: nothing ran, nothing written, nothing journaled as done
             assert plan.writable, "only a live record of this host is claimed"
             assert domains_after == domains_before
