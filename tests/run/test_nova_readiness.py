@@ -20,8 +20,7 @@ from sqlalchemy import create_engine, update
 
 from recovery.core.network_info import MAX_NETWORK_INFO_CHARS, NetworkInfoError, cached_addresses
 from recovery.db import open_database
-from tests.run.test_probe_refusals import connections, listening
-from tests.support.guest_network import GuestNetwork
+from tests.support.guest_network import GuestNetwork, connections, listening
 from tests.support.nova_cell_schema import create_nova_schema, insert_nova_scenario, instance_info_caches
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES
 
@@ -72,13 +71,6 @@ def run_on_nova(tmp_path: Path, address: str, port: int, cache: str) -> dict:
 
 def database_item(report: dict) -> dict:
     return next(item for item in report["instances"] if item["uuid"] == DATABASE)
-
-
-@pytest.fixture
-def guest() -> GuestNetwork:
-    network = GuestNetwork()
-    yield network
-    network.remove()
 
 
 def test_an_address_from_the_guests_info_cache_is_probed(tmp_path, guest):
