@@ -72,6 +72,8 @@ class Plan:
     decision: Decision
     writable: bool
     """Only a live record of this host is written; evacuated or deleted ones are not ours."""
+    host: str | None = None
+    """The record's host when it was read: a record not written is checked to hold it still before acting."""
     evacuation_id: int | None = None
     stored_uuid: str | None = None
     """The uuid as the row stores it, when its case differs."""
@@ -306,6 +308,15 @@ class _Record:
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
+    def claim(self, conn: Connection) -> bool:
+        """Before the first action outside: the record this run writes is compare-and-swapped; one it does not
+        (deleted, or another host's) is only checked to hold still what it was decided from, host included."""
+        if self.plan.writable:
+            return self.write(conn)
+        uuid = self.plan.stored_uuid or self.plan.uuid
+        self.claimed = self.db.still_as_read(conn, uuid, self.confirmed, self.plan.host)
+        return self.claimed
+
     def commit(self, what: str, work: Callable[[Connection, Connection], None], result: InstanceResult) -> None:
         """Run `work` (the record's connection, the journal's) in a committed transaction (Ports.writes).
         If it is not committed, the record and the report are again as last committed; a write
@@ -417,7 +428,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
 def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
     """Claim the row before the first action; False (with the result filled) if the database failed."""
     def claim(conn: Connection, _journal: Connection) -> None:
-        if not record.write(conn):
+        if not record.claim(conn):
             raise LostRace(record.lost())
 
     try:
