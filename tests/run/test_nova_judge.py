@@ -144,6 +144,15 @@ INSTANCES = [
     instance(82, "active", "updating_password", RUNNING, RUNNING),
     instance(83, "resized", "resize_confirming", RUNNING, RUNNING),
     instance(84, "paused", None, PAUSED, SHUTDOWN),
+    instance(86, "active", "scheduling", 0, None),
+    instance(87, "building", "block_device_mapping", 0, None),
+    instance(88, "building", "networking", 0, None),
+    instance(89, "active", "image_snapshot_pending", RUNNING, RUNNING),
+    instance(90, "active", "image_pending_upload", RUNNING, RUNNING),
+    instance(91, "active", "image_uploading", RUNNING, SHUTDOWN),
+    instance(92, "active", "reboot_started", RUNNING, SHUTDOWN),
+    instance(93, "active", "shelving_image_pending_upload", SHUTDOWN, SHUTDOWN),
+    instance(94, "soft-delete", "restoring", SHUTDOWN, SHUTDOWN),
 ]
 MIGRATIONS = [
     {"instance_uuid": U(22), "migration_type": "live-migration", "status": "running"},
@@ -379,7 +388,7 @@ def test_nova_decides_on_every_pre_run_state_as_the_plan_does(cell, nova_python,
                  or [a for a in i["actions"] if a["name"] != "plug_vifs"]
                  or [step for step in i["path"] if step["from"] != step["to"]]}
     assert plan_acts == {U(n) for n in (3, 4, *range(6, 23), 25, 30, 31, 32, 34, 38, 41, 52, 57, 58, 59, 61, 62, 63,
-                                        65, 66, 67, 71, 73, 74, 75, 76, 77, 79)}
+                                        65, 66, 67, 71, 73, 74, 75, 76, 77, 79, *range(86, 93))}
     before = table_rows(url)
     started = judge(nova_python, "start", url, tmp_path, spec(domains))
     nova_acts = acted_on(started["calls"], before, table_rows(url))
