@@ -343,6 +343,7 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     result = InstanceResult(plan.uuid, plan.decision)
     planned = [action for step in plan.decision.steps for action in step.case.actions]
     done, acted = 0, False
+    power = plan.decision.facts.power_state  # the guest's, as the actions leave it by their declared effects
     if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
         return _halted(ports, plan, result, planned, record)
     for step in plan.decision.steps:
@@ -365,7 +366,9 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
                 if ACTIONS[action.name].stops_on_failure:
                     return _finish(ports, plan, record, result, planned[done:], acted)
                 continue
-            record.apply(action_effects(action, succeeded=True))
+            effects = action_effects(action, succeeded=True, power_state=power)
+            record.apply(effects)
+            power = str(effects.get("power_state", power))
             if outside and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
                 return _halted(ports, plan, result, planned[done:], record)
     return _finish(ports, plan, record, result, [], acted)
