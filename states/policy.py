@@ -108,6 +108,9 @@ class ActionOutcome:
     destroys_domain: bool = False
     on_success_by_param: tuple[tuple[tuple[str, object], tuple[tuple[str, object], ...]], ...] = ()
     """Extra success effects that depend on a parameter: ((param, value), effects)."""
+    leaves_power: frozenset[str] = frozenset()
+    """Power states the action finds the guest in and leaves it in: from one of them its success changes
+    nothing but the record's power state, which then says the power the guest kept."""
     once_per_instance: bool = False
     """Done at most once for an instance, where its decision first asks for it: steps that each ask for it
     (a crashed resize reverted with power on, then the guest resumed) are served by the first."""
@@ -140,7 +143,8 @@ ACTIONS: dict[str, ActionOutcome] = {
         )
     ),
     "abort_live_migration": ActionOutcome(),
-    "resume_guest": ActionOutcome(on_success=_RUNNING_ACTIVE, on_failure=(("vm_state", "error"),)),
+    "resume_guest": ActionOutcome(on_success=_RUNNING_ACTIVE, on_failure=(("vm_state", "error"),),
+                                  leaves_power=frozenset({"running", "paused", "suspended"})),
     "destroy_evacuated": ActionOutcome(on_success=_DOMAIN_GONE, stops_on_failure=True, destroys_domain=True),
     "complete_migration": ActionOutcome(on_success=(("evacuation_status", "completed"),)),
     "reap_domain": ActionOutcome(on_success=_DOMAIN_GONE, destroys_domain=True),
@@ -268,6 +272,12 @@ POLICY: tuple[Rule, ...] = (
                 EVACUATED, DOMAIN_HERE,
                 reason="it was evacuated to another host, but destroy_after_evacuate is off, so the stale "
                 "local domain is left alone (warning) and the evacuation stays open",
+            ),
+            case(
+                EVACUATED, NO_DOMAIN, is_in("deleted", True), NOVA_CELL,
+                reason="it was evacuated to another host and deleted since, and no local domain is left, so "
+                "nothing is done: its evacuation is left open, as nova-compute leaves it (its allocations were "
+                "released when it was deleted)",
             ),
             case(
                 EVACUATED,
@@ -564,11 +574,11 @@ POLICY: tuple[Rule, ...] = (
         "the guest is started again as its resume policy asks",
         (
             hand_off(
-                _resume(ResumePolicy.IF_WAS_RUNNING), WAS_RUNNING, NOT_RUNNING,
+                not_in("resume_policy", ResumePolicy.NEVER.value), WAS_RUNNING, NOT_RUNNING,
                 is_in("resume_guests_state_on_host_boot", True), NO_DOMAIN, is_in("vm_state", VmState.ACTIVE.value),
                 is_in("down_too_long", False),
-                done_here="it was running before the host went down and resume_guests_state_on_host_boot is on, "
-                "but its domain is gone, so nothing is done here",
+                done_here="it was running before the host went down, its resume policy would start it and "
+                "resume_guests_state_on_host_boot is on, but its domain is gone, so nothing is done here",
                 left="the domain built again from its records and started by _init_instance "
                 "(_resume_guests_state: the libvirt driver's hard reboot, with its network and volumes), since "
                 "only nova-compute can build a domain's definition",
@@ -582,6 +592,13 @@ POLICY: tuple[Rule, ...] = (
             case(
                 _resume(ResumePolicy.ALWAYS), NOT_RUNNING, DOWN_TOO_LONG,
                 reason=f"its metadata says recover:resume=always, but {_TOO_LONG}",
+                records_power=True,
+            ),
+            case(
+                _resume(ResumePolicy.ALWAYS), is_in("power_state", "paused", "suspended"),
+                not_in("db_power_state", "running"),
+                reason="its metadata says recover:resume=always, but it is paused or suspended, which resuming leaves "
+                "as it is (as Nova's libvirt driver does), so it is left so",
                 records_power=True,
             ),
             *starting(

@@ -74,6 +74,8 @@ def _action_row(name: str, outcome: ActionOutcome) -> str:
     on_success = _effects(outcome.on_success)
     for (param, value), effects in outcome.on_success_by_param:
         on_success += f"; with {param}={show_value(value)}: {_effects(effects)}"
+    if outcome.leaves_power:
+        on_success += f"; a guest found {' or '.join(sorted(outcome.leaves_power))} is left so: only that power_state"
     once = " (once per instance)" if outcome.once_per_instance else ""
     cells = (f"`{name}`{once}", on_success, _effects(outcome.on_failure), "yes" if outcome.stops_on_failure else "no")
     return "| " + " | ".join(cells) + " |"

@@ -12,12 +12,15 @@ from states.enums import NO_TASK
 from states.policy import ACTIONS, Action, ActionOutcome
 
 
-def action_effects(action: Action, succeeded: bool,
-                   vocabulary: dict[str, ActionOutcome] = ACTIONS) -> dict[str, object]:
-    """The fact changes an action causes, by the vocabulary's declared outcomes."""
+def action_effects(action: Action, succeeded: bool, vocabulary: dict[str, ActionOutcome] = ACTIONS,
+                   power_state: str | None = None) -> dict[str, object]:
+    """The fact changes an action causes, by the vocabulary's declared outcomes; `power_state` is the
+    guest's before the action (None: not known), which an action may leave as it is (`leaves_power`)."""
     outcome = vocabulary[action.name]
     if not succeeded:
         return dict(outcome.on_failure)
+    if power_state in outcome.leaves_power:
+        return {"power_state": power_state}
     effects = dict(outcome.on_success)
     params = dict(action.params)
     for (param, value), extra in outcome.on_success_by_param:
@@ -52,7 +55,8 @@ def after_success(decision: Decision, vocabulary: dict[str, ActionOutcome] = ACT
     """The facts once the decision's writes are made and all its actions succeeded."""
     facts = decision.facts._replace(vm_state=decision.vm_state, task_state=decision.task_state or NO_TASK)
     for action in decision.actions:
-        facts = apply_effects(facts, action_effects(action, succeeded=True, vocabulary=vocabulary))
+        facts = apply_effects(facts, action_effects(action, succeeded=True, vocabulary=vocabulary,
+                                                    power_state=facts.power_state))
     return facts
 
 

@@ -282,6 +282,17 @@ class RecoveryWrites(ConnectedDatabase):
                   "e_updated_at": updated_at}
         return conn.execute(_holds_statement(), params).first() is not None
 
+    def still_as_read(self, conn: Connection, uuid: str, expect: tuple[str | None, str | None, datetime | None],
+                      host: str | None) -> bool:
+        """Within `conn`'s transaction, whether a record this run does not write (deleted, or another
+        host's) still holds the (vm_state, task_state, updated_at) and host it was decided from, deleted
+        since or not: checked before acting on its domain, so that an instance evacuated back here (or
+        rebuilt) since it was read does not lose its guest to a decision about its stale copy."""
+        vm_state, task_state, updated_at = expect
+        params = {"b_uuid": uuid, "e_vm_state": _plain(vm_state), "e_task_state": _plain(task_state),
+                  "e_updated_at": updated_at, "e_host": host}
+        return conn.execute(_as_read_statement(), params).first() is not None
+
     def set_migration_status(self, migration_id: int, status: str) -> bool:
         """Returns whether the migration record exists (and was updated)."""
         statement = (update(Migration).where(Migration.id == migration_id)
@@ -531,15 +542,26 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _as_decided() -> ColumnElement[bool]:
-    """The live row still holds what it was decided from (bound as b_uuid and e_*)."""
+def _as_read() -> ColumnElement[bool]:
+    """The row, deleted or not, still holds the states and the updated_at it was read with (bound as b_uuid
+    and e_*)."""
     return (
         (Instance.uuid == bindparam("b_uuid"))
         & Instance.vm_state.is_not_distinct_from(bindparam("e_vm_state"))
         & Instance.task_state.is_not_distinct_from(bindparam("e_task_state"))
         & _StoredInstant(Instance.updated_at).is_not_distinct_from(bindparam("e_updated_at", type_=DateTime))
-        & (Instance.deleted == 0)
     )
+
+
+def _as_decided() -> ColumnElement[bool]:
+    """The live row still holds what it was decided from (bound as b_uuid and e_*)."""
+    return _as_read() & (Instance.deleted == 0)
+
+
+@cache
+def _as_read_statement() -> Select[tuple[int]]:
+    """A record not this run's to write, if it still holds what it was read with, its host included."""
+    return select(Instance.id).where(_as_read() & Instance.host.is_not_distinct_from(bindparam("e_host")))
 
 
 @cache

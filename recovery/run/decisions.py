@@ -108,7 +108,7 @@ def decide_instance(machine: RecoveryMachine, row: InstanceRow, record: dict, fa
                     evacuation: MigrationRow | None, network_info: str | None = None) -> Plan:
     """The machine's decision on one instance, with what its execution needs of the row (and, on Nova's cell
     database, its network info cache)."""
-    return Plan(row.key, machine.decide(facts), writable=facts.owned and not facts.deleted,
+    return Plan(row.key, machine.decide(facts), writable=facts.owned and not facts.deleted, host=row.host,
                 evacuation_id=evacuation.id if evacuation else None,
                 stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record,
                 project=row.project_id, network_info=network_info)

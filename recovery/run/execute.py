@@ -72,6 +72,8 @@ class Plan:
     decision: Decision
     writable: bool
     """Only a live record of this host is written; evacuated or deleted ones are not ours."""
+    host: str | None = None
+    """The record's host when it was read: a record not written is checked to hold it still before acting."""
     evacuation_id: int | None = None
     stored_uuid: str | None = None
     """The uuid as the row stores it, when its case differs."""
@@ -306,6 +308,15 @@ class _Record:
         self.power_state, self.mark_deleted, self.claimed = None, False, True
         return True
 
+    def claim(self, conn: Connection) -> bool:
+        """Before the first action outside: the record this run writes is compare-and-swapped; one it does not
+        (deleted, or another host's) is only checked to hold still what it was decided from, host included."""
+        if self.plan.writable:
+            return self.write(conn)
+        uuid = self.plan.stored_uuid or self.plan.uuid
+        self.claimed = self.db.still_as_read(conn, uuid, self.confirmed, self.plan.host)
+        return self.claimed
+
     def commit(self, what: str, work: Callable[[Connection, Connection], None], result: InstanceResult) -> None:
         """Run `work` (the record's connection, the journal's) in a committed transaction (Ports.writes).
         If it is not committed, the record and the report are again as last committed; a write
@@ -332,6 +343,7 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
     result = InstanceResult(plan.uuid, plan.decision)
     planned = list(plan.decision.actions)
     done, acted = 0, False
+    power = plan.decision.facts.power_state  # the guest's, as the actions leave it by their declared effects
     if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
         return _halted(ports, plan, result, planned, record)
     for step, actions in plan.decision.steps_with_actions():
@@ -354,7 +366,9 @@ def execute(ports: Ports, plan: Plan) -> InstanceResult:
                 if ACTIONS[action.name].stops_on_failure:
                     return _finish(ports, plan, record, result, planned[done:], acted)
                 continue
-            record.apply(action_effects(action, succeeded=True))
+            effects = action_effects(action, succeeded=True, power_state=power)
+            record.apply(effects)
+            power = str(effects.get("power_state", power))
             if outside and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
                 return _halted(ports, plan, result, planned[done:], record)
     return _finish(ports, plan, record, result, [], acted)
@@ -417,7 +431,7 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
 def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
     """Claim the row before the first action; False (with the result filled) if the database failed."""
     def claim(conn: Connection, _journal: Connection) -> None:
-        if not record.write(conn):
+        if not record.claim(conn):
             raise LostRace(record.lost())
 
     try:

@@ -44,6 +44,16 @@ def test_always_resumes_a_guest_that_was_not_running_without_the_nova_option():
     assert actions(with_metadata("always", power_state="running")) == ["plug_vifs"]
 
 
+@pytest.mark.parametrize("power", ["paused", "suspended"])
+def test_always_leaves_a_paused_or_suspended_guest_so_unless_nova_would_resume_it(power):
+    """resume_guest leaves such a guest as it is (as Nova's libvirt driver does): `always` does not call it
+    for nothing, but its power state is recorded; recorded running, Nova's own rule resumes it (a no-op)."""
+    decision = decide(with_metadata("always", power_state=power, db_power_state="shutdown"))
+    assert [a["name"] for a in decision["actions"]] == ["plug_vifs"]
+    assert "it is paused or suspended, which resuming leaves as it is" in decision["reason"]
+    assert actions(with_metadata("always", power_state=power)) == ["plug_vifs", "resume_guest"]
+
+
 def test_max_downtime_leaves_every_guest_off_when_the_host_was_down_longer():
     two_hours = {"host_down_seconds": 7_200}
     args = ("--resume-guests-state-on-host-boot", "--max-downtime", "1h")

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,9 @@ from tests.support.paths import ROOT
 NOVA_PYTHON = ROOT / "build" / "nova-venv" / "bin" / "python"
 JUDGE = ROOT / "tests" / "support" / "nova_judge.py"
 HOST, OTHER = "compute-1", "compute-2"
-RUNNING, PAUSED, SHUTDOWN = 1, 3, 4
-TEST_RUNSTATE = {RUNNING: 1, PAUSED: 3, SHUTDOWN: 5}
-"""Nova's power integers as libvirt test-driver run states (5: shut off)."""
+RUNNING, PAUSED, SHUTDOWN, SUSPENDED = 1, 3, 4, 7
+TEST_RUNSTATE = {RUNNING: 1, PAUSED: 3, SHUTDOWN: 5, SUSPENDED: 7}
+"""Nova's power integers as libvirt test-driver run states (5: shut off, 7: pm-suspended)."""
 NOVA_POWER = {"running": RUNNING, "paused": PAUSED, "shutdown": SHUTDOWN, "crashed": 6, "suspended": 7}
 ROUTINE = {("driver", "get_info"), ("driver", "list_instance_uuids"), ("driver", "list_instances"),
            ("driver", "instance_exists"), ("driver", "plug_vifs"), ("driver", "check_instance_shared_storage_local"),
@@ -39,6 +40,10 @@ CHILD_TABLES = {"instance_extra": "instance_uuid", "instance_system_metadata": "
                 "instance_info_caches": "instance_uuid", "instance_id_mappings": "uuid",
                 "instance_metadata": "instance_uuid"}
 """The child rows Nova's instance.destroy() soft-deletes with the instance."""
+
+
+DOWN_SINCE = (datetime.now(UTC) - timedelta(hours=2)).replace(tzinfo=None).isoformat()
+"""The host's last heartbeat: down two hours, longer than if-down-less-than:1h allows, less than 1d."""
 
 
 def U(n: int) -> str:
@@ -82,6 +87,72 @@ INSTANCES = [
     instance(32, "active", None, RUNNING, RUNNING, host=OTHER),
     instance(33, "active", None, RUNNING, RUNNING, host=OTHER),
     instance(34, "active", None, RUNNING, RUNNING, host=OTHER, deleted=True),
+    # Evacuations in the statuses Nova leaves alone (the instance where the failure left it), and deleted
+    # instances' evacuations in several statuses, with and without a domain left here.
+    instance(35, "error", None, RUNNING, RUNNING, host=OTHER),
+    instance(36, "error", None, RUNNING, SHUTDOWN),
+    instance(37, "active", None, RUNNING, RUNNING),
+    instance(38, "active", None, RUNNING, RUNNING, host=OTHER, deleted=True),
+    instance(39, "active", None, RUNNING, None, host=OTHER, deleted=True),
+    instance(26, "active", None, RUNNING, RUNNING, host=OTHER, deleted=True),
+    instance(27, "error", None, RUNNING, None, host=OTHER, deleted=True),
+    instance(28, "active", None, RUNNING, None, host=OTHER, deleted=True),
+    instance(29, "active", None, RUNNING, SHUTDOWN, host=OTHER, deleted=True),
+    # Every other vm_state, and the task states _init_instance passes by or handles on its way.
+    instance(40, "rescued", None, RUNNING, RUNNING),
+    instance(41, "rescued", None, RUNNING, SHUTDOWN),
+    instance(42, "shelved", None, SHUTDOWN, SHUTDOWN),
+    instance(43, "shelved_offloaded", None, 0, None, host=None),
+    instance(44, "suspended", None, SHUTDOWN, SHUTDOWN),
+    instance(45, "suspended", None, SUSPENDED, SUSPENDED),
+    instance(46, "resized", None, RUNNING, RUNNING),
+    instance(47, "soft-delete", None, RUNNING, RUNNING),
+    instance(48, "soft-delete", None, RUNNING, SHUTDOWN),
+    instance(49, "paused", None, PAUSED, PAUSED),
+    instance(50, "active", "rescuing", RUNNING, RUNNING),
+    instance(51, "rescued", "unrescuing", RUNNING, RUNNING),
+    instance(52, "active", "suspending", RUNNING, SHUTDOWN),
+    instance(53, "suspended", "resuming", SHUTDOWN, SHUTDOWN),
+    instance(54, "active", "shelving", RUNNING, RUNNING),
+    instance(55, "active", "shelving_image_uploading", SHUTDOWN, SHUTDOWN),
+    instance(56, "shelved", "shelving_offloading", SHUTDOWN, SHUTDOWN),
+    instance(57, "building", "spawning", 0, None),
+    instance(58, "active", "rebuild_spawning", 0, None),
+    instance(59, "stopped", "rebuild_block_device_mapping", SHUTDOWN, SHUTDOWN),
+    instance(60, "resized", "resize_reverting", RUNNING, RUNNING),
+    instance(61, "active", "resize_finish", RUNNING, SHUTDOWN),
+    instance(62, "active", "resize_migrated", RUNNING, SHUTDOWN),
+    instance(63, "stopped", "powering-off", SHUTDOWN, SHUTDOWN),
+    instance(64, "soft-delete", "deleting", SHUTDOWN, SHUTDOWN),
+    instance(65, "active", None, RUNNING, PAUSED),
+    instance(66, "active", None, RUNNING, None, metadata={"recover:resume": "always"}),
+    instance(67, "active", None, RUNNING, None, metadata={"recover:resume": "if-down-less-than:1d"}),
+    instance(68, "active", None, RUNNING, None, metadata={"recover:resume": "never"}),
+    instance(69, "active", None, RUNNING, SHUTDOWN, metadata={"recover:resume": "if-down-less-than:1h"}),
+    instance(70, "active", None, RUNNING, None, metadata={"recover:resume": "if-down-less-than:1h"}),
+    instance(71, "active", None, SHUTDOWN, SHUTDOWN, metadata={"recover:resume": "always"}),
+    instance(72, "stopped", None, SHUTDOWN, None),
+    instance(73, "active", "pausing", RUNNING, PAUSED),
+    instance(74, "active", None, RUNNING, SUSPENDED),
+    instance(75, "active", None, RUNNING, SHUTDOWN, metadata={"recover:resume": "always"}),
+    instance(76, "stopped", "reboot_started_hard", SHUTDOWN, SHUTDOWN),
+    instance(77, "active", "unpausing", RUNNING, RUNNING),
+    instance(78, "active", "image_backup", RUNNING, RUNNING),
+    instance(79, "shelved_offloaded", "spawning", 0, None),
+    instance(80, "shelved_offloaded", "unshelving", 0, None),
+    instance(81, "active", "soft-deleting", RUNNING, RUNNING),
+    instance(82, "active", "updating_password", RUNNING, RUNNING),
+    instance(83, "resized", "resize_confirming", RUNNING, RUNNING),
+    instance(84, "paused", None, PAUSED, SHUTDOWN),
+    instance(86, "active", "scheduling", 0, None),
+    instance(87, "building", "block_device_mapping", 0, None),
+    instance(88, "building", "networking", 0, None),
+    instance(89, "active", "image_snapshot_pending", RUNNING, RUNNING),
+    instance(90, "active", "image_pending_upload", RUNNING, RUNNING),
+    instance(91, "active", "image_uploading", RUNNING, SHUTDOWN),
+    instance(92, "active", "reboot_started", RUNNING, SHUTDOWN),
+    instance(93, "active", "shelving_image_pending_upload", SHUTDOWN, SHUTDOWN),
+    instance(94, "soft-delete", "restoring", SHUTDOWN, SHUTDOWN),
 ]
 MIGRATIONS = [
     {"instance_uuid": U(22), "migration_type": "live-migration", "status": "running"},
@@ -90,8 +161,25 @@ MIGRATIONS = [
     {"instance_uuid": U(32), "migration_type": "evacuation", "status": "pre-migrating"},
     {"instance_uuid": U(33), "migration_type": "evacuation", "status": "completed"},
     {"instance_uuid": U(34), "migration_type": "evacuation", "status": "done"},
+    {"instance_uuid": U(35), "migration_type": "evacuation", "status": "failed"},
+    {"instance_uuid": U(36), "migration_type": "evacuation", "status": "error"},
+    {"instance_uuid": U(37), "migration_type": "evacuation", "status": "cancelled"},
+    {"instance_uuid": U(38), "migration_type": "evacuation", "status": "accepted"},
+    {"instance_uuid": U(39), "migration_type": "evacuation", "status": "pre-migrating"},
+    {"instance_uuid": U(26), "migration_type": "evacuation", "status": "completed"},
+    {"instance_uuid": U(27), "migration_type": "evacuation", "status": "failed"},
+    {"instance_uuid": U(28), "migration_type": "evacuation", "status": "accepted"},
+    {"instance_uuid": U(29), "migration_type": "evacuation", "status": "error"},
+    {"instance_uuid": U(46), "migration_type": "resize", "status": "finished", "source_compute": OTHER},
+    {"instance_uuid": U(60), "migration_type": "resize", "status": "reverting", "source_compute": OTHER},
+    {"instance_uuid": U(83), "migration_type": "resize", "status": "confirming", "source_compute": OTHER},
 ]
-KEPT_OFF = U(2)
+KEPT_AS_IT_IS = {U(2): SHUTDOWN, U(68): None, U(69): SHUTDOWN, U(70): None, U(65): PAUSED, U(73): PAUSED,
+                 U(74): SUSPENDED}
+"""Guests left as they are, with the power their domain keeps (None: no domain): kept off by their resume
+policy, with their domain or without one; or paused or pm-suspended, which resume_guest leaves so, as Nova's
+libvirt driver's resume on host boot does. Their observed power state is recorded, so nova-compute's start
+with resume_guests_state_on_host_boot leaves them so."""
 REVERTED = U(21)
 HANDED_OFF = {U(4): "active, its domain gone: rebuilt by _resume_guests_state",
               U(6): "an interrupted deletion: finished by _delete_instance",
@@ -99,18 +187,20 @@ HANDED_OFF = {U(4): "active, its domain gone: rebuilt by _resume_guests_state",
               U(25): "an interrupted deletion in error: finished by _delete_instance",
               U(30): "evacuated (done), domain here: allocations and migration by _destroy_evacuated_instances",
               U(31): "evacuated (accepted), no domain: the same",
-              U(32): "evacuated (pre-migrating), domain here: the same"}
+              U(32): "evacuated (pre-migrating), domain here: the same",
+              U(66): "active, its domain gone, recover:resume=always: rebuilt by _resume_guests_state",
+              U(67): "active, its domain gone, recover:resume=if-down-less-than:1d: the same"}
 """What the division of labour hands to nova-compute in this cell (docs/nova.md)."""
 
 
 def spec(domains: dict[str, int]) -> dict:
     return {
         "host": HOST, "resume_guests_state_on_host_boot": True,
-        "nodes": [{"host": HOST, "uuid": "7a1f0000-0000-4000-8000-000000000001"},
+        "nodes": [{"host": HOST, "uuid": "7a1f0000-0000-4000-8000-000000000001", "last_seen_up": DOWN_SINCE},
                   {"host": OTHER, "uuid": "7a1f0000-0000-4000-8000-000000000002"}],
         "instances": [{k: v for k, v in i.items() if k != "domain"} for i in INSTANCES],
-        "migrations": [{**m, "source_compute": HOST, "dest_compute": HOST if m["migration_type"] != "evacuation"
-                        else OTHER} for m in MIGRATIONS],
+        "migrations": [{"source_compute": HOST, "dest_compute": HOST if m["migration_type"] != "evacuation" else OTHER,
+                        **m} for m in MIGRATIONS],
         "domains": domains,
     }
 
@@ -255,9 +345,9 @@ def test_nova_computes_start_after_a_run_acts_only_on_what_was_handed_to_it(cell
     assert acted == handed_off, {"acted beyond the hand-off": sorted(acted - handed_off),
                                  "handed off, not acted on": sorted(handed_off - acted)}
     released = {c["uuid"] for c in started["calls"] if c["who"] == "placement"}
-    assert released == set(HANDED_OFF) - {U(4)}  # every allocation release handed over is made: none lost
-    assert started["domains"].get(KEPT_OFF) == SHUTDOWN
-    assert not [c for c in started["calls"] if c["uuid"] == KEPT_OFF and (c["who"], c["method"]) not in ROUTINE]
+    assert released == set(HANDED_OFF) - {U(4), U(66), U(67)}  # every allocation release handed over is made
+    assert {uuid: started["domains"].get(uuid) for uuid in KEPT_AS_IT_IS} == KEPT_AS_IT_IS
+    assert not [c for c in started["calls"] if c["uuid"] in KEPT_AS_IT_IS and (c["who"], c["method"]) not in ROUTINE]
     assert (tmp_path / "instances" / REVERTED / "disk").read_text() == "the original disk"
 
 
@@ -274,7 +364,13 @@ def test_a_second_run_changes_no_row_but_the_services_heartbeat(cell, tmp_path):
     assert {i["uuid"] for i in second["instances"] if i["outcome"] == "handed-off"} == set(HANDED_OFF)
 
 
-EXTENSIONS = {KEPT_OFF: "recover:resume=never (docs/recovery-policy.md): Nova's start would resume it"}
+EXTENSIONS = {
+    U(2): "recover:resume=never (docs/recovery-policy.md): Nova's start would resume it",
+    U(68): "recover:resume=never, its domain gone: Nova's start would build it again",
+    U(69): "recover:resume=if-down-less-than:1h, the host down 2h: Nova's start would resume it",
+    U(70): "the same, its domain gone: Nova's start would build it again",
+    U(71): "recover:resume=always: started though it was not running; Nova's start leaves it off",
+}
 """Where compute-recover's plan departs from Nova's start on purpose, each documented."""
 
 
@@ -291,7 +387,8 @@ def test_nova_decides_on_every_pre_run_state_as_the_plan_does(cell, nova_python,
     plan_acts = {i["uuid"] for i in planned if i["outcome"] == "handed-off"
                  or [a for a in i["actions"] if a["name"] != "plug_vifs"]
                  or [step for step in i["path"] if step["from"] != step["to"]]}
-    assert plan_acts == {U(n) for n in (*range(3, 5), *range(6, 23), 25, 30, 31, 32, 34)}
+    assert plan_acts == {U(n) for n in (3, 4, *range(6, 23), 25, 30, 31, 32, 34, 38, 41, 52, 57, 58, 59, 61, 62, 63,
+                                        65, 66, 67, 71, 73, 74, 75, 76, 77, 79, *range(86, 93))}
     before = table_rows(url)
     started = judge(nova_python, "start", url, tmp_path, spec(domains))
     nova_acts = acted_on(started["calls"], before, table_rows(url))

@@ -11,15 +11,17 @@ made by `make test`), never imported by the tests (the product's environment has
                                    resource tracker, scheduler client) recorded instead of called
 
 Each prints one JSON document on stdout. SPEC: {"host", "resume_guests_state_on_host_boot",
-"nodes": [{"host", "uuid"}], "instances": [{"uuid", "host", "vm_state", "task_state", "power_state"
-(Nova's integer), "metadata", "system_metadata", "deleted"}], "migrations": [{"instance_uuid",
-"migration_type", "status", "source_compute", "dest_compute"}], "domains": {uuid: power integer}}.
+"nodes": [{"host", "uuid", "last_seen_up" (ISO 8601, optional)}], "instances": [{"uuid", "host" (null:
+on no host, as a shelved-offloaded instance), "vm_state", "task_state", "power_state" (Nova's integer),
+"metadata", "system_metadata", "deleted"}], "migrations": [{"instance_uuid", "migration_type", "status",
+"source_compute", "dest_compute"}], "domains": {uuid: power integer}}.
 """
 
 import json
 import logging
 import sys
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,8 @@ def build(url: str, spec: dict) -> dict:
     nodes = {}
     for node in spec["nodes"]:
         service = objects.Service(ctx, host=node["host"], binary="nova-compute", topic="compute", report_count=41)
+        if node.get("last_seen_up"):
+            service.last_seen_up = datetime.fromisoformat(node["last_seen_up"])
         service.create()
         compute_node = objects.ComputeNode(
             ctx, uuid=node["uuid"], host=node["host"], hypervisor_hostname=node["host"], service_id=service.id,
@@ -79,9 +83,9 @@ def build(url: str, spec: dict) -> dict:
         nodes[node["host"]] = compute_node
     created = []
     for item in spec["instances"]:
-        node = nodes[item["host"]]
+        node = nodes.get(item["host"])
         instance = objects.Instance(
-            ctx, uuid=item["uuid"], host=item["host"], node=item["host"], compute_id=node.id,
+            ctx, uuid=item["uuid"], host=item["host"], node=item["host"], compute_id=node.id if node else None,
             display_name=item.get("display_name", item["uuid"][-4:]), project_id="project", user_id="user",
             vm_state=item["vm_state"], task_state=item.get("task_state"), power_state=item["power_state"],
             flavor=flavor(), instance_type_id=1, vcpus=1, memory_mb=512, root_gb=1, ephemeral_gb=0,
