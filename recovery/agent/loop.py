@@ -100,7 +100,9 @@ class AgentState:
     def _count(self, result: SyncResult, cause: str) -> None:
         decision = result.decision
         self.metrics.syncs.labels(action=decision.action.value, outcome=result.outcome).inc()
-        if not decision.skip and (decision.record_power is not None or result.outcome != Outcome.UNCHANGED):
+        if decision.skip:
+            log.debug("instance %s (%s): not synced: %s", result.uuid, cause, decision.reason)
+        elif decision.record_power is not None or result.outcome != Outcome.UNCHANGED:
             log.info("instance %s (%s): %s: %s%s", result.uuid, cause, decision.reason, result.outcome,
                      f" ({result.error})" if result.error else "")
 

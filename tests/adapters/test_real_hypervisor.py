@@ -564,10 +564,11 @@ def test_the_agent_keeps_real_guests_records_true(daemon: Daemon, guests: Guests
                  for uuid, (vm, task, power) in records.items()]
     url = seeded_database(workdir / "db.sqlite", {"host": HOST, "instances": instances,
                                                   "services": [{"host": HOST, "binary": "nova-compute"}]})
-    command = [CONSOLE_SCRIPT, "agent", "--db", url, "--libvirt-uri", URI, "--host", HOST, "--node", HOST,
+    command = [CONSOLE_SCRIPT, "-vv", "agent", "--db", url, "--libvirt-uri", URI, "--host", HOST, "--node", HOST,
                "--report-interval", "1", "--lifecycle-event-delay", "3", "--stop-timeout", "3"]
-    agent = subprocess.Popen([str(part) for part in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    log = workdir / "agent.log"
+    with log.open("w") as stderr:
+        agent = subprocess.Popen([str(part) for part in command], stdout=subprocess.DEVNULL, stderr=stderr)
 
     def record(uuid: str) -> tuple:
         row = keyed_rows(workdir / "db.sqlite", "instances", "uuid")[uuid]
@@ -579,22 +580,23 @@ def test_the_agent_keeps_real_guests_records_true(daemon: Daemon, guests: Guests
                  == "finished", timeout=60, what="the agent's recovery to finish")
         rows(f"sqlite:///{workdir / 'db.sqlite'}",  # a snapshot starts after the recovery
              "UPDATE instances SET task_state = 'image_uploading' WHERE uuid = :uuid", uuid=busy)
+        domains[rebooted].reboot(0)  # first: whatever events it brings are due before the busy guest's
         guests.crash(domains[killed])
         guests.crash(domains[busy])
         guests.start(domains[stopped])
-        domains[rebooted].reboot(0)
         wait_for(lambda: record(killed)[0] == "stopped", timeout=30, what="the killed guest's record to be stopped")
         assert record(killed)[2] in (4, 6)  # shutdown or crashed
         wait_for(lambda: not domains[stopped].isActive(), timeout=30, what="the hand-started guest to be stopped")
-        time.sleep(5)  # past the STOPPED event delay
+        wait_for(lambda: f"instance {busy} (event STOPPED): not synced" in log.read_text(), timeout=30,
+                 what="the busy guest's STOPPED event to be taken, past its delay")
         assert record(busy) == ("active", "image_uploading", 1)  # nothing happens to an instance with a task
         assert record(rebooted)[:2] == ("active", None) and domains[rebooted].isActive()
         agent.send_signal(signal.SIGTERM)
-        _out, err = agent.communicate(timeout=60)
+        agent.wait(timeout=60)
     finally:
         if agent.poll() is None:
             agent.kill()
-    assert agent.returncode == 0, err
+    assert agent.returncode == 0, log.read_text()
     assert record(stopped)[:2] == ("stopped", None)
 
 
