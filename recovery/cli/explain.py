@@ -52,8 +52,9 @@ log = logging.getLogger(__name__)
 JOURNAL_COLUMNS = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "path", "actions",
                "outcome", "error", "final_state", "reason")
 """The columns of `explain -f value|csv` (one row a journaled run, newest first) and of -c."""
-EXTRA_JOURNAL_COLUMNS = ("uuid", "name")
-"""Columns there are only when -c names them: the instance's uuid and display name, on every row."""
+EXTRA_JOURNAL_COLUMNS = ("uuid", "name", "domain")
+"""Columns there are only when -c names them: the instance's uuid and display name, on every row, and the
+libvirt domain that row's run found for it."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def explain(ctx: click.Context, instance: str | None, facts_text: str | None, li
     newest first, and with --live what it would decide now. With --facts: one facts record, no
     database needed. Facts print in the spelling `decide` and --facts read, so they can be fed back.
     Columns for -c: run_id, run_host, run_started_at, run_status, dry_run, start_state, path,
-    actions, outcome, error, final_state, reason, and when named: uuid, name (with --facts: uuid,
+    actions, outcome, error, final_state, reason, and when named: uuid, name, domain (with --facts: uuid,
     state, path, actions, vm_state, task_state, reason).
     """
     if facts_text is not None:
@@ -171,7 +172,9 @@ def explain_journal(request: JournalRequest) -> None:
         if journal is not db:
             journal.close()
     owner = identity["host"] if identity else None
-    doc = {"uuid": uuid, "instance": identity, "start_order": None if row is None else _start_order_json(row.metadata),
+    domain = next((e["domain_name"] for e in entries if e["domain_name"] is not None), None)
+    doc = {"uuid": uuid, "instance": identity, "domain": domain,
+           "start_order": None if row is None else _start_order_json(row.metadata),
            "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
     name = identity["display_name"] if identity else None
     emit(request.output, doc, lambda: [_run_row(run) | {"uuid": uuid, "name": name} for run in doc["runs"]], columns,
@@ -187,7 +190,8 @@ def _start_order_json(metadata: dict[str, str]) -> dict:
 
 
 def _journal_json(entry: dict, owner: str | None) -> dict:
-    keep = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "facts", "considered",
+    keep = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "domain_name", "start_state", "facts",
+            "considered",
             "path", "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
     doc = {k: entry.get(k) for k in keep}
     doc["run_started_at"] = f"{entry['run_started_at']:%Y-%m-%d %H:%M:%S} UTC"  # stored as naive UTC, like Nova
@@ -218,7 +222,7 @@ def _downtime_note(facts: Facts, down: float | None, max_downtime: float | None)
 
 def _run_row(run: dict) -> dict:
     final = f"{run['final_vm_state']}/{run['final_task_state'] or 'none'}/{_power_label(run['final_power_state'])}"
-    return {**{c: run.get(c) for c in JOURNAL_COLUMNS}, "final_state": final,
+    return {**{c: run.get(c) for c in JOURNAL_COLUMNS}, "final_state": final, "domain": run["domain_name"],
             "path": " → ".join(step["rule"] for step in run["path"] or []),
             "actions": ", ".join(f"{format_action(a)}: {a['outcome']}" for a in run["actions"] or [])}
 
@@ -277,11 +281,13 @@ def _live_proof(hypervisor: Hypervisor, uuid: str, facts: Facts, machine: Recove
 
 def journal_text(doc: dict) -> str:
     identity = doc["instance"]
+    domain = f"libvirt domain {doc['domain']}" if doc["domain"] else "no libvirt domain journaled"
     if identity is None:
-        lines = [f"instance {doc['uuid']}: its record is gone from the database; journal only"]
+        lines = [f"instance {doc['uuid']}", f"its record is gone from the database (journal only), {domain}"]
     else:
-        lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'}): host {identity['host']}, "
-                 f"node {identity['node']}" + (", record deleted" if identity["deleted"] else "")]
+        lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'})",
+                 f"host {identity['host']}, node {identity['node']}"
+                 + (", record deleted" if identity["deleted"] else "") + f", {domain}"]
         order = doc["start_order"]
         told = order.get("error") or f"tier {order['tier']}, ready: {order['ready']}"
         lines.append(f"start order (when a run starts it): {told}")
