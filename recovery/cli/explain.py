@@ -4,7 +4,9 @@ options, unless flags say otherwise); or with --facts, one facts record without 
 shown in the spelling `decide` reads."""
 
 import logging
+import shutil
 import socket
+import textwrap
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -74,6 +76,7 @@ class JournalRequest:
 
     instance: str
     live: LiveRequest | None
+    brief: bool
     output: Output
     limit: int | None
     db_url: str | None
@@ -88,6 +91,8 @@ class JournalRequest:
 @click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are, as the "
               "instance's last run would (its host and options; flags given win).")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N runs of the journal [default: all].")
+@click.option("--brief", is_flag=True, help="Leave out the facts, the options and every rule considered: each run's "
+              "start state, path (the rules that matched), actions, outcome and why, lines wrapped to the terminal.")
 @output_options
 @database_option
 @journal_db_option
@@ -97,7 +102,7 @@ class JournalRequest:
 @config_option
 @policy_options
 @click.pass_context
-def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, host: str,
+def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, brief: bool, host: str,
             options: Options, **request) -> None:
     """Explain why the machine decides what it does for one instance.
 
@@ -109,19 +114,20 @@ def explain(ctx: click.Context, instance: str | None, facts_text: str | None, li
     state, path, actions, vm_state, task_state, reason).
     """
     if facts_text is not None:
-        _explain_facts(instance, facts_text, host, options, request["output"])
+        _explain_facts(instance, facts_text, host, options, request["output"], brief)
         return
     if instance is None:
         raise click.UsageError("give an instance (uuid, name or domain name), or --facts JSON (or -)")
     chosen = frozenset(name for name in Options.__dataclass_fields__ if given(ctx, name))
     live_request = LiveRequest(request["libvirt_uri"], host if given(ctx, "host") else None, options, chosen)
-    explain_journal(JournalRequest(instance, live_request if live else None, **request))
+    explain_journal(JournalRequest(instance, live_request if live else None, brief, **request))
 
 
 FACTS_COLUMNS = ("uuid", "state", "path", "actions", "vm_state", "task_state", "reason")
 
 
-def _explain_facts(instance: str | None, facts_text: str, host: str, options: Options, output: Output) -> None:
+def _explain_facts(instance: str | None, facts_text: str, host: str, options: Options, output: Output,
+                   brief: bool) -> None:
     columns = selected_columns(FACTS_COLUMNS, output.columns)
     uuid = None if instance is None else canonical_uuid(instance)
     record = _read_facts_argument(facts_text)
@@ -134,7 +140,7 @@ def _explain_facts(instance: str | None, facts_text: str, host: str, options: Op
     doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record)}
     row = {**doc, "path": " → ".join(step["rule"] for step in doc["path"]),
            "actions": ", ".join(format_action(a) for a in doc["actions"])}
-    emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))
+    emit(output, doc, lambda: [row], columns, lambda: click.echo(_wrapped(explanation_text(doc, brief), brief)))
 
 
 def _read_facts_argument(text: str) -> Any:
@@ -178,7 +184,7 @@ def explain_journal(request: JournalRequest) -> None:
            "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
     name = identity["display_name"] if identity else None
     emit(request.output, doc, lambda: [_run_row(run) | {"uuid": uuid, "name": name} for run in doc["runs"]], columns,
-         lambda: click.echo(journal_text(doc)))
+         lambda: click.echo(_wrapped(journal_text(doc, request.brief), request.brief)))
 
 def _start_order_json(metadata: dict[str, str]) -> dict:
     """The tier and readiness check its metadata gives, used whenever a run starts its guest."""
@@ -279,7 +285,8 @@ def _live_proof(hypervisor: Hypervisor, uuid: str, facts: Facts, machine: Recove
     return facts._replace(devices=proof.readiness.value), device_proof_json(proof)
 
 
-def journal_text(doc: dict) -> str:
+def journal_text(doc: dict, brief: bool = False) -> str:
+    """The journal document for people; `brief`: without facts, options and the rules considered."""
     identity = doc["instance"]
     domain = f"libvirt domain {doc['domain']}" if doc["domain"] else "no libvirt domain journaled"
     if identity is None:
@@ -304,23 +311,21 @@ def journal_text(doc: dict) -> str:
         if run["facts"] is None:
             lines.append(f"not decided: {run['error']}")
             continue
-        lines += walk_lines({**run, "state": run["start_state"]})
+        lines += walk_lines({**run, "state": run["start_state"]}, brief)
         if run.get("downtime"):
             lines.append(f"downtime: {run['downtime']}")
         lines.append(f"why: {run['reason']}")
-        lines.append("actions:")
-        for action in run["actions"] or []:
-            lines.append(f"  {format_action(action)}: {action['outcome']}"
-                         + (f" — {action['error']}" if action.get("error") else ""))
-        if not run["actions"]:
-            lines.append("  none")
+        done = [f"{format_action(action)}: {action['outcome']}"
+                + (f" — {action['error']}" if action.get("error") else "") for action in run["actions"] or []]
+        done = done or ["none"]
+        lines += ["actions: " + ", ".join(done)] if brief else ["actions:", *(f"  {action}" for action in done)]
         lines.append(f"outcome: {run['outcome']}" + (f" — {run['error']}" if run["error"] else ""))
         lines.append(f"record after the run: {run['final_vm_state']}/{run['final_task_state'] or 'none'}/"
                      f"{_power_label(run['final_power_state'])}")
     if doc["live"] is not None:
         live = doc["live"]
         lines += ["", f"== what the machine would decide now (--live) as host {live['host']}, {live['decided']}"]
-        lines += [live["error"]] if "error" in live else explanation_text(live).splitlines()
+        lines += [live["error"]] if "error" in live else explanation_text(live, brief).splitlines()
         if live.get("devices") is not None:
             lines += device_proof_lines(live["devices"])
     return "\n".join(printable(line) for line in lines)
@@ -332,3 +337,16 @@ def _status_note(run: dict) -> str:
     if run.get("run_status") == RUN_RUNNING:
         return " (still running, or killed and not yet marked interrupted by the host's next run)"
     return ""
+
+
+def _wrapped(text: str, brief: bool) -> str:
+    """A --brief explanation's lines wrapped to the terminal's width, each continuation indented two spaces
+    past its line's own indent (so a wrapped reason stays under its label)."""
+    if not brief:
+        return text
+    width = shutil.get_terminal_size().columns
+    lines = []
+    for line in text.splitlines():
+        indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+        lines += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+    return "\n".join(lines)

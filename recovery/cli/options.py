@@ -143,6 +143,8 @@ class ReportFilter:
 
     outcomes: frozenset[str] = frozenset()
     detailed_exitcode: bool = False
+    changes: bool = False
+    """Only the instances a dry run would change (--changes)."""
 
 
 FAILED_OUTCOMES = tuple(o.value for o in RUN_OUTCOMES if o not in (Outcome.OK, Outcome.SKIPPED))
@@ -150,7 +152,8 @@ FAILED_OUTCOMES = tuple(o.value for o in RUN_OUTCOMES if o not in (Outcome.OK, O
 
 
 def report_filter_options(detailed_exitcode: bool):
-    """--outcome and --failed (run, plan, runs); with `detailed_exitcode`, --detailed-exitcode too."""
+    """--outcome and --failed (run, plan, runs); with `detailed_exitcode` (what makes plans), --detailed-exitcode
+    and --changes too."""
 
     def decorate(command):
         options = [
@@ -164,11 +167,15 @@ def report_filter_options(detailed_exitcode: bool):
                 "--detailed-exitcode", is_flag=True, envvar=ENV_PREFIX + "DETAILED_EXITCODE",
                 help=f"Exit {EXIT_CHANGES_PENDING} when the plan would change something, 0 when there is nothing to "
                 "do (a dry run; as terraform plan -detailed-exitcode)."))
+            options.append(click.option(
+                "--changes", is_flag=True, help="Show only the instances the plan would change (a dry run); the "
+                "totals stay the plan's."))
 
         @functools.wraps(command)
-        def wrapper(*args, outcomes: tuple[str, ...], failed: bool, detailed_exitcode: bool = False, **kwargs):
+        def wrapper(*args, outcomes: tuple[str, ...], failed: bool, detailed_exitcode: bool = False,
+                    changes: bool = False, **kwargs):
             chosen = frozenset(outcomes) | (frozenset(FAILED_OUTCOMES) if failed else frozenset())
-            return command(*args, shown=ReportFilter(chosen, detailed_exitcode), **kwargs)
+            return command(*args, shown=ReportFilter(chosen, detailed_exitcode, changes), **kwargs)
 
         for option in reversed(options):
             wrapper = option(wrapper)

@@ -61,6 +61,8 @@ def run(dry_run: bool, plan_path: Path | None, metrics_textfile: str | None, out
         if shown.detailed_exitcode and not dry_run:
             raise click.UsageError("--detailed-exitcode goes with --dry-run (or `plan`): a real run's exit code "
                                    "says how it went")
+        if shown.changes and not dry_run:
+            raise click.UsageError("--changes goes with --dry-run (or `plan`): a real run changes, it does not plan")
         if metrics_textfile and dry_run:
             raise click.UsageError("--metrics-textfile goes with a real run: a dry run is not one")
         run_host(RecoveryOptions(**recovery), dry_run, output, interruption, applied, shown, metrics_textfile)

@@ -13,7 +13,7 @@ from recovery.core.documents import format_action
 from recovery.core.metadata import format_duration
 from recovery.core.outcomes import Outcome
 from recovery.core.printable import printable
-from recovery.present.report import ordered
+from recovery.present.report import ordered, shown_text
 
 _OUTCOME_STYLE = {Outcome.OK: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "dim",
                   Outcome.CONFLICT: "yellow", Outcome.NOT_STARTED: "yellow", Outcome.INTERRUPTED: "bold red",
@@ -139,7 +139,7 @@ def print_report(doc: dict, console: Console) -> None:
     if doc["instances"]:
         console.print(_instance_table(title, doc["instances"], console.width, ordered(doc), planned))
     elif "shown" in doc:
-        console.print(f"{title}: no instance of outcome {', '.join(doc['shown']['outcomes'])}", highlight=False)
+        console.print(f"{title}: no instance of {shown_text(doc['shown'])}", highlight=False)
     else:
         console.print(_plain(f"{title}: no instances on this host"))
     for domain in doc["domains"]:  # the reason on lines of its own: at 80 columns it is never cut mid-phrase
@@ -154,7 +154,7 @@ def print_report(doc: dict, console: Console) -> None:
         console.print(_plain("; ".join(_tier_line(tier) for tier in doc["tiers"])))
     if "shown" in doc:
         console.print(f"shown: {doc['shown']['instances']} of {doc['totals']['instances']} instances "
-                      f"(outcome {', '.join(doc['shown']['outcomes'])})", highlight=False)
+                      f"({shown_text(doc['shown'])})", highlight=False)
     console.print(_totals(doc), highlight=False)
 
 
