@@ -17,6 +17,7 @@ from click_man.core import write_man_pages as click_man_pages
 from recovery.cli import cli
 from recovery.cli.config import CONFIG_ENV, DEFAULT_CONFIG_PATH
 from recovery.cli.exits import COMMAND_EXIT_CODES, MEANINGS
+from recovery.cli.help_groups import GroupedCommand, option_groups
 from recovery.cli.main import CommandGroup
 from recovery.core.machine import show_value
 from states.policy import ACTIONS, POLICY, Action, ActionOutcome, Case, Condition, Rule
@@ -123,10 +124,13 @@ def _command_section(ctx: click.Context) -> list[str]:
     ]
     records = [p.get_help_record(ctx) for p in command.get_params(ctx) if isinstance(p, click.Option)]
     envvars = {f"`{p.envvar}`" for p in command.params if isinstance(p, click.Option) and p.envvar}
-    if records:
-        lines += ["| option | meaning |", "|---|---|"]
-        lines += [f"| `{_cell(flags)}` | {_cell(text)} |" for flags, text in filter(None, records)]
-        lines.append("")
+    groups = option_groups(ctx, command) if isinstance(command, GroupedCommand) else [("", list(filter(None, records)))]
+    for title, grouped in groups:
+        if grouped:
+            lines += [f"{title}:", ""] if title else []
+            lines += ["| option | meaning |", "|---|---|"]
+            lines += [f"| `{_cell(flags)}` | {_cell(text)} |" for flags, text in grouped]
+            lines.append("")
     if envvars:
         lines += ["Environment: " + ", ".join(sorted(envvars)) + ".", ""]
     codes = COMMAND_EXIT_CODES.get(_relative_path(ctx))

@@ -14,6 +14,7 @@ import click
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError
 from recovery.cli.exits import CommandError
+from recovery.cli.help_groups import GroupedCommand
 from recovery.cli.instance_names import resolve_instance
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db
@@ -85,7 +86,7 @@ class JournalRequest:
     libvirt_uri: str
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("instance", required=False)
 @click.option("--facts", "facts_text", help="Explain this facts record (JSON, or - for stdin) instead of a journal.")
 @click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are, as the "

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from recovery.cli.help_groups import GroupedCommand
 from recovery.cli.host import run_host
 from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options, set_explicitly
@@ -22,7 +23,7 @@ from recovery.core.facts import Options
 from recovery.present.formats import Output
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
               help="Decide and report; write nothing to libvirt or the database.")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
