@@ -113,9 +113,9 @@ test: setup-test lint
 bench: setup-test
 	@$(PY) -m tests.benchmark $(PARTS)
 
-# docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
+# docs/policy.md, docs/commands.md and the man pages in man/ (click-man; the wheel installs them) from the code.
 docs: setup
-	@$(PY) -m recovery.cli.docs --man build/man
+	@$(PY) -m recovery.cli.docs
 
 # ruff, then the layers (import-linter, contracts in pyproject.toml; docs/architecture.md).
 lint: setup
