@@ -52,8 +52,11 @@ class CommandGroup(click.Group):
         return sorted(COMMANDS)
 
     def all_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        """Every command, loaded, in the order of COMMANDS (for the generated reference pages)."""
-        return {name: self.get_command(ctx, name) for name in COMMANDS}
+        """Every command, loaded, in the order of COMMANDS (for the generated reference pages); the group's
+        own `commands` put in that order too, whichever were loaded first (click-man lists them so)."""
+        loaded = {name: self.get_command(ctx, name) for name in COMMANDS}
+        self.commands = {name: self.commands[name] for name in loaded}
+        return loaded
 
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
         try:
