@@ -3,7 +3,7 @@ decision policy, a recovery's settings, and the --config file that may give any 
 
 import functools
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -30,6 +30,7 @@ from recovery.core.settings import (
     DEFAULT_STATE_DIR,
     JOURNAL_FILE,
     RunSettings,
+    RunTuning,
     default_journal_path,
 )
 from recovery.present.formats import FORMATS, chosen_output, remember_format
@@ -226,7 +227,6 @@ def given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
 
 
-
 TARGET_OPTIONS = (
     click.option("--scenario", type=click.Path(exists=True, file_okay=False), envvar=ENV_PREFIX + "SCENARIO",
                  help="Scenario directory: recover its libvirt.xml (test driver) as its db.json's host; load "
@@ -288,12 +288,10 @@ def recovery_options(command):
     return command
 
 
-
-
-@dataclass(frozen=True)
-class RecoveryOptions:
+@dataclass(frozen=True, kw_only=True)
+class RecoveryOptions(RunTuning):
     """What `run`, `plan` and `agent` recover and how, built from their shared options (`plan` gives only
-    the target, the database and the policy: it stops no guest, so the rest keep their defaults)."""
+    the target, the database and the policy: it stops no guest, so the tuning keeps its defaults)."""
 
     host: str | None
     options: Options
@@ -303,21 +301,11 @@ class RecoveryOptions:
     journal_db_url: str | None = None
     db_timeout: float = DEFAULT_DB_TIMEOUT
     libvirt_uri: str = DEFAULT_LIBVIRT_URI
-    concurrency: int = DEFAULT_CONCURRENCY
-    stop_timeout: float = DEFAULT_STOP_TIMEOUT
-    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
-    tier_timeout: float = DEFAULT_TIER_TIMEOUT
-    readiness_budget: float = DEFAULT_READINESS_BUDGET
-    probe_networks: tuple[IPNetwork, ...] = field(default_factory=lambda: probe_networks(DEFAULT_PROBE_NETWORKS))
     plug_vifs_command: str | None = None
     network_apply_command: str | None = None
     instances_path: Path = DEFAULT_INSTANCES_PATH
-    on_degraded: str = OnDegraded.KEEP.value
 
     def settings(self, node: str, dry_run: bool, nova_cell: bool) -> RunSettings:
         """The boot routine's settings once the target is resolved (`node`) and the database known."""
-        return RunSettings(host=self.host, node=node, options=self.options, dry_run=dry_run,
-                           concurrency=self.concurrency, stop_timeout=self.stop_timeout,
-                           lock_timeout=self.lock_timeout, tier_timeout=self.tier_timeout,
-                           readiness_budget=self.readiness_budget, probe_networks=self.probe_networks,
-                           nova_cell=nova_cell, on_degraded=self.on_degraded)
+        return RunSettings(host=self.host, node=node, options=self.options, dry_run=dry_run, nova_cell=nova_cell,
+                           **self.tuning())

@@ -1,7 +1,7 @@
 """What one run of the host boot routine is asked to do."""
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from recovery.core.defaults import (
@@ -46,12 +46,11 @@ class Recheck:
     down_seconds: float | None
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    host: str
-    node: str
-    options: Options
-    dry_run: bool = False
+@dataclass(frozen=True, kw_only=True)
+class RunTuning:
+    """How a recovery runs, whatever host it recovers: what the command line's options and the boot routine's
+    settings share."""
+
     concurrency: int = DEFAULT_CONCURRENCY
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
@@ -59,12 +58,24 @@ class RunSettings:
     readiness_budget: float = DEFAULT_READINESS_BUDGET
     probe_networks: tuple[IPNetwork, ...] = field(default_factory=lambda: probe_networks(DEFAULT_PROBE_NETWORKS))
     """Where readiness checks may connect (recovery/core/probe_targets.py)."""
+    on_degraded: str = OnDegraded.KEEP.value
+    """What is done with a started guest that lacks a device its definition asks for (docs/devices.md)."""
+
+    def tuning(self) -> dict[str, object]:
+        """These fields alone, to hand on to another RunTuning."""
+        return {f.name: getattr(self, f.name) for f in fields(RunTuning)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings(RunTuning):
+    host: str
+    node: str
+    options: Options
+    dry_run: bool = False
     nova_cell: bool = False
     """The records are Nova's own cell database: records Nova's nova-compute creates are never created."""
     applied_plan: dict[str, str] | None = None
     """`run --plan`: the plan file's name and sha256, journaled with the run's options."""
-    on_degraded: str = OnDegraded.KEEP.value
-    """What is done with a started guest that lacks a device its definition asks for (docs/devices.md)."""
     recheck: Recheck | None = None
     """Set by the agent when a resource appeared: the run is over these blocked guests alone."""
 

@@ -4,13 +4,9 @@ driver emits them for operations made on that connection), the clock it delays a
 by is the test's own. And the `agent` command as systemd runs it: READY=1, metrics, SIGTERM.
 """
 
-import contextlib
 import importlib.metadata
 import json
-import os
 import platform
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -39,6 +35,7 @@ from tests.support.databases import migrated_database
 from tests.support.in_process import invoke, load_records
 from tests.support.paths import CONSOLE_SCRIPT
 from tests.support.ports import free_port
+from tests.support.processes import notified_agent
 from tests.support.scenarios import write_host
 
 HOST = "compute-1"
@@ -264,32 +261,16 @@ def test_agent_under_systemd_notifies_ready_serves_metrics_and_exits_0_on_sigter
     db = migrated_database(url)
     seed(db, json.loads((scenario / "db.json").read_text()))
     db.close()
-    notify_path, port = tmp_path / "notify", free_port()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(60)
-        env = os.environ | {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000"}
-        agent = subprocess.Popen(
-            [CONSOLE_SCRIPT, "agent", "--scenario", scenario, "--db", url, "--metrics-port", str(port),
-             "--metrics-address", "127.0.0.1", "--metrics-textfile", tmp_path / "agent.prom"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            messages = []
-            while not any("READY=1" in m for m in messages):
-                messages.append(notify.recv(4096).decode())
-            while not any("WATCHDOG=1" in m for m in messages):
-                messages.append(notify.recv(4096).decode())
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-                scraped = response.read().decode()
-            agent.send_signal(signal.SIGTERM)
-            out, err = agent.communicate(timeout=60)
-            notify.settimeout(0)
-            with contextlib.suppress(BlockingIOError):
-                while True:
-                    messages.append(notify.recv(4096).decode())
-        finally:
-            if agent.poll() is None:
-                agent.kill()
+    port = free_port()
+    with notified_agent(tmp_path, "--scenario", scenario, "--db", url, "--metrics-port", port,
+                        "--metrics-address", "127.0.0.1", "--metrics-textfile", tmp_path / "agent.prom",
+                        env={"WATCHDOG_USEC": "2000000"}) as agent:
+        agent.wait_for("READY=1")
+        agent.wait_for("WATCHDOG=1")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+        out, err = agent.stop()
+    messages = agent.messages
     assert agent.returncode == 0, err
     assert 'compute_recover_runs_total{exit_code="0"} 1.0' in scraped
     assert 'compute_recover_instances_total{outcome="ok",rule="plug_vifs"}' in scraped
@@ -326,20 +307,9 @@ def test_the_agent_keeps_the_hosts_recorded_compute_node_when_libvirts_hostname_
     db.close()
     target = ("--libvirt-uri", f"test://{scenario / 'libvirt.xml'}", "--host", HOST, "--db", url)
     assert Hypervisor.open(target[1]).hostname() != HOST
-    notify_path = tmp_path / "notify"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(60)
-        agent = subprocess.Popen([CONSOLE_SCRIPT, "agent", *target], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 env=os.environ | {"NOTIFY_SOCKET": str(notify_path)}, text=True)
-        try:
-            while "READY=1" not in notify.recv(4096).decode():
-                pass
-            agent.send_signal(signal.SIGTERM)
-            _, err = agent.communicate(timeout=60)
-        finally:
-            if agent.poll() is None:
-                agent.kill()
+    with notified_agent(tmp_path, *target) as agent:
+        agent.wait_for("READY=1")
+        _, err = agent.stop()
     assert agent.returncode == 0, err
     assert compute_nodes(url) == [(HOST, HOST)]
 

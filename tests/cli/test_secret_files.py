@@ -25,14 +25,23 @@ def warnings_about(path: Path, stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "readable by every user" in line and str(path) in line]
 
 
+PASSWORD_FILES = {
+    "--config": ("compute-recover.toml", f'db = "{SECRET_URL}"\n'),
+    "--nova-conf": ("nova.conf", f"[DEFAULT]\nhost = compute-1\n\n[database]\nconnection = {SECRET_URL}\n"),
+}
+"""Each file a command reads a database URL from, holding one with a password."""
+
+
+@pytest.mark.parametrize("option", sorted(PASSWORD_FILES))
 @pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, False), (0o600, False)])
-def test_a_config_file_holding_a_password_readable_by_others_is_named(tmp_path, mode, warned):
-    config = tmp_path / "compute-recover.toml"
-    config.write_text(f'db = "{SECRET_URL}"\n')
-    config.chmod(mode)
-    done = plan_with("--config", config)
+def test_a_file_holding_a_password_readable_by_others_is_named(tmp_path, option, mode, warned):
+    name, content = PASSWORD_FILES[option]
+    holder = tmp_path / name
+    holder.write_text(content)
+    holder.chmod(mode)
+    done = plan_with(option, holder)
     assert done.returncode == 6  # no database answers: the warning came when the file was read
-    assert len(warnings_about(config, done.stderr)) == (1 if warned else 0), done.stderr
+    assert len(warnings_about(holder, done.stderr)) == (1 if warned else 0), done.stderr
     assert "s3cret" not in done.stderr
 
 
@@ -41,17 +50,6 @@ def test_a_config_file_without_a_password_gets_no_warning(tmp_path):
     config.write_text(f'db = "sqlite:///{tmp_path / "missing.sqlite"}"\n')
     config.chmod(0o644)
     assert warnings_about(config, plan_with("--config", config).stderr) == []
-
-
-@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, False)])
-def test_a_nova_conf_holding_the_password_readable_by_others_is_named(tmp_path, mode, warned):
-    nova_conf = tmp_path / "nova.conf"
-    nova_conf.write_text(f"[DEFAULT]\nhost = compute-1\n\n[database]\nconnection = {SECRET_URL}\n")
-    nova_conf.chmod(mode)
-    done = plan_with("--nova-conf", nova_conf)
-    assert done.returncode == 6  # no database answers: the warning came when the file was read
-    assert len(warnings_about(nova_conf, done.stderr)) == (1 if warned else 0), done.stderr
-    assert "s3cret" not in done.stderr
 
 
 @pytest.mark.parametrize("through_symlink", [False, True])

@@ -5,15 +5,13 @@ is stopped when the agent starts and started while it waits (a database slow to 
 and a refused password (a server that answers: a configuration error, exit 2, not 5).
 """
 
-import os
-import signal
-import socket
 import subprocess
 import time
 
 from sqlalchemy.engine import make_url
 
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, uri
+from tests.support.processes import notified_agent, start
 
 HOST = "compute-1"
 
@@ -45,10 +43,7 @@ def test_a_server_that_refuses_the_password_is_a_configuration_error(pg_database
     assert done.returncode == 2, done.stderr
 
 
-def agent(url: str, notify_path, *options: str) -> subprocess.Popen:
-    return subprocess.Popen([CONSOLE_SCRIPT, "agent", "--scenario", FIXTURES / "clean-host", "--db", url,
-                             "--db-timeout", "2", *options], env=os.environ | {"NOTIFY_SOCKET": str(notify_path)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+AGENT = ("--scenario", FIXTURES / "clean-host", "--db-timeout", "2")
 
 
 def test_the_agent_waits_for_a_database_slow_to_come_up_then_recovers(tmp_path, private_pg_cluster):
@@ -57,23 +52,15 @@ def test_the_agent_waits_for_a_database_slow_to_come_up_then_recovers(tmp_path, 
         done = compute_recover(*command, "--db", url)
         assert done.returncode == 0, done.stderr
     private_pg_cluster.stop()
-    notify_path = tmp_path / "notify"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(120)
-        waiting = agent(url, notify_path, "--start-wait", "2m")
+    with notified_agent(tmp_path, *AGENT, "--db", url, "--start-wait", "2m", wait=120) as waiting:
         try:
-            messages = []
-            while not any("waiting for the database" in m for m in messages):
-                messages.append(notify.recv(4096).decode())
+            waiting.wait_for("waiting for the database")
             time.sleep(2)  # it keeps trying
-            assert waiting.poll() is None
+            assert waiting.process.poll() is None
             private_pg_cluster.start()
-            while not any("READY=1" in m for m in messages):
-                messages.append(notify.recv(4096).decode())
+            waiting.wait_for("READY=1")
         finally:
-            waiting.send_signal(signal.SIGTERM)
-            _out, err = waiting.communicate(timeout=120)
+            _out, err = waiting.stop(timeout=120)
     assert waiting.returncode == 0, err
     assert err.count("trying again in") >= 2, err
 
@@ -82,7 +69,7 @@ def test_the_agent_gives_up_after_its_start_wait_with_exit_6(tmp_path, private_p
     url = private_pg_cluster.url()
     private_pg_cluster.stop()
     began = time.monotonic()
-    given_up = agent(url, tmp_path / "no-notify", "--start-wait", "3s")
+    given_up = start("agent", *AGENT, "--db", url, "--start-wait", "3s")
     _out, err = given_up.communicate(timeout=120)
     assert given_up.returncode == 6, err
     assert time.monotonic() - began >= 3

@@ -7,10 +7,7 @@ Real processes on the libvirt test driver and a real SQLite file.
 """
 
 import json
-import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 from datetime import datetime
@@ -21,6 +18,7 @@ import pytest
 from recovery.core.servicegroup import host_down_seconds, is_up
 from recovery.db import ServiceRow
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES
+from tests.support.processes import notified_agent
 
 BAD_VALUES = ["garbage", "2026-12-04 10:00:00+02:00", "2026-12-04T10:00:00Z"]
 
@@ -79,24 +77,10 @@ def test_services_lists_the_service_with_its_heartbeat_unknown(tmp_path, value):
 
 def test_the_agent_recovers_the_host_and_keeps_running(tmp_path):
     scenario, url = host_with_service_heartbeat(tmp_path, "garbage")
-    notify_path = tmp_path / "notify"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(60)
-        agent = subprocess.Popen(
-            [CONSOLE_SCRIPT, "agent", "--scenario", scenario, "--db", url, "--resume-guests-state-on-host-boot",
-             "--stop-timeout", "1"],
-            env=os.environ | {"NOTIFY_SOCKET": str(notify_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
-        try:
-            while "READY=1" not in notify.recv(4096).decode():  # sent once the recovery is done
-                pass
-            agent.send_signal(signal.SIGTERM)
-            out, err = agent.communicate(timeout=60)
-        finally:
-            if agent.poll() is None:
-                agent.kill()
-                agent.communicate()
+    with notified_agent(tmp_path, "--scenario", scenario, "--db", url, "--resume-guests-state-on-host-boot",
+                        "--stop-timeout", "1") as agent:
+        agent.wait_for("READY=1")  # sent once the recovery is done
+        out, err = agent.stop()
     assert agent.returncode == 0, err
     assert_one_warning(err, "garbage")
     assert "failed 0" in out

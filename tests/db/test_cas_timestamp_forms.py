@@ -52,29 +52,20 @@ def claim(db: Database, uuid: str, updated_at: datetime | None) -> bool:
 
 
 @pytest.mark.parametrize("form", sorted(SQLITE_FORMS))
-def test_a_claim_on_an_unchanged_sqlite_row_wins_whatever_the_stored_form(tmp_path, form):
+@pytest.mark.parametrize("restamped", [False, True], ids=["unchanged-wins", "stamped-since-loses"])
+def test_a_sqlite_claim_compares_the_instant_whatever_the_stored_form(tmp_path, form, restamped):
+    """Unchanged since it was read: the claim wins; saved again by another writer with its states unchanged:
+    it loses."""
     db = migrated_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
         seed(db, {"host": HOST, "instances": [{"uuid": UUID, "vm_state": "active", "task_state": "rebooting"}]})
         store_updated_at(db, UUID, SQLITE_FORMS[form])
         read = db.load_instances_by_uuid([UUID])[UUID].updated_at
         assert read is not None
-        assert claim(db, UUID, read) is True
-        assert db.load_instances_by_uuid([UUID])[UUID].task_state is None
-    finally:
-        db.close()
-
-
-@pytest.mark.parametrize("form", sorted(SQLITE_FORMS))
-def test_a_claim_on_a_row_stamped_since_it_was_read_still_loses(tmp_path, form):
-    db = migrated_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    try:
-        seed(db, {"host": HOST, "instances": [{"uuid": UUID, "vm_state": "active", "task_state": "rebooting"}]})
-        store_updated_at(db, UUID, SQLITE_FORMS[form])
-        read = db.load_instances_by_uuid([UUID])[UUID].updated_at
-        store_updated_at(db, UUID, "2024-05-14 03:00:01")  # saved again by another writer, states unchanged
-        assert claim(db, UUID, read) is False
-        assert db.load_instances_by_uuid([UUID])[UUID].task_state == "rebooting"
+        if restamped:
+            store_updated_at(db, UUID, "2024-05-14 03:00:01")
+        assert claim(db, UUID, read) is not restamped
+        assert db.load_instances_by_uuid([UUID])[UUID].task_state == ("rebooting" if restamped else None)
     finally:
         db.close()
 

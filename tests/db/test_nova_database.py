@@ -9,10 +9,6 @@ are read from the Nova tables here with plain SQL, independently of compute-reco
 
 import hashlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +31,8 @@ from tests.support.nova_cell_schema import (
     services,
 )
 from tests.support.nova_outage import add_soft_deleted_twins, power_outage_with_destination_node
-from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, U
+from tests.support.paths import FIXTURES, U
+from tests.support.processes import notified_agent
 from tests.support.rows import rows
 
 POWER_OUTAGE = FIXTURES / "power-outage"
@@ -363,23 +360,10 @@ def test_the_agent_on_a_nova_database_journals_elsewhere_and_heartbeats_novas_se
     url = f"sqlite:///{tmp_path / 'nova.sqlite'}"
     create_nova_schema(url)
     insert_nova_scenario(url, power_outage_with_destination_node())
-    notify_path = tmp_path / "notify"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(60)
-        agent = subprocess.Popen(
-            [CONSOLE_SCRIPT, "agent", "--scenario", POWER_OUTAGE, "--db", url,
-             "--journal-db", journal_url, "--stop-timeout", "1"],
-            env=os.environ | {"NOTIFY_SOCKET": str(notify_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)  # fmt: skip
-        try:
-            while "READY=1" not in notify.recv(4096).decode():
-                pass
-            agent.send_signal(signal.SIGTERM)
-            _out, err = agent.communicate(timeout=60)
-        finally:
-            if agent.poll() is None:
-                agent.kill()
+    with notified_agent(tmp_path, "--scenario", POWER_OUTAGE, "--db", url, "--journal-db", journal_url,
+                        "--stop-timeout", "1") as agent:
+        agent.wait_for("READY=1")
+        _out, err = agent.stop()
 
     assert agent.returncode == EXIT_OK, err
     assert not {t for t in tables(url) if t.startswith("recovery_")}

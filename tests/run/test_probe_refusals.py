@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -90,52 +91,61 @@ def guest() -> GuestNetwork:
     network.remove()
 
 
-def test_the_hosts_loopback_is_never_probed(tmp_path, guest):
-    listener = listening("127.0.0.1")
+@pytest.fixture
+def other_guest() -> GuestNetwork:
+    """Another tenant's guest, answering on its own address."""
+    network = GuestNetwork()
+    yield network
+    network.remove()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A check's target the run must refuse: where the listener waits, the domain's own address, the run's
+    extra options, and the reason the report must give."""
+
+    listener: socket.socket
+    target: str
+    domain_address: str
+    reason: str
+    options: tuple[str, ...] = ()
+
+
+def loopback(guest: GuestNetwork, _request: pytest.FixtureRequest) -> Refusal:
+    # The domain may claim the loopback address too: still not probed.
+    return Refusal(listening("127.0.0.1"), "127.0.0.1", "127.0.0.1", "127.0.0.1 is a loopback address")
+
+
+def hosts_own_address(guest: GuestNetwork, _request: pytest.FixtureRequest) -> Refusal:
+    # The host's end of the guest's link: an address of this host.
+    return Refusal(listening(guest.host_address), guest.host_address, guest.host_address,
+                   f"{guest.host_address} is an address of this host")
+
+
+def outside_the_allowed_networks(guest: GuestNetwork, _request: pytest.FixtureRequest) -> Refusal:
+    return Refusal(listening(guest.guest_address, guest.socket()), guest.guest_address, guest.guest_address,
+                   "is outside the networks probes may reach (--probe-networks: 192.168.0.0/16, fd00::/8)",
+                   ("--probe-networks", "192.168.0.0/16,fd00::/8"))
+
+
+def another_guests_address(guest: GuestNetwork, request: pytest.FixtureRequest) -> Refusal:
+    other: GuestNetwork = request.getfixturevalue("other_guest")
+    return Refusal(listening(other.guest_address, other.socket()), other.guest_address, guest.guest_address,
+                   f"{other.guest_address} is not an address of this guest (its domain's interfaces have: "
+                   f"{guest.guest_address})")
+
+
+@pytest.mark.parametrize("refusal", [loopback, hosts_own_address, outside_the_allowed_networks,
+                                     another_guests_address])
+def test_a_target_other_than_the_guest_is_never_probed(tmp_path, guest, request, refusal):
+    case = refusal(guest, request)
     try:
-        port = listener.getsockname()[1]
-        report = run_with_target(tmp_path, "127.0.0.1", port, "127.0.0.1")  # the domain may claim it: still no
-        assert connections(listener) == 0
+        port = case.listener.getsockname()[1]
+        report = run_with_target(tmp_path, case.target, port, case.domain_address, *case.options)
+        assert connections(case.listener) == 0
     finally:
-        listener.close()
-    assert_refused(report, "127.0.0.1 is a loopback address")
-
-
-def test_the_hosts_own_address_is_never_probed(tmp_path, guest):
-    listener = listening(guest.host_address)  # the host's end of the guest's link: an address of this host
-    try:
-        port = listener.getsockname()[1]
-        report = run_with_target(tmp_path, guest.host_address, port, guest.host_address)
-        assert connections(listener) == 0
-    finally:
-        listener.close()
-    assert_refused(report, f"{guest.host_address} is an address of this host")
-
-
-def test_a_guest_outside_the_allowed_networks_is_never_probed(tmp_path, guest):
-    listener = listening(guest.guest_address, guest.socket())
-    try:
-        port = listener.getsockname()[1]
-        report = run_with_target(tmp_path, guest.guest_address, port, guest.guest_address,
-                                 "--probe-networks", "192.168.0.0/16,fd00::/8")
-        assert connections(listener) == 0
-    finally:
-        listener.close()
-    assert_refused(report, "is outside the networks probes may reach (--probe-networks: 192.168.0.0/16, fd00::/8)")
-
-
-def test_another_guests_address_is_never_probed(tmp_path, guest):
-    other = GuestNetwork()  # another tenant's guest, answering on its own address
-    listener = listening(other.guest_address, other.socket())
-    try:
-        port = listener.getsockname()[1]
-        report = run_with_target(tmp_path, other.guest_address, port, guest.guest_address)
-        assert connections(listener) == 0
-    finally:
-        listener.close()
-        other.remove()
-    assert_refused(report, f"{other.guest_address} is not an address of this guest (its domain's interfaces have: "
-                           f"{guest.guest_address})")
+        case.listener.close()
+    assert_refused(report, case.reason)
 
 
 def test_the_guests_own_address_inside_the_allowed_networks_is_probed(tmp_path, guest):

@@ -1,7 +1,10 @@
-"""`compute-recover` as real processes (the console script), as an operator or a fleet runs it, and a
-run of the clean-host scenario kept busy so that another can meet its host lock."""
+"""`compute-recover` as real processes (the console script), as an operator, a fleet or systemd runs it,
+and a run of the clean-host scenario kept busy so that another can meet its host lock."""
 
+import contextlib
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -69,3 +72,51 @@ def busy_host(tmp_path: Path) -> Iterator[tuple[Path, str, dict, dict]]:
     finally:
         _out, ended["stderr"] = first.communicate(timeout=120)
         ended["returncode"] = first.returncode
+
+
+class NotifiedAgent:
+    """`compute-recover agent` as systemd runs a Type=notify unit: the notify socket is the test's, and
+    what the agent says on it (READY=1, WATCHDOG=1, STATUS=…, STOPPING=1) is collected in `messages`."""
+
+    def __init__(self, process: subprocess.Popen, notify: socket.socket):
+        self.process = process
+        self.notify = notify
+        self.messages: list[str] = []
+
+    def wait_for(self, text: str) -> None:
+        """Until a message holding `text` has come (the socket's timeout bounds each wait)."""
+        while not any(text in message for message in self.messages):
+            self.messages.append(self.notify.recv(4096).decode())
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> tuple[str, str]:
+        """Signal it, wait for its end, collect what it said last; its stdout and stderr."""
+        self.process.send_signal(signum)
+        out, err = self.process.communicate(timeout=timeout)
+        self.notify.settimeout(0)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.messages.append(self.notify.recv(4096).decode())
+        return out, err
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+
+@contextmanager
+def notified_agent(tmp_path: Path, *args: object, env: dict | None = None,
+                   wait: float = 60) -> Iterator[NotifiedAgent]:
+    """The agent started with `args` under a notify socket of the test's; killed if the block leaves it running."""
+    notify_path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(wait)
+        process = subprocess.Popen([str(CONSOLE_SCRIPT), "agent", *map(str, args)],
+                                   env=os.environ | (env or {}) | {"NOTIFY_SOCKET": str(notify_path)},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            yield NotifiedAgent(process, notify)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
