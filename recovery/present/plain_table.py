@@ -4,7 +4,8 @@ cost: rich renders every cell through its measuring and segment machinery, which
 5,000 instances took twice as long as the run itself. Used where no style is shown (into a pipe or a
 file); tests/present/test_plain_table.py holds its output to rich's."""
 
-from itertools import pairwise
+from collections.abc import Iterable
+from itertools import chain, pairwise
 from typing import NamedTuple
 
 from rich._wrap import divide_line
@@ -44,8 +45,8 @@ def two_column_lines(title: str, headers: tuple[str, str], rows: list[tuple[Cell
     """The table's lines, trailing spaces removed; None when it cannot be laid out in `width` without
     narrowing the first column (whose cells never wrap)."""
     first = max(first_min_width, _cells(headers[0]), *(_longest(key) for key, _ in rows))
-    natural = max(_cells(headers[1]), *(_longest(text) for _, cell in rows for text in cell))
-    second = min(natural, width - first - EDGES)
+    second = _natural_width(chain([headers[1]], (text.plain for _, cell in rows for text in cell)),
+                            width - first - EDGES)
     if second < MIN_SECOND_WIDTH:
         return None
     table_width = first + second + EDGES
@@ -66,6 +67,16 @@ def _cells(text: str) -> int:
 
 def _bare(text: str) -> CellLine:
     return CellLine(((text, ""),))
+
+
+def _natural_width(texts: Iterable[str], available: int) -> int:
+    """The widest line of the texts, or `available` as soon as one is as wide (the column is then that)."""
+    widest = 0
+    for text in texts:
+        widest = max(widest, *(_cells(line) for line in text.split("\n")))
+        if widest >= available:
+            return available
+    return widest
 
 
 def _longest(text: CellLine) -> int:
