@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from tests.support.parts import missing
 from tests.support.paths import ROOT
 
 SOURCES = ("pyproject.toml", "README.md", "recovery", "states", "man", "contrib")
@@ -25,7 +26,7 @@ def _builds_wheels() -> bool:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     if not _builds_wheels():
-        pytest.skip("setuptools here cannot build a wheel: `make setup` installs the test extras (setuptools>=70.1)")
+        missing("needs a setuptools that builds wheels (setuptools>=70.1, in the test extras `make setup` installs)")
     source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
     for name in SOURCES:
         if (ROOT / name).is_dir():

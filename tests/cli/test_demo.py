@@ -4,18 +4,16 @@ nothing scrolls away unread (set up's lines name the database file by its absolu
 checkout's)."""
 
 import os
-import shutil
 import subprocess
 
-import pytest
-
+from tests.support.parts import require_program
 from tests.support.paths import CONSOLE_SCRIPT, ROOT
 
 PARTS = ("== set up", "== look", "== act", "== ask why")
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_each_part_of_make_demo_fits_an_80_by_24_terminal(tmp_path):
+    require_program("make", "runs the Makefile's demo target")
     (tmp_path / "fixtures").symlink_to(ROOT / "fixtures")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80", "LINES": "24"}
     env.pop("COMPUTE_RECOVER_DB", None)
