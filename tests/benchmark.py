@@ -391,7 +391,7 @@ def guests_to_resume(count: int) -> dict:
 
 def bench_real_guests(workdir: Path, count: int = 12) -> None:
     """Time until every guest to resume runs again, on a real libvirtd with real QEMU guests."""
-    from real_libvirt import RealHypervisorUnavailable, running_daemon
+    from tests.support.real_libvirt import RealHypervisorUnavailable, running_daemon
 
     try:
         with running_daemon():
@@ -408,7 +408,7 @@ def bench_real_guests(workdir: Path, count: int = 12) -> None:
 def time_resuming(workdir: Path, data: dict) -> dict[str, float]:
     """Seconds until every guest runs again after a real crash (kill -9): a run one at a time, a run
     with the default concurrency, and `virsh start` one after another."""
-    from real_libvirt import URI, Guests
+    from tests.support.real_libvirt import URI, Guests
 
     guests = Guests()
     timings = {}

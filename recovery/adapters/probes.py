@@ -6,6 +6,7 @@ import socket
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError, HypervisorLost
 from recovery.core.metadata import READY_AGENT, READY_TCP, StartOrder
+from recovery.core.network_info import NetworkInfoError, cached_addresses
 from recovery.core.probe_targets import IPNetwork, refused_target
 
 CHECK_TIMEOUT = 1
@@ -25,10 +26,11 @@ def host_addresses() -> frozenset[str]:
 
 
 def not_ready_because(hypervisor: Hypervisor, uuid: str, order: StartOrder,
-                      allowed: tuple[IPNetwork, ...]) -> str | None:
+                      allowed: tuple[IPNetwork, ...], network_info: str | None = None) -> str | None:
     """None when the guest answers its check; else why not, in one line. `running` needs no check:
     its start succeeded. ProbeRefused when a TCP check's address is not the guest's to connect to
-    (`allowed`: the networks probes may reach). HypervisorLost is raised: it is about the host, not
+    (`allowed`: the networks probes may reach; the guest's addresses are its domain's, and on Nova's cell
+    database those of its `network_info` cache too). HypervisorLost is raised: it is about the host, not
     this guest."""
     if order.ready == READY_AGENT:
         try:
@@ -44,12 +46,25 @@ def not_ready_because(hypervisor: Hypervisor, uuid: str, order: StartOrder,
             raise
         except HypervisorError as error:
             return str(error)
-        why = refused_target(order.address or "", guest, host_addresses(), allowed)
+        cached, unread = _cached_addresses(network_info)
+        why = refused_target(order.address or "", guest | cached, host_addresses(), allowed,
+                             "its domain's interfaces" if network_info is None or unread else
+                             "its domain's interfaces and its network info cache")
         if why is not None:
-            raise ProbeRefused(why)
+            raise ProbeRefused(why if unread is None else f"{why}; its network info cache is not readable: {unread}")
         try:
             with socket.create_connection((order.address, order.port), timeout=CHECK_TIMEOUT):
                 pass
         except OSError as error:
             return f"no TCP connection to {order.address} port {order.port}: {error.strerror or error}"
     return None
+
+
+def _cached_addresses(network_info: str | None) -> tuple[frozenset[str], str | None]:
+    """The guest's addresses from its network info cache, and why none were read from a bad one."""
+    if network_info is None:
+        return frozenset(), None
+    try:
+        return cached_addresses(network_info), None
+    except NetworkInfoError as error:
+        return frozenset(), str(error)

@@ -13,12 +13,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     disable_created_metrics,
+    generate_latest,
     start_http_server,
-    write_to_textfile,
 )
 
 from recovery.core.exit_codes import EXIT_FAILED, EXIT_OK
 from recovery.core.outcomes import ACTION_OUTCOMES, RUN_OUTCOMES, SYNC_OUTCOMES
+from recovery.files import write_private
 from recovery.run.boot import RunResult
 from states.policy import ACTIONS, POLICY
 from states.power_sync import SyncAction
@@ -96,5 +97,5 @@ class Metrics:
             server.server_close()
 
     def write_textfile(self, path: str) -> None:
-        """Atomically (a temporary file renamed), as the textfile collector needs."""
-        write_to_textfile(path, self.registry)
+        """Atomically (a temporary file renamed), as the textfile collector needs; 0600 (recovery.files)."""
+        write_private(path, generate_latest(self.registry))

@@ -3,7 +3,8 @@
 `recover:address` is instance metadata, written by the tenant, and the probe is made by the compute
 host. Left unchecked it points the host's connections anywhere: at its own loopback services, its
 management network, another tenant's guest. So a `tcp:<port>` check goes only to an address that is
-the guest's own (its domain's interfaces name it), inside the networks the operator allows
+the guest's own (its domain's interfaces name it, or on Nova's cell database its network info cache:
+recovery/core/network_info.py), inside the networks the operator allows
 (--probe-networks), and never to a loopback, link-local, multicast, unspecified or reserved (the
 broadcast address included) address or one of the host's own. Anything else is refused, with
 the reason, before any connection.
@@ -43,8 +44,9 @@ def _unroutable(address: IPAddress) -> str | None:
 
 
 def refused_target(address: str, guest_addresses: Iterable[str], host_addresses: Iterable[str],
-                   allowed: tuple[IPNetwork, ...]) -> str | None:
-    """None when a probe may connect to `address`; else why not, in one line."""
+                   allowed: tuple[IPNetwork, ...], known_from: str = "its domain's interfaces") -> str | None:
+    """None when a probe may connect to `address`; else why not, in one line (`known_from`: where the
+    guest's addresses were read)."""
     try:
         target = ipaddress.ip_address(address)
     except ValueError:
@@ -62,7 +64,7 @@ def refused_target(address: str, guest_addresses: Iterable[str], host_addresses:
     guest = {_parsed(a) for a in guest_addresses} - {None}
     if real not in guest:
         have = ", ".join(sorted(str(a) for a in guest)) or "none"
-        return f"{address} is not an address of this guest (its domain's interfaces have: {have})"
+        return f"{address} is not an address of this guest ({known_from} have: {have})"
     return None
 
 

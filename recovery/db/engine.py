@@ -22,6 +22,7 @@ from sqlalchemy.pool import QueuePool
 
 from recovery.core.errors import RecoveryError
 from recovery.db.urls import DatabaseUrlError, driver_advice, masked, parse_database_url, scrub, sqlite_path
+from recovery.files import create_private, make_private
 
 DB_ENV = "COMPUTE_RECOVER_DB"
 """Environment variable naming the database: an SQLAlchemy URL or a path to an SQLite file."""
@@ -31,9 +32,6 @@ FIX = f"check --db / {DB_ENV}"
 DEFAULT_DB_PATH = "compute-recover.sqlite"
 """SQLite file (relative to the working directory) used when neither --db nor $COMPUTE_RECOVER_DB
 names a database, so the demo needs no server."""
-
-FILE_MODE = 0o600
-"""SQLite files hold the journal and instance records: readable by their owner only."""
 
 
 class DatabaseError(RecoveryError):
@@ -130,11 +128,9 @@ def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -
                 f"no database file {path}: create it with `compute-recover db upgrade --db {masked(url)}` — {FIX}"
             )
         try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+            create_private(path)
         except OSError as error:
             raise DatabaseError(f"cannot create database file {path}: {error.strerror} — check the directory") from None
-    elif create and os.path.getsize(path) == 0:
-        _make_private(path)
     mode = "ro" if read_only else "rw"
 
     def connect() -> sqlite3.Connection:
@@ -148,11 +144,14 @@ def _sqlite_engine(url: URL, *, read_only: bool, timeout: float, create: bool) -
     return engine
 
 
-def _make_private(path: str) -> None:
-    """An empty file (an operator's `touch`, maybe behind a symlink) that `db upgrade` is about to make a
-    database in is made 0600, as a file it creates: the real file, wherever the symlink leads."""
+def make_sqlite_file_private(url: URL) -> None:
+    """The SQLite file `db upgrade` is about to make a database in (an operator's `touch`, an empty SQLite
+    file, maybe behind a symlink) made 0600, as a file it creates (recovery.files); nothing for a server."""
+    path = sqlite_path(url)
+    if path is None:
+        return
     try:
-        os.chmod(path, FILE_MODE)
+        make_private(path)
     except OSError as error:
         raise DatabaseError(f"cannot make database file {os.path.realpath(path)} private (0600): {error.strerror} — "
                             "check its owner") from None

@@ -7,6 +7,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from recovery.db.engine import make_sqlite_file_private
 from recovery.db.schema import BRANCHES, current
 from recovery.db.store import Database
 
@@ -26,8 +27,11 @@ def scripts() -> ScriptDirectory:
 
 
 def upgrade(db: Database, branches: tuple[str, ...] = BRANCHES) -> tuple[set[str], set[str]]:
-    """Bring `branches` to their newest revision; (revisions before, after)."""
+    """Bring `branches` to their newest revision; (revisions before, after). An SQLite file with none of
+    compute-recover's tables yet is a database it makes: made 0600 before the first table is written."""
     before = current(db)
+    if not before:
+        make_sqlite_file_private(db.url)
     alembic_config = config()
     with db.transaction("upgrade its schema") as conn:
         alembic_config.attributes["connection"] = conn

@@ -8,6 +8,7 @@ Timestamps are naive UTC, as Nova stores them. The schema itself is created and 
 the Alembic migrations in recovery/migrations (`compute-recover db upgrade`).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypedDict
@@ -286,6 +287,9 @@ class HostSnapshot:
     compute_nodes: tuple[ComputeNodeRow, ...]
     service: ServiceRow | None
     """The host's nova-compute service record, if it has one."""
+    network_info: Mapping[str, str] = field(default_factory=dict)
+    """Nova's network info cache (its text, bounded) of each instance that names a readiness address, by
+    canonical uuid: on Nova's cell database only (recovery.db.store.load_host)."""
 
 
 class InstanceChanges(TypedDict, total=False):

@@ -20,12 +20,15 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Integer,
     Select,
     String,
+    Text,
     Update,
     bindparam,
     case,
     cast,
+    column,
     event,
     func,
     insert,
@@ -33,6 +36,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    table,
     type_coerce,
     union_all,
     update,
@@ -45,6 +49,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from recovery.core.bounds import NOVA_INTEGER_MAX
 from recovery.core.defaults import DEFAULT_DB_TIMEOUT
+from recovery.core.metadata import ADDRESS_KEY
+from recovery.core.network_info import MAX_NETWORK_INFO_CHARS
 from recovery.db.engine import DatabaseError, describe, enter_wal_mode, leave_wal_mode, one_line
 from recovery.db.models import (
     ComputeNode,
@@ -175,11 +181,12 @@ class ConnectedDatabase:
 class HostReads(ConnectedDatabase):
     """Bulk reads of a host's records: a fixed number of statements however many instances it has."""
 
-    def load_host(self, host: str) -> HostSnapshot:
+    def load_host(self, host: str, nova_cell: bool = False) -> HostSnapshot:
         """This host's live instances with their system and user metadata, pending evacuations away
         from it (read as Nova reads them, soft-deleted ones included), its compute nodes and its
         service (whose last heartbeat tells how long the host was down, read before the run writes a
-        new one): five statements whatever the instance count."""
+        new one): five statements whatever the instance count; on Nova's cell database (`nova_cell`) a
+        sixth, the network info caches of those that name a readiness address."""
         on_host = (Instance.host == host) & (Instance.deleted == 0)
         with self.reading(f"load host {host}") as conn:
             return HostSnapshot(
@@ -188,7 +195,19 @@ class HostReads(ConnectedDatabase):
                 evacuations=_evacuations(conn, _evacuated_from(host)),
                 compute_nodes=_rows(conn, ComputeNodeRow, ComputeNode, _node_of(host)),
                 service=next(iter(service_rows(conn, _compute_service(host))), None),
+                network_info=_network_info(conn, on_host) if nova_cell else {},
             )
+
+    def load_network_info(self, uuids: Iterable[str]) -> dict[str, str]:
+        """The network info caches of these instances (Nova's cell database only) that name a readiness
+        address, by canonical uuid (for deciding a few instances again)."""
+        wanted = sorted({u.lower() for u in uuids})
+        found: dict[str, str] = {}
+        with self.reading("load network info caches") as conn:
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start : start + IN_CHUNK]
+                found |= _network_info(conn, Instance.uuid.in_(chunk + [u.upper() for u in chunk]))
+        return found
 
     def load_instances_by_uuid(self, uuids: Iterable[str]) -> dict[str, InstanceRow]:
         """Instance records by canonical (lower-case) uuid wherever they live, deleted ones
@@ -381,6 +400,25 @@ def _instances(conn: Connection, where: ColumnElement[bool]) -> list[InstanceRow
         )
         for row in rows
     ]
+
+
+INFO_CACHES = table("instance_info_caches", column("instance_uuid", String), column("network_info", Text),
+                    column("deleted", Integer))
+"""Nova's table of each instance's network info cache (Nova's cell database only: compute-recover's own
+schema has none), named here without a model so that it is never taken for one of compute-recover's tables."""
+
+
+def _network_info(conn: Connection, where: ColumnElement[bool]) -> dict[str, str]:
+    """The live network info caches of the instances matching `where` whose user metadata names a readiness
+    address (the only ones a probe needs), by canonical uuid: one statement. At most one character more
+    than recovery.core.network_info allows is fetched, so that a huge cache costs no more than that."""
+    names_address = (select(InstanceMetadata.id)
+                     .where(InstanceMetadata.instance_uuid == Instance.uuid, InstanceMetadata.key == ADDRESS_KEY,
+                            InstanceMetadata.deleted == 0).exists())
+    statement = (select(Instance.uuid, func.substr(INFO_CACHES.c.network_info, 1, MAX_NETWORK_INFO_CHARS + 1))
+                 .join(INFO_CACHES, INFO_CACHES.c.instance_uuid == Instance.uuid)
+                 .where(where, INFO_CACHES.c.deleted == 0, names_address))
+    return {uuid.lower(): text for uuid, text in conn.execute(statement) if text is not None}
 
 
 def _rows(conn: Connection, row_type: type[_Row], model: Any, where: ColumnElement[bool]) -> tuple[_Row, ...]:

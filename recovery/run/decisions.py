@@ -90,7 +90,8 @@ def _decide_row(machine: RecoveryMachine, settings: RunSettings, gathered: HostF
                                        error=f"bad database row: {error}; fix the instances row",
                                        vm_state=row.vm_state, task_state=row.task_state))
         return None
-    plan = decide_instance(machine, row, record, facts, gathered.evacuations.get(row.key))
+    plan = decide_instance(machine, row, record, facts, gathered.evacuations.get(row.key),
+                           gathered.network_info.get(row.key))
     if starts_guest(plan.decision):
         try:
             plan.order = start_order(row.metadata)
@@ -104,12 +105,13 @@ def _decide_row(machine: RecoveryMachine, settings: RunSettings, gathered: HostF
 
 
 def decide_instance(machine: RecoveryMachine, row: InstanceRow, record: dict, facts: Facts,
-                    evacuation: MigrationRow | None) -> Plan:
-    """The machine's decision on one instance, with what its execution needs of the row."""
+                    evacuation: MigrationRow | None, network_info: str | None = None) -> Plan:
+    """The machine's decision on one instance, with what its execution needs of the row (and, on Nova's cell
+    database, its network info cache)."""
     return Plan(row.key, machine.decide(facts), writable=facts.owned and not facts.deleted,
                 evacuation_id=evacuation.id if evacuation else None,
                 stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record,
-                project=row.project_id)
+                project=row.project_id, network_info=network_info)
 
 
 def decide_again(machine: RecoveryMachine, settings: RunSettings, database: Database, hypervisor: Hypervisor,
@@ -126,7 +128,8 @@ def decide_again(machine: RecoveryMachine, settings: RunSettings, database: Data
         facts = facts_from_record(record, settings.host, settings.options)
     except FactsError:
         return None
-    return decide_instance(machine, row, record, facts, gathered.evacuations.get(row.key))
+    return decide_instance(machine, row, record, facts, gathered.evacuations.get(row.key),
+                           gathered.network_info.get(row.key))
 
 
 def evacuation_warnings(settings: RunSettings, gathered: HostFacts) -> list[str]:

@@ -84,6 +84,9 @@ class Plan:
     """When its guest is started (recovery/run/tiers.py); None when its decision starts no guest."""
     project: str | None = None
     """Its tenant (the record's project_id): tiers order one project's guests only."""
+    network_info: str | None = None
+    """On Nova's cell database, its network info cache as read (bounded, unparsed): the guest's own
+    addresses, where its readiness probe may go (recovery/core/network_info.py)."""
 
 
 @dataclass

@@ -9,8 +9,8 @@ just the named instances are read, wherever they live: for `explain --live` and 
 instance again after a lost claim.
 """
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 from recovery.adapters.hypervisor import DomainInfo, Hypervisor
@@ -44,6 +44,9 @@ class HostFacts:
     """How long the host was down, from its service's last heartbeat; None: unknown."""
     nova_cell: bool = False
     """The records are Nova's cell database: each record says so (`nova_cell`), for the division of labour."""
+    network_info: Mapping[str, str] = field(default_factory=dict)
+    """On Nova's cell database, the network info cache of each instance that names a readiness address:
+    where the guest's addresses are there (recovery/core/network_info.py)."""
 
     def row(self, uuid: str) -> InstanceRow | None:
         return self.instances.get(uuid) or self.elsewhere.get(uuid)
@@ -74,13 +77,13 @@ def gather(db: Database, hypervisor: Hypervisor | None, host: str, *, only: Coll
         return _gather_only(db, hypervisor, host, only, down_seconds, nova_cell)
     listed = domains if domains is not None else hypervisor.domains() if hypervisor is not None else []
     by_domain = {d.uuid.lower(): d for d in listed}
-    snapshot = db.load_host(host)
+    snapshot = db.load_host(host, nova_cell=nova_cell)
     if isinstance(down_seconds, Unread):
         down_seconds = host_down_seconds(snapshot.service, utcnow())
     evacuations = {m.instance_uuid.lower(): m for m in snapshot.evacuations if m.instance_uuid}
     rows = {row.key: row for row in snapshot.instances}
     elsewhere = db.load_instances_by_uuid({u for u in (*by_domain, *evacuations) if u not in rows})
-    return HostFacts(host, rows, elsewhere, by_domain, evacuations, down_seconds, nova_cell)
+    return HostFacts(host, rows, elsewhere, by_domain, evacuations, down_seconds, nova_cell, snapshot.network_info)
 
 
 def _gather_only(db: Database, hypervisor: Hypervisor | None, host: str, uuids: Collection[str],
@@ -99,7 +102,7 @@ def _gather_only(db: Database, hypervisor: Hypervisor | None, host: str, uuids: 
         down_seconds = host_down_seconds(services[0] if services else None, utcnow())
     ours = {uuid: row for uuid, row in rows.items() if row.host == host and not row.deleted}
     return HostFacts(host, ours, {u: r for u, r in rows.items() if u not in ours}, domains, evacuations,
-                     down_seconds, nova_cell)
+                     down_seconds, nova_cell, db.load_network_info(rows) if nova_cell else {})
 
 
 def instance_record(row: InstanceRow, power: PowerState | None, evacuation: MigrationRow | None,

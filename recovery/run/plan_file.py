@@ -16,8 +16,6 @@ read and the claim is caught too.
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +37,7 @@ from recovery.core.machine import show_value
 from recovery.core.metadata import MAX_DURATION_SECONDS, PolicyValueError, parse_resume
 from recovery.core.outcomes import Outcome
 from recovery.core.settings import RunSettings
+from recovery.files import PrivateReplacement
 from recovery.run.boot import DecisionScreen, RunResult
 from recovery.run.execute import InstanceResult, Plan
 from states.enums import RunningDeletedInstanceAction
@@ -346,17 +345,16 @@ def load_for_run(path: Path, options: Options, given: frozenset[str]) -> PlanApp
 
 
 class PlanWriter:
-    """`plan --out FILE`: the plan in a private temporary file beside FILE, renamed over FILE only
-    once whole, so FILE is never half-written. Made first, so an unwritable FILE fails before any reading."""
+    """`plan --out FILE`: the plan in a private temporary file beside FILE (recovery.files), renamed over
+    FILE only once whole, so FILE is never half-written. Made first, so an unwritable FILE fails before any
+    reading."""
 
     def __init__(self, path: Path):
         self.path = path
         try:
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
+            self._file = PrivateReplacement(path)
         except OSError as error:
             raise PlanFileError(f"cannot write plan file {path}: {error.strerror} (choose a writable --out)") from None
-        self._temporary = Path(temporary)
-        self._file = os.fdopen(handle, "w", encoding="utf-8")
         self._plans: dict[str, Plan] = {}
         self._settings: RunSettings | None = None
         self._libvirt_uri = ""
@@ -378,21 +376,12 @@ class PlanWriter:
         ordered = [self._plans[r.uuid] for r in result.instances if r.uuid in self._plans]
         document = plan_document(self._settings, self._libvirt_uri, ordered, datetime.now(UTC))
         try:
-            self._file.write(to_json(document, indent=2) + "\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.replace(self._temporary, self.path)
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            self._file.file.write((to_json(document, indent=2) + "\n").encode())
+            self._file.commit()
         except OSError as error:
             raise PlanFileError(f"cannot write plan file {self.path}: {error.strerror}") from None
         log.info("wrote plan %s: %d instance(s)", self.path, len(ordered))
 
     def discard(self) -> None:
         """Remove the temporary file if it was not renamed (the command failed or was stopped)."""
-        self._file.close()
-        self._temporary.unlink(missing_ok=True)
+        self._file.discard()

@@ -138,11 +138,12 @@ class TierWait:
         return "the tier timeout passed before it was checked"
 
 
-def _check(ports: Ports, waiting: TierWait, uuid: str, order: StartOrder, allowed: tuple[IPNetwork, ...]) -> None:
+def _check(ports: Ports, waiting: TierWait, uuid: str, order: StartOrder, allowed: tuple[IPNetwork, ...],
+           network_info: str | None) -> None:
     """Check the guest and record the answer; a refused target is not waited for; a lost hypervisor
     halts the run."""
     try:
-        why = not_ready_because(ports.hypervisor, uuid, order, allowed)
+        why = not_ready_because(ports.hypervisor, uuid, order, allowed, network_info)
     except ProbeRefused as refused:
         log.warning("%s: readiness check %s refused: %s", uuid, order.describe(), refused)
         waiting.refuse(uuid, str(refused))
@@ -203,6 +204,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
     for tier in tiers:
         lanes.setdefault(tier.project, _Lane([])).tiers.append(tier)
     active = list(lanes.values())
+    network_info = {plan.uuid: plan.network_info for tier in tiers for plan in tier.plans if plan.network_info}
     results: list[InstanceResult] = []
     reports: list[TierReport] = []
 
@@ -233,7 +235,7 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
         for lane in list(active):
             if not (lane.waiting.done(time.monotonic()) or halt.reason):
                 for uuid, order in lane.waiting.due(time.monotonic()):
-                    _check(ports, lane.waiting, uuid, order, readiness.allowed)
+                    _check(ports, lane.waiting, uuid, order, readiness.allowed, network_info.get(uuid))
             if lane.running or not (lane.waiting.done(time.monotonic()) or halt.reason):
                 continue
             results += lane.results

@@ -14,6 +14,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,8 +30,9 @@ from recovery.adapters.hypervisor import Hypervisor, HypervisorError, Hypervisor
 from recovery.db.scenarios import read_db_json, seed
 from tests.support.databases import migrated_database
 from tests.support.parts import missing
-from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, U
+from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, ROOT, U
 from tests.support.real_libvirt import (
+    LOCK,
     URI,
     Daemon,
     Guests,
@@ -406,6 +408,19 @@ def test_a_lost_libvirtd_is_hypervisor_lost(daemon: Daemon) -> None:
         daemon.start()
 
 
+def test_a_second_real_hypervisor_run_waits_for_this_one(daemon: Daemon) -> None:
+    """Another process's run (a second pytest, `make bench`) does not take this run's libvirtd for the
+    system's, which this run kills, restarts and stops: it waits its turn, here 1 s, then says who holds it."""
+    second = subprocess.run(
+        [sys.executable, "-c", "from tests.support.real_libvirt import running_daemon\n"
+         "with running_daemon(wait=1):\n    pass"],
+        capture_output=True, text=True, timeout=60, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert second.returncode == 1
+    assert second.stderr.rstrip().splitlines()[-1] == (
+        f"tests.support.real_libvirt.RealHypervisorUnavailable: another real-hypervisor run (pid {os.getpid()}) "
+        f"still holds {LOCK} after 1 s")
+
+
 def test_undefine_takes_managed_save_and_snapshot_metadata_along(guests: Guests, hv: Hypervisor) -> None:
     # Plain virDomainUndefine refuses a domain with either.
     dom = guests.define("instance-000000a1", GUEST)
@@ -432,6 +447,22 @@ def twelve_to_resume(guests: Guests) -> tuple[dict, list[str]]:
                   "task_state": None, "power_state": "running"} for n, uuid in enumerate(uuids)]
     return {"host": HOST, "instances": instances,
             "services": [{"host": HOST, "binary": "nova-compute", "topic": "compute"}]}, uuids
+
+
+def test_twelve_crashed_guests_all_come_back_at_the_default_concurrency(guests: Guests, workdir: Path) -> None:
+    """The benchmark's outage as a test: twelve guests killed with kill -9 at once, then one run with the
+    default --concurrency, whose workers each start guests on their own connection at the same time: every
+    instance ok, every guest booted afresh."""
+    data, uuids = twelve_to_resume(guests)
+    guests.in_parallel(guests.crash, ((guests.domain(uuid),) for uuid in uuids))
+    url = seeded_database(workdir / "db.sqlite", data)
+
+    done = recover(url, "--resume-guests-state-on-host-boot")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert {(i["uuid"], i["outcome"], i["error"]) for i in report["instances"]} == {(u, "ok", None) for u in uuids}
+    assert {uuid: guests.state(uuid) for uuid in uuids} == dict.fromkeys(uuids, BOOTED)
 
 
 def test_libvirtd_killed_mid_run_is_not_an_instance_failure(daemon: Daemon, guests: Guests, workdir: Path) -> None:
@@ -565,3 +596,96 @@ def test_the_agent_keeps_real_guests_records_true(daemon: Daemon, guests: Guests
             agent.kill()
     assert agent.returncode == 0, err
     assert record(stopped)[:2] == ("stopped", None)
+
+
+def gauge(textfile: Path, metric: str) -> float | None:
+    """A sample without labels from the agent's metrics textfile; None before the file or the sample exists."""
+    try:
+        lines = textfile.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return next((float(line.split()[1]) for line in lines if line.split()[:1] == [metric]), None)
+
+
+def test_the_agent_rides_out_a_real_libvirtd_crash(daemon: Daemon, guests: Guests, workdir: Path) -> None:
+    """kill -9 of the real libvirtd under the running `agent` (the guests' QEMU keep running, as after a crash):
+    the agent logs the loss, disables its service (AUTO reason), sets compute_recover_libvirt_connected to 0,
+    keeps beating and writes nothing to any instance. While libvirtd stays away it tries again every 5 s and
+    does not exit. When libvirtd is back it re-enables the service, sets the gauge to 1 and hears events
+    again: a guest crashed after the reconnect is recorded stopped. An operator's disable outlives a loss and a
+    return. Lost for good, SIGTERM still ends it with exit 0."""
+    if not daemon.owned:
+        missing("this libvirtd is the system's, not the suite's: the suite kills only a daemon it started")
+    crashed, steady = (f"6c1a0b52-0000-4000-8000-0000000003{n:02d}" for n in range(2))
+    for number, uuid in enumerate((crashed, steady)):
+        guests.start(guests.define(f"instance-000003{number:02x}", uuid))
+    instances = [{"uuid": uuid, "host": HOST, "node": HOST, "vm_state": "active", "task_state": None,
+                  "power_state": "running"} for uuid in (crashed, steady)]
+    database = workdir / "db.sqlite"
+    url = seeded_database(database, {"host": HOST, "instances": instances,
+                                     "services": [{"host": HOST, "binary": "nova-compute"}]})
+    textfile, log = workdir / "agent.prom", workdir / "agent.log"
+    command = [CONSOLE_SCRIPT, "agent", "--db", url, "--libvirt-uri", URI, "--host", HOST, "--node", HOST,
+               "--report-interval", "1", "--lifecycle-event-delay", "3", "--metrics-textfile", textfile]
+    with log.open("w") as stderr:
+        agent = subprocess.Popen([str(part) for part in command], stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def service() -> dict:
+        return keyed_rows(database, "services", "host")[HOST]
+
+    def connected() -> float | None:
+        return gauge(textfile, "compute_recover_libvirt_connected")
+
+    def records() -> dict[str, tuple]:
+        return {uuid: (r["vm_state"], r["task_state"], r["power_state"])
+                for uuid, r in keyed_rows(database, "instances", "uuid").items()}
+
+    try:
+        wait_for(lambda: connected() == 1, timeout=60, what="the agent to have recovered the host")
+        settled = records()
+        assert settled == {crashed: ("active", None, 1), steady: ("active", None, 1)}
+
+        daemon.kill()
+        wait_for(lambda: connected() == 0, timeout=15, what="the agent to notice libvirtd is gone")
+        assert (service()["disabled"], service()["disabled_reason"]) == (1, "AUTO: Connection to libvirt lost")
+        beats = service()["report_count"]
+        time.sleep(11)  # two reconnect attempts, both failing
+        assert agent.poll() is None  # no bounded wait: it stays, disabled, and keeps trying
+        assert service()["report_count"] > beats  # still up, as Nova shows a disabled service
+        assert records() == settled  # a lost libvirt is no instance's failure
+        assert log.read_text().count("libvirt still unreachable") in (2, 3)  # every 5 s
+
+        daemon.start()
+        wait_for(lambda: connected() == 1, timeout=30, what="the agent to reconnect")
+        wait_for(lambda: not service()["disabled"], timeout=5, what="the service to be enabled again")
+        assert service()["disabled_reason"] is None
+        assert records() == settled
+        guests.crash(guests.domain(crashed))
+        wait_for(lambda: records()[crashed][0] == "stopped", timeout=30, what="the crash after the reconnect")
+        assert records()[crashed] in (("stopped", None, 4), ("stopped", None, 6))  # shutdown or crashed
+        assert records()[steady] == settled[steady]
+
+        rows(f"sqlite:///{database}", "UPDATE services SET disabled = 1, disabled_reason = 'maintenance'")
+        daemon.kill()
+        wait_for(lambda: connected() == 0, timeout=15, what="the agent to notice libvirtd is gone again")
+        daemon.start()
+        wait_for(lambda: connected() == 1, timeout=30, what="the agent to reconnect again")
+        assert (service()["disabled"], service()["disabled_reason"]) == (1, "maintenance")  # an operator's stays
+
+        daemon.kill()
+        wait_for(lambda: connected() == 0, timeout=15, what="the agent to notice libvirtd is gone for good")
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        daemon.start()
+    err = log.read_text()
+    assert agent.returncode == 0, err
+    assert "Traceback" not in err
+    assert err.count("lost the connection to libvirt: libvirt closed the connection") == 3, err
+    assert "service disabled: AUTO: Connection to libvirt lost" in err
+    assert "libvirt still unreachable: cannot open libvirt at 'qemu:///system'" in err
+    assert err.count("the connection to libvirt is back") == 2
+    assert err.count("service re-enabled") == 1
+    assert records()[steady] == settled[steady]

@@ -218,28 +218,6 @@ def test_the_compute_node_is_updated_every_update_resources_interval(host: Host)
     assert host.db.load_host(HOST).compute_nodes[0].vcpus_used == 3
 
 
-def test_a_lost_libvirt_disables_the_service_and_its_return_enables_it(host: Host) -> None:
-    """The test driver's connection cannot drop, so the close callback is called as libvirt would."""
-    host.agent.heard_close(libvirt.VIR_CONNECT_CLOSE_REASON_EOF)
-    host.agent.tick()
-    service = records.list_services(host.db, HOST)[0]
-    assert (service.disabled, service.disabled_reason) == (True, "AUTO: Connection to libvirt lost")
-    assert host.count("compute_recover_libvirt_connected") == 0
-    host.later(5)  # the reconnect attempt
-    service = records.list_services(host.db, HOST)[0]
-    assert (service.disabled, service.disabled_reason) == (False, None)
-    assert host.count("compute_recover_libvirt_connected") == 1
-
-
-def test_an_operators_disable_survives_a_lost_libvirt(host: Host) -> None:
-    records.set_disabled(host.db, HOST, True, "maintenance")
-    host.agent.heard_close(libvirt.VIR_CONNECT_CLOSE_REASON_EOF)
-    host.agent.tick()
-    host.later(5)
-    service = records.list_services(host.db, HOST)[0]
-    assert (service.disabled, service.disabled_reason) == (True, "maintenance")
-
-
 @pytest.mark.parametrize("host", [True], indirect=True)
 def test_the_metrics_time_the_guests_the_run_resumed(host: Host) -> None:
     assert host.count("compute_recover_actions_total", action="resume_guest", outcome="ok") == 1

@@ -19,11 +19,13 @@ import pytest
 import yaml
 
 from recovery.cli import logs
+from recovery.present.progress import SHOW_AFTER
 from tests.support.commands import python_command
 from tests.support.in_process import cli_run, invoke, load_scenario
 from tests.support.parts import require_program
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES, HOST, U, uri
 from tests.support.processes import busy_host, cli
+from tests.support.real_libvirt import wait_for
 from tests.support.rows import query
 
 
@@ -352,15 +354,37 @@ def test_a_long_run_on_a_terminal_shows_a_progress_bar_then_the_table(slow_run, 
     assert {U(nn) for nn in ("01", "03", "22")} <= {word for line in lines for word in line.split()}
 
 
+@pytest.fixture
+def held_run(tmp_path):
+    """A run whose first VIF plug says it began (the `plugging` file) and holds the run until the test
+    creates the `go` file: the run is seen in progress for as long as the test needs."""
+    path = tmp_path / "db.sqlite"
+    load_scenario(path, "power-outage")
+    plug = tmp_path / "held-plug"
+    plug.write_text(f"#!/bin/sh\ntouch {tmp_path / 'plugging'}\n"
+                    f"while [ ! -e {tmp_path / 'go'} ]; do sleep 0.05; done\n")
+    plug.chmod(0o755)
+    return (f"COMPUTE_RECOVER_DB=sqlite:///{path} {CONSOLE_SCRIPT} run --scenario {FIXTURES / 'power-outage'} "
+            f"--concurrency 1 --stop-timeout 1 --plug-vifs-command {plug}")
+
+
 @pytest.mark.parametrize("tail", ["--json", "-f value -c uuid", "> out.txt"])
-def test_no_progress_bar_in_machine_formats_or_into_a_file(slow_run, tmp_path, tail):
+def test_no_progress_bar_in_machine_formats_or_into_a_file(held_run, tmp_path, tail):
     require_program("tmux", "make test installs it")
-    terminal = Terminal(f"cr-noprogress-{os.getpid()}", f"cd {tmp_path} && {slow_run} {tail}")
+    plugging = tmp_path / "plugging"
+    terminal = Terminal(f"cr-noprogress-{os.getpid()}", f"cd {tmp_path} && {held_run} {tail}")
     try:
-        time.sleep(4)  # the bar would be drawn after 2 s
+        wait_for(plugging.exists, timeout=60, what="the run's first VIF plug")
+        # The run began before its first plug, which holds it: once SHOW_AFTER has passed since the plug
+        # began, a bar would be on the screen of a run still going.
+        seen_after = plugging.stat().st_mtime + SHOW_AFTER + 0.5
+        wait_for(lambda: time.time() >= seen_after, timeout=60, what="the bar's delay to pass")
         during = terminal.screen()
+        assert "EXIT=" not in during.rsplit("EXIT=$?", 1)[1]  # the run was still going when it was looked at
+        (tmp_path / "go").touch()
         after = terminal.wait_for("EXIT=0")
     finally:
+        (tmp_path / "go").touch()
         terminal.close()
     assert "recovering compute-1" not in during + after
     if tail.startswith(">"):

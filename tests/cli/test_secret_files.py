@@ -1,17 +1,22 @@
 """A file that holds the database password and is readable by every user gets a warning naming it;
-a database file `db upgrade` makes a database in is private (0600), behind a symlink too.
+every file compute-recover writes (the databases `db upgrade` makes, a plan, the metrics textfile) is
+private (0600), the real file behind a symlink.
 
 Real processes and real files: a --config TOML file and a nova.conf whose database URL carries a
 password (pointing at a closed port: the warning comes when the file is read, before any connection).
 """
 
+import contextlib
+import json
 import os
+import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.paths import CONSOLE_SCRIPT
+from tests.support.paths import CONSOLE_SCRIPT, FIXTURES
 
 SECRET_URL = "postgresql+psycopg://nova:s3cret@127.0.0.1:1/nova"
 
@@ -19,6 +24,10 @@ SECRET_URL = "postgresql+psycopg://nova:s3cret@127.0.0.1:1/nova"
 def plan_with(*args: object) -> subprocess.CompletedProcess:
     return subprocess.run([CONSOLE_SCRIPT, "plan", "--host", "compute-1", "--db-timeout", "1", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
+
+
+def compute_recover(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([CONSOLE_SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
 def warnings_about(path: Path, stderr: str) -> list[str]:
@@ -67,3 +76,103 @@ def test_db_upgrade_makes_an_empty_file_it_makes_a_database_in_private(tmp_path,
     assert done.returncode == 0, done.stderr
     assert "(created)" in done.stdout
     assert oct(os.stat(real).st_mode & 0o777) == oct(0o600)
+
+
+# --- every file compute-recover writes is 0600, the real file behind a symlink (recovery/files.py) ------
+
+
+def behind_a_symlink(tmp_path: Path, content: bytes) -> tuple[Path, Path]:
+    """A file readable by everyone holding `content`, and a symlink to it: (the link, the real file)."""
+    real = tmp_path / "real" / "file"
+    real.parent.mkdir()
+    real.write_bytes(content)
+    real.chmod(0o644)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    return link, real
+
+
+def mode(path: Path) -> str:
+    return oct(os.stat(path, follow_symlinks=False).st_mode & 0o777)
+
+
+def an_sqlite_file_without_tables() -> bytes:
+    """What `sqlite3 FILE 'PRAGMA user_version = 1'` leaves: a database file, not empty, with no table."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "made.sqlite"
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA user_version = 1")
+        return path.read_bytes()
+
+
+@pytest.mark.parametrize("option", ["--db", "--journal-db"])
+def test_db_upgrade_makes_a_non_empty_file_it_makes_the_database_in_private_behind_a_symlink(tmp_path, option):
+    link, real = behind_a_symlink(tmp_path, an_sqlite_file_without_tables())
+    done = compute_recover("db", "upgrade", option, f"sqlite:///{link}")
+    assert done.returncode == 0, done.stderr
+    assert "(created)" in done.stdout
+    assert mode(real) == oct(0o600) and link.is_symlink()
+
+
+def test_db_upgrade_creates_a_missing_file_0600_whatever_the_umask(tmp_path):
+    path = tmp_path / "new.sqlite"
+    done = subprocess.run(["sh", "-c", f'umask 000 && exec "$0" db upgrade --db sqlite:///{path}', CONSOLE_SCRIPT],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert mode(path) == oct(0o600)
+
+
+def test_db_upgrade_leaves_a_database_it_did_not_make_as_it_is(tmp_path):
+    path = tmp_path / "made.sqlite"
+    assert compute_recover("db", "upgrade", "--db", f"sqlite:///{path}").returncode == 0
+    path.chmod(0o640)  # the operator's choice for a database that has compute-recover's tables already
+    again = compute_recover("db", "upgrade", "--db", f"sqlite:///{path}")
+    assert again.returncode == 0 and "up to date" in again.stdout
+    assert mode(path) == oct(0o640)
+
+
+def test_db_upgrade_refuses_to_make_a_database_in_a_fifo(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+    done = compute_recover("db", "upgrade", "--db", f"sqlite:///{fifo}")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert mode(fifo) == oct(0o644)
+
+
+def test_plan_out_replaces_the_real_file_behind_a_symlink_0600(tmp_path):
+    link, real = behind_a_symlink(tmp_path, b"an older plan\n")
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert compute_recover("db", "upgrade", "--db", url).returncode == 0
+    assert compute_recover("scenario", "load", FIXTURES / "clean-host", "--db", url).returncode == 0
+    done = compute_recover("plan", "--scenario", FIXTURES / "clean-host", "--db", url, "--out", link)
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and json.loads(real.read_text())["host"] == "compute-1"
+    assert mode(real) == oct(0o600)
+    assert sorted(p.name for p in real.parent.iterdir()) == ["file"]  # no temporary file left
+
+
+def test_the_metrics_textfile_is_0600_behind_a_symlink(tmp_path):
+    link, real = behind_a_symlink(tmp_path, b"# older metrics\n")
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert compute_recover("db", "upgrade", "--db", url).returncode == 0
+    assert compute_recover("scenario", "load", FIXTURES / "clean-host", "--db", url).returncode == 0
+    done = compute_recover("run", "--scenario", FIXTURES / "clean-host", "--db", url, "--metrics-textfile", link)
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and "compute_recover_runs_total" in real.read_text()
+    assert mode(real) == oct(0o600)
+
+
+def test_plan_out_refuses_to_replace_what_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert compute_recover("db", "upgrade", "--db", url).returncode == 0
+    assert compute_recover("scenario", "load", FIXTURES / "clean-host", "--db", url).returncode == 0
+    for out in (fifo, link):
+        done = compute_recover("plan", "--scenario", FIXTURES / "clean-host", "--db", url, "--out", out)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert f"cannot write plan file {out}: not a regular file" in done.stderr
+    assert fifo.is_fifo() and mode(fifo) == oct(0o644) and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite", "fifo", "link"]

@@ -54,8 +54,7 @@ def test_the_agent_waits_for_a_database_slow_to_come_up_then_recovers(tmp_path, 
     private_pg_cluster.stop()
     with notified_agent(tmp_path, *AGENT, "--db", url, "--start-wait", "2m", wait=120) as waiting:
         try:
-            waiting.wait_for("waiting for the database")
-            time.sleep(2)  # it keeps trying
+            waiting.wait_for("waiting for the database", times=2)  # it keeps trying
             assert waiting.process.poll() is None
             private_pg_cluster.start()
             waiting.wait_for("READY=1")

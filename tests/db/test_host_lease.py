@@ -101,7 +101,16 @@ def test_idle_session_timeout_does_not_end_the_lock_session(pg_database_url):
         with host_lock(db, "compute-1", timeout=0) as lease:
             with db.engine.connect() as conn:  # the database's other sessions do get the limit
                 assert conn.exec_driver_sql("SHOW idle_session_timeout").scalar() == "1s"
-            time.sleep(2.5)
-            lease.verify()
+            with psycopg.connect(host=server.host, port=server.port, user=server.username, password=server.password,
+                                 dbname=server.database, autocommit=True) as watcher:
+                idle = db.engine.connect()  # another session of the database's, left idle (not in a transaction)
+                pid = idle.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                idle.commit()
+                deadline = time.monotonic() + 30
+                while watcher.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                    assert time.monotonic() < deadline, "the limit never ended an idle session"
+                    time.sleep(0.1)  # the watcher is never idle that long
+                idle.invalidate()
+                lease.verify()  # the lock's session, idle as long as the one that was ended, was not
     finally:
         db.close()

@@ -42,6 +42,7 @@ NOT_NULL = {
     "compute_nodes": {"id", "vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "local_gb_used",
                       "hypervisor_type", "hypervisor_version", "cpu_info"},
     "services": {"id", "report_count"},
+    "instance_info_caches": {"id", "instance_uuid"},
 }  # fmt: skip
 """Nova's NOT NULL columns in these tables; every other column may be null."""
 
@@ -184,7 +185,8 @@ def test_every_instance_of_the_scenario_lands_in_the_nova_tables(database_url, n
     with nova_engine.connect() as conn:
         counts = {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in NOVA_TABLES}
     assert counts == {"instances": len(POWER_OUTAGE["instances"]), "instance_system_metadata": 1,
-                      "instance_metadata": 0, "migrations": 3, "compute_nodes": 1, "services": 1}  # fmt: skip
+                      "instance_metadata": 0, "migrations": 3, "compute_nodes": 1, "services": 1,
+                      "instance_info_caches": len(POWER_OUTAGE["instances"])}  # fmt: skip
 
 
 def test_an_interrupted_live_migration_is_failed_through_novas_migration_type_enum(database_url, nova_engine):

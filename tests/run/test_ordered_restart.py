@@ -5,7 +5,6 @@ test opens late, or never."""
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from recovery.adapters.hypervisor import Hypervisor
+from recovery.adapters.probes import not_ready_because
 from recovery.cli import cli
 from recovery.core.effects import starts_guest
 from recovery.core.facts import Options, facts_from_record
@@ -34,6 +34,7 @@ from recovery.core.settings import RunSettings
 from recovery.db import open_database
 from recovery.db.scenarios import read_db_json, seed_if_empty
 from recovery.present.report import run_json
+from recovery.run import tiers
 from recovery.run.boot import HostBoot, RunResult
 from recovery.run.tiers import TierWait
 from tests.support.databases import migrated_database
@@ -188,11 +189,6 @@ class LatePort:
         self.port = self.socket.getsockname()[1]
         self.opened: float | None = None
 
-    def open_after(self, seconds: float) -> threading.Timer:
-        timer = threading.Timer(seconds, self.open)
-        timer.start()
-        return timer
-
     def open(self) -> None:
         self.opened = time.monotonic()
         self.socket.listen()
@@ -262,15 +258,29 @@ def journal(url: str) -> dict[str, dict]:
     return {row["instance_uuid"]: row for row in rows(url, "SELECT * FROM recovery_journal")}
 
 
-def test_the_database_starts_first_and_the_applications_once_its_port_answers(tmp_path, late_port):
+def test_the_database_starts_first_and_the_applications_once_its_port_answers(tmp_path, late_port, monkeypatch):
     directory = scenario(tmp_path, late_port)
     url = seeded_url(tmp_path, directory)
-    timer = late_port.open_after(1.0)
+    checks: list[tuple[float, str | None]] = []
+
+    def checked_then_opened(*args, **kwargs):
+        """The run's own check; the port opens only once a check found it closed, so that tier 0 is
+        seen waiting for it, however long the run took to get there."""
+        why = not_ready_because(*args, **kwargs)
+        checks.append((time.monotonic(), why))
+        if why is not None and late_port.opened is None:
+            late_port.open()
+        return why
+
+    monkeypatch.setattr(tiers, "not_ready_because", checked_then_opened)
     result, hv = recover(directory, url, tier_timeout=30)
-    timer.join()
 
     first, second = result.tiers
     assert (first.priority, first.instances, second.priority, second.instances) == (0, 1, 1, 2)
+    refused = [at for at, why in checks if why is not None]
+    assert refused and "Connection refused" in checks[0][1]  # the port was closed while tier 1 was held
+    assert first.began <= refused[0] < late_port.opened  # ... then it opened
+    assert checks[-1][1] is None and checks[-1][0] > late_port.opened  # a check after it opened found it open
     assert late_port.opened < first.ended <= second.began  # the applications' tier began once the port answered
     assert first.ended - first.began < 30 and first.not_ready == 0
     items = by_uuid(result)

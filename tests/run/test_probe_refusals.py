@@ -17,33 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.guest_network import GuestNetwork
+from tests.support.guest_network import GuestNetwork, connections, listening
 from tests.support.paths import CONSOLE_SCRIPT, FIXTURES
 
 FIXTURE = FIXTURES / "ordered-restart"
 DATABASE = "6c1a0b52-0000-4000-8000-000000000061"
 TIER_TIMEOUT = 30
-
-
-def listening(address: str, made: socket.socket | None = None) -> socket.socket:
-    sock = made or socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
-    if made is None:
-        sock.bind((address, 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    return sock
-
-
-def connections(sock: socket.socket) -> int:
-    """How many connections reached the listener (each accepted and closed)."""
-    count = 0
-    while True:
-        try:
-            conn, _ = sock.accept()
-        except BlockingIOError:
-            return count
-        conn.close()
-        count += 1
 
 
 def run_with_target(tmp_path: Path, address: str, port: int, guest_address: str, *options: str) -> dict:
@@ -82,13 +61,6 @@ def assert_refused(report: dict, why: str) -> None:
     assert report["journaled"]["outcome"] == "not-ready" and why in report["journaled"]["error"]
     assert report["wall"] < TIER_TIMEOUT  # a check that will never be made is not waited for
     assert [item["outcome"] for item in report["instances"] if item["tier"] == 1] == ["ok", "ok"]
-
-
-@pytest.fixture
-def guest() -> GuestNetwork:
-    network = GuestNetwork()
-    yield network
-    network.remove()
 
 
 @pytest.fixture

@@ -70,3 +70,25 @@ class GuestNetwork:
 
     def remove(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def listening(address: str, made: socket.socket | None = None) -> socket.socket:
+    """A listener at `address` (on a free port), or `made` (a guest's socket) made one; non-blocking."""
+    sock = made or socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    if made is None:
+        sock.bind((address, 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def connections(sock: socket.socket) -> int:
+    """How many connections reached the listener (each accepted and closed)."""
+    count = 0
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except BlockingIOError:
+            return count
+        conn.close()
+        count += 1

@@ -280,7 +280,21 @@ services = Table(
     **MYSQL_TABLE,
 )
 
-NOVA_TABLES = (instances, instance_system_metadata, instance_metadata, migrations, compute_nodes, services)
+instance_info_caches = Table(
+    "instance_info_caches",
+    metadata,
+    *_timestamps_and_soft_delete(),
+    Column("id", Integer, primary_key=True),
+    Column("network_info", _medium_text()),
+    Column("instance_uuid", String(36), ForeignKey("instances.uuid", name="instance_info_caches_instance_uuid_fkey"),
+           nullable=False),
+    UniqueConstraint("instance_uuid", name="uniq_instance_info_caches0instance_uuid"),
+    **MYSQL_TABLE,
+)
+"""Each instance's network info cache: Nova creates it with the instance (`[]` until its ports are bound)."""
+
+NOVA_TABLES = (instances, instance_system_metadata, instance_metadata, migrations, compute_nodes, services,
+               instance_info_caches)
 
 SERVICE_VERSION = 66
 """The nova-compute object version written into services.version; compute-recover never reads it."""
@@ -329,6 +343,8 @@ def insert_nova_scenario(url: str, data: Mapping[str, Any], now: datetime | None
                                       for row in rows.instances])  # fmt: skip
             _insert(conn, instance_system_metadata, [{**meta, **live} for meta in rows.system_metadata])
             _insert(conn, instance_metadata, [{**meta, **live} for meta in rows.metadata])
+            _insert(conn, instance_info_caches, [{"instance_uuid": row["uuid"], "network_info": "[]", **live}
+                                                 for row in rows.instances])
             _insert(conn, migrations, [
                 {
                     **migration, **live, "uuid": str(uuidlib.uuid4()), "hidden": False, "cross_cell_move": False,
@@ -387,7 +403,8 @@ def _instance_row(
 
 
 def _soft_delete_instances(conn: Connection, uuids: list[str], now: datetime) -> None:
-    """Nova's soft delete: the row's own id into `deleted`, and its system and user metadata with it."""
+    """Nova's soft delete: the row's own id into `deleted`, and its system and user metadata and its network
+    info cache with it."""
     conn.execute(update(instances).where(instances.c.uuid.in_(uuids)).values(deleted=instances.c.id))
-    for table in (instance_system_metadata, instance_metadata):
+    for table in (instance_system_metadata, instance_metadata, instance_info_caches):
         conn.execute(update(table).where(table.c.instance_uuid.in_(uuids)).values(deleted=table.c.id, deleted_at=now))

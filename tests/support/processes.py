@@ -83,9 +83,9 @@ class NotifiedAgent:
         self.notify = notify
         self.messages: list[str] = []
 
-    def wait_for(self, text: str) -> None:
-        """Until a message holding `text` has come (the socket's timeout bounds each wait)."""
-        while not any(text in message for message in self.messages):
+    def wait_for(self, text: str, times: int = 1) -> None:
+        """Until `times` messages holding `text` have come (the socket's timeout bounds each wait)."""
+        while sum(text in message for message in self.messages) < times:
             self.messages.append(self.notify.recv(4096).decode())
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """A real libvirtd with real QEMU guests, for the real-hypervisor suite and `make bench`.
 
 `running_daemon` uses the system libvirtd when one answers, else starts its own
-(with virtlogd, which QEMU guests log through) and stops what it started.
+(with virtlogd, which QEMU guests log through) and stops what it started; one
+such run at a time on a machine (`exclusive`).
 `Guests` defines tiny guests (32 MiB, 1 vCPU, no disk or a small qcow2) that
 sit in firmware, puts them in the states a power outage leaves behind with the
 real crash (kill -9 of the guest's qemu, `virsh suspend`, `virsh managedsave`,
@@ -11,6 +12,7 @@ Nothing here skips: a missing package or a daemon that will not start is a
 failure naming the reason and the fix.
 """
 
+import fcntl
 import grp
 import os
 import shutil
@@ -31,6 +33,9 @@ import libvirt_qemu
 URI = "qemu:///system"
 QEMU_PIDS = Path("/run/libvirt/qemu")
 REQUIRED_PROGRAMS = ("libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-img")
+LOCK = Path("/run/lock/compute-recover-real-hypervisor.lock")
+EXCLUSIVE_WAIT_S = 1800.0
+"""How long a run waits for another run's turn: a whole real-hypervisor module takes minutes."""
 SLEEP_S3 = "o /w 0x604 0x2400"
 """HMP: write SLP_EN with sleep type S3 to the PIIX4 PM control register, as a guest OS going to sleep would."""
 
@@ -113,13 +118,46 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon() -> Iterator[Daemon]:
-    """A libvirtd answering on qemu:///system for the duration; started (and stopped) here when none runs."""
+def exclusive(wait: float = EXCLUSIVE_WAIT_S) -> Iterator[None]:
+    """This machine's real-hypervisor runs (pytest, `make bench`), one at a time: the second would take the
+    first's libvirtd for the system's and lose it whenever the first kills, restarts or stops it (a run
+    halted with guests not started), and would remove the first's guests of the same UUID as stale. The
+    lock (flock, released when its holder exits, even by kill -9) is waited for `wait` seconds."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK, "a+") as lock:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.seek(0)
+                    raise RealHypervisorUnavailable(f"another real-hypervisor run ({lock.read().strip()}) "
+                                                    f"still holds {LOCK} after {wait:g} s") from None
+                time.sleep(1)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        yield
+
+
+@contextmanager
+def running_daemon(wait: float = EXCLUSIVE_WAIT_S) -> Iterator[Daemon]:
+    """A libvirtd answering on qemu:///system for the duration; started (and stopped) here when none runs.
+    Waits (`exclusive`) while another real-hypervisor run of this machine is under way."""
     missing = [program for program in REQUIRED_PROGRAMS if shutil.which(program) is None]
     if missing:
         raise RealHypervisorUnavailable(
             f"{', '.join(missing)} not installed: run `make setup-test` (it installs libvirtd and QEMU from Debian)"
         )
+    with exclusive(wait):
+        yield from _daemon()
+
+
+def _daemon() -> Iterator[Daemon]:
+    """running_daemon's body, under the machine's lock."""
     _make_kvm_usable_by_qemu()
     workdir = Path(tempfile.mkdtemp(prefix="compute-recover-libvirtd-"))
     conn = _connect()
@@ -226,6 +264,12 @@ class Guests:
                     return None
                 self.conn = libvirt.open(URI)  # libvirtd was restarted under this test: connect again
         return None
+
+    def domain(self, uuid: str) -> libvirt.virDomain:
+        """The defined domain, looked up afresh (a domain object of a libvirtd that was restarted is dead)."""
+        dom = self._find(uuid)
+        assert dom is not None, f"no domain {uuid}"
+        return dom
 
     def state(self, uuid: str) -> tuple[int, int] | None:
         """libvirt's (state, reason) of the domain, None when it is not defined."""

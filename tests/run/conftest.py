@@ -1,0 +1,15 @@
+"""Fixtures of the run's tests."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.guest_network import GuestNetwork
+
+
+@pytest.fixture
+def guest() -> Iterator[GuestNetwork]:
+    """A guest's network of its own (a network namespace), removed after the test."""
+    network = GuestNetwork()
+    yield network
+    network.remove()
