@@ -86,23 +86,24 @@ libvirt-qemu-account:
 			--shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu; \
 	fi
 
+# Each part of the demo fits an 80x24 terminal (tests/cli/test_demo.py holds it to that): the table of every
+# instance is what `plan` and `run` print without the filters used here.
 demo: setup
 	@rm -rf build/demo && mkdir -p build/demo
-	@echo "== compute-recover db upgrade, then scenario load: the power-outage scenario's records into SQLite =="
+	@echo "== set up: the power-outage scenario's records (fixtures/power-outage) into SQLite =="
 	@$(CLI) db upgrade --db $(DEMO_DB)
 	@$(CLI) scenario load fixtures/power-outage --db $(DEMO_DB)
 	@echo
-	@echo "== compute-recover plan: look before acting (read only): each guest's name, its state now, the state it =="
-	@echo "== would end in, and whether anything would change (the table, without -f, also says what it would do) =="
+	@echo "== look, read only (plan --changes): each guest a run would change, and the =="
+	@echo "== state it would end in (guests resumed: --resume-guests-state-on-host-boot) =="
 	@$(CLI) plan --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot \
-		-f value -c name -c start_state -c would_be -c would_change
+		--changes -f value -c name -c would_be
 	@echo
-	@echo "== compute-recover run: the power-outage scenario (libvirt test driver + SQLite), guests resumed =="
-	-@$(CLI) run --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot
+	@echo "== act (run --failed: only the guests not recovered; each domain; totals) =="
+	-@$(CLI) run --scenario fixtures/power-outage --db $(DEMO_DB) --resume-guests-state-on-host-boot --failed
 	@echo
-	@echo "== compute-recover explain, by the instance's name: why the interrupted soft reboot became a hard one, =="
-	@echo "== and (--live) what it would decide now, as host and with the options of that run =="
-	@$(CLI) explain soft-reboot-became-hard --db $(DEMO_DB) --live \
+	@echo "== ask why (explain --brief): the run's rules and reason; --live: what now =="
+	@$(CLI) explain soft-reboot-became-hard --db $(DEMO_DB) --brief --live \
 		--libvirt-uri test://$(CURDIR)/fixtures/power-outage/libvirt.xml
 
 test: setup-test lint
@@ -112,9 +113,9 @@ test: setup-test lint
 bench: setup-test
 	@$(PY) -m tests.benchmark $(PARTS)
 
-# docs/policy.md and docs/commands.md from the code; man pages (click-man) into build/man.
+# docs/policy.md, docs/commands.md and the man pages in man/ (click-man; the wheel installs them) from the code.
 docs: setup
-	@$(PY) -m recovery.cli.docs --man build/man
+	@$(PY) -m recovery.cli.docs
 
 # ruff, then the layers (import-linter, contracts in pyproject.toml; docs/architecture.md).
 lint: setup

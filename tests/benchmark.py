@@ -225,6 +225,22 @@ def bench_plan(workdir: Path, count: int = 5_000) -> None:
     print(f"  plan file: {plan_file.stat().st_size / 1e6:.1f} MB")
 
 
+def bench_table(workdir: Path, count: int = 5_000) -> None:
+    """`plan` of a host printed as the table for people against -f json: the table's layout must not cost
+    much more than the document's (at most 1.2x), however many instances there are."""
+    scenario, url = seeded_host(workdir, "table", count)
+    base = [str(CONSOLE_SCRIPT), "plan", "--scenario", str(scenario), "--db", url, "--resume-guests-state-on-host-boot"]
+    print(f"plan, generated {count:,}-instance scenario (test driver + SQLite), into a file, best of {TRIALS}")
+    timed = {}
+    for label, extra in (("-f json", ["-f", "json"]), ("table", [])):
+        elapsed, peak_mb, status = best_of(base + extra, workdir / "empty-stdin")
+        if status != 0:
+            sys.exit(f"bench: plan {label} exited {status}")
+        timed[label] = elapsed
+        print(f"  {label:8}: {elapsed:6.2f} s wall, peak {peak_mb:4.0f} MB")
+    print(f"  ratio table / json: {timed['table'] / timed['-f json']:5.2f}x   (target <= 1.2x)")
+
+
 FLEET_HOSTS = 100
 FLEET_INSTANCES = 100
 FLEET_PARALLEL = 8
@@ -454,6 +470,7 @@ PARTS: dict[str, Callable[[Path], object]] = {
     "host-boot": bench_host_boot,
     "device-proof": bench_device_proof,
     "plan": bench_plan,
+    "table": bench_table,
     "real-guests": bench_real_guests,
     "fleet": bench_fleet,
 }

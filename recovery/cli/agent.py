@@ -20,6 +20,7 @@ from recovery.agent.loop import Agent, guests_blocked, guests_started
 from recovery.agent.metrics import Metrics
 from recovery.cli import logs
 from recovery.cli.exits import CommandError, exit_code
+from recovery.cli.help_groups import GroupedCommand
 from recovery.cli.host import journaled_report, print_report_document, recover
 from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options
@@ -60,7 +61,7 @@ def _positive(name: str, default: float, help_text: str):
                         envvar=ENV_PREFIX + name.upper().replace("-", "_"), help=help_text)
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @_positive("report-interval", DEFAULT_REPORT_INTERVAL, "Seconds between heartbeats to the service record.")
 @_positive("sync-power-state-interval", DEFAULT_SYNC_POWER_STATE_INTERVAL,
            "Seconds between full power-state syncs of every instance.")

@@ -5,6 +5,7 @@ Library code raises a `RecoveryError` and never prints or exits; the command gro
 that reaches it to `fail_with`."""
 
 import sys
+import textwrap
 from typing import NoReturn
 
 import click
@@ -84,12 +85,22 @@ COMMAND_EXIT_CODES: dict[str, dict[int, str]] = {
 """Each command's exit codes in a few words: its --help, docs/commands.md and its man page say them."""
 
 
+EXIT_STATUS_WIDTH = 76
+"""The exit codes' lines in --help: click indents an epilog by 2 within its 78 columns."""
+
+
 def exit_status_text(command_path: str) -> str | None:
-    """The exit codes of a command (`run`, `services set`) as its --help ends with them."""
+    """The exit codes of a command (`run`, `services set`) as its --help ends with them: one code a line,
+    its meaning wrapped under itself."""
     codes = COMMAND_EXIT_CODES.get(command_path)
     if codes is None:
         return None
-    return "\n".join(["Exit status:", *(f"  {code}  {meaning}" for code, meaning in codes.items())])
+    column = max(len(str(code)) for code in codes) + 4
+    lines = ["Exit status:"]
+    for code, meaning in codes.items():
+        lines += textwrap.wrap(meaning, EXIT_STATUS_WIDTH, initial_indent=f"  {code:<{column - 2}}",
+                               subsequent_indent=" " * column, break_on_hyphens=False)
+    return "\n".join(lines)
 
 
 class CommandError(RecoveryError):

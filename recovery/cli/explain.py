@@ -4,7 +4,9 @@ options, unless flags say otherwise); or with --facts, one facts record without 
 shown in the spelling `decide` reads."""
 
 import logging
+import shutil
 import socket
+import textwrap
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,6 +14,7 @@ import click
 
 from recovery.adapters.hypervisor import Hypervisor, HypervisorError
 from recovery.cli.exits import CommandError
+from recovery.cli.help_groups import GroupedCommand
 from recovery.cli.instance_names import resolve_instance
 from recovery.cli.nova_options import nova_conf_options
 from recovery.cli.open import open_db
@@ -52,8 +55,9 @@ log = logging.getLogger(__name__)
 JOURNAL_COLUMNS = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "path", "actions",
                "outcome", "error", "final_state", "reason")
 """The columns of `explain -f value|csv` (one row a journaled run, newest first) and of -c."""
-EXTRA_JOURNAL_COLUMNS = ("uuid", "name")
-"""Columns there are only when -c names them: the instance's uuid and display name, on every row."""
+EXTRA_JOURNAL_COLUMNS = ("uuid", "name", "domain")
+"""Columns there are only when -c names them: the instance's uuid and display name, on every row, and the
+libvirt domain that row's run found for it."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class JournalRequest:
 
     instance: str
     live: LiveRequest | None
+    brief: bool
     output: Output
     limit: int | None
     db_url: str | None
@@ -81,12 +86,14 @@ class JournalRequest:
     libvirt_uri: str
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("instance", required=False)
 @click.option("--facts", "facts_text", help="Explain this facts record (JSON, or - for stdin) instead of a journal.")
 @click.option("--live", is_flag=True, help="Also decide now, from the database and libvirt as they are, as the "
               "instance's last run would (its host and options; flags given win).")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N runs of the journal [default: all].")
+@click.option("--brief", is_flag=True, help="Leave out the facts, the options and every rule considered: each run's "
+              "start state, path (the rules that matched), actions, outcome and why, lines wrapped to the terminal.")
 @output_options
 @database_option
 @journal_db_option
@@ -96,7 +103,7 @@ class JournalRequest:
 @config_option
 @policy_options
 @click.pass_context
-def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, host: str,
+def explain(ctx: click.Context, instance: str | None, facts_text: str | None, live: bool, brief: bool, host: str,
             options: Options, **request) -> None:
     """Explain why the machine decides what it does for one instance.
 
@@ -104,23 +111,24 @@ def explain(ctx: click.Context, instance: str | None, facts_text: str | None, li
     newest first, and with --live what it would decide now. With --facts: one facts record, no
     database needed. Facts print in the spelling `decide` and --facts read, so they can be fed back.
     Columns for -c: run_id, run_host, run_started_at, run_status, dry_run, start_state, path,
-    actions, outcome, error, final_state, reason, and when named: uuid, name (with --facts: uuid,
+    actions, outcome, error, final_state, reason, and when named: uuid, name, domain (with --facts: uuid,
     state, path, actions, vm_state, task_state, reason).
     """
     if facts_text is not None:
-        _explain_facts(instance, facts_text, host, options, request["output"])
+        _explain_facts(instance, facts_text, host, options, request["output"], brief)
         return
     if instance is None:
         raise click.UsageError("give an instance (uuid, name or domain name), or --facts JSON (or -)")
     chosen = frozenset(name for name in Options.__dataclass_fields__ if given(ctx, name))
     live_request = LiveRequest(request["libvirt_uri"], host if given(ctx, "host") else None, options, chosen)
-    explain_journal(JournalRequest(instance, live_request if live else None, **request))
+    explain_journal(JournalRequest(instance, live_request if live else None, brief, **request))
 
 
 FACTS_COLUMNS = ("uuid", "state", "path", "actions", "vm_state", "task_state", "reason")
 
 
-def _explain_facts(instance: str | None, facts_text: str, host: str, options: Options, output: Output) -> None:
+def _explain_facts(instance: str | None, facts_text: str, host: str, options: Options, output: Output,
+                   brief: bool) -> None:
     columns = selected_columns(FACTS_COLUMNS, output.columns)
     uuid = None if instance is None else canonical_uuid(instance)
     record = _read_facts_argument(facts_text)
@@ -133,7 +141,7 @@ def _explain_facts(instance: str | None, facts_text: str, host: str, options: Op
     doc = {"uuid": record_uuid(record), **explanation_json(shared_machine(), facts, record)}
     row = {**doc, "path": " → ".join(step["rule"] for step in doc["path"]),
            "actions": ", ".join(format_action(a) for a in doc["actions"])}
-    emit(output, doc, lambda: [row], columns, lambda: click.echo(explanation_text(doc)))
+    emit(output, doc, lambda: [row], columns, lambda: click.echo(_wrapped(explanation_text(doc, brief), brief)))
 
 
 def _read_facts_argument(text: str) -> Any:
@@ -171,11 +179,13 @@ def explain_journal(request: JournalRequest) -> None:
         if journal is not db:
             journal.close()
     owner = identity["host"] if identity else None
-    doc = {"uuid": uuid, "instance": identity, "start_order": None if row is None else _start_order_json(row.metadata),
+    domain = next((e["domain_name"] for e in entries if e["domain_name"] is not None), None)
+    doc = {"uuid": uuid, "instance": identity, "domain": domain,
+           "start_order": None if row is None else _start_order_json(row.metadata),
            "runs": [_journal_json(e, owner) for e in entries], "live": live_doc}
     name = identity["display_name"] if identity else None
     emit(request.output, doc, lambda: [_run_row(run) | {"uuid": uuid, "name": name} for run in doc["runs"]], columns,
-         lambda: click.echo(journal_text(doc)))
+         lambda: click.echo(_wrapped(journal_text(doc, request.brief), request.brief)))
 
 def _start_order_json(metadata: dict[str, str]) -> dict:
     """The tier and readiness check its metadata gives, used whenever a run starts its guest."""
@@ -187,7 +197,8 @@ def _start_order_json(metadata: dict[str, str]) -> dict:
 
 
 def _journal_json(entry: dict, owner: str | None) -> dict:
-    keep = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "start_state", "facts", "considered",
+    keep = ("run_id", "run_host", "run_started_at", "run_status", "dry_run", "domain_name", "start_state", "facts",
+            "considered",
             "path", "actions", "final_vm_state", "final_task_state", "final_power_state", "outcome", "error", "reason")
     doc = {k: entry.get(k) for k in keep}
     doc["run_started_at"] = f"{entry['run_started_at']:%Y-%m-%d %H:%M:%S} UTC"  # stored as naive UTC, like Nova
@@ -218,7 +229,7 @@ def _downtime_note(facts: Facts, down: float | None, max_downtime: float | None)
 
 def _run_row(run: dict) -> dict:
     final = f"{run['final_vm_state']}/{run['final_task_state'] or 'none'}/{_power_label(run['final_power_state'])}"
-    return {**{c: run.get(c) for c in JOURNAL_COLUMNS}, "final_state": final,
+    return {**{c: run.get(c) for c in JOURNAL_COLUMNS}, "final_state": final, "domain": run["domain_name"],
             "path": " → ".join(step["rule"] for step in run["path"] or []),
             "actions": ", ".join(f"{format_action(a)}: {a['outcome']}" for a in run["actions"] or [])}
 
@@ -274,13 +285,16 @@ def _live_proof(hypervisor: Hypervisor, uuid: str, facts: Facts, machine: Recove
     return facts._replace(devices=proof.readiness.value), device_proof_json(proof)
 
 
-def journal_text(doc: dict) -> str:
+def journal_text(doc: dict, brief: bool = False) -> str:
+    """The journal document for people; `brief`: without facts, options and the rules considered."""
     identity = doc["instance"]
+    domain = f"libvirt domain {doc['domain']}" if doc["domain"] else "no libvirt domain journaled"
     if identity is None:
-        lines = [f"instance {doc['uuid']}: its record is gone from the database; journal only"]
+        lines = [f"instance {doc['uuid']}", f"its record is gone from the database (journal only), {domain}"]
     else:
-        lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'}): host {identity['host']}, "
-                 f"node {identity['node']}" + (", record deleted" if identity["deleted"] else "")]
+        lines = [f"instance {doc['uuid']} ({identity['display_name'] or 'no name'})",
+                 f"host {identity['host']}, node {identity['node']}"
+                 + (", record deleted" if identity["deleted"] else "") + f", {domain}"]
         order = doc["start_order"]
         told = order.get("error") or f"tier {order['tier']}, ready: {order['ready']}"
         lines.append(f"start order (when a run starts it): {told}")
@@ -297,23 +311,21 @@ def journal_text(doc: dict) -> str:
         if run["facts"] is None:
             lines.append(f"not decided: {run['error']}")
             continue
-        lines += walk_lines({**run, "state": run["start_state"]})
+        lines += walk_lines({**run, "state": run["start_state"]}, brief)
         if run.get("downtime"):
             lines.append(f"downtime: {run['downtime']}")
         lines.append(f"why: {run['reason']}")
-        lines.append("actions:")
-        for action in run["actions"] or []:
-            lines.append(f"  {format_action(action)}: {action['outcome']}"
-                         + (f" — {action['error']}" if action.get("error") else ""))
-        if not run["actions"]:
-            lines.append("  none")
+        done = [f"{format_action(action)}: {action['outcome']}"
+                + (f" — {action['error']}" if action.get("error") else "") for action in run["actions"] or []]
+        done = done or ["none"]
+        lines += ["actions: " + ", ".join(done)] if brief else ["actions:", *(f"  {action}" for action in done)]
         lines.append(f"outcome: {run['outcome']}" + (f" — {run['error']}" if run["error"] else ""))
         lines.append(f"record after the run: {run['final_vm_state']}/{run['final_task_state'] or 'none'}/"
                      f"{_power_label(run['final_power_state'])}")
     if doc["live"] is not None:
         live = doc["live"]
         lines += ["", f"== what the machine would decide now (--live) as host {live['host']}, {live['decided']}"]
-        lines += [live["error"]] if "error" in live else explanation_text(live).splitlines()
+        lines += [live["error"]] if "error" in live else explanation_text(live, brief).splitlines()
         if live.get("devices") is not None:
             lines += device_proof_lines(live["devices"])
     return "\n".join(printable(line) for line in lines)
@@ -325,3 +337,16 @@ def _status_note(run: dict) -> str:
     if run.get("run_status") == RUN_RUNNING:
         return " (still running, or killed and not yet marked interrupted by the host's next run)"
     return ""
+
+
+def _wrapped(text: str, brief: bool) -> str:
+    """A --brief explanation's lines wrapped to the terminal's width, each continuation indented two spaces
+    past its line's own indent (so a wrapped reason stays under its label)."""
+    if not brief:
+        return text
+    width = shutil.get_terminal_size().columns
+    lines = []
+    for line in text.splitlines():
+        indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+        lines += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+    return "\n".join(lines)

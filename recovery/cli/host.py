@@ -71,7 +71,7 @@ def run_host(recovery: RecoveryOptions, dry_run: bool, output: Output, interrupt
         plan.finish(result)
     if metrics_textfile:
         write_run_metrics(result, metrics_textfile)
-    print_report_document(filtered(doc, shown.outcomes), output, columns)
+    print_report_document(filtered(doc, shown.outcomes, shown.changes), output, columns)
     pending = dry_run and shown.detailed_exitcode and result.exit_code == EXIT_OK and doc["would_change"]
     sys.exit(interruption.exit_code(EXIT_CHANGES_PENDING if pending else result.exit_code))
 

@@ -7,6 +7,7 @@ printing of errors in `recovery.cli.exits`; the bounds on untrusted input in `re
 """
 
 import importlib
+import inspect
 
 import click
 
@@ -43,6 +44,7 @@ class CommandGroup(click.Group):
             command = getattr(importlib.import_module(module), name)
             _config_first(command)
             _exit_status_epilog(command, cmd_name)
+            _whole_summaries(command)
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
@@ -50,8 +52,11 @@ class CommandGroup(click.Group):
         return sorted(COMMANDS)
 
     def all_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        """Every command, loaded, in the order of COMMANDS (for the generated reference pages)."""
-        return {name: self.get_command(ctx, name) for name in COMMANDS}
+        """Every command, loaded, in the order of COMMANDS (for the generated reference pages); the group's
+        own `commands` put in that order too, whichever were loaded first (click-man lists them so)."""
+        loaded = {name: self.get_command(ctx, name) for name in COMMANDS}
+        self.commands = {name: self.commands[name] for name in loaded}
+        return loaded
 
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
         try:
@@ -79,6 +84,17 @@ def _config_first(command: click.Command) -> None:
     command.params.sort(key=lambda param: param.name != "config")
     for sub in getattr(command, "commands", {}).values():
         _config_first(sub)
+
+
+def _whole_summaries(command: click.Command) -> None:
+    """The command (and its subcommands) listed in its group's --help by its first sentence whole, wrapped
+    there, where click would cut it at 45 characters mid-sentence with '...'."""
+    if command.short_help is None and command.help:
+        paragraph = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
+        end = paragraph.find(". ")
+        command.short_help = paragraph if end < 0 else paragraph[:end + 1]
+    for sub in getattr(command, "commands", {}).values():
+        _whole_summaries(sub)
 
 
 def _exit_status_epilog(command: click.Command, path: str) -> None:

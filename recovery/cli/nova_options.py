@@ -148,10 +148,8 @@ def nova_conf_options() -> Callable:
         options = [
             click.option("--nova-conf", "nova_conf_files", multiple=True, envvar=NOVA_CONF_ENV,
                          type=click.Path(dir_okay=False, path_type=Path),
-                         help="A nova.conf file to take options from (repeatable; later files win; flags win over "
-                         "them): host, resume_guests_state_on_host_boot, running_deleted_instance_action, "
-                         "instances_path, [workarounds] destroy_after_evacuate, [database] connection, [libvirt] "
-                         "connection_uri / virt_type."),
+                         help="A nova.conf to take the host, database, libvirt, instances_path and resume options "
+                         "from (repeatable; later files win, flags win over them; docs/nova.md)."),
             click.option("--nova-conf-dir", envvar=NOVA_CONF_DIR_ENV,
                          type=click.Path(file_okay=False, path_type=Path),
                          help="A directory whose *.conf files are read after --nova-conf, in name order, as "

@@ -144,6 +144,8 @@ class ReportFilter:
 
     outcomes: frozenset[str] = frozenset()
     detailed_exitcode: bool = False
+    changes: bool = False
+    """Only the instances a dry run would change (--changes)."""
 
 
 FAILED_OUTCOMES = tuple(o.value for o in RUN_OUTCOMES if o not in (Outcome.OK, Outcome.SKIPPED))
@@ -151,25 +153,31 @@ FAILED_OUTCOMES = tuple(o.value for o in RUN_OUTCOMES if o not in (Outcome.OK, O
 
 
 def report_filter_options(detailed_exitcode: bool):
-    """--outcome and --failed (run, plan, runs); with `detailed_exitcode`, --detailed-exitcode too."""
+    """--outcome and --failed (run, plan, runs); with `detailed_exitcode` (what makes plans), --detailed-exitcode
+    and --changes too."""
 
     def decorate(command):
         options = [
             click.option("--outcome", "outcomes", multiple=True, type=click.Choice([o.value for o in RUN_OUTCOMES]),
-                         help="Show only the instances of this outcome (repeat for more); the totals stay the run's."),
-            click.option("--failed", is_flag=True, help="Show only the instances that did not recover: "
-                         f"--outcome for each of {', '.join(FAILED_OUTCOMES)}."),
+                         metavar="OUTCOME", help="Show only the instances of this outcome (repeat for more): "
+                         f"{', '.join(o.value for o in RUN_OUTCOMES)}; the totals stay the run's."),
+            click.option("--failed", is_flag=True, help="Show only the instances that did not recover (every "
+                         "outcome but ok and skipped)."),
         ]
         if detailed_exitcode:
             options.append(click.option(
                 "--detailed-exitcode", is_flag=True, envvar=ENV_PREFIX + "DETAILED_EXITCODE",
                 help=f"Exit {EXIT_CHANGES_PENDING} when the plan would change something, 0 when there is nothing to "
                 "do (a dry run; as terraform plan -detailed-exitcode)."))
+            options.append(click.option(
+                "--changes", is_flag=True, help="Show only the instances the plan would change (a dry run); the "
+                "totals stay the plan's."))
 
         @functools.wraps(command)
-        def wrapper(*args, outcomes: tuple[str, ...], failed: bool, detailed_exitcode: bool = False, **kwargs):
+        def wrapper(*args, outcomes: tuple[str, ...], failed: bool, detailed_exitcode: bool = False,
+                    changes: bool = False, **kwargs):
             chosen = frozenset(outcomes) | (frozenset(FAILED_OUTCOMES) if failed else frozenset())
-            return command(*args, shown=ReportFilter(chosen, detailed_exitcode), **kwargs)
+            return command(*args, shown=ReportFilter(chosen, detailed_exitcode, changes), **kwargs)
 
         for option in reversed(options):
             wrapper = option(wrapper)
@@ -198,11 +206,9 @@ def _journal_default(_ctx: click.Context, _param: click.Parameter, value: str | 
 def journal_db_option(command):
     return click.option("--journal-db", "journal_db_url", envvar=ENV_PREFIX + "JOURNAL_DB", default=None,
                         is_flag=False, flag_value="", callback=_journal_default,
-                        help="SQLAlchemy URL (or SQLite path) of a database of its own for compute-recover's "
-                        f"journal, made by `db upgrade --journal-db`; given alone: {JOURNAL_FILE} in "
-                        f"$COMPUTE_RECOVER_STATE_DIR, else in {DEFAULT_STATE_DIR}. Needed when --db is Nova's cell "
-                        "database, which then gets no table or row of compute-recover's "
-                        "[default: the journal is in --db].")(command)
+                        help="A database of its own for the journal (URL or SQLite path; alone: "
+                        f"$COMPUTE_RECOVER_STATE_DIR/{JOURNAL_FILE}, else {DEFAULT_STATE_DIR}/{JOURNAL_FILE}), "
+                        "needed when --db is Nova's cell database (docs/nova.md) [default: in --db].")(command)
 
 
 def metrics_textfile_option(help_text: str):
@@ -247,24 +253,21 @@ def recovery_options(command):
         click.option("--tier-timeout", default=format_duration(DEFAULT_TIER_TIMEOUT), show_default=True,
                      metavar="DURATION", callback=duration_seconds(MAX_TIER_TIMEOUT),
                      envvar=ENV_PREFIX + "TIER_TIMEOUT",
-                     help="How long each tier of ordered restart (recover:priority) waits for its guests to be ready "
-                     "(recover:ready) before the next tier starts: a duration (90s, 5m, 1h) or seconds, at most 1d "
-                     "(docs/recovery-policy.md)."),
+                     help="How long each tier of an ordered restart waits for its guests to be ready before the "
+                     "next starts: 90s, 5m, 1h or seconds, at most 1d (docs/recovery-policy.md)."),
         click.option("--readiness-budget", default=format_duration(DEFAULT_READINESS_BUDGET), show_default=True,
                      metavar="DURATION", callback=duration_seconds(MAX_TIER_TIMEOUT),
                      envvar=ENV_PREFIX + "READINESS_BUDGET",
-                     help="How long one run waits for readiness in all, every project's tiers together, whatever "
-                     "the instances' metadata says: a duration or seconds, at most 1d (docs/recovery-policy.md)."),
+                     help="How long one run waits for readiness in all its tiers together, whatever the metadata "
+                     "says; at most 1d."),
         click.option("--probe-networks", default=",".join(DEFAULT_PROBE_NETWORKS), show_default=True,
                      metavar="CIDR,...", callback=_networks, envvar=ENV_PREFIX + "PROBE_NETWORKS",
-                     help="The networks a recover:ready tcp check may connect to, comma-separated; it goes only "
-                     "to an address of the guest's own interfaces, never to loopback, link-local or this host's "
+                     help="Networks a recover:ready tcp check may connect to, and then only to the guest's own "
                      "addresses (docs/recovery-policy.md)."),
         click.option("--on-degraded", type=click.Choice([o.value for o in OnDegraded]), default=OnDegraded.KEEP.value,
                      show_default=True, envvar=ENV_PREFIX + "ON_DEGRADED",
-                     help="What is done with a started guest that lacks a device its definition asks for (a disk, "
-                     "interface, host or mediated device): keep it running or stop it; either way it is reported "
-                     "degraded (docs/devices.md)."),
+                     help="Keep or stop a started guest that lacks a device its definition asks for; it is "
+                     "reported degraded either way (docs/devices.md)."),
         db_timeout_option,
         click.option("--plug-vifs-command", envvar=ENV_PREFIX + "PLUG_VIFS_COMMAND", callback=command_option_callback,
                      help="Command run with an instance uuid to plug its VIFs (default: nothing to plug)."),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from recovery.cli.help_groups import GroupedCommand
 from recovery.cli.host import run_host
 from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options
@@ -28,7 +29,7 @@ from recovery.cli.options import (
 from recovery.present.formats import Output
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the plan to this file (JSON, readable by its owner only) for `run --plan` to apply.")
 @output_options

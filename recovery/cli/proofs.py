@@ -27,9 +27,13 @@ from recovery.proofs.verify import Counterexample, Verification
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
               help="Mermaid (rendered by GitHub, GitLab, mermaid.live) or Graphviz dot.")
-@click.option("--vm-state", type=click.Choice(VM_STATES), help="Only transitions leaving this vm_state.")
-@click.option("--task-state", type=click.Choice(TASK_STATES), help="Only transitions leaving this task_state.")
-@click.option("--power-state", type=click.Choice(POWER_STATES), help="Only transitions leaving this power state.")
+@click.option("--vm-state", type=click.Choice(VM_STATES), metavar="VM_STATE",
+              help=f"Only transitions leaving this vm_state: {', '.join(VM_STATES)}.")
+@click.option("--task-state", type=click.Choice(TASK_STATES), metavar="TASK_STATE",
+              help="Only transitions leaving this task_state (Nova's: none, rebooting, spawning, ...; a name it does "
+              "not know is refused with the list).")
+@click.option("--power-state", type=click.Choice(POWER_STATES), metavar="POWER_STATE",
+              help=f"Only transitions leaving this power state: {', '.join(POWER_STATES)}.")
 @click.option("--full", is_flag=True, help="Every vm_state/task_state/power_state transition, even unfiltered "
               "(about 13,000 edges: too many for Mermaid's default limits).")
 def graph(fmt: str, vm_state: str | None, task_state: str | None, power_state: str | None, full: bool) -> None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from recovery.cli.help_groups import GroupedCommand
 from recovery.cli.host import run_host
 from recovery.cli.interrupts import Interruption
 from recovery.cli.nova_options import nova_conf_options, set_explicitly
@@ -22,7 +23,7 @@ from recovery.core.facts import Options
 from recovery.present.formats import Output
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.option("--dry-run", is_flag=True, envvar=ENV_PREFIX + "DRY_RUN",
               help="Decide and report; write nothing to libvirt or the database.")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -61,6 +62,8 @@ def run(dry_run: bool, plan_path: Path | None, metrics_textfile: str | None, out
         if shown.detailed_exitcode and not dry_run:
             raise click.UsageError("--detailed-exitcode goes with --dry-run (or `plan`): a real run's exit code "
                                    "says how it went")
+        if shown.changes and not dry_run:
+            raise click.UsageError("--changes goes with --dry-run (or `plan`): a real run changes, it does not plan")
         if metrics_textfile and dry_run:
             raise click.UsageError("--metrics-textfile goes with a real run: a dry run is not one")
         run_host(RecoveryOptions(**recovery), dry_run, output, interruption, applied, shown, metrics_textfile)

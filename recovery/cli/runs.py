@@ -6,6 +6,7 @@ from datetime import datetime
 import click
 
 from recovery.cli.exits import CommandError
+from recovery.cli.help_groups import GroupedCommand
 from recovery.cli.host import print_report_document, run_columns
 from recovery.cli.open import open_db
 from recovery.cli.options import (
@@ -28,7 +29,7 @@ RUNS_COLUMNS = {"id": "Run", "host": "Host", "status": "Status", "started_at": "
 """The listing's columns (for -c) and their table headers."""
 
 
-@click.command()
+@click.command(cls=GroupedCommand)
 @click.argument("run_id", metavar="[RUN_ID|last]", required=False)
 @click.option("--host", help="Only this host's runs.")
 @click.option("--limit", type=click.IntRange(1), help="Only the newest N runs [default: all].")

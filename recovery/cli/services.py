@@ -111,7 +111,8 @@ def _print_table(docs: list[dict], columns: list[str]) -> None:
     console = stdout_console()
     if console.width < WIDE_MIN_WIDTH and columns == list(SERVICE_COLUMNS):
         columns = list(NARROW_COLUMNS)
-    console.print(rows_table(docs, columns, headers=SERVICE_COLUMNS, no_wrap=("binary", "host", "last_seen_up")))
+    console.print(rows_table(docs, columns, headers=SERVICE_COLUMNS, no_wrap=("binary", "host", "last_seen_up"),
+                             width=console.width))
 
 
 def set_service(host: str, binary: str, enable: bool | None, reason: str | None, forced_down: bool | None,

@@ -100,9 +100,13 @@ def format_action(action: dict) -> str:
     return f"{action['name']}({params})" if params else action["name"]
 
 
-def walk_lines(doc: dict) -> list[str]:
-    """Start state, facts, every rule considered and the path: what a decision and a journal entry share."""
-    lines = [f"start state: {doc['state']}", "facts:"]
+def walk_lines(doc: dict, brief: bool = False) -> list[str]:
+    """Start state, facts, every rule considered and the path: what a decision and a journal entry share;
+    `brief`: the start state and the names of the rules that matched, on one line each."""
+    lines = [f"start state: {doc['state']}"]
+    if brief:
+        return [*lines, "path: " + (" → ".join(step["rule"] for step in doc["path"]) or "(none)")]
+    lines.append("facts:")
     lines += [f"  {name} = {to_json(value)}" for name, value in doc["facts"].items()]
     if doc.get("options"):
         lines.append("options:")
@@ -116,11 +120,13 @@ def walk_lines(doc: dict) -> list[str]:
     return lines
 
 
-def explanation_text(doc: dict) -> str:
+def explanation_text(doc: dict, brief: bool = False) -> str:
     """Text for one explanation document, as `explanation_json` builds it: one line per line, each
-    `printable` (a name or reason holding a newline or a terminal escape forges nothing)."""
-    lines = walk_lines(doc)
+    `printable` (a name or reason holding a newline or a terminal escape forges nothing); `brief`: as
+    walk_lines, and without the record after the decision (its path and actions say it)."""
+    lines = walk_lines(doc, brief)
     lines.append("actions: " + (", ".join(format_action(a) for a in doc["actions"]) or "none"))
-    lines.append(f"record after the decision: vm_state={doc['vm_state']} task_state={doc['task_state'] or 'null'}")
+    if not brief:
+        lines.append(f"record after the decision: vm_state={doc['vm_state']} task_state={doc['task_state'] or 'null'}")
     lines.append(f"why: {doc['reason']}")
     return "\n".join(printable(line) for line in lines)

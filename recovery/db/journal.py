@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, insert, inspect, null, select, update
 
 from recovery.db.models import (
     JOURNAL_FIELDS,
@@ -138,10 +138,15 @@ def run_report(db: Database, run_id: int | None) -> tuple[int, dict[str, Any] | 
 
 def journal_for(db: Database, uuid: str, limit: int | None = None) -> list[dict[str, Any]]:
     """An instance's journal entries, newest run first, each with its run's host, started_at,
-    dry_run, status and options (as `run_host`, `run_started_at`, `dry_run`, `run_status`, `run_options`)."""
+    dry_run, status and options (as `run_host`, `run_started_at`, `dry_run`, `run_status`, `run_options`).
+    A journal not yet upgraded to keep each entry's domain name (journal_0003) is read as it is: None."""
+    with db.reading("read the journal's columns") as conn:
+        present = {column["name"] for column in inspect(conn).get_columns(RecoveryJournal.__tablename__)}
+    columns = [column if column.name in present else null().label(column.name)
+               for column in RecoveryJournal.__table__.columns]
     statement = (
         select(
-            *RecoveryJournal.__table__.columns,
+            *columns,
             RecoveryRun.host.label("run_host"),
             RecoveryRun.started_at.label("run_started_at"),
             RecoveryRun.dry_run,

@@ -166,6 +166,8 @@ class RecoveryJournal(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="recovery_runs.id", index=True)
     instance_uuid: str = Field(max_length=36, index=True)
+    domain_name: str | None = Field(default=None, max_length=255)
+    """The libvirt domain the run found for the instance (None: no domain, or journaled before it was kept)."""
     start_state: str | None = Field(default=None, max_length=255)
     facts: str | None = Field(default=None, sa_type=Text)
     path: str | None = Field(default=None, sa_type=Text)
@@ -187,7 +189,7 @@ JOURNAL_JSON_FIELDS = ("facts", "path", "considered", "actions")
 """Journal entry keys stored as JSON text and parsed back by `journal_for`."""
 
 JOURNAL_FIELDS = frozenset(
-    {"instance_uuid", "start_state", *JOURNAL_JSON_FIELDS, "final_vm_state", "final_task_state"}
+    {"instance_uuid", "domain_name", "start_state", *JOURNAL_JSON_FIELDS, "final_vm_state", "final_task_state"}
     | {"final_power_state", "outcome", "error", "reason"}
 )
 """The keys a journal entry may carry; the run id and creation time are the store's."""

@@ -21,7 +21,7 @@ from recovery.db.urls import masked
 VERSION_TABLE = "recovery_alembic_version"
 """Our own version table: Nova's cell database has an `alembic_version` of its own."""
 
-HEADS = {"cell": "cell_0004", "journal": "journal_0002"}
+HEADS = {"cell": "cell_0004", "journal": "journal_0003"}
 """The newest revision of each branch this version knows. Revisions are named `<branch>_<number>`,
 numbered in order; a test holds this to the migration scripts."""
 

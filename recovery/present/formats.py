@@ -124,20 +124,53 @@ def _csv_cell(value: object) -> object:
     return "" if value is None else printable(value) if isinstance(value, str) else value
 
 
+KEY_COLUMNS = ("uuid", "host", "id")
+"""What a stacked table keeps in a column of its own, whole on one line: the first of these chosen."""
+
+
 def rows_table(rows: list[dict], columns: list[str], title: str | None = None,
-               headers: dict[str, str] | None = None, no_wrap: Sequence[str] = ()) -> "Table":
+               headers: dict[str, str] | None = None, no_wrap: Sequence[str] = (),
+               width: int | None = None) -> "Table":
     """The chosen columns as a table; uuids, states and the `no_wrap` columns never wrap. Cells are
-    plain text (never rich markup), control characters escaped."""
+    plain text (never rich markup), control characters escaped. When the columns do not fit in `width`,
+    the rows are stacked instead: the key column (KEY_COLUMNS) whole, and the others as `Header: value`
+    lines in one cell, so that no host name or uuid is ever split over lines."""
     from rich.table import Table  # imported on use: `decide` starts without rich
     from rich.text import Text
 
+    headers = {column: (headers or {}).get(column, column) for column in columns}
+    cells = [{c: "-" if row.get(c) is None else printable(_text(row.get(c))) for c in columns} for row in rows]
+    if width is not None and _natural_width(cells, headers) > width:
+        return _stacked_table(cells, headers, title)
     table = Table(title=title)
     for column in columns:
-        table.add_column((headers or {}).get(column, column),
-                         no_wrap=column in ("uuid", "id", *no_wrap) or "state" in column,
+        table.add_column(headers[column], no_wrap=column in ("uuid", "id", *no_wrap) or "state" in column,
                          overflow="fold")
-    for row in rows:
-        table.add_row(*(Text("-" if row.get(c) is None else printable(_text(row.get(c)))) for c in columns))
+    for row in cells:
+        table.add_row(*(Text(row[c]) for c in columns))
+    return table
+
+
+def _natural_width(cells: list[dict[str, str]], headers: dict[str, str]) -> int:
+    """The width of the table with no cell wrapped: each column's widest cell, its padding and rule."""
+    from rich.cells import cell_len
+
+    return 1 + sum(3 + max([cell_len(header), *(cell_len(row[column]) for row in cells)])
+                   for column, header in headers.items())
+
+
+def _stacked_table(cells: list[dict[str, str]], headers: dict[str, str], title: str | None) -> "Table":
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    key = next((column for column in KEY_COLUMNS if column in headers), next(iter(headers)))
+    rest = [column for column in headers if column != key]
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column(headers[key], no_wrap=True)
+    table.add_column("details", overflow="fold")
+    for row in cells:
+        table.add_row(Text(row[key]), Text("\n".join(f"{headers[column]}: {row[column]}" for column in rest)))
     return table
 
 
@@ -148,7 +181,8 @@ def emit(output: Output, doc: object, rows: Callable[[], list[dict]], columns: l
     if output.for_people and not output.columns:
         for_people()
     elif output.for_people:
-        stdout_console().print(rows_table(rows(), columns, headers=headers))
+        console = stdout_console()
+        console.print(rows_table(rows(), columns, headers=headers, width=console.width))
     elif output.format in DOCUMENT_FORMATS and not output.columns:
         click.echo(document_text(doc, output.format))
     else:

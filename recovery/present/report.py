@@ -114,10 +114,18 @@ def ordered(doc: dict) -> bool:
     return len(doc["tiers"]) > 1 or any(item["ready"] not in (None, READY_RUNNING) for item in doc["instances"])
 
 
-def filtered(doc: dict, outcomes: frozenset[str]) -> dict:
-    """The report with only the instances of these outcomes (all when none is named); `shown` says how
-    many of how many, and the totals stay the run's."""
-    if not outcomes:
+def filtered(doc: dict, outcomes: frozenset[str], changes: bool = False) -> dict:
+    """The report with only the instances of these outcomes (all when none is named) and, with `changes`,
+    only those a dry run would change; `shown` says how many of how many, and the totals stay the run's."""
+    if not outcomes and not changes:
         return doc
-    kept = [item for item in doc["instances"] if item["outcome"] in outcomes]
-    return {**doc, "instances": kept, "shown": {"outcomes": sorted(outcomes), "instances": len(kept)}}
+    kept = [item for item in doc["instances"]
+            if (not outcomes or item["outcome"] in outcomes) and (not changes or item["would_change"])]
+    shown = {"outcomes": sorted(outcomes), "instances": len(kept)} | ({"would_change": True} if changes else {})
+    return {**doc, "instances": kept, "shown": shown}
+
+
+def shown_text(shown: dict) -> str:
+    """Which instances a filtered report shows, in words: `outcome failed, conflict`, `the plan would change`."""
+    said = [f"outcome {', '.join(shown['outcomes'])}"] if shown["outcomes"] else []
+    return " and ".join([*said, *(["the plan would change"] if shown.get("would_change") else [])])

@@ -13,7 +13,8 @@ from recovery.core.documents import format_action
 from recovery.core.metadata import format_duration
 from recovery.core.outcomes import Outcome
 from recovery.core.printable import printable
-from recovery.present.report import ordered
+from recovery.present.plain_table import CellLine, two_column_lines
+from recovery.present.report import ordered, shown_text
 
 _OUTCOME_STYLE = {Outcome.OK: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "dim",
                   Outcome.CONFLICT: "yellow", Outcome.NOT_STARTED: "yellow", Outcome.INTERRUPTED: "bold red",
@@ -26,22 +27,18 @@ WIDE_LAYOUT_MIN_WIDTH = 180
 """Below this many columns the table drops the path and stacks each instance's recovery in one column."""
 
 
-def _error_lines(item: dict) -> list[Text]:
+def _error_lines(item: dict) -> list[CellLine]:
     """The error whole, wrapped to the cell: the value it names (a bad row's) is what matters most."""
     error = (item["error"] or "").strip()
-    return [Text(printable(error), style="red", overflow="fold")] if error else []
+    return [CellLine(((printable(error), "red"),), overflow="fold")] if error else []
 
 
-def _left_lines(item: dict) -> list[Text]:
+def _left_lines(item: dict) -> list[CellLine]:
     """A handed-off instance: what is left to nova-compute, on one line cut to the cell's width."""
     _, found, left = (item["reason"] or "").partition(LEFT_TO_NOVA_COMPUTE)
     if item["outcome"] != "handed-off" or not found:
         return []
-    return [Text(printable(f"left to nova-compute: {left}"), style="cyan", no_wrap=True, overflow="ellipsis")]
-
-
-def _outcome_word(item: dict) -> Text:
-    return Text(item["outcome"], style=_OUTCOME_STYLE[item["outcome"]])
+    return [CellLine(((printable(f"left to nova-compute: {left}"), "cyan"),), overflow="ellipsis", no_wrap=True)]
 
 
 def _plain(text: str) -> Text:
@@ -52,24 +49,26 @@ def _state(item: dict) -> str:
     return f"{item['vm_state']}/{item['task_state'] or 'none'}/{item['power_state']}"
 
 
-def _actions(item: dict, planned: bool) -> Text:
+NO_ACTIONS = CellLine((("no actions", "dim"),))
+
+
+def _actions(item: dict, planned: bool) -> CellLine:
     """The actions with their outcomes; a plan's (a dry run's) as what it would do."""
+    if not item["actions"]:
+        return NO_ACTIONS
     if planned:
-        return (Text(printable(", ".join(format_action(action) for action in item["actions"])))
-                or Text("no actions", style="dim"))
-    text = Text()
+        return CellLine(((printable(", ".join(format_action(action) for action in item["actions"])), ""),))
+    pieces: list[tuple[str, str]] = []
     for index, action in enumerate(item["actions"]):
-        if index:
-            text.append(", ")
-        text.append(printable(f"{format_action(action)}: "))
-        text.append(action["outcome"], style=_OUTCOME_STYLE.get(action["outcome"], ""))
-    return text or Text("no actions", style="dim")
+        pieces.append((printable(("" if index == 0 else ", ") + f"{format_action(action)}: "), ""))
+        pieces.append((action["outcome"], _OUTCOME_STYLE.get(action["outcome"], "")))
+    return CellLine(tuple(pieces))
 
 
-def _names(item: dict) -> list[Text]:
+def _names(item: dict) -> list[CellLine]:
     """The names an operator knows an instance by (display name, libvirt domain), if any."""
     names = " / ".join(name for name in (item.get("name"), item.get("domain")) if name)
-    return [Text(printable(names), style="dim", overflow="fold")] if names else []
+    return [CellLine(((printable(names), "dim"),), overflow="fold")] if names else []
 
 
 def _end(item: dict, planned: bool) -> str:
@@ -77,19 +76,24 @@ def _end(item: dict, planned: bool) -> str:
     return item["would_be"] or _state(item) if planned else _state(item)
 
 
-def _verdict(item: dict, planned: bool) -> Text:
+def _verdict(item: dict, planned: bool) -> tuple[str, str]:
+    """The outcome word and its style; a plan's whether it would change anything."""
     if planned and item["outcome"] == Outcome.SKIPPED:
-        return Text("would change", style="yellow") if item["would_change"] else Text("no change", style="dim")
-    return _outcome_word(item)
+        return ("would change", "yellow") if item["would_change"] else ("no change", "dim")
+    return item["outcome"], _OUTCOME_STYLE[item["outcome"]]
 
 
-def _tier(item: dict) -> Text:
-    return _plain("-" if item["tier"] is None else f"{item['tier']} ({item['ready']})")
+def _tier(item: dict) -> str:
+    return printable("-" if item["tier"] is None else f"{item['tier']} ({item['ready']})")
 
 
-def _tier_lines(item: dict, tiers: bool) -> list[Text]:
+def _tier_lines(item: dict, tiers: bool) -> list[CellLine]:
     """The tier and readiness in the stacked cell, for a guest started in an ordered restart."""
-    return [Text.assemble("tier ", _tier(item))] if tiers and item["tier"] is not None else []
+    return [CellLine((("tier ", ""), (_tier(item), "")))] if tiers and item["tier"] is not None else []
+
+
+def _texts(lines: list[CellLine]) -> list[Text]:
+    return [line.text() for line in lines]
 
 
 def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, planned: bool) -> Table:
@@ -107,18 +111,44 @@ def _instance_table(title: str, instances: list[dict], width: int, tiers: bool, 
         table.add_column("would be" if planned else "now", no_wrap=True)
         for item in instances:
             path = " → ".join(step["rule"] for step in item["path"]) or "-"
-            outcome = Group(_verdict(item, planned), *_error_lines(item), *_left_lines(item))
-            cells = (_plain(item["state"] or "?"), _plain(path), _actions(item, planned), outcome,
+            outcome = Group(Text(*_verdict(item, planned)), *_texts(_error_lines(item) + _left_lines(item)))
+            cells = (_plain(item["state"] or "?"), _plain(path), _actions(item, planned).text(), outcome,
                      _plain(_end(item, planned)))
-            table.add_row(Group(_plain(item["uuid"]), *_names(item)), *((_tier(item),) if tiers else ()), *cells)
+            table.add_row(Group(_plain(item["uuid"]), *_texts(_names(item))),
+                          *((Text(_tier(item)),) if tiers else ()), *cells)
         return table
-    table.add_column("start state → would be; would do" if planned else "start state → now; actions",
-                     overflow="fold")
-    for item in instances:
-        states = Text.assemble(_plain(f"{item['state'] or '?'} → {_end(item, planned)}  "), _verdict(item, planned))
-        table.add_row(_plain(item["uuid"]), Group(states, _actions(item, planned), *_tier_lines(item, tiers),
-                                                  *_error_lines(item), *_left_lines(item), *_names(item)))
+    table.add_column(_narrow_header(planned), overflow="fold")
+    for uuid, cell in _narrow_rows(instances, tiers, planned):
+        table.add_row(uuid.text(), Group(*_texts(cell)))
     return table
+
+
+def _narrow_header(planned: bool) -> str:
+    return "start state → would be; would do" if planned else "start state → now; actions"
+
+
+def _narrow_rows(instances: list[dict], tiers: bool, planned: bool) -> list[tuple[CellLine, list[CellLine]]]:
+    """Each instance as the narrow layout shows it: its uuid, and the lines stacked beside it."""
+    rows = []
+    for item in instances:
+        states = CellLine(((printable(f"{item['state'] or '?'} → {_end(item, planned)}  "), ""),
+                           _verdict(item, planned)))
+        rows.append((CellLine(((printable(item["uuid"]), ""),)),
+                     [states, _actions(item, planned), *_tier_lines(item, tiers), *_error_lines(item),
+                      *_left_lines(item), *_names(item)]))
+    return rows
+
+
+def _print_instances(console: Console, title: str, instances: list[dict], tiers: bool, planned: bool) -> None:
+    """The instance table; where no style is shown (a pipe, a file) and the layout is the narrow one, written
+    as plain lines laid out as rich would lay them out (recovery.present.plain_table), at a part of the cost."""
+    if not console.is_terminal and console.width < WIDE_LAYOUT_MIN_WIDTH:
+        lines = two_column_lines(printable(title), ("instance", _narrow_header(planned)),
+                                 _narrow_rows(instances, tiers, planned), console.width, UUID_WIDTH)
+        if lines is not None:
+            console.file.write("".join(line + "\n" for line in lines))
+            return
+    console.print(_instance_table(title, instances, console.width, tiers, planned))
 
 
 def _downtime(seconds: float | None) -> str:
@@ -137,9 +167,9 @@ def print_report(doc: dict, console: Console) -> None:
     title = (f"compute-recover plan for {doc['host']} (nothing was changed)" if planned
              else f"compute-recover run on {doc['host']}")
     if doc["instances"]:
-        console.print(_instance_table(title, doc["instances"], console.width, ordered(doc), planned))
+        _print_instances(console, title, doc["instances"], ordered(doc), planned)
     elif "shown" in doc:
-        console.print(f"{title}: no instance of outcome {', '.join(doc['shown']['outcomes'])}", highlight=False)
+        console.print(f"{title}: no instance of {shown_text(doc['shown'])}", highlight=False)
     else:
         console.print(_plain(f"{title}: no instances on this host"))
     for domain in doc["domains"]:  # the reason on lines of its own: at 80 columns it is never cut mid-phrase
@@ -154,7 +184,7 @@ def print_report(doc: dict, console: Console) -> None:
         console.print(_plain("; ".join(_tier_line(tier) for tier in doc["tiers"])))
     if "shown" in doc:
         console.print(f"shown: {doc['shown']['instances']} of {doc['totals']['instances']} instances "
-                      f"(outcome {', '.join(doc['shown']['outcomes'])})", highlight=False)
+                      f"({shown_text(doc['shown'])})", highlight=False)
     console.print(_totals(doc), highlight=False)
 
 

@@ -166,8 +166,9 @@ class HostBoot:
         """Every decision journaled before anything is executed; each plan learns its entry's id."""
         decided = ((p.uuid, p.decision, self._untouched(p, by_domain) if nothing_to_do(p.decision) else None)
                    for p in plans)
+        domain_names = {uuid: domain.name for uuid, domain in by_domain.items()}
         ids = journals.insert_entries(self.ports.journal_database, run_id,
-                                      self.entries.before_execution(decided, failures))
+                                      self.entries.before_execution(decided, failures, domain_names))
         for plan in plans:
             plan.journal_id = ids.get(plan.uuid)
 

@@ -3,7 +3,7 @@ before anything is executed, each action's progress, each instance's final word,
 ready in its tier. recovery.db.journal stores them as rows; `explain` reads them back.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from recovery.core.documents import action_json, considerations_json, path_json
@@ -47,14 +47,17 @@ class DecisionEntries:
         return entry
 
     def before_execution(self, decided: Iterable[tuple[str, Decision, "InstanceResult | None"]],
-                         failures: Iterable["InstanceResult"]) -> Iterator[dict[str, Any]]:
+                         failures: Iterable["InstanceResult"],
+                         domain_names: Mapping[str, str]) -> Iterator[dict[str, Any]]:
         """Every decision as journaled before anything is executed: pending where there is work, final
-        where there is none (`decided`: uuid, decision, and its result when it is already known)."""
+        where there is none (`decided`: uuid, decision, and its result when it is already known), each
+        with the name of the libvirt domain found for it (`domain_names`, by uuid), for `explain`."""
         for uuid, decision, result in decided:
-            entry = {"instance_uuid": uuid, **self.decision(decision)}
+            entry = {"instance_uuid": uuid, "domain_name": domain_names.get(uuid), **self.decision(decision)}
             yield entry | (final_entry(result) if result is not None else {"outcome": Outcome.PENDING})
         for failure in failures:
-            entry = {"instance_uuid": failure.uuid, "reason": failure.error, "path": [], "considered": []}
+            entry = {"instance_uuid": failure.uuid, "domain_name": domain_names.get(failure.uuid),
+                     "reason": failure.error, "path": [], "considered": []}
             if failure.decision is not None:  # decided but held back by the screen: nothing done
                 entry |= self.decision(failure.decision)
             yield entry | final_entry(failure)

@@ -100,7 +100,7 @@ def test_a_key_of_no_command_or_not_of_the_commands_table_is_refused(tmp_path):
     config.write_text("stop_timeot = 5\n")
     result = invoke("run", "--config", config)
     assert result.exit_code == 2
-    assert "names unknown options: stop_timeot; the keys of `run` are column, concurrency," in result.stderr
+    assert "names unknown options: stop_timeot; the keys of `run` are changes, column, concurrency," in result.stderr
     assert "(stop_timeot: did you mean stop_timeout?)" in result.stderr
     config.write_text("[run]\nmetrics_port = 5\n")
     result = invoke("run", "--config", config)

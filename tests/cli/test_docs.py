@@ -60,6 +60,22 @@ def test_man_pages_are_written_for_every_command(tmp_path):
     assert r"\-\-resume\-guests\-state\-on\-host\-boot" in run_page
 
 
+def _undated(page: str) -> str:
+    """A man page less the date in its .TH line (the day it was made)."""
+    first, _, rest = page.partition("\n")
+    fields = first.split('"')
+    return '"'.join([*fields[:5], "DATE", *fields[6:]]) + "\n" + rest
+
+
+@pytest.mark.filterwarnings("ignore:'click.utils.make_default_short_help' is deprecated:DeprecationWarning")
+def test_the_committed_man_pages_match_the_code(tmp_path):
+    """man/ is what the wheel installs into share/man/man1: `make docs` rewrites it."""
+    docs.write_man_pages(tmp_path)
+    generated = {path.name: _undated(path.read_text()) for path in tmp_path.iterdir()}
+    committed = {path.name: _undated(path.read_text()) for path in (ROOT / "man").iterdir()}
+    assert committed == generated, "man/ is out of date: run `python -m recovery.cli.docs` (or `make docs`)"
+
+
 def _help_texts() -> dict[str, str]:
     runner = CliRunner()
     texts = {"compute-recover --help": runner.invoke(cli, ["--help"]).stdout}

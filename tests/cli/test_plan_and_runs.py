@@ -99,3 +99,18 @@ def test_outcome_filters_show_only_those_instances(tmp_path):
     assert invoke("runs", "--db", url, "--outcome", "ok", "-f", "value", "-c", "id").stdout == "1\n"
     assert "shown: 0 of 23 instances (outcome failed)" in invoke("runs", "1", "--db", url, "--outcome",
                                                                    "failed").stdout
+
+
+def test_changes_shows_only_the_instances_the_plan_would_change(tmp_path):
+    path = tmp_path / "db.sqlite"
+    load_scenario(path, "power-outage")
+    doc = json.loads(plan(path, "--resume-guests-state-on-host-boot", "--changes", "--json").stdout)
+    assert doc["shown"] == {"outcomes": [], "instances": 18, "would_change": True}
+    assert len(doc["instances"]) == 18 and all(i["would_change"] for i in doc["instances"])
+    assert doc["would_change"] == 18 and doc["totals"]["instances"] == 23  # the totals stay the plan's
+    table = plan(path, "--resume-guests-state-on-host-boot", "--changes").stdout
+    assert "shown: 18 of 23 instances (the plan would change)" in table
+    unchanged = plan(path, "--changes", "--outcome", "failed").stdout
+    assert "no instance of outcome failed and the plan would change" in " ".join(unchanged.split())
+    refused = run(path, "--changes")
+    assert refused.exit_code == 2 and "--changes goes with --dry-run" in refused.stderr

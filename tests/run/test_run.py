@@ -612,8 +612,9 @@ def test_explain_an_instance_no_run_has_journaled_yet(tmp_path):
 
     text = invoke("explain", U("41"), "--db", db)
     assert text.exit_code == 0, text.stderr
-    assert text.stdout.splitlines()[:3] == [
-        f"instance {U('41')} (guest-41): host compute-1, node compute-1",
+    assert text.stdout.splitlines()[:4] == [
+        f"instance {U('41')} (guest-41)",
+        "host compute-1, node compute-1, no libvirt domain journaled",
         "start order (when a run starts it): tier 0, ready: running",
         "no run has journaled it yet; add --live to decide it now",
     ]
