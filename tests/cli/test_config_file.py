@@ -1,13 +1,9 @@
 """One configuration file for every command (docs/operating.md#configuration): shared keys at the top,
 a table per command, the default path, and docs/host.md's install followed as written."""
 
-import os
 import re
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +12,7 @@ from click.testing import CliRunner
 
 from recovery.cli import cli
 from recovery.cli import config as config_file
+from tests.support.processes import notified_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "fixtures" / "power-outage"
@@ -53,36 +50,17 @@ def test_host_md_install_works_as_written_and_one_file_drives_every_command(tmp_
                  ["services", "--host", "compute-1"]):
         result = invoke(*args, env=env)
         assert result.exit_code == 0, (args, result.stderr)
-    agent = subprocess.Popen([CONSOLE_SCRIPT, "agent"], env=os.environ | env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        scraped = _scrape(f"http://127.0.0.1:{port}/metrics", agent)
-        agent.send_signal(signal.SIGTERM)
-        _, err = agent.communicate(timeout=60)
-    finally:
-        if agent.poll() is None:
-            agent.kill()
+    with notified_agent(tmp_path, env=env) as agent:
+        agent.wait_for("READY=1")  # the recovery is done: its run is counted
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+        _, err = agent.stop()
     assert agent.returncode == 0, err
     assert 'compute_recover_runs_total{exit_code="0"} 1.0' in scraped
     result = invoke("services", "set", "--host", "compute-1", "--disable", "--reason", "disk swap", env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "service nova-compute on compute-1: disabled (disk swap), forced_down false\n"
     assert invoke("run", env=env).exit_code == 0
-
-
-def _scrape(url: str, agent: subprocess.Popen) -> str:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
-            if "compute_recover_runs_total{" in text:
-                return text
-        except OSError:
-            pass
-        assert agent.poll() is None, agent.communicate()
-        assert time.monotonic() < deadline, "the agent never served its metrics"
-        time.sleep(0.2)
 
 
 def test_a_command_takes_the_top_and_its_own_table_which_wins(tmp_path):
