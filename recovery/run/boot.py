@@ -19,7 +19,7 @@ from recovery.db import journal as journals
 from recovery.db.lock import host_lock
 from recovery.run.decisions import DecisionScreen, decide_host, evacuation_warnings
 from recovery.run.devices import DeviceCheck
-from recovery.run.execute import Halt, InstanceResult, Plan, Ports
+from recovery.run.execute import Assignment, Halt, InstanceResult, Ports
 from recovery.run.execution import Execution, RunWatch, nothing_to_do, untouched
 from recovery.run.finish import RunResult, apply_network, close_run, power_now
 from recovery.run.gather import gather
@@ -133,25 +133,25 @@ class HostBoot:
             run_id = journals.start_run(ports.journal_database, settings.host,
                                         run_options(settings, gathered.down_seconds))
         decided = decide_host(self.machine, settings, gathered)
-        plans, failures = decided.plans, decided.failures
+        assignments, failures = decided.assignments, decided.failures
         if settings.device_proof:  # unproved, no guest has a definition to compare after its start either
-            self.devices.prove_plans(plans, self.machine)
+            self.devices.prove_assignments(assignments, self.machine)
         if self.screen is not None:
-            plans, held_back = self.screen.screen(plans, failures)
+            assignments, held_back = self.screen.screen(assignments, failures)
             failures += held_back
         warnings += evacuation_warnings(settings, gathered)
         if run_id is not None:
-            self._journal_decisions(run_id, plans, failures, gathered.domains)
+            self._journal_decisions(run_id, assignments, failures, gathered.domains)
         execution = Execution(self.machine, ports, settings, self.entries, gathered.down_seconds, self.devices,
                               self.screen, self.watch)
         network_error = None
         try:
-            executed, tiers = execution.run(plans)
+            executed, tiers = execution.run(assignments)
         finally:
             if not settings.dry_run:
                 network_error = apply_network(ports.network)
         warnings += self.devices.warnings()
-        position = {plan.uuid: number for number, plan in enumerate(plans)}
+        position = {assignment.uuid: number for number, assignment in enumerate(assignments)}
         results = list(failures) + sorted(executed, key=lambda r: position[r.uuid])
         power = power_now(ports.hypervisor, settings.dry_run, results, gathered.domains)
         result = RunResult(run_id, settings, results, decided.domains, power, warnings, network_error=network_error,
@@ -161,21 +161,21 @@ class HostBoot:
             close_run(ports, result, capacity)
         return result
 
-    def _journal_decisions(self, run_id: int, plans: list[Plan], failures: list[InstanceResult],
+    def _journal_decisions(self, run_id: int, assignments: list[Assignment], failures: list[InstanceResult],
                            by_domain: dict[str, DomainInfo]) -> None:
-        """Every decision journaled before anything is executed; each plan learns its entry's id."""
+        """Every decision journaled before anything is executed; each assignment learns its entry's id."""
         decided = ((p.uuid, p.decision, self._untouched(p, by_domain) if nothing_to_do(p.decision) else None)
-                   for p in plans)
+                   for p in assignments)
         domain_names = {uuid: domain.name for uuid, domain in by_domain.items()}
         ids = journals.insert_entries(self.ports.journal_database, run_id,
                                       self.entries.before_execution(decided, failures, domain_names))
-        for plan in plans:
-            plan.journal_id = ids.get(plan.uuid)
+        for assignment in assignments:
+            assignment.journal_id = ids.get(assignment.uuid)
 
-    def _untouched(self, plan: Plan, by_domain: dict[str, DomainInfo]) -> InstanceResult:
-        """The final result of a plan with nothing to do, journaled before anything is executed (a guest a
+    def _untouched(self, assignment: Assignment, by_domain: dict[str, DomainInfo]) -> InstanceResult:
+        """The final result of an assignment with nothing to do, journaled before anything is executed (a guest a
         missing resource keeps off is blocked)."""
-        domain = by_domain.get(plan.uuid)
-        result = untouched(plan, domain.power_state.label if domain else "nostate")
-        self.devices.settle(plan, result, self.settings.dry_run)
+        domain = by_domain.get(assignment.uuid)
+        result = untouched(assignment, domain.power_state.label if domain else "nostate")
+        self.devices.settle(assignment, result, self.settings.dry_run)
         return result

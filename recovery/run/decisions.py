@@ -18,7 +18,7 @@ from recovery.core.metadata import PolicyValueError, start_order
 from recovery.core.outcomes import Outcome
 from recovery.core.settings import RunSettings
 from recovery.db import Database, InstanceRow, MigrationRow
-from recovery.run.execute import InstanceResult, Plan
+from recovery.run.execute import Assignment, InstanceResult
 from recovery.run.gather import HostFacts, gather
 
 
@@ -26,10 +26,11 @@ class DecisionScreen(Protocol):
     """Sees every decision before anything is executed, and may hold some back: `plan --out` keeps
     them for its file, `run --plan` holds back those whose facts changed since the plan."""
 
-    def screen(self, plans: list[Plan], failures: list[InstanceResult]) -> tuple[list[Plan], list[InstanceResult]]:
-        """The plans to execute, and a result for each instance held back (journaled, not acted on)."""
+    def screen(self, assignments: list[Assignment],
+               failures: list[InstanceResult]) -> tuple[list[Assignment], list[InstanceResult]]:
+        """The assignments to execute, and a result for each instance held back (journaled, not acted on)."""
 
-    def recheck(self, plan: Plan) -> InstanceResult | None:
+    def recheck(self, assignment: Assignment) -> InstanceResult | None:
         """A decision made again after a lost claim: the result if it is held back, else None."""
 
 
@@ -43,9 +44,10 @@ class DomainReport:
 
 @dataclass
 class Decided:
-    """A host's decisions: the plans to execute, the instances failed before any action, the domains left alone."""
+    """A host's decisions: the assignments to execute, the instances failed before any action, the domains left
+    alone."""
 
-    plans: list[Plan]
+    assignments: list[Assignment]
     failures: list[InstanceResult]
     domains: list[DomainReport]
 
@@ -67,20 +69,20 @@ def decide_host(machine: RecoveryMachine, settings: RunSettings, gathered: HostF
             decided.domains.append(DomainReport(uuid, domain.name, "none",
                                                 "unknown domain: no instance record claims it, so it is never touched"))
     for row in candidates:
-        plan = _decide_row(machine, settings, gathered, row, decided.failures)
-        if plan is None:
+        assignment = _decide_row(machine, settings, gathered, row, decided.failures)
+        if assignment is None:
             continue
-        decided.plans.append(plan)
+        decided.assignments.append(assignment)
         domain = by_domain.get(row.key)
         if domain is not None and row.key not in rows:
-            names = ", ".join(a.name for a in plan.decision.actions) or "none"
-            decided.domains.append(DomainReport(row.key, domain.name, names, plan.decision.reason))
+            names = ", ".join(a.name for a in assignment.decision.actions) or "none"
+            decided.domains.append(DomainReport(row.key, domain.name, names, assignment.decision.reason))
     return decided
 
 
 def _decide_row(machine: RecoveryMachine, settings: RunSettings, gathered: HostFacts, row: InstanceRow,
-                failures: list[InstanceResult]) -> Plan | None:
-    """One instance's plan, or None with its failure added to `failures`."""
+                failures: list[InstanceResult]) -> Assignment | None:
+    """One instance's assignment, or None with its failure added to `failures`."""
     try:
         _check_row(row)
         record = gathered.record(row)
@@ -90,32 +92,32 @@ def _decide_row(machine: RecoveryMachine, settings: RunSettings, gathered: HostF
                                        error=f"bad database row: {error}; fix the instances row",
                                        vm_state=row.vm_state, task_state=row.task_state))
         return None
-    plan = decide_instance(machine, row, record, facts, gathered.evacuations.get(row.key),
+    assignment = decide_instance(machine, row, record, facts, gathered.evacuations.get(row.key),
                            gathered.network_info.get(row.key))
-    if starts_guest(plan.decision):
+    if starts_guest(assignment.decision):
         try:
-            plan.order = start_order(row.metadata)
+            assignment.order = start_order(row.metadata)
         except PolicyValueError as error:
-            failures.append(InstanceResult(row.key, plan.decision, outcome=Outcome.FAILED,
+            failures.append(InstanceResult(row.key, assignment.decision, outcome=Outcome.FAILED,
                                            error=f"bad instance metadata: {error}; set it right (openstack "
                                            "server set --property KEY=VALUE) or unset it",
                                            vm_state=row.vm_state, task_state=row.task_state))
             return None
-    return plan
+    return assignment
 
 
 def decide_instance(machine: RecoveryMachine, row: InstanceRow, record: dict, facts: Facts,
-                    evacuation: MigrationRow | None, network_info: str | None = None) -> Plan:
+                    evacuation: MigrationRow | None, network_info: str | None = None) -> Assignment:
     """The machine's decision on one instance, with what its execution needs of the row (and, on Nova's cell
     database, its network info cache)."""
-    return Plan(row.key, machine.decide(facts), writable=facts.owned and not facts.deleted, host=row.host,
+    return Assignment(row.key, machine.decide(facts), writable=facts.owned and not facts.deleted, host=row.host,
                 evacuation_id=evacuation.id if evacuation else None,
                 stored_uuid=row.uuid if row.uuid != row.key else None, updated_at=row.updated_at, record=record,
                 project=row.project_id, network_info=network_info)
 
 
 def decide_again(machine: RecoveryMachine, settings: RunSettings, database: Database, hypervisor: Hypervisor,
-                 uuid: str, down_seconds: float | None) -> Plan | None:
+                 uuid: str, down_seconds: float | None) -> Assignment | None:
     """One more decision after a lost claim, from facts fresh from this one instance's row and domain
     (the run's downtime kept); None when its record vanished or went bad."""
     gathered = gather(database, hypervisor, settings.host, only=[uuid], down_seconds=down_seconds,

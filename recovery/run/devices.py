@@ -26,7 +26,7 @@ from recovery.core.effects import starts_guest
 from recovery.core.errors import RecoveryError
 from recovery.core.machine import Decision, RecoveryMachine
 from recovery.core.outcomes import Outcome
-from recovery.run.execute import InstanceResult, Plan
+from recovery.run.execute import Assignment, InstanceResult
 from states.enums import DeviceReadiness, OnDegraded
 from states.policy import STARTS_GUEST
 
@@ -74,43 +74,43 @@ class DeviceCheck:
         return {uuid: machine.decide(decisions[uuid].facts._replace(devices=proof.readiness.value))
                 for uuid, proof in self.proofs.items()}
 
-    def prove_plans(self, plans: list[Plan], machine: RecoveryMachine) -> None:
-        """The proof of every plan that boots its guest from its definition: each whose resources are not all
+    def prove_assignments(self, assignments: list[Assignment], machine: RecoveryMachine) -> None:
+        """The proof of every assignment that boots its guest from its definition: each whose resources are not all
         ready is decided again with its readiness (kept in its record, so that a plan file keeps it and
         `run --plan` compares it too); one no longer started leaves its tier. A host whose definitions or
         inventory cannot be read is not proved (said in the run's warnings): its guests are started as before."""
         try:
-            changed = self.prove({p.uuid: p.decision for p in plans if boots_definition(p.decision)}, machine)
+            changed = self.prove({p.uuid: p.decision for p in assignments if boots_definition(p.decision)}, machine)
         except HypervisorError as error:
             self.proofs.clear()
             self.unproved = str(error)
             return
-        for plan in plans:
-            decision = changed.get(plan.uuid)
+        for assignment in assignments:
+            decision = changed.get(assignment.uuid)
             if decision is not None:
-                plan.decision = decision
-                if plan.record is not None:
-                    plan.record = {**plan.record, "devices": decision.facts.devices}
+                assignment.decision = decision
+                if assignment.record is not None:
+                    assignment.record = {**assignment.record, "devices": decision.facts.devices}
                 if not starts_guest(decision):
-                    plan.order = None
+                    assignment.order = None
 
-    def settle(self, plan: Plan, result: InstanceResult, dry_run: bool) -> bool:
-        """What the proof adds to a plan's result: a plan (dry run) shows it in the error; a guest a missing
+    def settle(self, assignment: Assignment, result: InstanceResult, dry_run: bool) -> bool:
+        """What the proof adds to an assignment's result: a plan (dry run) shows it in the error; a guest a missing
         resource kept off is blocked. True when the outcome changed (to be journaled again)."""
         if dry_run:
-            result.error = result.error or self.shown(plan.uuid)
+            result.error = result.error or self.shown(assignment.uuid)
             return False
-        if result.outcome == Outcome.OK and plan.decision.facts.devices == DeviceReadiness.MISSING.value:
-            result.outcome, result.error = Outcome.BLOCKED, self.shown(plan.uuid)
+        if result.outcome == Outcome.OK and assignment.decision.facts.devices == DeviceReadiness.MISSING.value:
+            result.outcome, result.error = Outcome.BLOCKED, self.shown(assignment.uuid)
             return True
         return False
 
-    def compare_after_start(self, plans: list[Plan], results: list[InstanceResult],
-                            on_degraded: str) -> list[tuple[Plan, InstanceResult]]:
+    def compare_after_start(self, assignments: list[Assignment], results: list[InstanceResult],
+                            on_degraded: str) -> list[tuple[Assignment, InstanceResult]]:
         """Every guest the run started, its live devices compared with its definition once the starts are
         done (one listing, then a read per guest, not contending with the starts); each one that lacks a
         device it was defined with is made degraded (and stopped with --on-degraded stop), and returned."""
-        by_uuid = {plan.uuid: plan for plan in plans}
+        by_uuid = {assignment.uuid: assignment for assignment in assignments}
         started = {r.uuid: r for r in results if r.outcome == Outcome.OK and r.uuid in self.defined
                    and r.uuid in by_uuid and boots_definition(by_uuid[r.uuid].decision)}
         if not started:

@@ -64,8 +64,10 @@ class ActionResult:
 
 
 @dataclass
-class Plan:
-    """What the executor needs beyond the decision: which row to claim, and where it is journaled."""
+class Assignment:
+    """One instance given to the executor: its decision, and what carrying it out needs beyond it (which row
+    to claim, where it is journaled, when its guest starts). Not to be confused with a plan file (plan_file.py),
+    which holds many of these as `plan --out` wrote them."""
 
     uuid: str
     """Canonical (lower case), as libvirt, the report and the journal name the instance."""
@@ -103,7 +105,7 @@ class InstanceResult:
     power_state: str | None = None
     """Read from libvirt after the actions (None: not read)."""
     order: StartOrder | None = None
-    """The start order its guest was started in, as its plan's."""
+    """The start order its guest was started in, as its assignment's."""
     ready_seconds: float | None = None
     """Seconds from its start until its tier saw it ready (None: not awaited, or never ready)."""
     updated_at: datetime | None = None
@@ -190,20 +192,22 @@ class LostRace(RecoveryError):
     """The record changed under us before anything was written or done; nothing was."""
 
 
-def _destroy(ports: Ports, plan: Plan, params: dict[str, Any], destroy_disks: bool = False) -> None:
+def _destroy(ports: Ports, assignment: Assignment, params: dict[str, Any], destroy_disks: bool = False) -> None:
     """Nova deletes a deleted instance's disks; an evacuated one's only when the decision says so."""
-    ports.hypervisor.destroy_and_undefine(plan.uuid, destroy_disks=destroy_disks or params.get("destroy_disks", False))
+    ports.hypervisor.destroy_and_undefine(assignment.uuid,
+                                          destroy_disks=destroy_disks or params.get("destroy_disks", False))
 
 
-def _abort_live_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> None:
+def _abort_live_migration(ports: Ports, assignment: Assignment, _params: dict[str, Any]) -> None:
     try:
-        ports.hypervisor.abort_job(plan.uuid)
+        ports.hypervisor.abort_job(assignment.uuid)
     finally:
-        ports.database.fail_live_migrations(plan.stored_uuid or plan.uuid)
+        ports.database.fail_live_migrations(assignment.stored_uuid or assignment.uuid)
 
 
-def _complete_migration(ports: Ports, plan: Plan, _params: dict[str, Any]) -> None:
-    if plan.evacuation_id is None or not ports.database.set_migration_status(plan.evacuation_id, "completed"):
+def _complete_migration(ports: Ports, assignment: Assignment, _params: dict[str, Any]) -> None:
+    evacuation = assignment.evacuation_id
+    if evacuation is None or not ports.database.set_migration_status(evacuation, "completed"):
         raise RuntimeError("the evacuation's migration record is gone")
 
 
@@ -214,34 +218,34 @@ def _repair_devices(ports: Ports, uuid: str) -> dict[str, Any]:
     return {"repaired": ports.repair_devices(uuid)}
 
 
-ActionCall = Callable[[Ports, Plan, dict[str, Any]], dict[str, Any] | None]
+ActionCall = Callable[[Ports, Assignment, dict[str, Any]], dict[str, Any] | None]
 
 ACTION_CALLS: dict[str, ActionCall] = {
-    "complete_deletion": lambda ports, plan, params: None,  # only the record write that marks it deleted
+    "complete_deletion": lambda ports, assignment, params: None,  # only the record write that marks it deleted
     "restart_deletion": functools.partial(_destroy, destroy_disks=True),
-    "reboot": lambda ports, plan, params: (
-        ports.hypervisor.hard_reboot if params["type"] == "hard" else ports.hypervisor.soft_reboot)(plan.uuid),
-    "unpause": lambda ports, plan, params: ports.hypervisor.unpause(plan.uuid),
-    "stop": lambda ports, plan, params: ports.hypervisor.stop(plan.uuid, ports.stop_timeout),
-    "start": lambda ports, plan, params: ports.hypervisor.start(plan.uuid),
-    "plug_vifs": lambda ports, plan, params: ports.network.plug_vifs(plan.uuid),
-    "revert_resize": lambda ports, plan, params: ports.hypervisor.revert_resize(
-        plan.uuid, params["power_on"], ports.stop_timeout),
+    "reboot": lambda ports, assignment, params: (
+        ports.hypervisor.hard_reboot if params["type"] == "hard" else ports.hypervisor.soft_reboot)(assignment.uuid),
+    "unpause": lambda ports, assignment, params: ports.hypervisor.unpause(assignment.uuid),
+    "stop": lambda ports, assignment, params: ports.hypervisor.stop(assignment.uuid, ports.stop_timeout),
+    "start": lambda ports, assignment, params: ports.hypervisor.start(assignment.uuid),
+    "plug_vifs": lambda ports, assignment, params: ports.network.plug_vifs(assignment.uuid),
+    "revert_resize": lambda ports, assignment, params: ports.hypervisor.revert_resize(
+        assignment.uuid, params["power_on"], ports.stop_timeout),
     "abort_live_migration": _abort_live_migration,
-    "resume_guest": lambda ports, plan, params: ports.hypervisor.resume_guest(plan.uuid),
+    "resume_guest": lambda ports, assignment, params: ports.hypervisor.resume_guest(assignment.uuid),
     "destroy_evacuated": _destroy,
     "complete_migration": _complete_migration,
     "reap_domain": _destroy,
-    "shutdown_domain": lambda ports, plan, params: ports.hypervisor.shutdown(plan.uuid),
-    "repair_devices": lambda ports, plan, params: _repair_devices(ports, plan.uuid),
+    "shutdown_domain": lambda ports, assignment, params: ports.hypervisor.shutdown(assignment.uuid),
+    "repair_devices": lambda ports, assignment, params: _repair_devices(ports, assignment.uuid),
     "destroy_domain": _destroy,
 }
 """What carries out each action of the vocabulary (states.policy.ACTIONS): the hypervisor, network or
 database call it is, returning what its entry adds (ActionResult.done), if anything."""
 
 
-def _run_action(ports: Ports, plan: Plan, action: Action) -> dict[str, Any]:
-    return ACTION_CALLS[action.name](ports, plan, dict(action.params)) or {}
+def _run_action(ports: Ports, assignment: Assignment, action: Action) -> dict[str, Any]:
+    return ACTION_CALLS[action.name](ports, assignment, dict(action.params)) or {}
 
 
 def observed_power_to_record(decision: Decision) -> str | None:
@@ -259,14 +263,14 @@ def power_to_record(decision: Decision) -> bool:
 class _Record:
     """The instance record as this run intends it, and what the database last confirmed."""
 
-    def __init__(self, ports: Ports, plan: Plan):
-        facts = plan.decision.facts
-        self.ports, self.db, self.plan = ports, ports.database, plan
-        self.confirmed = (facts.vm_state, record_task_state(facts.task_state), plan.updated_at)
+    def __init__(self, ports: Ports, assignment: Assignment):
+        facts = assignment.decision.facts
+        self.ports, self.db, self.assignment = ports, ports.database, assignment
+        self.confirmed = (facts.vm_state, record_task_state(facts.task_state), assignment.updated_at)
         self.vm_state, self.task_state = self.confirmed[:2]
         self.stored_power: str | None = facts.db_power_state
         """The power state the record holds (None: not known): one equal to it is not written again."""
-        self.power_state: str | None = observed_power_to_record(plan.decision)
+        self.power_state: str | None = observed_power_to_record(assignment.decision)
         self.mark_deleted = False
         self.claimed = False
 
@@ -285,7 +289,7 @@ class _Record:
         """Compare-and-swap what changed, with a new updated_at; with nothing changed (a claim before an
         action that changes nothing in the record), only check that the row still holds what it was
         decided from. False when another writer changed the row since it was read."""
-        if not self.plan.writable:
+        if not self.assignment.writable:
             return True
         changes: dict[str, Any] = {}
         if (self.vm_state, self.task_state) != self.confirmed[:2]:
@@ -294,7 +298,7 @@ class _Record:
             changes["power_state"] = int(PowerState[self.power_state.upper()])
         if self.mark_deleted:
             changes["mark_deleted"] = True
-        uuid = self.plan.stored_uuid or self.plan.uuid
+        uuid = self.assignment.stored_uuid or self.assignment.uuid
         if not changes:  # nothing to change in the record: checked, not written (no new updated_at)
             if not self.db.still_holds(conn, uuid, self.confirmed):
                 return False
@@ -311,10 +315,10 @@ class _Record:
     def claim(self, conn: Connection) -> bool:
         """Before the first action outside: the record this run writes is compare-and-swapped; one it does not
         (deleted, or another host's) is only checked to hold still what it was decided from, host included."""
-        if self.plan.writable:
+        if self.assignment.writable:
             return self.write(conn)
-        uuid = self.plan.stored_uuid or self.plan.uuid
-        self.claimed = self.db.still_as_read(conn, uuid, self.confirmed, self.plan.host)
+        uuid = self.assignment.stored_uuid or self.assignment.uuid
+        self.claimed = self.db.still_as_read(conn, uuid, self.confirmed, self.assignment.host)
         return self.claimed
 
     def commit(self, what: str, work: Callable[[Connection, Connection], None], result: InstanceResult) -> None:
@@ -336,42 +340,42 @@ class _Record:
                 "it was not overwritten")
 
 
-def execute(ports: Ports, plan: Plan) -> InstanceResult:
-    """Run the plan. Raises LostRace only when the row changed before anything was written or done,
+def execute(ports: Ports, assignment: Assignment) -> InstanceResult:
+    """Carry out the assignment. Raises LostRace only when the row changed before anything was written or done,
     so that the caller may decide it again."""
-    record = _Record(ports, plan)
-    result = InstanceResult(plan.uuid, plan.decision)
-    planned = list(plan.decision.actions)
+    record = _Record(ports, assignment)
+    result = InstanceResult(assignment.uuid, assignment.decision)
+    planned = list(assignment.decision.actions)
     done, acted = 0, False
-    power = plan.decision.facts.power_state  # the guest's, as the actions leave it by their declared effects
+    power = assignment.decision.facts.power_state  # the guest's, as the actions leave it by their declared effects
     if ports.halt.reason is not None:  # a halted run writes nothing more, not even a decision without actions
-        return _halted(ports, plan, result, planned, record)
-    for step, actions in plan.decision.steps_with_actions():
+        return _halted(ports, assignment, result, planned, record)
+    for step, actions in assignment.decision.steps_with_actions():
         record.apply(dict(step.case.writes))
         for action in actions:
             if ports.halt.reason is not None:
-                return _halted(ports, plan, result, planned[done:], record)
+                return _halted(ports, assignment, result, planned[done:], record)
             outside = _acts_outside(ports, action)
             if outside and not record.claimed and not _lease_held(ports):
-                return _halted(ports, plan, result, planned[done:], record)
-            if outside and not record.claimed and not _claim(ports, plan, record, result):
+                return _halted(ports, assignment, result, planned[done:], record)
+            if outside and not record.claimed and not _claim(ports, assignment, record, result):
                 return result
-            error = _attempt(ports, plan, action, result)
+            error = _attempt(ports, assignment, action, result)
             done += 1
             acted = acted or outside
             if error is HALTED:
-                return _halted(ports, plan, result, planned[done:], record)
+                return _halted(ports, assignment, result, planned[done:], record)
             if error is not None:
                 record.apply(action_effects(action, succeeded=False))
                 if ACTIONS[action.name].stops_on_failure:
-                    return _finish(ports, plan, record, result, planned[done:], acted)
+                    return _finish(ports, assignment, record, result, planned[done:], acted)
                 continue
             effects = action_effects(action, succeeded=True, power_state=power)
             record.apply(effects)
             power = str(effects.get("power_state", power))
-            if outside and done < len(planned) and not _journal_progress(ports, plan, result, planned[done:]):
-                return _halted(ports, plan, result, planned[done:], record)
-    return _finish(ports, plan, record, result, [], acted)
+            if outside and done < len(planned) and not _journal_progress(ports, assignment, result, planned[done:]):
+                return _halted(ports, assignment, result, planned[done:], record)
+    return _finish(ports, assignment, record, result, [], acted)
 
 
 def _lease_held(ports: Ports) -> bool:
@@ -402,24 +406,24 @@ HALTED = object()
 """What `_attempt` returns when the action's end was not seen because the hypervisor went away."""
 
 
-def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -> object | None:
+def _attempt(ports: Ports, assignment: Assignment, action: Action, result: InstanceResult) -> object | None:
     """Run one action and record its outcome; None on success, else the error (or HALTED)."""
-    log.debug("%s: %s", plan.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
+    log.debug("%s: %s", assignment.uuid, action.name + "".join(f" {k}={v}" for k, v in action.params))
     try:
-        done = _run_action(ports, plan, action)
+        done = _run_action(ports, assignment, action)
     except HypervisorLost as lost:
-        log.error("%s: %s: lost the hypervisor: %s", plan.uuid, action.name, lost)
+        log.error("%s: %s: lost the hypervisor: %s", assignment.uuid, action.name, lost)
         ports.halt.stop(f"lost the hypervisor: {lost}")
         result.actions.append(ActionResult(action, Outcome.INTERRUPTED, str(lost)))
         return HALTED
     except DatabaseFailure as failure:
-        log.error("%s: %s: the database failed: %s", plan.uuid, action.name, failure)
+        log.error("%s: %s: the database failed: %s", assignment.uuid, action.name, failure)
         ports.halt.stop(str(failure), database=True)
         result.actions.append(ActionResult(action, Outcome.INTERRUPTED, str(failure)))
         return HALTED
     except Exception as error:  # one action's failure is reported, never raised
         text = _one_line(error)
-        log.warning("%s: %s failed: %s", plan.uuid, action.name, text)
+        log.warning("%s: %s failed: %s", assignment.uuid, action.name, text)
         result.actions.append(ActionResult(action, Outcome.FAILED, text))
         result.error = result.error or f"{action.name}: {text}"
         result.outcome = Outcome.FAILED
@@ -428,28 +432,28 @@ def _attempt(ports: Ports, plan: Plan, action: Action, result: InstanceResult) -
     return None
 
 
-def _claim(ports: Ports, plan: Plan, record: _Record, result: InstanceResult) -> bool:
+def _claim(ports: Ports, assignment: Assignment, record: _Record, result: InstanceResult) -> bool:
     """Claim the row before the first action; False (with the result filled) if the database failed."""
     def claim(conn: Connection, _journal: Connection) -> None:
         if not record.claim(conn):
             raise LostRace(record.lost())
 
     try:
-        record.commit(f"claim instance {plan.uuid}", claim, result)
+        record.commit(f"claim instance {assignment.uuid}", claim, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = Outcome.NOT_STARTED, str(failure)
         result.vm_state, result.task_state = record.confirmed[:2]
-        result.actions += [ActionResult(a, Outcome.NOT_STARTED) for a in plan.decision.actions]
+        result.actions += [ActionResult(a, Outcome.NOT_STARTED) for a in assignment.decision.actions]
         return False
     return True
 
 
-def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action]) -> bool:
-    if plan.journal_id is None:
+def _journal_progress(ports: Ports, assignment: Assignment, result: InstanceResult, remaining: list[Action]) -> bool:
+    if assignment.journal_id is None:
         return True
     try:
-        _journal(ports, f"journal the progress of {plan.uuid}", plan.journal_id,
+        _journal(ports, f"journal the progress of {assignment.uuid}", assignment.journal_id,
                  progress_entry(result, remaining))
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
@@ -457,24 +461,24 @@ def _journal_progress(ports: Ports, plan: Plan, result: InstanceResult, remainin
     return True
 
 
-def _finish(ports: Ports, plan: Plan, record: _Record, result: InstanceResult, skipped: list[Action],
+def _finish(ports: Ports, assignment: Assignment, record: _Record, result: InstanceResult, skipped: list[Action],
             acted: bool) -> InstanceResult:
     """Write the state reached and the journal's final word (in one transaction when they share a database).
     Unclaimed and having done nothing outside (`acted`), a lost write means deciding it again."""
     result.actions += [ActionResult(action, Outcome.SKIPPED) for action in skipped]
-    result.power_state = _power_after(ports, plan) if result.actions else None
+    result.power_state = _power_after(ports, assignment) if result.actions else None
     def finish(conn: Connection, journal: Connection) -> None:
         if not record.write(conn):
             if not record.claimed and not acted:
                 raise LostRace(record.lost())  # nothing written or done yet: decide it again
             result.outcome, result.error = Outcome.CONFLICT, record.lost()
         result.vm_state, result.task_state, result.updated_at = record.confirmed
-        result.outcome = succeeded(plan.decision, result.outcome)
-        if plan.journal_id is not None:
-            update_entry(journal, plan.journal_id, final_entry(result))
+        result.outcome = succeeded(assignment.decision, result.outcome)
+        if assignment.journal_id is not None:
+            update_entry(journal, assignment.journal_id, final_entry(result))
 
     try:
-        record.commit(f"record instance {plan.uuid}", finish, result)
+        record.commit(f"record instance {assignment.uuid}", finish, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
@@ -491,33 +495,33 @@ def succeeded(decision: Decision, outcome: str) -> str:
 STOP = Action("stop", ())
 
 
-def record_stopped(ports: Ports, plan: Plan, result: InstanceResult) -> None:
+def record_stopped(ports: Ports, assignment: Assignment, result: InstanceResult) -> None:
     """A guest stopped again after its start (--on-degraded stop): its record written as a `stop` action
     leaves it (stopped, no task, shut down) and the stop journaled with its outcome, so that the next run
     does not start it again without the device. A record changed since this run wrote it is not overwritten."""
-    record = _Record(ports, plan)
+    record = _Record(ports, assignment)
     record.confirmed = (result.vm_state, result.task_state, result.updated_at)
     record.vm_state, record.task_state, record.claimed = result.vm_state, result.task_state, True
     record.stored_power = None  # this run's own write of it is not known here: the stop's power state is written
     record.apply(action_effects(STOP, succeeded=True))
     result.actions.append(ActionResult(STOP, Outcome.OK))
-    result.power_state = _power_after(ports, plan)
+    result.power_state = _power_after(ports, assignment)
 
     def stopped(conn: Connection, journal: Connection) -> None:
         if not record.write(conn):
             result.error = f"{result.error}; {record.lost()}"
         result.vm_state, result.task_state, result.updated_at = record.confirmed
-        if plan.journal_id is not None:
-            update_entry(journal, plan.journal_id, final_entry(result))
+        if assignment.journal_id is not None:
+            update_entry(journal, assignment.journal_id, final_entry(result))
 
     try:
-        record.commit(f"record instance {plan.uuid} stopped", stopped, result)
+        record.commit(f"record instance {assignment.uuid} stopped", stopped, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
         result.error = f"{result.error}; its stop could not be recorded: {failure}"
 
 
-def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Action],
+def _halted(ports: Ports, assignment: Assignment, result: InstanceResult, remaining: list[Action],
             record: _Record) -> InstanceResult:
     """Stop this instance where it is: no record write at all (no failure writes either); the journal
     says where it stopped, if the database is still there."""
@@ -526,9 +530,9 @@ def _halted(ports: Ports, plan: Plan, result: InstanceResult, remaining: list[Ac
     result.outcome = Outcome.INTERRUPTED if started else Outcome.NOT_STARTED
     result.error = result.error or f"the run stopped: {ports.halt.reason}"
     result.vm_state, result.task_state = record.confirmed[:2]
-    if plan.journal_id is not None and not ports.halt.database_failed:
+    if assignment.journal_id is not None and not ports.halt.database_failed:
         try:
-            _journal(ports, f"journal where {plan.uuid} stopped", plan.journal_id, final_entry(result))
+            _journal(ports, f"journal where {assignment.uuid} stopped", assignment.journal_id, final_entry(result))
         except DatabaseFailure as failure:
             ports.halt.stop(str(failure), database=True)
     return result
@@ -539,9 +543,9 @@ def _journal(ports: Ports, what: str, entry_id: int, changes: dict[str, Any]) ->
     ports.writes.write(what, lambda connections: update_entry(connections[1], entry_id, changes))
 
 
-def _power_after(ports: Ports, plan: Plan) -> str | None:
+def _power_after(ports: Ports, assignment: Assignment) -> str | None:
     try:
-        return ports.hypervisor.power_state(plan.uuid).label
+        return ports.hypervisor.power_state(assignment.uuid).label
     except HypervisorError:
         return None
 

@@ -18,9 +18,9 @@ from recovery.run.decisions import DecisionScreen, decide_again
 from recovery.run.devices import DeviceCheck
 from recovery.run.execute import (
     ActionResult,
+    Assignment,
     InstanceResult,
     LostRace,
-    Plan,
     Ports,
     execute,
     power_to_record,
@@ -41,7 +41,7 @@ class RunWatch(Protocol):
 
 
 class Execution:
-    """Carries out one run's plans; `down_seconds` is the run's, kept when an instance is decided again."""
+    """Carries out one run's assignments; `down_seconds` is the run's, kept when an instance is decided again."""
 
     def __init__(self, machine: RecoveryMachine, ports: Ports, settings: RunSettings, entries: DecisionEntries,
                  down_seconds: float | None, devices: DeviceCheck, screen: DecisionScreen | None = None,
@@ -53,106 +53,107 @@ class Execution:
         self.screen = screen
         self.watch = watch
 
-    def run(self, plans: list[Plan]) -> tuple[list[InstanceResult], list[TierReport]]:
-        """Every plan's result (evacuations, then instances that start no guest, then the tiers) and the tiers."""
+    def run(self, assignments: list[Assignment]) -> tuple[list[InstanceResult], list[TierReport]]:
+        """Every assignment's result (evacuations, then instances that start no guest, then the tiers) and the tiers."""
         if self.watch is not None and not self.settings.dry_run:
-            self.watch.planned(len(plans))
-        executed = self._execute_all([p for p in plans if p.evacuation_id is not None])
-        executed += self._execute_all([p for p in plans if p.evacuation_id is None and p.order is None])
-        ordered, tiers = self._execute_tiers([p for p in plans if p.evacuation_id is None and p.order])
+            self.watch.planned(len(assignments))
+        executed = self._execute_all([p for p in assignments if p.evacuation_id is not None])
+        executed += self._execute_all([p for p in assignments if p.evacuation_id is None and p.order is None])
+        ordered, tiers = self._execute_tiers([p for p in assignments if p.evacuation_id is None and p.order])
         executed += ordered
         if not self.settings.dry_run and not self.ports.halt.reason:
-            for plan, result in self.devices.compare_after_start(plans, executed, self.settings.on_degraded):
-                if plan.uuid in self.devices.stopped:
-                    record_stopped(self.ports, plan, result)
+            degraded = self.devices.compare_after_start(assignments, executed, self.settings.on_degraded)
+            for assignment, result in degraded:
+                if assignment.uuid in self.devices.stopped:
+                    record_stopped(self.ports, assignment, result)
                 else:
-                    self._journal_again(plan, result)
+                    self._journal_again(assignment, result)
         return executed, tiers
 
-    def _planned(self, plan: Plan) -> InstanceResult:
-        decision = plan.decision
-        result = InstanceResult(plan.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
+    def _planned(self, assignment: Assignment) -> InstanceResult:
+        decision = assignment.decision
+        result = InstanceResult(assignment.uuid, decision, [ActionResult(a, Outcome.SKIPPED) for a in decision.actions],
                                 outcome=Outcome.HANDED_OFF if decision.hands_off else Outcome.SKIPPED,
                                 vm_state=decision.facts.vm_state,
-                                task_state=record_task_state(decision.facts.task_state), order=plan.order)
-        self.devices.settle(plan, result, dry_run=True)
+                                task_state=record_task_state(decision.facts.task_state), order=assignment.order)
+        self.devices.settle(assignment, result, dry_run=True)
         return result
 
-    def _journal_again(self, plan: Plan, result: InstanceResult) -> None:
+    def _journal_again(self, assignment: Assignment, result: InstanceResult) -> None:
         """A result the device proof changed after its entry was journaled (blocked, degraded)."""
-        if plan.journal_id is None or self.ports.halt.database_failed:
+        if assignment.journal_id is None or self.ports.halt.database_failed:
             return
         try:
-            with self.ports.journal_database.transaction(f"journal the device proof of {plan.uuid}") as conn:
-                journals.update_entry(conn, plan.journal_id, final_entry(result))
+            with self.ports.journal_database.transaction(f"journal the device proof of {assignment.uuid}") as conn:
+                journals.update_entry(conn, assignment.journal_id, final_entry(result))
         except DatabaseError as error:
             self.ports.halt.stop(str(error), database=True)
 
-    def _execute_all(self, plans: list[Plan]) -> list[InstanceResult]:
+    def _execute_all(self, assignments: list[Assignment]) -> list[InstanceResult]:
         if self.settings.dry_run:
-            return [self._planned(plan) for plan in plans]
+            return [self._planned(assignment) for assignment in assignments]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency)) as pool:
-            return list(pool.map(self._execute_and_report, plans))
+            return list(pool.map(self._execute_and_report, assignments))
 
-    def _execute_tiers(self, plans: list[Plan]) -> tuple[list[InstanceResult], list[TierReport]]:
+    def _execute_tiers(self, assignments: list[Assignment]) -> tuple[list[InstanceResult], list[TierReport]]:
         """The instances that start a guest, tier by tier (recovery/run/tiers.py)."""
-        tiers = tiers_of(plans)
+        tiers = tiers_of(assignments)
         if self.settings.dry_run:
-            return ([self._planned(plan) for plan in plans],
-                    [TierReport(t.priority, len(t.plans), project=t.project) for t in tiers])
+            return ([self._planned(assignment) for assignment in assignments],
+                    [TierReport(t.priority, len(t.assignments), project=t.project) for t in tiers])
         settings = self.settings
         readiness = Readiness(settings.tier_timeout, settings.readiness_budget, settings.probe_networks)
         with ThreadPoolExecutor(max_workers=max(1, settings.concurrency)) as pool:
             return run_tiers(tiers, pool, self._execute_and_report, self.ports, readiness)
 
-    def _execute_and_report(self, plan: Plan) -> InstanceResult:
-        result = self._execute_one(plan)
-        if self.devices.settle(plan, result, dry_run=False):  # blocked: journaled as such
-            self._journal_again(plan, result)
-        result.order = plan.order
+    def _execute_and_report(self, assignment: Assignment) -> InstanceResult:
+        result = self._execute_one(assignment)
+        if self.devices.settle(assignment, result, dry_run=False):  # blocked: journaled as such
+            self._journal_again(assignment, result)
+        result.order = assignment.order
         if self.watch is not None:
             self.watch.finished(result)
         return result
 
-    def _execute_one(self, plan: Plan) -> InstanceResult:
-        if nothing_to_do(plan.decision):
-            return untouched(plan)
+    def _execute_one(self, assignment: Assignment) -> InstanceResult:
+        if nothing_to_do(assignment.decision):
+            return untouched(assignment)
         try:
             try:
-                return execute(self.ports, plan)
+                return execute(self.ports, assignment)
             except LostRace:
-                fresh = self._redecide(plan)
+                fresh = self._redecide(assignment)
                 if fresh is None:
-                    return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT,
+                    return InstanceResult(assignment.uuid, assignment.decision, outcome=Outcome.CONFLICT,
                                           error="the record vanished or went bad between decision and claim")
                 return self._held_back(fresh) or execute(self.ports, fresh)
         except LostRace as race:
-            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.CONFLICT, error=str(race))
+            return InstanceResult(assignment.uuid, assignment.decision, outcome=Outcome.CONFLICT, error=str(race))
         except Exception as error:  # one instance's failure never stops the others
-            return InstanceResult(plan.uuid, plan.decision, outcome=Outcome.FAILED,
+            return InstanceResult(assignment.uuid, assignment.decision, outcome=Outcome.FAILED,
                                   error=f"{type(error).__name__}: {error}")
 
-    def _redecide(self, plan: Plan) -> Plan | None:
+    def _redecide(self, assignment: Assignment) -> Assignment | None:
         """Facts fresh from this one instance's row and domain, for one more decision after a lost claim;
         its journal entry then tells the new decision."""
         ports = self.ports
-        fresh = decide_again(self.machine, self.settings, ports.database, ports.hypervisor, plan.uuid,
+        fresh = decide_again(self.machine, self.settings, ports.database, ports.hypervisor, assignment.uuid,
                              self.down_seconds)
         if fresh is None:
             return None
-        fresh.journal_id, fresh.order = plan.journal_id, plan.order
+        fresh.journal_id, fresh.order = assignment.journal_id, assignment.order
         if fresh.journal_id is not None:
-            with ports.journal_database.transaction(f"journal the new decision for {plan.uuid}") as conn:
+            with ports.journal_database.transaction(f"journal the new decision for {assignment.uuid}") as conn:
                 journals.update_entry(conn, fresh.journal_id, self.entries.decision(fresh.decision))
         return fresh
 
-    def _held_back(self, plan: Plan) -> InstanceResult | None:
+    def _held_back(self, assignment: Assignment) -> InstanceResult | None:
         """A decision made again after a lost claim passes the screen too (`run --plan`: the row changed
         since the plan); one held back is journaled as such."""
-        held = self.screen.recheck(plan) if self.screen is not None else None
-        if held is not None and plan.journal_id is not None:
-            with self.ports.journal_database.transaction(f"journal why {plan.uuid} was held back") as conn:
-                journals.update_entry(conn, plan.journal_id, final_entry(held))
+        held = self.screen.recheck(assignment) if self.screen is not None else None
+        if held is not None and assignment.journal_id is not None:
+            with self.ports.journal_database.transaction(f"journal why {assignment.uuid} was held back") as conn:
+                journals.update_entry(conn, assignment.journal_id, final_entry(held))
         return held
 
 
@@ -162,7 +163,7 @@ def nothing_to_do(decision: Decision) -> bool:
         facts.vm_state, record_task_state(facts.task_state))
 
 
-def untouched(plan: Plan, power: str | None = None) -> InstanceResult:
-    facts = plan.decision.facts
-    return InstanceResult(plan.uuid, plan.decision, outcome=succeeded(plan.decision, Outcome.OK),
+def untouched(assignment: Assignment, power: str | None = None) -> InstanceResult:
+    facts = assignment.decision.facts
+    return InstanceResult(assignment.uuid, assignment.decision, outcome=succeeded(assignment.decision, Outcome.OK),
                           vm_state=facts.vm_state, task_state=record_task_state(facts.task_state), power_state=power)

@@ -39,7 +39,7 @@ from recovery.core.outcomes import Outcome
 from recovery.core.settings import RunSettings
 from recovery.files import PrivateReplacement
 from recovery.run.boot import DecisionScreen, RunResult
-from recovery.run.execute import InstanceResult, Plan
+from recovery.run.execute import Assignment, InstanceResult
 from states.enums import DeviceReadiness, RunningDeletedInstanceAction
 
 FORMAT = "compute-recover plan"
@@ -71,7 +71,7 @@ def _stamp(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(sep=" ")
 
 
-def plan_document(settings: RunSettings, libvirt_uri: str, plans: list[Plan], made_at: datetime) -> dict:
+def plan_document(settings: RunSettings, libvirt_uri: str, assignments: list[Assignment], made_at: datetime) -> dict:
     """The plan file's content: `plans` in the order the run starts them."""
     body = {
         "format": FORMAT,
@@ -81,20 +81,20 @@ def plan_document(settings: RunSettings, libvirt_uri: str, plans: list[Plan], ma
         "node": settings.node,
         "libvirt_uri": libvirt_uri,
         "options": asdict(settings.options),
-        "instances": [_planned_json(order, plan) for order, plan in enumerate(plans, 1)],
+        "instances": [_planned_json(order, assignment) for order, assignment in enumerate(assignments, 1)],
     }
     return {**body, "sha256": checksum(body)}
 
 
-def _planned_json(order: int, plan: Plan) -> dict:
-    facts = plan.decision.facts
+def _planned_json(order: int, assignment: Assignment) -> dict:
+    facts = assignment.decision.facts
     return {
-        "uuid": plan.uuid,
+        "uuid": assignment.uuid,
         "order": order,
-        "record": plan.record,
-        "updated_at": _stamp(plan.updated_at),
+        "record": assignment.record,
+        "updated_at": _stamp(assignment.updated_at),
         "domain_state": facts.power_state if facts.domain_present else None,
-        "decision": decision_json(plan.decision),
+        "decision": decision_json(assignment.decision),
     }
 
 
@@ -236,20 +236,20 @@ RECHECKED = (DeviceReadiness.READY.value, DeviceReadiness.MISSING.value)
 connection could not read) without it being a change: ready, started as planned; missing, blocked."""
 
 
-def changes_since(planned: PlannedInstance, plan: Plan) -> list[str]:
+def changes_since(planned: PlannedInstance, assignment: Assignment) -> list[str]:
     """What differs between the plan and the instance now, each as `what old → new`; empty when nothing. A
     device readiness the plan left unverified is the run's to prove (RECHECKED), not a change."""
-    fresh, then = plan.decision.facts, planned.facts
+    fresh, then = assignment.decision.facts, planned.facts
     rechecked = then.devices == DeviceReadiness.UNVERIFIED.value and fresh.devices in RECHECKED
     if rechecked:
         then = then._replace(devices=fresh.devices)
     changes = [f"{name} {show_value(old)} → {show_value(new)}"
                for name, old, new in zip(Facts._fields, then, fresh, strict=True) if old != new]
-    stamp = _stamp(plan.updated_at)
+    stamp = _stamp(assignment.updated_at)
     if stamp != planned.updated_at:
         changes.append(f"updated_at {show_value(planned.updated_at)} → {show_value(stamp)}")
     if not changes and not (rechecked and fresh.devices == DeviceReadiness.MISSING.value):  # blocked: not planned
-        now = {name: decision_json(plan.decision)[name] for name in DECISION_FIELDS}
+        now = {name: decision_json(assignment.decision)[name] for name in DECISION_FIELDS}
         if now != planned.decision:
             changes.append(f"decision {_said(planned.decision)} → {_said(now)} (the policy is not the plan's)")
     return changes
@@ -300,29 +300,30 @@ class PlanApplication:
         return replace(settings, options=plan.options,
                        applied_plan={"file": plan.name, "sha256": plan.sha256, "made_at": plan.made_at})
 
-    def screen(self, plans: list[Plan], failures: list[InstanceResult]) -> tuple[list[Plan], list[InstanceResult]]:
+    def screen(self, assignments: list[Assignment],
+               failures: list[InstanceResult]) -> tuple[list[Assignment], list[InstanceResult]]:
         kept, held = [], []
-        for plan in plans:
-            refusal = self.recheck(plan)
+        for assignment in assignments:
+            refusal = self.recheck(assignment)
             if refusal is None:
-                kept.append(plan)
+                kept.append(assignment)
             else:
                 held.append(refusal)
-        seen = {plan.uuid for plan in plans} | {failure.uuid for failure in failures}
+        seen = {assignment.uuid for assignment in assignments} | {failure.uuid for failure in failures}
         held += [InstanceResult(uuid, None, outcome=Outcome.CHANGED,
                                 error="in the plan, but no longer an instance of this host (its record is gone or "
                                 "moved): nothing was done to it")
                  for uuid in self.plan.instances if uuid not in seen]
         return kept, held
 
-    def recheck(self, plan: Plan) -> InstanceResult | None:
-        planned = self.plan.instances.get(plan.uuid)
+    def recheck(self, assignment: Assignment) -> InstanceResult | None:
+        planned = self.plan.instances.get(assignment.uuid)
         if planned is None:
-            return _held_back(plan, Outcome.UNPLANNED, "not in the plan (new on this host since it was made): "
+            return _held_back(assignment, Outcome.UNPLANNED, "not in the plan (new on this host since it was made): "
                                                        "nothing was done to it; make a new plan")
-        changes = changes_since(planned, plan)
+        changes = changes_since(planned, assignment)
         if changes:
-            return _held_back(plan, Outcome.CHANGED,
+            return _held_back(assignment, Outcome.CHANGED,
                               f"changed since the plan: {'; '.join(changes)}: nothing was done to it")
         return None
 
@@ -330,9 +331,9 @@ class PlanApplication:
         """Nothing to write: the journal holds the run."""
 
 
-def _held_back(plan: Plan, outcome: Outcome, error: str) -> InstanceResult:
-    facts = plan.decision.facts
-    return InstanceResult(plan.uuid, plan.decision, outcome=outcome, error=error, vm_state=facts.vm_state,
+def _held_back(assignment: Assignment, outcome: Outcome, error: str) -> InstanceResult:
+    facts = assignment.decision.facts
+    return InstanceResult(assignment.uuid, assignment.decision, outcome=outcome, error=error, vm_state=facts.vm_state,
                           task_state=record_task_state(facts.task_state), power_state=facts.power_state)
 
 
@@ -364,7 +365,7 @@ class PlanWriter:
             self._file = PrivateReplacement(path)
         except OSError as error:
             raise PlanFileError(f"cannot write plan file {path}: {error.strerror} (choose a writable --out)") from None
-        self._plans: dict[str, Plan] = {}
+        self._assignments: dict[str, Assignment] = {}
         self._settings: RunSettings | None = None
         self._libvirt_uri = ""
 
@@ -372,17 +373,18 @@ class PlanWriter:
         self._settings, self._libvirt_uri = settings, libvirt_uri
         return settings
 
-    def screen(self, plans: list[Plan], failures: list[InstanceResult]) -> tuple[list[Plan], list[InstanceResult]]:
-        self._plans = {plan.uuid: plan for plan in plans}
-        return plans, []
+    def screen(self, assignments: list[Assignment],
+               failures: list[InstanceResult]) -> tuple[list[Assignment], list[InstanceResult]]:
+        self._assignments = {assignment.uuid: assignment for assignment in assignments}
+        return assignments, []
 
-    def recheck(self, plan: Plan) -> InstanceResult | None:
+    def recheck(self, assignment: Assignment) -> InstanceResult | None:
         return None
 
     def finish(self, result: RunResult) -> None:
         """Write the plan, in the order the run's report lists (and a real run starts) its instances."""
         assert self._settings is not None, "settings_for comes first"
-        ordered = [self._plans[r.uuid] for r in result.instances if r.uuid in self._plans]
+        ordered = [self._assignments[r.uuid] for r in result.instances if r.uuid in self._assignments]
         document = plan_document(self._settings, self._libvirt_uri, ordered, datetime.now(UTC))
         try:
             self._file.file.write((to_json(document, indent=2) + "\n").encode())

@@ -30,7 +30,7 @@ from recovery.core.outcomes import Outcome
 from recovery.core.probe_targets import IPNetwork
 from recovery.db import DatabaseError
 from recovery.db.journal import update_entry
-from recovery.run.execute import InstanceResult, Plan, Ports
+from recovery.run.execute import Assignment, InstanceResult, Ports
 from recovery.run.journal_entries import outcome_entry
 
 log = logging.getLogger(__name__)
@@ -42,17 +42,17 @@ CHECK_INTERVAL = 0.5
 @dataclass
 class Tier:
     priority: int
-    plans: list[Plan]
+    assignments: list[Assignment]
     project: str | None = None
     """The tenant whose guests these are: tiers order one project's guests only."""
 
 
-def tiers_of(plans: Iterable[Plan]) -> list[Tier]:
-    """Plans with a start order, grouped by project and priority: each project's tiers lowest first,
-    projects in the order their first plan comes; plan order within a tier."""
-    by_tier: dict[str | None, dict[int, list[Plan]]] = {}
-    for plan in plans:
-        by_tier.setdefault(plan.project, {}).setdefault(plan.order.priority, []).append(plan)
+def tiers_of(assignments: Iterable[Assignment]) -> list[Tier]:
+    """Assignments with a start order, grouped by project and priority: each project's tiers lowest first,
+    projects in the order their first assignment comes; their order within a tier."""
+    by_tier: dict[str | None, dict[int, list[Assignment]]] = {}
+    for assignment in assignments:
+        by_tier.setdefault(assignment.project, {}).setdefault(assignment.order.priority, []).append(assignment)
     return [Tier(priority, tiers[priority], project)
             for project, tiers in by_tier.items() for priority in sorted(tiers)]
 
@@ -154,12 +154,12 @@ def _check(ports: Ports, waiting: TierWait, uuid: str, order: StartOrder, allowe
     waiting.checked(uuid, why, time.monotonic())
 
 
-def _journal_not_ready(ports: Ports, plan: Plan, result: InstanceResult) -> None:
-    if plan.journal_id is None or ports.halt.database_failed:
+def _journal_not_ready(ports: Ports, assignment: Assignment, result: InstanceResult) -> None:
+    if assignment.journal_id is None or ports.halt.database_failed:
         return
     try:
-        with ports.journal_database.transaction(f"journal that {plan.uuid} is not ready") as conn:
-            update_entry(conn, plan.journal_id, outcome_entry(result))
+        with ports.journal_database.transaction(f"journal that {assignment.uuid} is not ready") as conn:
+            update_entry(conn, assignment.journal_id, outcome_entry(result))
     except DatabaseError as error:
         ports.halt.stop(str(error), database=True)
 
@@ -172,7 +172,7 @@ class _Lane:
     index: int = 0
     report: TierReport | None = None
     waiting: TierWait | None = None
-    running: dict[Future, Plan] = field(default_factory=dict)
+    running: dict[Future, Assignment] = field(default_factory=dict)
     results: list[InstanceResult] = field(default_factory=list)
 
     @property
@@ -190,9 +190,9 @@ class Readiness:
     allowed: tuple[IPNetwork, ...]
 
 
-def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], InstanceResult], ports: Ports,
+def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Assignment], InstanceResult], ports: Ports,
               readiness: Readiness) -> tuple[list[InstanceResult], list[TierReport]]:
-    """Each project's tiers in turn, the projects side by side: a tier's plans executed on `pool` (shared,
+    """Each project's tiers in turn, the projects side by side: a tier's assignments executed on `pool` (shared,
     so --concurrency bounds them all), then its guests checked until ready, its tier timeout or the
     run's readiness budget; one not ready is journaled so. A halted run stops waiting (the next
     tiers then start nothing)."""
@@ -204,17 +204,18 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
     for tier in tiers:
         lanes.setdefault(tier.project, _Lane([])).tiers.append(tier)
     active = list(lanes.values())
-    network_info = {plan.uuid: plan.network_info for tier in tiers for plan in tier.plans if plan.network_info}
+    network_info = {assignment.uuid: assignment.network_info for tier in tiers for assignment in tier.assignments
+                    if assignment.network_info}
     results: list[InstanceResult] = []
     reports: list[TierReport] = []
 
     def begin(lane: _Lane) -> None:
         now = time.monotonic()
-        lane.report = TierReport(lane.tier.priority, len(lane.tier.plans), began=now, project=lane.tier.project)
+        lane.report = TierReport(lane.tier.priority, len(lane.tier.assignments), began=now, project=lane.tier.project)
         lane.waiting, lane.results = TierWait(min(now + readiness.tier_timeout, budget_ends)), []
-        for plan in lane.tier.plans:
-            future = pool.submit(execute, plan)
-            lane.running[future], owner[future] = plan, lane
+        for assignment in lane.tier.assignments:
+            future = pool.submit(execute, assignment)
+            lane.running[future], owner[future] = assignment, lane
             future.add_done_callback(finished.put)  # a queue, not concurrent.futures.wait: that walks every future
 
     for lane in active:
@@ -226,10 +227,10 @@ def run_tiers(tiers: list[Tier], pool: Executor, execute: Callable[[Plan], Insta
             with suppress(Empty):
                 future = finished.get(timeout=pause)
                 lane = owner.pop(future)
-                plan, result = lane.running.pop(future), future.result()
+                assignment, result = lane.running.pop(future), future.result()
                 lane.results.append(result)
                 if result.outcome == Outcome.OK and result.decision is not None and starts_guest(result.decision):
-                    lane.waiting.started(plan.uuid, plan.order, time.monotonic())
+                    lane.waiting.started(assignment.uuid, assignment.order, time.monotonic())
         else:
             time.sleep(pause or 0.0)
         for lane in list(active):
@@ -253,7 +254,7 @@ def _end_tier(lane: _Lane, ports: Ports, readiness: Readiness) -> TierReport:
     report, waiting = lane.report, lane.waiting
     report.ended = time.monotonic()
     late = {} if ports.halt.reason else waiting.not_ready()
-    by_uuid = {plan.uuid: plan for plan in lane.tier.plans}
+    by_uuid = {assignment.uuid: assignment for assignment in lane.tier.assignments}
     if waiting.deadline < report.began + readiness.tier_timeout:
         limit = f"not ready within the run's readiness budget ({readiness.budget:g} s)"
     else:

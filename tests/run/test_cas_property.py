@@ -29,7 +29,7 @@ from recovery.db.journal import insert_entries, journal_for, start_run
 from recovery.db.models import Instance
 from recovery.db.scenarios import seed_if_empty
 from recovery.run.decisions import decide_host
-from recovery.run.execute import InstanceResult, LostRace, Plan, Ports, execute
+from recovery.run.execute import Assignment, InstanceResult, LostRace, Ports, execute
 from recovery.run.gather import gather
 from recovery.run.journal_entries import DecisionEntries
 from states.enums import LIBVIRT_DOMAIN_STATE_TO_POWER, PowerState, RunningDeletedInstanceAction
@@ -110,35 +110,37 @@ def test_a_concurrent_change_is_never_overwritten_and_a_lost_claim_touches_nothi
         db = migrated_database(f"sqlite:///{Path(tmp) / 'db.sqlite'}")
         _seed(db, decided_from, db_power)
         machine = shared_machine()
-        plans = decide_host(machine, run_settings, gather(db, hypervisor, HOST)).plans
+        assignments = decide_host(machine, run_settings, gather(db, hypervisor, HOST)).assignments
         run_id = start_run(db, HOST, {})
-        entries = DecisionEntries(machine).before_execution([(p.uuid, p.decision, None) for p in plans], [])
+        decided = [(a.uuid, a.decision, None) for a in assignments]
+        entries = DecisionEntries(machine).before_execution(decided, [], {})
         journal_ids = insert_entries(db, run_id, entries)
         _change_behind_its_back(db, changed_to)
         changed_row, domains_before = _row(db), _domains(conn)
-        results: list[tuple[Plan, InstanceResult | None]] = []
-        for plan in plans:
-            plan.journal_id = journal_ids[plan.uuid]
+        results: list[tuple[Assignment, InstanceResult | None]] = []
+        for assignment in assignments:
+            assignment.journal_id = journal_ids[assignment.uuid]
             try:
-                results.append((plan, execute(Ports(hypervisor, db, NetworkHook(), stop_timeout=0.1), plan)))
+                ports = Ports(hypervisor, db, NetworkHook(), stop_timeout=0.1)
+                results.append((assignment, execute(ports, assignment)))
             except LostRace:
-                results.append((plan, None))  # the claim before the first action was refused
+                results.append((assignment, None))  # the claim before the first action was refused
         row_after, domains_after, journal = _row(db), _domains(conn), journal_for(db, UUID)
         db.close()
         conn.close()
     if decided_from[2] == "owned":
         assert results, "this host's own instance is always decided"
-    for plan, result in results:
+    for assignment, result in results:
         event(f"{decided_from[2]} -> {changed_to[2]}: " + ("claim lost" if result is None else str(result.outcome)))
         if result is None:  # the claim was lost: nothing ran, nothing written, nothing journaled as done
             assert domains_after == domains_before
             assert row_after == changed_row
             assert all(action["outcome"] == Outcome.PENDING for entry in journal for action in entry["actions"])
             assert all(entry["outcome"] == Outcome.PENDING for entry in journal)
-        elif plan.writable:
+        elif assignment.writable:
             # A live record of this host changed behind the decision is always a lost claim, unless its
             # decision had nothing to write and nothing to do.
-            assert result.outcome == Outcome.CONFLICT or all(not step.case.writes for step in plan.decision.steps)
+            assert result.outcome == Outcome.CONFLICT or all(not step.case.writes for step in assignment.decision.steps)
         else:
             # A record the run does not write (deleted, another host's) is checked before its domain is
             # acted on: changed behind the decision (evacuated back here, say), nothing is done to it.

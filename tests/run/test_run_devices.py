@@ -21,7 +21,7 @@ from recovery.db.scenarios import seed_if_empty
 from recovery.present.report import run_json
 from recovery.run.boot import HostBoot
 from recovery.run.devices import DeviceCheck
-from recovery.run.execute import Plan
+from recovery.run.execute import Assignment
 from tests.support.databases import migrated_database
 
 HOST = "compute-1"
@@ -165,10 +165,10 @@ class _Unreadable:
 def test_a_host_whose_definitions_cannot_be_read_is_not_proved_and_says_so():
     facts = facts_from_record({"uuid": U("02"), "vm_state": "active", "task_state": "powering-on",
                                "power_state": "shutdown", "db_power_state": "running"}, HOST, Options())
-    plan = Plan(U("02"), shared_machine().decide(facts), writable=True)
+    assignment = Assignment(U("02"), shared_machine().decide(facts), writable=True)
     check = DeviceCheck(_Unreadable())  # type: ignore[arg-type]
-    check.prove_plans([plan], shared_machine())
-    assert [a.name for a in plan.decision.actions] == ["start"] and check.proofs == {}
+    check.prove_assignments([assignment], shared_machine())
+    assert [a.name for a in assignment.decision.actions] == ["start"] and check.proofs == {}
     assert check.warnings() == ["no device proof was made (cannot read the domains' XML on test:///x: gone): "
                                 "guests were started without it"]
 
@@ -176,13 +176,13 @@ def test_a_host_whose_definitions_cannot_be_read_is_not_proved_and_says_so():
 def test_a_plan_file_keeps_the_proof_and_run_plan_blocks_as_planned(tmp_path):
     _uri, records = _host(tmp_path)  # no tenant-b here: 03 and 04 are blocked too
     (tmp_path / "db.json").write_text(json.dumps(records))
-    url, plan = f"sqlite:///{tmp_path / 'db.sqlite'}", str(tmp_path / "plan.json")
+    url, assignment = f"sqlite:///{tmp_path / 'db.sqlite'}", str(tmp_path / "plan.json")
     runner = CliRunner()
     for command in (["db", "upgrade", "--db", url], ["scenario", "load", str(tmp_path), "--db", url],
                     ["plan", "--scenario", str(tmp_path), "--db", url, "--resume-guests-state-on-host-boot",
-                     "--out", plan]):
+                     "--out", assignment]):
         assert runner.invoke(cli, command).exit_code == 0, command
-    done = runner.invoke(cli, ["run", "--plan", plan, "--scenario", str(tmp_path), "--db", url, "--json"])
+    done = runner.invoke(cli, ["run", "--plan", assignment, "--scenario", str(tmp_path), "--db", url, "--json"])
     outcomes = {item["uuid"][-2:]: item["outcome"] for item in json.loads(done.stdout)["instances"]}
     assert outcomes == {"01": "ok", "02": "blocked", "03": "blocked", "04": "blocked", "05": "blocked",
                         "06": "blocked"}
