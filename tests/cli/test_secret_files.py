@@ -139,27 +139,25 @@ def test_db_upgrade_refuses_to_make_a_database_in_a_fifo(tmp_path):
     assert mode(fifo) == oct(0o644)
 
 
-def test_plan_out_replaces_the_real_file_behind_a_symlink_0600(tmp_path):
-    link, real = behind_a_symlink(tmp_path, b"an older plan\n")
+REPLACED_FILES = {
+    "plan --out": (("plan", "--out"), lambda text: json.loads(text)["host"] == "compute-1"),
+    "run --metrics-textfile": (("run", "--metrics-textfile"), lambda text: "compute_recover_runs_total" in text),
+}
+"""Each file a command replaces whole, and how its new content is told from the older one."""
+
+
+@pytest.mark.parametrize("writer", sorted(REPLACED_FILES))
+def test_a_replaced_file_is_the_real_file_behind_a_symlink_made_0600(tmp_path, writer):
+    (command, option), is_new = REPLACED_FILES[writer]
+    link, real = behind_a_symlink(tmp_path, b"an older file\n")
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     assert compute_recover("db", "upgrade", "--db", url).returncode == 0
     assert compute_recover("scenario", "load", FIXTURES / "clean-host", "--db", url).returncode == 0
-    done = compute_recover("plan", "--scenario", FIXTURES / "clean-host", "--db", url, "--out", link)
+    done = compute_recover(command, "--scenario", FIXTURES / "clean-host", "--db", url, option, link)
     assert done.returncode == 0, done.stderr
-    assert link.is_symlink() and json.loads(real.read_text())["host"] == "compute-1"
+    assert link.is_symlink() and is_new(real.read_text())
     assert mode(real) == oct(0o600)
     assert sorted(p.name for p in real.parent.iterdir()) == ["file"]  # no temporary file left
-
-
-def test_the_metrics_textfile_is_0600_behind_a_symlink(tmp_path):
-    link, real = behind_a_symlink(tmp_path, b"# older metrics\n")
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    assert compute_recover("db", "upgrade", "--db", url).returncode == 0
-    assert compute_recover("scenario", "load", FIXTURES / "clean-host", "--db", url).returncode == 0
-    done = compute_recover("run", "--scenario", FIXTURES / "clean-host", "--db", url, "--metrics-textfile", link)
-    assert done.returncode == 0, done.stderr
-    assert link.is_symlink() and "compute_recover_runs_total" in real.read_text()
-    assert mode(real) == oct(0o600)
 
 
 def test_plan_out_refuses_to_replace_what_is_not_a_regular_file(tmp_path):
