@@ -143,7 +143,7 @@ ACTIONS: dict[str, ActionOutcome] = {
         )
     ),
     "abort_live_migration": ActionOutcome(),
-    "resume_guest": ActionOutcome(on_success=_RUNNING_ACTIVE, on_failure=(("vm_state", "error"),),
+    "resume_guest": ActionOutcome(on_success=(("power_state", "running"),), on_failure=(("vm_state", "error"),),
                                   leaves_power=frozenset({"running", "paused", "suspended"})),
     "destroy_evacuated": ActionOutcome(on_success=_DOMAIN_GONE, stops_on_failure=True, destroys_domain=True),
     "complete_migration": ActionOutcome(on_success=(("evacuation_status", "completed"),)),
@@ -600,6 +600,13 @@ POLICY: tuple[Rule, ...] = (
                 reason="its metadata says recover:resume=always, but it is paused or suspended, which resuming leaves "
                 "as it is (as Nova's libvirt driver does), so it is left so",
                 records_power=True,
+            ),
+            *starting(
+                _resume(ResumePolicy.ALWAYS), NOT_RUNNING, is_in("vm_state", VmState.STOPPED.value),
+                reason="it is stopped and its metadata says recover:resume=always, so the guest is started and "
+                "recorded active",
+                writes={"vm_state": VmState.ACTIVE.value},
+                actions=(act("resume_guest"),),
             ),
             *starting(
                 _resume(ResumePolicy.ALWAYS), NOT_RUNNING,
