@@ -27,10 +27,8 @@ from tests.support.paths import CONSOLE_SCRIPT
 from tests.support.real_libvirt import (
     URI,
     Guests,
-    RealHypervisorUnavailable,
     guest_xml,
     make_disk,
-    running_daemon,
     traversable,
 )
 
@@ -42,22 +40,6 @@ ABSENT_PCI = "0000:ff:1f.7"
 
 def U(nn: str) -> str:
     return f"6c1a0b52-0000-4000-8000-00000000d0{nn}"
-
-
-@pytest.fixture(scope="module")
-def daemon():
-    try:
-        with running_daemon() as running:
-            yield running
-    except RealHypervisorUnavailable as error:
-        pytest.fail(f"the real-hypervisor suite cannot run: {error}", pytrace=False)
-
-
-@pytest.fixture
-def guests(daemon) -> Iterator[Guests]:
-    defined = Guests()
-    yield defined
-    defined.remove_all()
 
 
 def remove_leftovers(conn: libvirt.virConnect) -> None:

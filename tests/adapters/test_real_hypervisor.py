@@ -36,10 +36,8 @@ from tests.support.real_libvirt import (
     URI,
     Daemon,
     Guests,
-    RealHypervisorUnavailable,
     make_disk,
     make_ram_image,
-    running_daemon,
     slow_reader,
     traversable,
     wait_for,
@@ -58,22 +56,6 @@ DESTROYED = (SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def daemon() -> Iterator[Daemon]:
-    try:
-        with running_daemon() as running:
-            yield running
-    except RealHypervisorUnavailable as error:
-        pytest.fail(f"the real-hypervisor suite cannot run: {error}", pytrace=False)
-
-
-@pytest.fixture
-def guests(daemon: Daemon) -> Iterator[Guests]:
-    defined = Guests()
-    yield defined
-    defined.remove_all()
 
 
 @pytest.fixture

@@ -13,3 +13,11 @@ def guest() -> Iterator[GuestNetwork]:
     network = GuestNetwork()
     yield network
     network.remove()
+
+
+@pytest.fixture
+def other_guest() -> Iterator[GuestNetwork]:
+    """Another tenant's guest, answering on its own address."""
+    network = GuestNetwork()
+    yield network
+    network.remove()

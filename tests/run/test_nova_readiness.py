@@ -11,7 +11,6 @@ report, and the listener sees no connection.
 """
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,12 +19,12 @@ from sqlalchemy import create_engine, update
 
 from recovery.core.network_info import MAX_NETWORK_INFO_CHARS, NetworkInfoError, cached_addresses
 from recovery.db import open_database
-from tests.support.guest_network import GuestNetwork, connections, listening
+from tests.support.guest_network import connections, listening
 from tests.support.nova_cell_schema import create_nova_schema, insert_nova_scenario, instance_info_caches
-from tests.support.paths import CONSOLE_SCRIPT, FIXTURES
+from tests.support.paths import CONSOLE_SCRIPT
+from tests.support.scenarios import ORDERED_RESTART_DATABASE, ordered_restart_checked
 
-FIXTURE = FIXTURES / "ordered-restart"
-DATABASE = "6c1a0b52-0000-4000-8000-000000000061"
+DATABASE = ORDERED_RESTART_DATABASE
 
 
 def network_info(*addresses: str) -> str:
@@ -41,12 +40,7 @@ def network_info(*addresses: str) -> str:
 def run_on_nova(tmp_path: Path, address: str, port: int, cache: str) -> dict:
     """fixtures/ordered-restart in a Nova cell database, the database guest's check `tcp:port` at `address`,
     its domain naming no address and its info cache holding `cache`; recovered by a real run: its report."""
-    scenario = tmp_path / "scenario"
-    shutil.copytree(FIXTURE, scenario)
-    doc = json.loads((scenario / "db.json").read_text())
-    for item in doc["instances"]:
-        if item["uuid"] == DATABASE:
-            item["metadata"] |= {"recover:ready": f"tcp:{port}", "recover:address": address}
+    scenario, doc = ordered_restart_checked(tmp_path / "scenario", address, port)
     domains = (scenario / "libvirt.xml").read_text()
     (scenario / "libvirt.xml").write_text(domains.replace("<ip address='10.0.0.61' prefix='24'/>", ""))
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
@@ -87,8 +81,8 @@ def test_an_address_from_the_guests_info_cache_is_probed(tmp_path, guest):
     assert reached >= 1
 
 
-def test_an_address_the_guests_info_cache_does_not_name_is_refused(tmp_path, guest):
-    other = GuestNetwork()  # another tenant's guest, answering on its own address
+def test_an_address_the_guests_info_cache_does_not_name_is_refused(tmp_path, guest, other_guest):
+    other = other_guest
     listener = listening(other.guest_address, other.socket())
     try:
         port = listener.getsockname()[1]
@@ -96,7 +90,6 @@ def test_an_address_the_guests_info_cache_does_not_name_is_refused(tmp_path, gue
         reached = connections(listener)
     finally:
         listener.close()
-        other.remove()
     item = database_item(report)
     assert reached == 0
     assert report["exit_code"] == 1 and item["outcome"] == "not-ready"

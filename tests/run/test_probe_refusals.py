@@ -8,7 +8,6 @@ listener at the guest's own address, inside the allowed networks, is connected t
 """
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -18,23 +17,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.guest_network import GuestNetwork, connections, listening
-from tests.support.paths import CONSOLE_SCRIPT, FIXTURES
+from tests.support.paths import CONSOLE_SCRIPT
+from tests.support.scenarios import ORDERED_RESTART_DATABASE, ordered_restart_checked
 
-FIXTURE = FIXTURES / "ordered-restart"
-DATABASE = "6c1a0b52-0000-4000-8000-000000000061"
+DATABASE = ORDERED_RESTART_DATABASE
 TIER_TIMEOUT = 30
 
 
 def run_with_target(tmp_path: Path, address: str, port: int, guest_address: str, *options: str) -> dict:
     """fixtures/ordered-restart with the database guest's check `tcp:port` at `address` and its domain's
     interface at `guest_address`; recovered by a real run; its JSON report."""
-    scenario = tmp_path / "scenario"
-    shutil.copytree(FIXTURE, scenario)
-    doc = json.loads((scenario / "db.json").read_text())
-    for item in doc["instances"]:
-        if item["uuid"] == DATABASE:
-            item["metadata"] |= {"recover:ready": f"tcp:{port}", "recover:address": address}
-    (scenario / "db.json").write_text(json.dumps(doc))
+    scenario, _ = ordered_restart_checked(tmp_path / "scenario", address, port)
     (scenario / "libvirt.xml").write_text((scenario / "libvirt.xml").read_text().replace("10.0.0.61", guest_address))
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     for command in (("db", "upgrade"), ("scenario", "load", scenario)):
@@ -61,14 +54,6 @@ def assert_refused(report: dict, why: str) -> None:
     assert report["journaled"]["outcome"] == "not-ready" and why in report["journaled"]["error"]
     assert report["wall"] < TIER_TIMEOUT  # a check that will never be made is not waited for
     assert [item["outcome"] for item in report["instances"] if item["tier"] == 1] == ["ok", "ok"]
-
-
-@pytest.fixture
-def other_guest() -> GuestNetwork:
-    """Another tenant's guest, answering on its own address."""
-    network = GuestNetwork()
-    yield network
-    network.remove()
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,12 @@ and generated outages for the benchmark and the fault tests: as many instances a
 
 import json
 import random
+import shutil
 import uuid as uuidlib
 from collections.abc import Iterable
 from pathlib import Path
+
+from tests.support.paths import FIXTURES
 
 TEST_DOMAIN = (
     "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>"
@@ -85,3 +88,19 @@ def write_scenario(directory: Path, count: int, seed: int = 7, host: str = "benc
     services = [{"host": host, "binary": "nova-compute", "topic": "compute", "report_count": 1}]
     return write_host(directory, {"host": host, "instances": instances, "services": services}, domains,
                       sockets=2, cores=32, threads=2, memory_kib=1073741824, devices=devices)
+
+
+ORDERED_RESTART_DATABASE = "6c1a0b52-0000-4000-8000-000000000061"
+"""fixtures/ordered-restart's database guest: the one whose readiness check the probe tests point."""
+
+
+def ordered_restart_checked(directory: Path, address: str, port: int) -> tuple[Path, dict]:
+    """fixtures/ordered-restart copied to `directory`, its database guest checked by `tcp:port` at `address`
+    (recover:ready, recover:address): the scenario and its records, written."""
+    shutil.copytree(FIXTURES / "ordered-restart", directory)
+    doc = json.loads((directory / "db.json").read_text())
+    for item in doc["instances"]:
+        if item["uuid"] == ORDERED_RESTART_DATABASE:
+            item["metadata"] |= {"recover:ready": f"tcp:{port}", "recover:address": address}
+    (directory / "db.json").write_text(json.dumps(doc))
+    return directory, doc
