@@ -467,23 +467,36 @@ def _finish(ports: Ports, assignment: Assignment, record: _Record, result: Insta
     Unclaimed and having done nothing outside (`acted`), a lost write means deciding it again."""
     result.actions += [ActionResult(action, Outcome.SKIPPED) for action in skipped]
     result.power_state = _power_after(ports, assignment) if result.actions else None
-    def finish(conn: Connection, journal: Connection) -> None:
+    def lost() -> None:
+        if not record.claimed and not acted:
+            raise LostRace(record.lost())  # nothing written or done yet: decide it again
+        result.outcome, result.error = Outcome.CONFLICT, record.lost()
+
+    failure = _write_final(ports, assignment, record, result, f"record instance {assignment.uuid}", lost)
+    if failure is not None:
+        result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
+        result.vm_state, result.task_state, result.updated_at = record.confirmed
+    return result
+
+
+def _write_final(ports: Ports, assignment: Assignment, record: _Record, result: InstanceResult, what: str,
+                 lost: Callable[[], None]) -> DatabaseFailure | None:
+    """The record's write and the journal's final entry in one transaction; `lost` says what a row changed
+    by another writer since means for the result. The database's failure (the run then halts), or None."""
+    def work(conn: Connection, journal: Connection) -> None:
         if not record.write(conn):
-            if not record.claimed and not acted:
-                raise LostRace(record.lost())  # nothing written or done yet: decide it again
-            result.outcome, result.error = Outcome.CONFLICT, record.lost()
+            lost()
         result.vm_state, result.task_state, result.updated_at = record.confirmed
         result.outcome = succeeded(assignment.decision, result.outcome)
         if assignment.journal_id is not None:
             update_entry(journal, assignment.journal_id, final_entry(result))
 
     try:
-        record.commit(f"record instance {assignment.uuid}", finish, result)
+        record.commit(what, work, result)
     except DatabaseFailure as failure:
         ports.halt.stop(str(failure), database=True)
-        result.outcome, result.error = Outcome.INTERRUPTED, f"the outcome could not be recorded: {failure}"
-        result.vm_state, result.task_state, result.updated_at = record.confirmed
-    return result
+        return failure
+    return None
 
 
 def succeeded(decision: Decision, outcome: str) -> str:
@@ -507,17 +520,11 @@ def record_stopped(ports: Ports, assignment: Assignment, result: InstanceResult)
     result.actions.append(ActionResult(STOP, Outcome.OK))
     result.power_state = _power_after(ports, assignment)
 
-    def stopped(conn: Connection, journal: Connection) -> None:
-        if not record.write(conn):
-            result.error = f"{result.error}; {record.lost()}"
-        result.vm_state, result.task_state, result.updated_at = record.confirmed
-        if assignment.journal_id is not None:
-            update_entry(journal, assignment.journal_id, final_entry(result))
+    def lost() -> None:
+        result.error = f"{result.error}; {record.lost()}"
 
-    try:
-        record.commit(f"record instance {assignment.uuid} stopped", stopped, result)
-    except DatabaseFailure as failure:
-        ports.halt.stop(str(failure), database=True)
+    failure = _write_final(ports, assignment, record, result, f"record instance {assignment.uuid} stopped", lost)
+    if failure is not None:
         result.error = f"{result.error}; its stop could not be recorded: {failure}"
 
 
